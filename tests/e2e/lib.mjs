@@ -1,0 +1,191 @@
+// Shared helpers for the browser tests: the environment, Chromium, waiting, screenshots,
+// and a headless agent connection (run inside a Chromium page, so it speaks the real
+// WebSocket protocol without any extra npm package).
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+function required(name) {
+  const v = process.env[name];
+  if (!v) {
+    throw new Error(`${name} is not set: run these tests through \`cargo test --test it browser\`, ` +
+      'which starts a server and sets FRONTDESK_URL, FRONTDESK_ADMIN_TOKEN and FRONTDESK_AGENT_TOKEN');
+  }
+  return v;
+}
+
+export const BASE = required('FRONTDESK_URL').replace(/\/+$/, '');
+export const ADMIN_TOKEN = required('FRONTDESK_ADMIN_TOKEN');
+export const AGENT_TOKEN = required('FRONTDESK_AGENT_TOKEN');
+export const ARTIFACTS = process.env.FRONTDESK_ARTIFACTS || '';
+export const WAIT = 15_000;
+
+/** A short unique suffix so tests sharing one server never collide. */
+export function uniq() {
+  return Date.now().toString(36) + Math.random().toString(36).slice(2, 6);
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** Fails the test if the page ever opens a JavaScript dialog (alert, confirm, prompt). */
+export function forbidDialogs(page) {
+  const fired = [];
+  page.on('dialog', async (d) => { fired.push(`${d.type()}: ${d.message()}`); await d.dismiss(); });
+  page.on('pageerror', (e) => fired.push(`page error: ${e.message}`));
+  return fired;
+}
+
+export async function screenshot(page, name) {
+  if (!ARTIFACTS) return;
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+}
+
+/** Polls until fn() returns a truthy value, else fails with the last value seen. */
+export async function eventually(fn, what, timeout = WAIT) {
+  const until = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > until) assert.fail(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until the locator's text contains `text`. */
+export async function expectText(locator, text, timeout = WAIT) {
+  await eventually(async () => {
+    const t = await locator.first().textContent({ timeout: 1000 });
+    return t !== null && t.includes(text) ? t : null;
+  }, `text ${JSON.stringify(text)}`, timeout);
+}
+
+export async function visible(locator, timeout = WAIT) {
+  await locator.first().waitFor({ state: 'visible', timeout });
+}
+
+export async function hidden(locator, timeout = WAIT) {
+  await locator.first().waitFor({ state: 'hidden', timeout });
+}
+
+// ---- the widget -----------------------------------------------------------------
+
+export function widget(page) {
+  return {
+    launcher: page.getByTestId('fd-launcher'),
+    panel: page.getByTestId('fd-panel'),
+    input: page.getByTestId('fd-input'),
+    messages: page.getByTestId('fd-message'),
+    texts: page.getByTestId('fd-message-text'),
+    prompt: page.getByTestId('fd-email-prompt'),
+    promptText: page.getByTestId('fd-email-prompt-text'),
+    emailInput: page.getByTestId('fd-email-input'),
+    emailSubmit: page.getByTestId('fd-email-submit'),
+    emailError: page.getByTestId('fd-email-error'),
+    captured: page.getByTestId('fd-email-captured'),
+    away: page.getByTestId('fd-away'),
+    status: page.getByTestId('fd-status'),
+    async open() {
+      await visible(this.launcher);
+      if (!(await this.panel.isVisible())) await this.launcher.click();
+      await visible(this.panel);
+      await expectText(this.status, 'reply');
+    },
+    /** Types and sends a message, then waits for its ack. */
+    async send(text) {
+      await this.input.fill(text);
+      await this.input.press('Enter');
+      const mine = page.locator('[data-testid=fd-message][data-author=visitor]', { hasText: text }).last();
+      await eventually(async () => (await mine.getAttribute('data-status')) === 'sent', `ack of ${JSON.stringify(text)}`);
+      return mine;
+    },
+    async allTexts() {
+      return this.texts.allTextContents();
+    },
+  };
+}
+
+// ---- the inbox page ----------------------------------------------------------------
+
+export async function signIn(page, token) {
+  await page.goto(`${BASE}/inbox`);
+  await page.getByTestId('signin-token').fill(token);
+  await page.getByTestId('signin-submit').click();
+  await eventually(async () => (await page.getByTestId('conn-status').getAttribute('data-state')) === 'online', 'the inbox to connect');
+}
+
+export function convItem(page, text) {
+  return page.getByTestId('conv-item').filter({ hasText: text });
+}
+
+// ---- a headless agent over the real WebSocket ------------------------------------------
+
+/** Opens an agent connection inside a blank page of the server's origin. */
+export async function agentSocket(browser, token) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${BASE}/healthz`);
+  const ready = await page.evaluate(({ url, token }) => new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    window.__fd = { ws, frames: [] };
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'auth', token }));
+    ws.onmessage = (e) => {
+      const f = JSON.parse(e.data);
+      window.__fd.frames.push(f);
+      if (f.type === 'ready') resolve(f);
+    };
+    ws.onclose = (e) => reject(new Error(`agent socket closed: ${e.code}`));
+  }), { url: `${BASE.replace(/^http/, 'ws')}/ws/agent`, token });
+  let seen = 0;
+  return {
+    ready,
+    async send(frame) {
+      await page.evaluate((f) => window.__fd.ws.send(JSON.stringify(f)), frame);
+    },
+    /** The next frame (after the last one returned) whose type is one of `types`. */
+    async next(...types) {
+      const handle = await page.waitForFunction(({ from, types }) => {
+        const fr = window.__fd.frames;
+        for (let i = from; i < fr.length; i++) if (types.includes(fr[i].type)) return { i, f: fr[i] };
+        return null;
+      }, { from: seen, types }, { timeout: WAIT });
+      const { i, f } = await handle.jsonValue();
+      seen = i + 1;
+      return f;
+    },
+    async close() { await context.close(); },
+  };
+}
+
+/** Sets the chatflow of an inbox through the admin's agent connection. */
+export async function setChatflow(browser, patch, inbox = 'default') {
+  const agent = await agentSocket(browser, ADMIN_TOKEN);
+  try {
+    await agent.send({ type: 'get_chatflow', inbox });
+    const current = (await agent.next('chatflow', 'error')).chatflow || {};
+    const chatflow = {
+      ...current,
+      ...patch,
+      email_capture: { ...current.email_capture, ...patch.email_capture },
+      away: { ...current.away, ...patch.away },
+    };
+    await agent.send({ type: 'update_chatflow', inbox, chatflow });
+    const f = await agent.next('chatflow', 'error');
+    assert.equal(f.type, 'chatflow', `update_chatflow failed: ${JSON.stringify(f)}`);
+    return f.chatflow;
+  } finally {
+    await agent.close();
+  }
+}

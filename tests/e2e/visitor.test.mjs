@@ -1,0 +1,168 @@
+// The visitor's side: the demo page, the widget, the email prompt, history on reload,
+// a second visitor, the away message, and sending while offline.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import {
+  BASE, eventually, expectText, forbidDialogs, launch, screenshot, setChatflow, uniq, visible, widget,
+} from './lib.mjs';
+
+let browser;
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+test('a visitor chats, is asked for their email, leaves it, and finds the history after a reload', async () => {
+  await setChatflow(browser, {
+    email_capture: { when: 'first_message', delay_secs: 60, message: null },
+    away: { mode: 'off', message: null },
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const dialogs = forbidDialogs(page);
+  await page.goto(`${BASE}/`);
+  const w = widget(page);
+  await w.open();
+  await visible(page.getByTestId('fd-empty'));
+
+  const question = `Do you ship the Tourer 8 to Norway? ${uniq()}`;
+  const mine = await w.send(question);
+  assert.ok(Number(await mine.getAttribute('data-seq')) >= 1, 'an acked message has its seq');
+
+  // first_message: the prompt comes right after the first message, as an inline form.
+  await visible(w.prompt);
+  assert.ok((await w.promptText.textContent()).length > 0, 'the prompt has a text');
+  await w.emailInput.fill('not-an-email');
+  await w.emailSubmit.click();
+  await visible(w.emailError);
+  assert.equal(await w.captured.count(), 0);
+
+  const email = `ada.${uniq()}@example.com`;
+  await w.emailInput.fill(email);
+  await w.emailSubmit.click();
+  await visible(w.captured);
+  await expectText(w.captured, `Thanks — we’ll reply to ${email}`);
+  assert.equal(await w.prompt.count(), 0, 'the form is replaced by the confirmation');
+  await screenshot(page, 'widget-open');
+
+  // The token lives in a first-party cookie on the host page's domain.
+  const cookie = (await context.cookies(BASE)).find((c) => c.name === 'fd_visitor_token');
+  assert.ok(cookie, 'fd_visitor_token cookie is set');
+  assert.equal(cookie.sameSite, 'Lax');
+  assert.equal(cookie.path, '/');
+  const months = (cookie.expires * 1000 - Date.now()) / (30 * 24 * 3600 * 1000);
+  assert.ok(months > 12.5 && months < 13.5, `cookie lives about 13 months, not ${months.toFixed(1)}`);
+
+  // Reload: the history is back and, the email being known, no prompt is shown.
+  await page.reload();
+  await w.open();
+  await expectText(w.texts, question);
+  assert.deepEqual((await w.allTexts()).filter((t) => t === question).length, 1, 'the message shows once');
+  assert.equal(await w.prompt.count(), 0, 'no prompt once the email is known');
+
+  // A second context has no cookies: a new visitor without history.
+  const other = await browser.newContext();
+  const page2 = await other.newPage();
+  await page2.goto(`${BASE}/`);
+  const w2 = widget(page2);
+  await w2.open();
+  await visible(page2.getByTestId('fd-empty'));
+  assert.equal(await w2.messages.count(), 0, 'a new visitor sees no history');
+  const token1 = cookie.value;
+  const token2 = await eventually(async () => (await other.cookies(BASE)).find((c) => c.name === 'fd_visitor_token')?.value, 'the second token');
+  assert.notEqual(token1, token2);
+
+  assert.deepEqual(dialogs, []);
+  await other.close();
+  await context.close();
+});
+
+test('messages typed while offline are queued and sent once the connection is back', async () => {
+  await setChatflow(browser, { email_capture: { when: 'never' }, away: { mode: 'off', message: null } });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const dialogs = forbidDialogs(page);
+  // Every widget connection goes through this route to the real server; "offline"
+  // closes them and refuses new ones, as a dropped network would.
+  let online = true;
+  const live = [];
+  await page.routeWebSocket(/\/ws\/visitor/, (ws) => {
+    if (!online) { ws.close({ code: 1001, reason: 'offline' }); return; }
+    const server = ws.connectToServer();
+    live.push({ ws, server });
+  });
+  await page.goto(`${BASE}/`);
+  const w = widget(page);
+  await w.open();
+  const first = `first ${uniq()}`;
+  await w.send(first);
+
+  online = false;
+  await context.setOffline(true);
+  for (const { ws, server } of live.splice(0)) { await server.close(); await ws.close(); }
+  await expectText(w.status, 'Offline');
+
+  const queued = `typed while offline ${uniq()}`;
+  await w.input.fill(queued);
+  await w.input.press('Enter');
+  const pending = page.locator('[data-testid=fd-message][data-author=visitor]', { hasText: queued });
+  assert.equal(await pending.getAttribute('data-status'), 'pending');
+  await page.waitForTimeout(1500); // a few reconnect attempts fail meanwhile
+  assert.equal(await pending.getAttribute('data-status'), 'pending');
+
+  online = true;
+  await context.setOffline(false);
+  await eventually(async () => (await pending.getAttribute('data-status')) === 'sent', 'the queued message to be acked');
+
+  // Exactly once, in order, also as the server has them.
+  await page.reload();
+  await w.open();
+  await expectText(w.texts, queued);
+  const texts = await w.allTexts();
+  assert.deepEqual(texts.filter((t) => t === first || t === queued), [first, queued]);
+  assert.deepEqual(dialogs, []);
+  await context.close();
+});
+
+test('the away message shows, and the first message gets the away answer and the prompt', async () => {
+  const awayText = `We are out on a test ride until 2pm ${uniq()}`;
+  const promptText = `Leave your email and a mechanic will write back ${uniq()}`;
+  await setChatflow(browser, {
+    email_capture: { when: 'no_reply', delay_secs: 3600, message: promptText },
+    away: { mode: 'always', message: awayText },
+  });
+  try {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${BASE}/`);
+    const w = widget(page);
+    await w.open();
+    await visible(w.away);
+    await expectText(w.away, awayText);
+    await w.send('Is the workshop open today?');
+    await expectText(page.locator('[data-testid=fd-message][data-author=system]'), awayText);
+    await visible(w.prompt);
+    await expectText(w.promptText, promptText);
+    await context.close();
+  } finally {
+    await setChatflow(browser, { away: { mode: 'off', message: null } });
+  }
+});
+
+test('the widget does not leak styles into the host page, nor take any from it', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${BASE}/`);
+  const w = widget(page);
+  await w.open();
+  // The demo page styles every input with a dashed orange border and every button in
+  // uppercase serif; none of that reaches inside the widget.
+  const inside = await w.input.evaluate((el) => getComputedStyle(el).borderTopStyle);
+  assert.notEqual(inside, 'dashed');
+  const font = await w.input.evaluate((el) => getComputedStyle(el).fontFamily);
+  assert.ok(!/Georgia/.test(font), `widget font is its own, not ${font}`);
+  // And the widget's rules don't reach the page: its host stays the only element added.
+  const pageBtn = await page.locator('button.cta').evaluate((el) => getComputedStyle(el).textTransform);
+  assert.equal(pageBtn, 'uppercase');
+  const globals = await page.evaluate(() => Object.keys(window).filter((k) => /frontdesk|^fd/i.test(k)));
+  assert.deepEqual(globals, ['FrontdeskWidget']);
+  await context.close();
+});
