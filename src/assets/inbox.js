@@ -279,6 +279,7 @@
     $('thread-sub').textContent = (v.online ? 'Online now' : 'Offline') + (v.contact && v.contact.email ? ' · ' + v.contact.email : '');
     $('thread-sub').className = 'thread-sub' + (v.online ? ' online' : '');
     paintAvatar($('thread-avatar'), label, v.id);
+    $('thread-log').querySelectorAll('.msg[data-anon] .msg-who').forEach(function (w) { w.textContent = label; });
     // details pane
     paintAvatar($('d-avatar'), label, v.id);
     $('d-label').textContent = label;
@@ -317,12 +318,15 @@
 
   function msgEl(m, pending) {
     var kind = (m.author && m.author.kind) || 'system';
-    var name = kind === 'agent' ? (m.author.name || 'Agent') : kind === 'visitor' ? (m.author.name || 'Visitor') : 'Automatic message';
+    var c = S.convs.get(m.conversation_id || S.openId);
+    var label = c && c.visitor && c.visitor.label;
+    var name = kind === 'agent' ? (m.author.name || 'Agent') : kind === 'visitor' ? (m.author.name || label || 'Visitor') : 'Automatic message';
     var el = h('div', { class: 'msg ' + kind, 'data-testid': 'thread-message', 'data-author': kind }, [
       h('div', { class: 'msg-who', text: name }),
       h('div', { class: 'msg-body', 'data-testid': 'thread-message-text', text: m.text }),
       h('div', { class: 'msg-meta' })
     ]);
+    if (kind === 'visitor' && !m.author.name) el.setAttribute('data-anon', '');
     if (pending) { el.setAttribute('data-status', 'pending'); el.lastChild.textContent = 'Sending…'; }
     else stamp(el, m);
     return el;

@@ -38,6 +38,7 @@
     var el = document.createElement(tag);
     for (var k in attrs || {}) {
       if (k === 'text') el.textContent = attrs[k];
+      else if (k === 't') el.setAttribute('data-testid', 'fd-' + attrs[k]);
       else if (k === 'on') for (var ev in attrs.on) el.addEventListener(ev, attrs.on[ev]);
       else el.setAttribute(k, attrs[k]);
     }
@@ -90,87 +91,86 @@
   }
 
   // ---- the UI -----------------------------------------------------------------
-  var host = h('div', { id: 'frontdesk-widget', 'data-testid': 'fd-host' });
+  var host = h('div', { id: 'frontdesk-widget', t: 'host' });
   host.setAttribute('style', 'all:initial !important;position:fixed !important;right:0 !important;' +
     'bottom:0 !important;width:0 !important;height:0 !important;z-index:2147483000 !important;display:block !important');
   var root = host.attachShadow({ mode: 'open' });
   var accent = /^#[0-9a-fA-F]{3,8}$/.test(data.color || '') ? data.color : '#4f46e5';
 
   var style = h('style');
-  style.textContent = [
-    ':host{all:initial}',
-    '*{box-sizing:border-box;margin:0;padding:0}',
-    '.fd{--a:' + accent + ';font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2330;-webkit-font-smoothing:antialiased}',
-    'button,input,textarea{font:inherit;color:inherit}',
-    '.launch{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;border:0;background:var(--a);color:#fff;cursor:pointer;display:grid;place-items:center;box-shadow:0 6px 20px rgba(20,20,50,.28);transition:transform .15s}',
-    '.launch:hover{transform:scale(1.06)}',
-    '.launch:focus-visible,.x:focus-visible,.send:focus-visible{outline:3px solid #a5b4fc;outline-offset:2px}',
-    '.badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;background:#e11d48;color:#fff;font-size:12px;font-weight:700;line-height:20px;text-align:center;border:2px solid #fff}',
-    '.panel{position:fixed;right:20px;bottom:92px;width:370px;height:min(580px,calc(100vh - 120px));background:#fff;border-radius:16px;box-shadow:0 12px 48px rgba(20,20,50,.25);display:flex;flex-direction:column;overflow:hidden;transform-origin:bottom right;animation:pop .16s ease-out}',
-    '@keyframes pop{from{opacity:0;transform:scale(.96) translateY(8px)}}',
-    '[hidden]{display:none!important}',
-    '.head{background:var(--a);color:#fff;padding:16px 18px;display:flex;align-items:center;gap:12px}',
-    '.head .t{flex:1;min-width:0}',
-    '.head b{display:block;font-size:16px;font-weight:650}',
-    '.head small{display:flex;align-items:center;gap:6px;font-size:12.5px;opacity:.92}',
-    '.dot{width:8px;height:8px;border-radius:50%;background:#4ade80;flex:none}',
-    '.off .dot{background:#fbbf24}',
-    '.x{background:transparent;border:0;color:#fff;width:32px;height:32px;border-radius:8px;cursor:pointer;display:grid;place-items:center;opacity:.9}',
-    '.x:hover{background:rgba(255,255,255,.16)}',
-    '.away{background:#fff7ed;color:#9a3412;border-bottom:1px solid #fed7aa;padding:9px 16px;font-size:13px;white-space:pre-wrap}',
-    '.log{flex:1;overflow-y:auto;padding:14px 14px 6px;background:#f7f7fb;display:flex;flex-direction:column;gap:8px}',
-    '.more{align-self:center;border:1px solid #d9d9e6;background:#fff;border-radius:14px;padding:3px 12px;font-size:12.5px;color:#4b5063;cursor:pointer}',
-    '.hello{align-self:center;text-align:center;color:#6b7080;font-size:13px;padding:18px 8px}',
-    '.m{max-width:82%;display:flex;flex-direction:column}',
-    '.m .b{padding:8px 12px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere}',
-    '.m .meta{font-size:11px;color:#8a8fa0;margin:2px 6px 0}',
-    '.visitor{align-self:flex-end;align-items:flex-end}',
-    '.visitor .b{background:var(--a);color:#fff;border-bottom-right-radius:4px}',
-    '.visitor[data-status=pending] .b{opacity:.65}',
-    '.visitor[data-status=failed] .b{background:#fee2e2;color:#991b1b}',
-    '.visitor[data-status=failed] .meta{color:#b91c1c;cursor:pointer}',
-    '.agent{align-self:flex-start}',
-    '.agent .b{background:#fff;border:1px solid #e7e7ef;border-bottom-left-radius:4px}',
-    '.agent .who{font-size:11.5px;color:#6b7080;margin:0 6px 2px;font-weight:600}',
-    '.system{align-self:center;max-width:92%;text-align:center}',
-    '.system .b{background:#eef0f6;color:#414658;font-size:13px}',
-    '.card{align-self:stretch;background:#fff;border:1px solid #e3e4ee;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:8px}',
-    '.card p{font-size:13.5px;white-space:pre-wrap}',
-    '.card form{display:flex;gap:6px}',
-    '.card input{flex:1;min-width:0;border:1px solid #cfd2de;border-radius:8px;padding:7px 10px;background:#fff}',
-    '.card input:focus,.foot textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border-color:transparent}',
-    '.card button{border:0;border-radius:8px;background:var(--a);color:#fff;padding:0 14px;cursor:pointer;font-weight:600}',
-    '.card button:disabled{opacity:.6;cursor:default}',
-    '.err{color:#b91c1c;font-size:12.5px}',
-    '.ok{color:#166534;background:#f0fdf4;border-color:#bbf7d0}',
-    '.foot{display:flex;align-items:flex-end;gap:8px;padding:10px 12px;border-top:1px solid #ececf3;background:#fff}',
-    '.foot textarea{flex:1;resize:none;border:1px solid #d9dbe6;border-radius:12px;padding:8px 12px;max-height:110px;min-height:38px;background:#fff}',
-    '.send{width:38px;height:38px;border:0;border-radius:50%;background:var(--a);color:#fff;cursor:pointer;display:grid;place-items:center;flex:none}',
-    '.send:disabled{opacity:.45;cursor:default}',
-    '.brand{text-align:center;font-size:11px;color:#9a9eae;padding:0 0 7px;background:#fff}',
-    '@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;border-radius:0}.panel:not([hidden])+.launch{display:none}}'
-  ].join('\n');
+  style.textContent = `
+:host{all:initial}
+*{box-sizing:border-box;margin:0;padding:0}
+.fd{--a:${accent};font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2330;-webkit-font-smoothing:antialiased}
+button,input,textarea{font:inherit;color:inherit}
+.launch{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;border:0;background:var(--a);color:#fff;cursor:pointer;display:grid;place-items:center;box-shadow:0 6px 20px rgba(20,20,50,.28);transition:transform .15s}
+.launch:hover{transform:scale(1.06)}
+.launch:focus-visible,.x:focus-visible,.send:focus-visible{outline:3px solid #a5b4fc;outline-offset:2px}
+.badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;background:#e11d48;color:#fff;font-size:12px;font-weight:700;line-height:20px;text-align:center;border:2px solid #fff}
+.panel{position:fixed;right:20px;bottom:92px;width:370px;height:min(580px,calc(100vh - 120px));background:#fff;border-radius:16px;box-shadow:0 12px 48px rgba(20,20,50,.25);display:flex;flex-direction:column;overflow:hidden;transform-origin:bottom right;animation:pop .16s ease-out}
+@keyframes pop{from{opacity:0;transform:scale(.96) translateY(8px)}}
+[hidden]{display:none!important}
+.head{background:var(--a);color:#fff;padding:16px 18px;display:flex;align-items:center;gap:12px}
+.head .t{flex:1;min-width:0}
+.head b{display:block;font-size:16px;font-weight:650}
+.head small{display:flex;align-items:center;gap:6px;font-size:12.5px;opacity:.92}
+.dot{width:8px;height:8px;border-radius:50%;background:#4ade80;flex:none}
+.off .dot{background:#fbbf24}
+.x{background:transparent;border:0;color:#fff;width:32px;height:32px;border-radius:8px;cursor:pointer;display:grid;place-items:center;opacity:.9}
+.x:hover{background:rgba(255,255,255,.16)}
+.away{background:#fff7ed;color:#9a3412;border-bottom:1px solid #fed7aa;padding:9px 16px;font-size:13px;white-space:pre-wrap}
+.log{flex:1;overflow-y:auto;padding:14px 14px 6px;background:#f7f7fb;display:flex;flex-direction:column;gap:8px}
+.more{align-self:center;border:1px solid #d9d9e6;background:#fff;border-radius:14px;padding:3px 12px;font-size:12.5px;color:#4b5063;cursor:pointer}
+.hello{align-self:center;text-align:center;color:#6b7080;font-size:13px;padding:18px 8px}
+.m{max-width:82%;display:flex;flex-direction:column}
+.m .b{padding:8px 12px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere}
+.m .meta{font-size:11px;color:#8a8fa0;margin:2px 6px 0}
+.visitor{align-self:flex-end;align-items:flex-end}
+.visitor .b{background:var(--a);color:#fff;border-bottom-right-radius:4px}
+.visitor[data-status=pending] .b{opacity:.65}
+.visitor[data-status=failed] .b{background:#fee2e2;color:#991b1b}
+.visitor[data-status=failed] .meta{color:#b91c1c;cursor:pointer}
+.agent{align-self:flex-start}
+.agent .b{background:#fff;border:1px solid #e7e7ef;border-bottom-left-radius:4px}
+.agent .who{font-size:11.5px;color:#6b7080;margin:0 6px 2px;font-weight:600}
+.system{align-self:center;max-width:92%;text-align:center}
+.system .b{background:#eef0f6;color:#414658;font-size:13px}
+.card{align-self:stretch;background:#fff;border:1px solid #e3e4ee;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:8px}
+.card p{font-size:13.5px;white-space:pre-wrap}
+.card form{display:flex;gap:6px}
+.card input{flex:1;min-width:0;border:1px solid #cfd2de;border-radius:8px;padding:7px 10px;background:#fff}
+.card input:focus,.foot textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border-color:transparent}
+.card button{border:0;border-radius:8px;background:var(--a);color:#fff;padding:0 14px;cursor:pointer;font-weight:600}
+.card button:disabled{opacity:.6;cursor:default}
+.err{color:#b91c1c;font-size:12.5px}
+.ok{color:#166534;background:#f0fdf4;border-color:#bbf7d0}
+.foot{display:flex;align-items:flex-end;gap:8px;padding:10px 12px;border-top:1px solid #ececf3;background:#fff}
+.foot textarea{flex:1;resize:none;border:1px solid #d9dbe6;border-radius:12px;padding:8px 12px;max-height:110px;min-height:38px;background:#fff}
+.send{width:38px;height:38px;border:0;border-radius:50%;background:var(--a);color:#fff;cursor:pointer;display:grid;place-items:center;flex:none}
+.send:disabled{opacity:.45;cursor:default}
+@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;border-radius:0}.panel:not([hidden])+.launch{display:none}}`;
 
-  var badge = h('span', { class: 'badge', 'data-testid': 'fd-badge', hidden: '' });
-  var launcher = h('button', { class: 'launch', type: 'button', 'aria-label': 'Open chat', 'data-testid': 'fd-launcher',
-    on: { click: function () { setOpen(!isOpen); } } }, [svg(ICON_CHAT, 28), badge]);
+  var iconChat = svg(ICON_CHAT, 28), iconX = svg(ICON_CLOSE, 26);
+  var badge = h('span', { class: 'badge', t: 'badge', hidden: '' });
+  var launcher = h('button', { class: 'launch', type: 'button', 'aria-label': 'Open chat', t: 'launcher',
+    on: { click: function () { setOpen(!isOpen); } } }, [iconChat, badge]);
   var statusText = h('span', { text: 'Connecting…' });
-  var status = h('small', { 'data-testid': 'fd-status', class: 'off' }, [h('span', { class: 'dot' }), statusText]);
-  var away = h('div', { class: 'away', 'data-testid': 'fd-away', hidden: '' });
-  var more = h('button', { class: 'more', type: 'button', 'data-testid': 'fd-load-earlier', hidden: '', text: 'Load earlier messages',
+  var status = h('small', { t: 'status', class: 'off' }, [h('span', { class: 'dot' }), statusText]);
+  var away = h('div', { class: 'away', t: 'away', hidden: '' });
+  var more = h('button', { class: 'more', type: 'button', t: 'load-earlier', hidden: '', text: 'Load earlier messages',
     on: { click: loadEarlier } });
-  var hello = h('div', { class: 'hello', 'data-testid': 'fd-empty', text: 'Hi there 👋 Ask us anything, we usually reply in a few minutes.' });
-  var log = h('div', { class: 'log', 'data-testid': 'fd-messages', role: 'log', 'aria-live': 'polite' }, [more, hello]);
-  var input = h('textarea', { rows: '1', placeholder: 'Write a message…', 'aria-label': 'Message', 'data-testid': 'fd-input', maxlength: '4000' });
-  var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': 'Send', 'data-testid': 'fd-send', disabled: '' }, [svg(ICON_SEND, 18)]);
+  var hello = h('div', { class: 'hello', t: 'empty', text: 'Hi there 👋 Ask us anything, we usually reply in a few minutes.' });
+  var log = h('div', { class: 'log', t: 'messages', role: 'log', 'aria-live': 'polite' }, [more, hello]);
+  var input = h('textarea', { rows: '1', placeholder: 'Write a message…', 'aria-label': 'Message', t: 'input', maxlength: '4000' });
+  var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': 'Send', t: 'send', disabled: '' }, [svg(ICON_SEND, 18)]);
   var foot = h('form', { class: 'foot', on: { submit: function (e) { e.preventDefault(); submitText(); } } }, [input, sendBtn]);
-  var panel = h('div', { class: 'panel', role: 'dialog', 'aria-label': 'Chat', 'data-testid': 'fd-panel', hidden: '' }, [
+  var panel = h('div', { class: 'panel', role: 'dialog', 'aria-label': 'Chat', t: 'panel', hidden: '' }, [
     h('div', { class: 'head' }, [
       h('div', { class: 't' }, [h('b', { text: data.title || 'Chat with us' }), status]),
-      h('button', { class: 'x', type: 'button', 'aria-label': 'Close chat', 'data-testid': 'fd-close',
+      h('button', { class: 'x', type: 'button', 'aria-label': 'Close chat', t: 'close',
         on: { click: function () { setOpen(false); } } }, [svg(ICON_CLOSE, 20)])
     ]),
-    away, log, foot, h('div', { class: 'brand', text: 'Live chat by frontdesk' })
+    away, log, foot
   ]);
   root.appendChild(style);
   root.appendChild(h('div', { class: 'fd' }, [panel, launcher]));
@@ -188,6 +188,7 @@
     isOpen = open;
     panel.hidden = !open;
     launcher.setAttribute('aria-label', open ? 'Close chat' : 'Open chat');
+    launcher.replaceChild(open ? iconX : iconChat, launcher.firstChild);
     store(open ? 'set' : 'del', openKey, '1', true);
     if (open) { unread = 0; renderBadge(); scrollDown(); input.focus(); }
   }
@@ -222,9 +223,9 @@
     try { return new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }); } catch (e) { return ''; }
   }
   function bubble(kind, text, name) {
-    var el = h('div', { class: 'm ' + kind, 'data-testid': 'fd-message', 'data-author': kind });
+    var el = h('div', { class: 'm ' + kind, t: 'message', 'data-author': kind });
     if (kind === 'agent') el.appendChild(h('div', { class: 'who', text: name || 'Support' }));
-    el.appendChild(h('div', { class: 'b', 'data-testid': 'fd-message-text', text: text }));
+    el.appendChild(h('div', { class: 'b', t: 'message-text', text: text }));
     el.appendChild(h('div', { class: 'meta' }));
     return el;
   }
@@ -316,10 +317,10 @@
   // ---- the email prompt ---------------------------------------------------------
   function showPrompt(text) {
     if (email || promptEl) return;
-    var err = h('div', { class: 'err', 'data-testid': 'fd-email-error', role: 'alert', hidden: '' });
+    var err = h('div', { class: 'err', t: 'email-error', role: 'alert', hidden: '' });
     var field = h('input', { type: 'email', placeholder: 'you@example.com', 'aria-label': 'Your email',
-      autocomplete: 'email', 'data-testid': 'fd-email-input', required: '' });
-    var btn = h('button', { type: 'submit', 'data-testid': 'fd-email-submit', text: 'Send' });
+      autocomplete: 'email', t: 'email-input', required: '' });
+    var btn = h('button', { type: 'submit', t: 'email-submit', text: 'Send' });
     var form = h('form', { novalidate: '', on: { submit: function (e) {
       e.preventDefault();
       var v = field.value.trim();
@@ -328,8 +329,8 @@
       err.hidden = true; btn.disabled = true;
       ws.send(JSON.stringify({ type: 'submit_email', email: v }));
     } } }, [field, btn]);
-    promptEl = h('div', { class: 'card', 'data-testid': 'fd-email-prompt' }, [
-      h('p', { 'data-testid': 'fd-email-prompt-text', text: text || 'Leave your email and we will get back to you.' }), form, err]);
+    promptEl = h('div', { class: 'card', t: 'email-prompt' }, [
+      h('p', { t: 'email-prompt-text', text: text || 'Leave your email and we will get back to you.' }), form, err]);
     promptEl._err = err; promptEl._btn = btn;
     place(promptEl, maxSeq() + 0.5);
     hello.hidden = true;
@@ -339,7 +340,7 @@
   function onEmailCaptured(f) {
     email = f.email;
     store('del', promptKey);
-    var card = h('div', { class: 'card ok', 'data-testid': 'fd-email-captured' }, [
+    var card = h('div', { class: 'card ok', t: 'email-captured' }, [
       h('p', { text: 'Thanks — we’ll reply to ' + f.email })]);
     if (promptEl) { place(card, promptEl._key); promptEl.remove(); }
     else place(card, maxSeq() + 0.5);

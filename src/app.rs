@@ -1,0 +1,203 @@
+//! The shared state of a running server: a cheap clonable handle passed explicitly to
+//! every task, never a global.
+//!
+//! `App::open` is start-up: it takes the data directory's lock, opens the store, starts
+//! the writer, loads the token key, the inboxes and the pending deadlines, and makes
+//! the default inbox and the first admin on a new data directory.
+
+use std::fs::File;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+use fs2::FileExt;
+use tokio::sync::watch;
+use widget_protocol::Role;
+
+use crate::agents;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::deadlines::Deadlines;
+use crate::hub::Hub;
+use crate::identity::{Identity, IdentityError};
+use crate::inboxes::{Inboxes, DEFAULT_INBOX};
+use crate::metrics::Metrics;
+use crate::store::{self, Kv, StoreError, Writer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the data directory {path}: {reason}")]
+    CreateDir { path: String, reason: String },
+    #[error("the data directory {0} is in use by a running frontdesk; stop it first")]
+    Locked(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("cannot write {path}: {reason}")]
+    Write { path: String, reason: String },
+    #[error(transparent)]
+    Domain(#[from] crate::error::Error),
+}
+
+/// The data directory, locked for this process.
+pub struct DataDir {
+    _lock: File,
+}
+
+impl DataDir {
+    /// Creates (if needed) and locks `dir`. Fails at once if another process holds it.
+    pub fn lock(dir: &Path) -> Result<DataDir, OpenError> {
+        std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let path = dir.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| OpenError::CreateDir {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        file.try_lock_exclusive()
+            .map_err(|_| OpenError::Locked(dir.display().to_string()))?;
+        Ok(DataDir { _lock: file })
+    }
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub kv: Arc<dyn Kv>,
+    pub writer: Writer,
+    pub identity: Identity,
+    pub hub: Hub,
+    pub inboxes: Inboxes,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    pub deadlines: Deadlines,
+    pub shutdown: watch::Receiver<bool>,
+    _data: DataDir,
+}
+
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+impl Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// What `App::open` made on a new data directory.
+#[derive(Debug, Default)]
+pub struct FirstStart {
+    /// The first admin's token, shown once.
+    pub admin_token: Option<String>,
+}
+
+/// The store opened for the command-line tools (no server, no sockets).
+pub struct Offline {
+    pub kv: Arc<dyn Kv>,
+    pub writer: Writer,
+    pub inboxes: Inboxes,
+    writer_thread: std::thread::JoinHandle<()>,
+    _data: DataDir,
+}
+
+impl Offline {
+    pub fn open(dir: &Path) -> Result<Offline, OpenError> {
+        let data = DataDir::lock(dir)?;
+        let kv = store::open(dir)?;
+        let (writer, writer_thread) = Writer::start(kv.clone());
+        let inboxes = Inboxes::load(kv.clone())?;
+        Ok(Offline {
+            kv,
+            writer,
+            inboxes,
+            writer_thread,
+            _data: data,
+        })
+    }
+
+    /// Flushes and stops the writer.
+    pub fn close(self) {
+        drop(self.writer);
+        let _ = self.writer_thread.join();
+    }
+}
+
+impl App {
+    /// Opens everything for `config`. Returns the app, the writer thread (join it after
+    /// dropping every handle) and what a first start created.
+    pub async fn open(
+        config: Config,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(App, std::thread::JoinHandle<()>, FirstStart), OpenError> {
+        Self::open_with_clock(config, shutdown, Arc::new(SystemClock)).await
+    }
+
+    pub async fn open_with_clock(
+        config: Config,
+        shutdown: watch::Receiver<bool>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(App, std::thread::JoinHandle<()>, FirstStart), OpenError> {
+        let dir = config.data_dir.clone();
+        let data = DataDir::lock(&dir)?;
+        let kv = store::open(&dir)?;
+        let (writer, writer_thread) = Writer::start(kv.clone());
+        let identity = Identity::load_or_create(&dir, config.secure_cookie)?;
+        let inboxes = Inboxes::load(kv.clone())?;
+        let now = clock.now_ms();
+        if inboxes.get(DEFAULT_INBOX).is_none() {
+            inboxes
+                .create(&writer, DEFAULT_INBOX, "Default", Vec::new(), now)
+                .await?;
+        }
+        let mut first = FirstStart::default();
+        if !agents::any(&kv)? {
+            let (_, token) = agents::create(
+                &writer,
+                "Admin",
+                Role::Admin,
+                vec![DEFAULT_INBOX.to_string()],
+                now,
+            )
+            .await?;
+            let path = dir.join("admin-token");
+            crate::fsutil::write_private(&path, format!("{token}\n").as_bytes()).map_err(|e| {
+                OpenError::Write {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+            first.admin_token = Some(token);
+        }
+        let deadlines = Deadlines::load(kv.as_ref())?;
+        let app = App(Arc::new(Inner {
+            config,
+            kv,
+            writer,
+            identity,
+            hub: Hub::default(),
+            inboxes,
+            clock,
+            metrics: Metrics::default(),
+            deadlines,
+            shutdown,
+            _data: data,
+        }));
+        Ok((app, writer_thread, first))
+    }
+
+    pub fn now(&self) -> widget_protocol::Millis {
+        self.clock.now_ms()
+    }
+
+    pub fn kv(&self) -> &dyn Kv {
+        self.kv.as_ref()
+    }
+}

@@ -1,0 +1,343 @@
+//! The command line: `serve`, and the tools that work on a stopped server's data
+//! directory (`inbox`, `agent`). Raw arguments are validated once into a `Config` or a
+//! command; every failure is a `CliError` that `main` prints as one line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+use widget_protocol::Role;
+
+use crate::app::{Offline, OpenError};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, MailConfig};
+use crate::inboxes::normalize_origin;
+use crate::server::{ServeError, Server};
+use crate::{agents, shutdown};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "frontdesk",
+    version,
+    about = "Backend for an embeddable website live chat"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DataArg {
+    /// The data directory (created on first start).
+    #[arg(long, default_value = "./frontdesk-data")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage inboxes (server stopped).
+    #[command(subcommand)]
+    Inbox(InboxCommand),
+    /// Manage agents (server stopped).
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for HTTP and WebSocket.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub data: DataArg,
+    /// Seconds between server pings; a connection silent for two is closed.
+    #[arg(long, default_value_t = 20)]
+    pub heartbeat_secs: u64,
+    /// Mark the visitor cookie Secure (when a TLS proxy fronts the server).
+    #[arg(long)]
+    pub secure_cookie: bool,
+    /// Another origin allowed to open the agent socket (repeatable).
+    #[arg(long = "agent-origin")]
+    pub agent_origins: Vec<String>,
+    /// Most WebSocket connections in total.
+    #[arg(long, default_value_t = 50_000)]
+    pub max_connections: usize,
+    /// Most WebSocket connections from one client address.
+    #[arg(long, default_value_t = 50_000)]
+    pub max_connections_per_ip: usize,
+    /// SMTP server for follow-up emails, e.g. smtp://127.0.0.1:2525.
+    #[arg(long)]
+    pub smtp_url: Option<String>,
+    /// Sender of follow-up emails, e.g. "Acme Support <support@acme.test>".
+    #[arg(long)]
+    pub mail_from: Option<String>,
+    /// Reply-To of follow-up emails.
+    #[arg(long)]
+    pub reply_to: Option<String>,
+    /// This server's public URL, for links in emails.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Serve /ws/echo for WebSocket conformance tests. Never in production.
+    #[arg(long, hide = true)]
+    pub test_echo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    /// Create an inbox.
+    Add {
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        name: String,
+        /// An origin allowed to embed the widget, e.g. https://shop.example.com (repeatable; none means any).
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List inboxes.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent and print its token (shown once).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// An inbox the agent works in (repeatable).
+        #[arg(long = "inbox", required = true)]
+        inboxes: Vec<String>,
+        /// May change chatflow settings.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List agents.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Revoke an agent's token.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Domain(#[from] crate::error::Error),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(String),
+}
+
+impl ServeArgs {
+    pub fn into_config(self) -> Result<Config, CliError> {
+        let mut c = Config::new(self.listen, self.data.data);
+        if self.heartbeat_secs == 0 {
+            return Err(CliError::Invalid(
+                "--heartbeat-secs must be at least 1".into(),
+            ));
+        }
+        c.limits.heartbeat = std::time::Duration::from_secs(self.heartbeat_secs);
+        c.limits.max_connections = self.max_connections;
+        c.limits.max_connections_per_ip = self.max_connections_per_ip;
+        c.secure_cookie = self.secure_cookie;
+        for o in &self.agent_origins {
+            let n = normalize_origin(o).ok_or_else(|| {
+                CliError::Invalid(format!(
+                    "--agent-origin {o:?} is not an origin like https://app.example.com"
+                ))
+            })?;
+            c.agent_origins.push(n);
+        }
+        c.mail = MailConfig {
+            smtp_url: self.smtp_url,
+            from: self.mail_from,
+            reply_to: self.reply_to,
+            public_url: self.public_url,
+        };
+        c.test_echo = self.test_echo;
+        Ok(c)
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(e.to_string()))
+}
+
+/// Opens a stopped server's data directory, saying so plainly when it runs.
+fn offline(data: &DataArg) -> Result<Offline, CliError> {
+    match Offline::open(&data.data) {
+        Err(OpenError::Locked(dir)) => Err(CliError::Invalid(format!(
+            "the data directory {dir} is in use by a running frontdesk server; stop it first"
+        ))),
+        other => Ok(other?),
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let rt = runtime()?;
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.into_config()?;
+            rt.block_on(async {
+                let server = Server::bind(config).await?;
+                if let Some(token) = server.admin_token() {
+                    println!("created the first admin agent; its token (shown once, also in the data directory's admin-token file):");
+                    println!("{token}");
+                }
+                println!("frontdesk listening on http://{}", server.local_addr());
+                server.run(shutdown::signal()).await?;
+                Ok::<(), CliError>(())
+            })
+        }
+        Command::Inbox(InboxCommand::Add {
+            key,
+            name,
+            origins,
+            data,
+        }) => {
+            let mut normalized = Vec::new();
+            for o in &origins {
+                normalized.push(normalize_origin(o).ok_or_else(|| {
+                    CliError::Invalid(format!(
+                        "--origin {o:?} is not an origin like https://shop.example.com"
+                    ))
+                })?);
+            }
+            if name.trim().is_empty() {
+                return Err(CliError::Invalid("--name must not be empty".into()));
+            }
+            let off = offline(&data)?;
+            let created = rt.block_on(off.inboxes.create(
+                &off.writer,
+                &key,
+                name.trim(),
+                normalized,
+                SystemClock.now_ms(),
+            ));
+            off.close();
+            match created? {
+                true => {
+                    println!("created inbox {key}");
+                    Ok(())
+                }
+                false => Err(CliError::Invalid(format!(
+                    "an inbox with key {key:?} exists already"
+                ))),
+            }
+        }
+        Command::Inbox(InboxCommand::List { data }) => {
+            let off = offline(&data)?;
+            for i in off.inboxes.all() {
+                let origins = if i.origins.is_empty() {
+                    "any origin".to_string()
+                } else {
+                    i.origins.join(" ")
+                };
+                println!("{}\t{}\t{}", i.key, i.name, origins);
+            }
+            off.close();
+            Ok(())
+        }
+        Command::Agent(AgentCommand::Add {
+            name,
+            inboxes,
+            admin,
+            data,
+        }) => {
+            if name.trim().is_empty() || name.chars().count() > 100 {
+                return Err(CliError::Invalid(
+                    "--name must be 1 to 100 characters".into(),
+                ));
+            }
+            let off = offline(&data)?;
+            if let Some(missing) = inboxes.iter().find(|k| off.inboxes.get(k).is_none()) {
+                off.close();
+                return Err(CliError::Invalid(format!(
+                    "no inbox has the key {missing:?} (create it with `frontdesk inbox add`)"
+                )));
+            }
+            let role = if admin { Role::Admin } else { Role::Agent };
+            let made = rt.block_on(agents::create(
+                &off.writer,
+                name.trim(),
+                role,
+                inboxes,
+                SystemClock.now_ms(),
+            ));
+            off.close();
+            let (agent, token) = made?;
+            println!(
+                "created agent {} ({}) with id {}; its token (shown once):",
+                agent.name,
+                role_name(role),
+                agent.id
+            );
+            println!("{token}");
+            Ok(())
+        }
+        Command::Agent(AgentCommand::List { data }) => {
+            let off = offline(&data)?;
+            let list = agents::list(off.kv.as_ref());
+            off.close();
+            for a in list? {
+                let state = if a.revoked { "revoked" } else { "active" };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    a.id,
+                    a.name,
+                    role_name(a.role),
+                    a.inboxes.join(","),
+                    state
+                );
+            }
+            Ok(())
+        }
+        Command::Agent(AgentCommand::Revoke { id, data }) => {
+            let uuid = Uuid::parse_str(&id).map_err(|_| {
+                CliError::Invalid(format!(
+                    "{id:?} is not an agent id (see `frontdesk agent list`)"
+                ))
+            })?;
+            let off = offline(&data)?;
+            let done = rt.block_on(agents::revoke(&off.writer, uuid));
+            off.close();
+            match done? {
+                true => {
+                    println!("revoked agent {id}");
+                    Ok(())
+                }
+                false => Err(CliError::Invalid(format!("no agent has the id {id}"))),
+            }
+        }
+    }
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "admin",
+        Role::Agent => "agent",
+    }
+}

@@ -1,0 +1,97 @@
+//! The server's configuration, validated once from the command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Limits applied to every connection. Defaults are the protocol's.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Characters of message text after trimming.
+    pub max_text_chars: usize,
+    pub max_name_chars: usize,
+    pub max_email_chars: usize,
+    /// Bytes of one WebSocket message (and frame).
+    pub max_frame_bytes: usize,
+    /// `send`/`reply` frames allowed per `rate_window` per connection.
+    pub rate_count: u32,
+    pub rate_window: Duration,
+    /// Time a client has to send `hello` / `auth`.
+    pub hello_timeout: Duration,
+    /// Time a client has to finish the HTTP upgrade.
+    pub handshake_timeout: Duration,
+    pub max_history: u32,
+    pub default_page: u32,
+    /// Frames queued to one connection before it is dropped as too slow.
+    pub outbound_queue: usize,
+    /// tungstenite's read buffer per connection.
+    pub read_buffer_bytes: usize,
+    /// tungstenite's write buffer bound per connection.
+    pub max_write_buffer_bytes: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub heartbeat: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_text_chars: 4000,
+            max_name_chars: 100,
+            max_email_chars: 254,
+            max_frame_bytes: 64 * 1024,
+            rate_count: 20,
+            rate_window: Duration::from_secs(10),
+            hello_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            max_history: 200,
+            default_page: 50,
+            outbound_queue: 256,
+            read_buffer_bytes: 4 * 1024,
+            max_write_buffer_bytes: 256 * 1024,
+            max_connections: 50_000,
+            max_connections_per_ip: 50_000,
+            heartbeat: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Outgoing mail for follow-ups.
+#[derive(Debug, Clone, Default)]
+pub struct MailConfig {
+    /// `smtp://host:port` (or `smtps://`, with `?tls=required` for STARTTLS); none: emails
+    /// wait in the outbox.
+    pub smtp_url: Option<String>,
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
+    /// Base URL of this server, for links in emails when the page is unknown.
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    /// Mark the visitor cookie `Secure` (when served over TLS by a proxy).
+    pub secure_cookie: bool,
+    /// Extra origins the agent endpoint accepts besides the server's own.
+    pub agent_origins: Vec<String>,
+    pub mail: MailConfig,
+    /// Serve `/ws/echo` for WebSocket conformance tests.
+    pub test_echo: bool,
+}
+
+impl Config {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        Config {
+            listen,
+            data_dir,
+            limits: Limits::default(),
+            secure_cookie: false,
+            agent_origins: Vec::new(),
+            mail: MailConfig::default(),
+            test_echo: false,
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! Conversations and their messages: creation on a visitor's first message, appending
+//! with per-conversation `seq` and idempotent `client_msg_id`s, paging, summaries.
+//!
+//! Every append runs inside one writer closure, so `seq` is gap-free and a resent
+//! `client_msg_id` finds the first message, however many connections race. This module
+//! decides nothing about prompts beyond recording what `capture` planned, and never
+//! talks to a socket.
+
+use uuid::Uuid;
+use widget_protocol::{
+    Author, AuthorKind, CaptureWhen, Contact, Message, Millis, Page, Summary, SummaryVisitor,
+    UNKNOWN_VISITOR,
+};
+
+use crate::error::{Error, Result};
+use crate::hub::{Hub, VisitorKey};
+use crate::store::keys::{self, DeadlineKind};
+use crate::store::records::{ConversationRecord, PromptState, VisitorRecord};
+use crate::store::{self, Batch, Kv, StoreError, Tree, Writer};
+
+/// What the inbox's chatflow says to do after a visitor's first message, decided
+/// before the write from settings and presence.
+#[derive(Debug, Clone)]
+pub struct FirstMessagePlan {
+    pub when: CaptureWhen,
+    pub delay_ms: u64,
+    pub prompt_text: String,
+    /// The away message, when the inbox is away now.
+    pub away: Option<String>,
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub message: Message,
+    pub conversation: ConversationRecord,
+    /// The conversation was created by this message.
+    pub created: bool,
+    /// The `client_msg_id` was seen before: `message` is the first one, nothing stored.
+    pub duplicate: bool,
+    /// The away answer appended right after the visitor's message.
+    pub system: Option<Message>,
+    /// Push the email prompt now, with this text.
+    pub prompt_now: Option<String>,
+    /// A deadline this write persisted, for the scheduler.
+    pub deadline: Option<(u64, DeadlineKind)>,
+}
+
+fn corrupt(tree: Tree, what: &str) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        reason: what.to_string(),
+    }
+}
+
+pub fn parse_id(id: &str) -> Option<Uuid> {
+    Uuid::parse_str(id).ok()
+}
+
+pub fn load(kv: &dyn Kv, id: Uuid) -> Result<Option<ConversationRecord>, StoreError> {
+    store::get_json(kv, Tree::Conversations, &keys::id(id))
+}
+
+pub fn find_for_visitor(
+    kv: &dyn Kv,
+    visitor: Uuid,
+    inbox: &str,
+) -> Result<Option<ConversationRecord>, StoreError> {
+    match kv.get(Tree::ConvByVisitor, &keys::conv_by_visitor(visitor, inbox))? {
+        None => Ok(None),
+        Some(id) => {
+            let id = keys::read_id(&id)
+                .ok_or_else(|| corrupt(Tree::ConvByVisitor, "conversation id"))?;
+            load(kv, id)
+        }
+    }
+}
+
+pub fn load_visitor(kv: &dyn Kv, visitor: Uuid) -> Result<Option<VisitorRecord>, StoreError> {
+    store::get_json(kv, Tree::Visitors, &keys::id(visitor))
+}
+
+/// Puts a message after the conversation's last one and updates the record.
+fn push(
+    b: &mut Batch,
+    conv: &mut ConversationRecord,
+    conv_id: Uuid,
+    author: Author,
+    text: String,
+    now: Millis,
+) -> Message {
+    conv.last_seq += 1;
+    let message = Message {
+        id: Uuid::now_v7().to_string(),
+        conversation_id: conv.id.clone(),
+        seq: conv.last_seq,
+        author,
+        text,
+        at: now,
+    };
+    b.put_json(
+        Tree::Messages,
+        keys::message(conv_id, message.seq),
+        &message,
+    );
+    conv.updated_at = now;
+    conv.last_message = Some(message.clone());
+    message
+}
+
+/// The earlier message for a repeated `client_msg_id`, if any.
+fn earlier(kv: &dyn Kv, conv_id: Uuid, client_msg_id: &str) -> Result<Option<Message>, StoreError> {
+    let Some(seq) = kv.get(Tree::ClientIds, &keys::client_id(conv_id, client_msg_id))? else {
+        return Ok(None);
+    };
+    let seq = keys::read_u64(&seq).ok_or_else(|| corrupt(Tree::ClientIds, "seq"))?;
+    store::get_json(kv, Tree::Messages, &keys::message(conv_id, seq))
+}
+
+fn remember(b: &mut Batch, conv_id: Uuid, client_msg_id: &str, seq: u64) {
+    b.put(
+        Tree::ClientIds,
+        keys::client_id(conv_id, client_msg_id),
+        seq.to_be_bytes().to_vec(),
+    );
+}
+
+/// A visitor's `send`: creates the visitor record and conversation on the first message.
+pub struct VisitorSend {
+    pub visitor: Uuid,
+    pub inbox: String,
+    pub client_msg_id: String,
+    pub text: String,
+    pub page: Option<Page>,
+    pub now: Millis,
+    pub plan: FirstMessagePlan,
+}
+
+pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended> {
+    Ok(writer
+        .write(move |kv| {
+            let mut b = Batch::default();
+            let existing = find_for_visitor(kv, s.visitor, &s.inbox)?;
+            if let Some(conv) = &existing {
+                let conv_id =
+                    parse_id(&conv.id).ok_or_else(|| corrupt(Tree::Conversations, "id"))?;
+                if let Some(message) = earlier(kv, conv_id, &s.client_msg_id)? {
+                    return Ok((b, duplicate(message, conv.clone())));
+                }
+            }
+            let mut visitor = load_visitor(kv, s.visitor)?.unwrap_or_else(|| VisitorRecord {
+                id: s.visitor.to_string(),
+                created_at: s.now,
+                contact_id: None,
+                email: None,
+                page: None,
+            });
+            let visitor_changed =
+                existing.is_none() || (s.page.is_some() && visitor.page != s.page);
+            if s.page.is_some() {
+                visitor.page = s.page.clone();
+            }
+            let created = existing.is_none();
+            let mut conv = existing.unwrap_or_else(|| ConversationRecord {
+                id: Uuid::now_v7().to_string(),
+                inbox: s.inbox.clone(),
+                visitor_id: s.visitor.to_string(),
+                created_at: s.now,
+                updated_at: s.now,
+                last_seq: 0,
+                last_message: None,
+                prompt: PromptState::None,
+                prompt_text: None,
+                seen_seq: 0,
+                follow_up_due: None,
+            });
+            let conv_id = parse_id(&conv.id).ok_or_else(|| corrupt(Tree::Conversations, "id"))?;
+            if created {
+                b.put(
+                    Tree::ConvByVisitor,
+                    keys::conv_by_visitor(s.visitor, &s.inbox),
+                    keys::id(conv_id),
+                );
+                b.put(
+                    Tree::ConvByInbox,
+                    keys::conv_by_inbox(&s.inbox, conv_id),
+                    Vec::new(),
+                );
+            }
+            if visitor_changed {
+                b.put_json(Tree::Visitors, keys::id(s.visitor), &visitor);
+            }
+            let author = Author {
+                kind: AuthorKind::Visitor,
+                name: None,
+            };
+            let message = push(&mut b, &mut conv, conv_id, author, s.text, s.now);
+            remember(&mut b, conv_id, &s.client_msg_id, message.seq);
+            // The visitor is reading the conversation right now.
+            conv.seen_seq = conv.last_seq;
+
+            let mut out = Appended {
+                message,
+                conversation: conv.clone(),
+                created,
+                duplicate: false,
+                system: None,
+                prompt_now: None,
+                deadline: None,
+            };
+            if conv.prompt == PromptState::None {
+                let known = visitor.email.is_some() || visitor.contact_id.is_some();
+                let plan = &s.plan;
+                if let Some(away) = &plan.away {
+                    let author = Author {
+                        kind: AuthorKind::System,
+                        name: None,
+                    };
+                    out.system = Some(push(
+                        &mut b,
+                        &mut conv,
+                        conv_id,
+                        author,
+                        away.clone(),
+                        s.now,
+                    ));
+                    conv.seen_seq = conv.last_seq;
+                }
+                conv.prompt = if known || plan.when == CaptureWhen::Never {
+                    PromptState::Cancelled
+                } else if plan.away.is_some() || plan.when == CaptureWhen::FirstMessage {
+                    out.prompt_now = Some(plan.prompt_text.clone());
+                    PromptState::Sent
+                } else {
+                    let due = s.now as u64 + plan.delay_ms;
+                    b.put(
+                        Tree::Deadlines,
+                        keys::deadline(due, DeadlineKind::Prompt, conv_id),
+                        Vec::new(),
+                    );
+                    out.deadline = Some((due, DeadlineKind::Prompt));
+                    PromptState::Pending { due: due as Millis }
+                };
+                conv.prompt_text = Some(plan.prompt_text.clone());
+            }
+            b.put_json(Tree::Conversations, keys::id(conv_id), &conv);
+            out.conversation = conv;
+            Ok((b, out))
+        })
+        .await?)
+}
+
+fn duplicate(message: Message, conversation: ConversationRecord) -> Appended {
+    Appended {
+        message,
+        conversation,
+        created: false,
+        duplicate: true,
+        system: None,
+        prompt_now: None,
+        deadline: None,
+    }
+}
+
+/// An agent's `reply`. The caller has checked the agent may see the conversation.
+pub struct AgentReply {
+    pub conversation: Uuid,
+    pub agent_name: String,
+    pub client_msg_id: String,
+    pub text: String,
+    pub now: Millis,
+    /// The visitor has a connection open now (they will see the reply live).
+    pub visitor_online: bool,
+    /// Schedule a follow-up email this long after the first unseen reply, if the visitor
+    /// is offline and has an email.
+    pub follow_up_delay_ms: Option<u64>,
+}
+
+pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
+    writer
+        .write(move |kv| {
+            let mut b = Batch::default();
+            let Some(mut conv) = load(kv, r.conversation)? else {
+                return Ok((b, Err(Error::not_found())));
+            };
+            if let Some(message) = earlier(kv, r.conversation, &r.client_msg_id)? {
+                return Ok((b, Ok(duplicate(message, conv))));
+            }
+            let author = Author {
+                kind: AuthorKind::Agent,
+                name: Some(r.agent_name),
+            };
+            let message = push(&mut b, &mut conv, r.conversation, author, r.text, r.now);
+            remember(&mut b, r.conversation, &r.client_msg_id, message.seq);
+            if let PromptState::Pending { due } = conv.prompt {
+                // An agent answered in time: no prompt.
+                b.delete(
+                    Tree::Deadlines,
+                    keys::deadline(due as u64, DeadlineKind::Prompt, r.conversation),
+                );
+                conv.prompt = PromptState::Cancelled;
+            }
+            let mut deadline = None;
+            if r.visitor_online {
+                conv.seen_seq = conv.last_seq;
+            } else if let (Some(delay), None) = (r.follow_up_delay_ms, conv.follow_up_due) {
+                let visitor =
+                    parse_id(&conv.visitor_id).and_then(|v| load_visitor(kv, v).ok().flatten());
+                if visitor.is_some_and(|v| v.email.is_some() || v.contact_id.is_some()) {
+                    let due = r.now as u64 + delay;
+                    b.put(
+                        Tree::Deadlines,
+                        keys::deadline(due, DeadlineKind::FollowUp, r.conversation),
+                        Vec::new(),
+                    );
+                    conv.follow_up_due = Some(due as Millis);
+                    deadline = Some((due, DeadlineKind::FollowUp));
+                }
+            }
+            b.put_json(Tree::Conversations, keys::id(r.conversation), &conv);
+            Ok((
+                b,
+                Ok(Appended {
+                    message,
+                    conversation: conv,
+                    created: false,
+                    duplicate: false,
+                    system: None,
+                    prompt_now: None,
+                    deadline,
+                }),
+            ))
+        })
+        .await?
+}
+
+/// Appends a `system` message (e.g. "follow-up sent") to an existing conversation.
+pub async fn append_system(
+    writer: &Writer,
+    conversation: Uuid,
+    text: String,
+    now: Millis,
+) -> Result<Option<Appended>> {
+    Ok(writer
+        .write(move |kv| {
+            let mut b = Batch::default();
+            let Some(mut conv) = load(kv, conversation)? else {
+                return Ok((b, None));
+            };
+            let author = Author {
+                kind: AuthorKind::System,
+                name: None,
+            };
+            let message = push(&mut b, &mut conv, conversation, author, text, now);
+            b.put_json(Tree::Conversations, keys::id(conversation), &conv);
+            Ok((
+                b,
+                Some(Appended {
+                    message,
+                    conversation: conv,
+                    created: false,
+                    duplicate: false,
+                    system: None,
+                    prompt_now: None,
+                    deadline: None,
+                }),
+            ))
+        })
+        .await?)
+}
+
+/// Up to `limit` messages with `seq < before` (newest page when `before` is none),
+/// oldest first, and whether older ones exist.
+pub fn page(
+    kv: &dyn Kv,
+    conv: Uuid,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<(Vec<Message>, bool), StoreError> {
+    let limit = limit.max(1) as usize;
+    let from = keys::message(conv, 0);
+    let to = keys::message(conv, before.unwrap_or(u64::MAX));
+    let rows = kv.range_rev(Tree::Messages, &from, &to, limit + 1)?;
+    let has_more = rows.len() > limit;
+    let mut out = Vec::with_capacity(limit.min(rows.len()));
+    for (_, v) in rows.into_iter().take(limit) {
+        out.push(store::decode::<Message>(Tree::Messages, &v)?);
+    }
+    out.reverse();
+    Ok((out, has_more))
+}
+
+/// Every message with `seq > after`, oldest first; `None` when there are more than
+/// `cap` (the client should take the newest page and page back instead).
+pub fn after(
+    kv: &dyn Kv,
+    conv: Uuid,
+    after: u64,
+    cap: usize,
+) -> Result<Option<Vec<Message>>, StoreError> {
+    let from = keys::message(conv, after.saturating_add(1));
+    let to = keys::message(conv, u64::MAX);
+    let rows = kv.range(Tree::Messages, &from, &to, cap + 1)?;
+    if rows.len() > cap {
+        return Ok(None);
+    }
+    rows.iter()
+        .map(|(_, v)| store::decode::<Message>(Tree::Messages, v))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+pub fn contact(kv: &dyn Kv, id: &str) -> Result<Option<Contact>, StoreError> {
+    match parse_id(id) {
+        Some(id) => store::get_json(kv, Tree::Contacts, &keys::id(id)),
+        None => Ok(None),
+    }
+}
+
+/// "Ada Lovelace", else the email, else "Unknown visitor".
+pub fn label(contact: Option<&Contact>) -> String {
+    let Some(c) = contact else {
+        return UNKNOWN_VISITOR.to_string();
+    };
+    let full = [c.first_name.as_deref(), c.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if full.is_empty() {
+        c.email.clone()
+    } else {
+        full
+    }
+}
+
+pub fn summary(kv: &dyn Kv, hub: &Hub, conv: &ConversationRecord) -> Result<Summary, StoreError> {
+    let visitor_id =
+        parse_id(&conv.visitor_id).ok_or_else(|| corrupt(Tree::Conversations, "visitor id"))?;
+    let visitor = load_visitor(kv, visitor_id)?;
+    let contact = match visitor.as_ref().and_then(|v| v.contact_id.as_deref()) {
+        Some(id) => contact(kv, id)?,
+        None => None,
+    };
+    let key = VisitorKey {
+        visitor: visitor_id,
+        inbox: conv.inbox.as_str().into(),
+    };
+    Ok(Summary {
+        id: conv.id.clone(),
+        inbox: conv.inbox.clone(),
+        visitor: SummaryVisitor {
+            id: conv.visitor_id.clone(),
+            label: label(contact.as_ref()),
+            online: hub.visitor_online(&key),
+            contact,
+            page: visitor.and_then(|v| v.page),
+        },
+        last_message: conv.last_message.clone(),
+        created_at: conv.created_at,
+        updated_at: conv.updated_at,
+    })
+}
+
+/// The conversations of some inboxes, newest first, at most `limit`.
+pub fn list(
+    kv: &dyn Kv,
+    inboxes: &[String],
+    limit: usize,
+) -> Result<Vec<ConversationRecord>, StoreError> {
+    let mut out = Vec::new();
+    for inbox in inboxes {
+        let prefix = keys::conv_by_inbox_prefix(inbox);
+        for (k, _) in kv.scan_prefix(Tree::ConvByInbox, &prefix, usize::MAX)? {
+            let id = keys::read_id(&k[prefix.len()..])
+                .ok_or_else(|| corrupt(Tree::ConvByInbox, "id"))?;
+            if let Some(c) = load(kv, id)? {
+                out.push(c);
+            }
+        }
+    }
+    out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+    out.truncate(limit);
+    Ok(out)
+}

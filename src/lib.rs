@@ -1,0 +1,33 @@
+//! frontdesk: the backend of an embeddable website live chat.
+//!
+//! Calls go one way: `server` → `transport` (HTTP and the WebSocket upgrade) →
+//! `session` (visitor, agent) → the hub of live connections and the domain modules
+//! (`conversations`, `contacts`, `capture`, `followup`, `inboxes`, `agents`) → `store`.
+//! `main.rs` only parses the command line (`cli`) and maps errors to one line.
+
+pub mod agents;
+pub mod app;
+pub mod capture;
+pub mod chatflow;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod contacts;
+pub mod conversations;
+pub mod deadlines;
+pub mod error;
+pub mod followup;
+mod fsutil;
+pub mod hub;
+pub mod identity;
+pub mod inboxes;
+pub mod metrics;
+pub mod server;
+pub mod session;
+pub mod shutdown;
+pub mod store;
+pub mod transport;
+pub mod validate;
+
+pub use config::Config;
+pub use server::{ServeError, Server};

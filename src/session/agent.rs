@@ -1,0 +1,428 @@
+//! An agent's connection: `auth`, then the inbox's conversations, replies, contacts and
+//! chatflow settings.
+//!
+//! Owns access control for agents: every conversation id is checked against the agent's
+//! inboxes, and an id from another inbox gets the same `not_found` as one that does not
+//! exist. Only admins change chatflows.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use uuid::Uuid;
+use widget_protocol::{
+    close, decode, encode, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame,
+    Role, VisitorServer,
+};
+
+use super::rate_limit::RateLimit;
+use super::visitor::broadcast_summary;
+use super::{Event, Link, Socket};
+use crate::agents;
+use crate::app::App;
+use crate::chatflow;
+use crate::contacts::{self, Link as ContactLink, Whom};
+use crate::conversations::{self, parse_id, AgentReply};
+use crate::error::{Error, Result};
+use crate::hub::VisitorKey;
+use crate::metrics::{ConnKind, Metrics};
+use crate::store::records::{AgentRecord, ConversationRecord};
+use crate::validate;
+
+/// The most conversations `ready` lists (newest first).
+const READY_LIMIT: usize = 500;
+
+struct Session<S> {
+    app: App,
+    link: Link<S>,
+    agent: AgentRecord,
+    inboxes: Vec<Arc<str>>,
+    conn_id: u64,
+    rate: RateLimit,
+}
+
+pub async fn run<S: Socket>(app: App, socket: S) {
+    app.metrics.connection_opened(ConnKind::Agent);
+    let mut link = Link::new(socket, &app);
+    if let Some(agent) = await_auth(&app, &mut link).await {
+        // Only inboxes that exist; an agent may name one that was never created.
+        let inboxes: Vec<Arc<str>> = agent
+            .inboxes
+            .iter()
+            .filter(|k| app.inboxes.get(k).is_some())
+            .map(|k| Arc::from(k.as_str()))
+            .collect();
+        let (conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
+        let conn_id = conn.id;
+        app.hub.add_agent(&inboxes, conn);
+        link.attach(mailbox);
+        let mut s = Session {
+            rate: RateLimit::new(app.config.limits.rate_count, app.config.limits.rate_window),
+            app: app.clone(),
+            link,
+            agent,
+            inboxes,
+            conn_id,
+        };
+        s.ready().await;
+        s.serve().await;
+        s.app.hub.remove_agent(&s.inboxes, s.conn_id);
+    }
+    app.metrics.connection_closed(ConnKind::Agent);
+}
+
+async fn await_auth<S: Socket>(app: &App, link: &mut Link<S>) -> Option<AgentRecord> {
+    let deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout;
+    loop {
+        let event = match tokio::time::timeout_at(deadline, link.next()).await {
+            Ok(e) => e,
+            Err(_) => {
+                link.close(close::HELLO_TIMEOUT, "no auth within the time limit")
+                    .await;
+                return None;
+            }
+        };
+        let text = match event {
+            Event::End => return None,
+            Event::Binary => {
+                link.send_error(ErrorFrame::new(
+                    ErrorCode::BadFrame,
+                    "binary messages are not part of the protocol",
+                ))
+                .await;
+                continue;
+            }
+            Event::Frame(t) => t,
+        };
+        match decode::<AgentClient>(&text) {
+            Err(e) => {
+                link.send_error(ErrorFrame::new(ErrorCode::BadFrame, e.0))
+                    .await
+            }
+            Ok(AgentClient::Auth { token }) => match agents::authenticate(app.kv(), &token) {
+                Ok(Some(agent)) => return Some(agent),
+                Ok(None) => {
+                    link.close(close::BAD_TOKEN, "bad agent token").await;
+                    return None;
+                }
+                Err(e) => {
+                    link.send_error(Error::from(e).to_frame(None)).await;
+                    link.close(close::GOING_AWAY, "server error").await;
+                    return None;
+                }
+            },
+            Ok(_) => {
+                link.send_error(ErrorFrame::new(
+                    ErrorCode::NotAuthenticated,
+                    "send auth first",
+                ))
+                .await
+            }
+        }
+    }
+}
+
+impl<S: Socket> Session<S> {
+    async fn ready(&mut self) {
+        let names: Vec<String> = self.inboxes.iter().map(|s| s.to_string()).collect();
+        let listed = conversations::list(self.app.kv(), &names, READY_LIMIT).and_then(|convs| {
+            convs
+                .iter()
+                .map(|c| conversations::summary(self.app.kv(), &self.app.hub, c))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match listed {
+            Ok(conversations) => {
+                let ready = AgentServer::Ready {
+                    agent: AgentInfo {
+                        id: self.agent.id.clone(),
+                        name: self.agent.name.clone(),
+                        role: self.agent.role,
+                    },
+                    inboxes: names,
+                    conversations,
+                };
+                self.link.send(&ready).await;
+            }
+            Err(e) => {
+                let f = Error::from(e).to_frame(None);
+                self.link.send_error(f).await;
+            }
+        }
+    }
+
+    async fn serve(&mut self) {
+        loop {
+            let text = match self.link.next().await {
+                Event::End => return,
+                Event::Binary => {
+                    self.link
+                        .send_error(ErrorFrame::new(
+                            ErrorCode::BadFrame,
+                            "binary messages are not part of the protocol",
+                        ))
+                        .await;
+                    continue;
+                }
+                Event::Frame(t) => t,
+            };
+            let frame = match decode::<AgentClient>(&text) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.link
+                        .send_error(ErrorFrame::new(ErrorCode::BadFrame, e.0))
+                        .await;
+                    continue;
+                }
+            };
+            let reference = match &frame {
+                AgentClient::Reply { client_msg_id, .. } => Some(client_msg_id.clone()),
+                _ => None,
+            };
+            if let Err(e) = self.handle(frame).await {
+                let f = e.to_frame(reference);
+                self.link.send_error(f).await;
+            }
+        }
+    }
+
+    /// The conversation, if this agent may see it; `not_found` otherwise, either way.
+    fn visible(&self, id: &str) -> Result<(Uuid, ConversationRecord)> {
+        let uuid = parse_id(id).ok_or_else(Error::not_found)?;
+        let conv = conversations::load(self.app.kv(), uuid)?.ok_or_else(Error::not_found)?;
+        if !self.may_see(&conv.inbox) {
+            return Err(Error::not_found());
+        }
+        Ok((uuid, conv))
+    }
+
+    fn may_see(&self, inbox: &str) -> bool {
+        self.inboxes.iter().any(|i| &**i == inbox)
+    }
+
+    async fn handle(&mut self, frame: AgentClient) -> Result<()> {
+        let limits = self.app.config.limits.clone();
+        match frame {
+            AgentClient::Auth { .. } => Err(Error::rejected(
+                ErrorCode::BadFrame,
+                "already authenticated",
+            )),
+            AgentClient::Open {
+                conversation_id,
+                before,
+                limit,
+            } => {
+                let (id, conv) = self.visible(&conversation_id)?;
+                let limit = limit
+                    .unwrap_or(limits.default_page)
+                    .clamp(1, limits.max_history);
+                let (messages, has_more) = conversations::page(self.app.kv(), id, before, limit)?;
+                let conversation = conversations::summary(self.app.kv(), &self.app.hub, &conv)?;
+                self.link
+                    .send(&AgentServer::Conversation {
+                        conversation,
+                        messages,
+                        has_more,
+                    })
+                    .await;
+                Ok(())
+            }
+            AgentClient::Reply {
+                conversation_id,
+                client_msg_id,
+                text,
+            } => self.reply(conversation_id, client_msg_id, text).await,
+            AgentClient::LookupContact { email } => {
+                let email = validate::email(&email, &limits)?;
+                let contact = contacts::lookup(self.app.kv(), &email)?;
+                self.link
+                    .send(&AgentServer::ContactLookup { email, contact })
+                    .await;
+                Ok(())
+            }
+            AgentClient::AssignVisitor {
+                conversation_id,
+                email,
+            } => {
+                let email = validate::email(&email, &limits)?;
+                self.link_contact(&conversation_id, email, ContactLink::Assign)
+                    .await
+            }
+            AgentClient::CreateContact {
+                conversation_id,
+                email,
+                first_name,
+                last_name,
+            } => {
+                let email = validate::email(&email, &limits)?;
+                let first_name = validate::name(&first_name, "first name", &limits)?;
+                let last_name = validate::name(&last_name, "last name", &limits)?;
+                self.link_contact(
+                    &conversation_id,
+                    email,
+                    ContactLink::Create {
+                        first_name,
+                        last_name,
+                    },
+                )
+                .await
+            }
+            AgentClient::GetChatflow { inbox } => {
+                let rec = self.inbox(&inbox)?;
+                self.link
+                    .send(&AgentServer::Chatflow {
+                        inbox,
+                        chatflow: rec.chatflow.clone(),
+                    })
+                    .await;
+                Ok(())
+            }
+            AgentClient::UpdateChatflow { inbox, chatflow } => {
+                self.update_chatflow(inbox, chatflow).await
+            }
+        }
+    }
+
+    fn inbox(&self, key: &str) -> Result<Arc<crate::store::records::InboxRecord>> {
+        if !self.may_see(key) {
+            return Err(Error::rejected(ErrorCode::NotFound, "no such inbox"));
+        }
+        self.app
+            .inboxes
+            .get(key)
+            .ok_or_else(|| Error::rejected(ErrorCode::NotFound, "no such inbox"))
+    }
+
+    async fn reply(
+        &mut self,
+        conversation_id: String,
+        client_msg_id: String,
+        text: String,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let limits = self.app.config.limits.clone();
+        if client_msg_id.is_empty() || client_msg_id.len() > 128 {
+            return Err(Error::rejected(
+                ErrorCode::BadFrame,
+                "client_msg_id must be 1 to 128 bytes",
+            ));
+        }
+        if !self.rate.allow(started) {
+            return Err(Error::rejected(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} replies in {:?}; this one was not stored",
+                    limits.rate_count, limits.rate_window
+                ),
+            ));
+        }
+        let text = validate::text(&text, &limits)?;
+        let (id, conv) = self.visible(&conversation_id)?;
+        let visitor = parse_id(&conv.visitor_id).ok_or_else(Error::not_found)?;
+        let key = VisitorKey {
+            visitor,
+            inbox: conv.inbox.as_str().into(),
+        };
+        let follow_up = self
+            .app
+            .inboxes
+            .get(&conv.inbox)
+            .map(|i| i.chatflow.follow_up.clone())
+            .filter(|f| f.enabled)
+            .map(|f| f.delay_secs.saturating_mul(1000));
+        let appended = conversations::append_agent(
+            &self.app.writer,
+            AgentReply {
+                conversation: id,
+                agent_name: self.agent.name.clone(),
+                client_msg_id: client_msg_id.clone(),
+                text,
+                now: self.app.now(),
+                visitor_online: self.app.hub.visitor_online(&key),
+                follow_up_delay_ms: follow_up,
+            },
+        )
+        .await?;
+        self.link
+            .send(&AgentServer::Ack {
+                client_msg_id,
+                message: appended.message.clone(),
+            })
+            .await;
+        self.app
+            .metrics
+            .ack_latency
+            .observe(started.elapsed().as_secs_f64());
+        if appended.duplicate {
+            return Ok(());
+        }
+        let frame = encode(&VisitorServer::Message {
+            message: appended.message.clone(),
+        })
+        .into();
+        self.app.hub.to_visitor(&key, &frame, None);
+        self.app
+            .hub
+            .to_agents(&conv.inbox, &frame, Some(self.conn_id));
+        broadcast_summary(&self.app, &appended.conversation);
+        if let Some((due, kind)) = appended.deadline {
+            self.app.deadlines.schedule(due, kind, id);
+        }
+        Ok(())
+    }
+
+    async fn link_contact(
+        &mut self,
+        conversation_id: &str,
+        email: String,
+        how: ContactLink,
+    ) -> Result<()> {
+        let (id, _) = self.visible(conversation_id)?;
+        let linked = contacts::link(
+            &self.app.writer,
+            Whom::Conversation(id),
+            email,
+            how,
+            self.app.now(),
+        )
+        .await?;
+        if linked.created {
+            Metrics::inc(&self.app.metrics.contacts_created);
+        }
+        self.link
+            .send(&AgentServer::VisitorAssigned {
+                conversation_id: conversation_id.to_string(),
+                contact: linked.contact.clone(),
+            })
+            .await;
+        if let Some(conv) = &linked.conversation {
+            broadcast_summary(&self.app, conv);
+        }
+        Ok(())
+    }
+
+    async fn update_chatflow(&mut self, inbox: String, proposed: Chatflow) -> Result<()> {
+        self.inbox(&inbox)?;
+        if self.agent.role != Role::Admin {
+            return Err(Error::rejected(
+                ErrorCode::Forbidden,
+                "only admins change chatflows",
+            ));
+        }
+        let valid = chatflow::validate(proposed)?;
+        let rec = self
+            .app
+            .inboxes
+            .set_chatflow(&self.app.writer, &inbox, valid)
+            .await?;
+        let frame = encode(&AgentServer::Chatflow {
+            inbox: inbox.clone(),
+            chatflow: rec.chatflow.clone(),
+        });
+        // Every agent of the inbox sees the new settings, this one included.
+        self.link.send_raw(frame.clone().into()).await;
+        self.app
+            .hub
+            .to_agents(&inbox, &frame.into(), Some(self.conn_id));
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! Sessions: what a visitor or agent connection does, frame by frame.
+//!
+//! A session speaks protocol frames over any `Stream` of [`Inbound`] and `Sink` of
+//! [`Outbound`]; only `transport` knows hyper and tungstenite. [`Link`] is the one
+//! `select!` loop every connection runs: inbound frames, the hub's queue for this
+//! connection, heartbeats, a kick for being too slow, and server shutdown. Sessions
+//! must not touch the store directly; they call the domain modules.
+
+pub mod agent;
+pub mod rate_limit;
+pub mod visitor;
+
+use std::time::{Duration, Instant};
+
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::watch;
+use widget_protocol::{close, encode, ErrorFrame};
+
+use crate::app::App;
+use crate::hub::{Frame, Mailbox};
+use crate::metrics::Metrics;
+
+/// What the transport hands a session.
+#[derive(Debug)]
+pub enum Inbound {
+    Text(String),
+    Binary,
+    /// A pong or ping: the peer is alive.
+    Alive,
+    /// A message over the size limit; the transport closes with 1009 after this.
+    TooBig,
+}
+
+/// What a session hands the transport.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Text(Frame),
+    Ping,
+    Close(u16, &'static str),
+}
+
+/// Any socket a session can run on.
+pub trait Socket: Stream<Item = Inbound> + Sink<Outbound> + Send + Unpin {}
+impl<T: Stream<Item = Inbound> + Sink<Outbound> + Send + Unpin> Socket for T {}
+
+/// What ended a connection or what the session should act on next.
+pub enum Event {
+    Frame(String),
+    /// A binary message: answered with `bad_frame` by the session.
+    Binary,
+    /// The connection is over (closed by the peer, kicked, timed out, or shutdown).
+    End,
+}
+
+/// One connection's loop around its socket.
+pub struct Link<S> {
+    socket: S,
+    mailbox: Option<Mailbox>,
+    shutdown: watch::Receiver<bool>,
+    heartbeat: Duration,
+    last_heard: Instant,
+    closed: bool,
+    ticker: tokio::time::Interval,
+    app: App,
+}
+
+impl<S: Socket> Link<S> {
+    pub fn new(socket: S, app: &App) -> Self {
+        Link {
+            socket,
+            mailbox: None,
+            shutdown: app.shutdown.clone(),
+            heartbeat: app.config.limits.heartbeat,
+            last_heard: Instant::now(),
+            closed: false,
+            ticker: {
+                let every = app.config.limits.heartbeat;
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            },
+            app: app.clone(),
+        }
+    }
+
+    fn m(&self) -> &Metrics {
+        &self.app.metrics
+    }
+
+    /// Attach the hub queue once the connection is registered.
+    pub fn attach(&mut self, mailbox: Mailbox) {
+        self.mailbox = Some(mailbox);
+    }
+
+    /// Sends one frame straight to this connection.
+    pub async fn send<T: serde::Serialize>(&mut self, frame: &T) {
+        let text: Frame = encode(frame).into();
+        self.send_raw(text).await;
+    }
+
+    pub async fn send_raw(&mut self, text: Frame) {
+        if self.closed {
+            return;
+        }
+        Metrics::inc(&self.m().frames_out);
+        if self.socket.send(Outbound::Text(text)).await.is_err() {
+            self.closed = true;
+        }
+    }
+
+    pub async fn send_error(&mut self, err: ErrorFrame) {
+        self.m().error(err.code);
+        self.send(&ErrorWrap::Error(err)).await;
+    }
+
+    pub async fn close(&mut self, code: u16, reason: &'static str) {
+        if !self.closed {
+            let _ = self.socket.send(Outbound::Close(code, reason)).await;
+            self.closed = true;
+        }
+    }
+
+    /// Waits for the next thing the session must handle, doing the rest meanwhile.
+    pub async fn next(&mut self) -> Event {
+        loop {
+            if self.closed {
+                return Event::End;
+            }
+            let kick = self.mailbox.as_ref().map(|m| m.kick.clone());
+            let wake = tokio::select! {
+                biased;
+                _ = async { let _ = self.shutdown.wait_for(|s| *s).await; } => Wake::Shutdown,
+                _ = async { match &kick { Some(k) => k.kicked().await, None => std::future::pending().await } } => Wake::Kicked,
+                inbound = self.socket.next() => Wake::In(inbound),
+                frame = async { match self.mailbox.as_mut() { Some(m) => m.rx.recv().await, None => std::future::pending().await } } => Wake::Queued(frame),
+                _ = self.ticker.tick() => Wake::Tick,
+            };
+            match wake {
+                Wake::Shutdown => {
+                    self.close(close::GOING_AWAY, "server shutting down").await;
+                    return Event::End;
+                }
+                Wake::Kicked => {
+                    Metrics::inc(&self.app.metrics.slow_consumers_dropped);
+                    self.close(close::TOO_SLOW, "too slow: reconnect with resume_after")
+                        .await;
+                    return Event::End;
+                }
+                Wake::In(inbound) => {
+                    self.last_heard = Instant::now();
+                    match inbound {
+                        None => {
+                            self.closed = true;
+                            return Event::End;
+                        }
+                        Some(Inbound::Alive) => continue,
+                        Some(Inbound::Binary) => {
+                            Metrics::inc(&self.m().frames_in);
+                            return Event::Binary;
+                        }
+                        Some(Inbound::TooBig) => {
+                            self.close(close::TOO_BIG, "frame larger than the limit")
+                                .await;
+                            return Event::End;
+                        }
+                        Some(Inbound::Text(t)) => {
+                            Metrics::inc(&self.m().frames_in);
+                            return Event::Frame(t);
+                        }
+                    }
+                }
+                Wake::Queued(Some(f)) => self.send_raw(f).await,
+                Wake::Queued(None) => {
+                    self.closed = true;
+                    return Event::End;
+                }
+                Wake::Tick => {
+                    if self.last_heard.elapsed() >= self.heartbeat * 2 {
+                        self.close(close::GOING_AWAY, "no answer to pings").await;
+                        return Event::End;
+                    }
+                    if self.socket.send(Outbound::Ping).await.is_err() {
+                        self.closed = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Wake {
+    Shutdown,
+    Kicked,
+    In(Option<Inbound>),
+    Queued(Option<Frame>),
+    Tick,
+}
+
+/// An `error` frame on its own, for either side (both tag it `"type":"error"`).
+#[derive(serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ErrorWrap {
+    Error(ErrorFrame),
+}

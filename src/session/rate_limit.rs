@@ -1,0 +1,53 @@
+//! A per-connection sliding-window limit on `send`/`reply` frames.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub struct RateLimit {
+    max: usize,
+    window: Duration,
+    recent: VecDeque<Instant>,
+}
+
+impl RateLimit {
+    pub fn new(max: u32, window: Duration) -> Self {
+        RateLimit {
+            max: max as usize,
+            window,
+            recent: VecDeque::with_capacity(max as usize),
+        }
+    }
+
+    /// Counts a frame at `now`; false when it is over the limit (and is not counted).
+    pub fn allow(&mut self, now: Instant) -> bool {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= self.max {
+            return false;
+        }
+        self.recent.push_back(now);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twenty_per_ten_seconds() {
+        let mut r = RateLimit::new(20, Duration::from_secs(10));
+        let t0 = Instant::now();
+        for i in 0..20 {
+            assert!(r.allow(t0 + Duration::from_millis(i)), "{i}");
+        }
+        assert!(!r.allow(t0 + Duration::from_secs(1)));
+        assert!(!r.allow(t0 + Duration::from_millis(9_999)));
+        assert!(r.allow(t0 + Duration::from_secs(10)));
+    }
+}

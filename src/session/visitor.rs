@@ -1,0 +1,413 @@
+//! A visitor's connection: `hello`, then messages, history and their email.
+//!
+//! Owns the order of a visitor session (nothing before `hello`, one `welcome`, then any
+//! frame) and who hears what: the sender gets `ack`, the visitor's other tabs and the
+//! inbox's agents get `message`, agents get `conversation_updated`. It must never send
+//! a visitor anything of another visitor, nor contact data they did not type.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use widget_protocol::{
+    decode, encode, AgentServer, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome,
+    PROTOCOL_VERSION,
+};
+
+use super::rate_limit::RateLimit;
+use super::{Event, Link, Socket};
+use crate::app::App;
+use crate::capture;
+use crate::chatflow;
+use crate::contacts::{self, Link as ContactLink, Whom};
+use crate::conversations::{self, parse_id, Appended, VisitorSend};
+use crate::error::{Error, Result};
+use crate::hub::{Presence, VisitorKey};
+use crate::identity::VisitorIdentity;
+use crate::metrics::{ConnKind, Metrics};
+use crate::store::records::{ConversationRecord, InboxRecord, PromptState};
+use crate::validate;
+
+/// What the transport learned at the handshake.
+pub struct Handshake {
+    pub inbox: Arc<InboxRecord>,
+    /// From the `fd_visitor` cookie, or minted for the `Set-Cookie` of this handshake.
+    pub cookie_identity: VisitorIdentity,
+}
+
+struct Session<S> {
+    app: App,
+    link: Link<S>,
+    inbox: Arc<InboxRecord>,
+    key: VisitorKey,
+    conn_id: u64,
+    page: Option<Page>,
+    rate: RateLimit,
+}
+
+pub async fn run<S: Socket>(app: App, hs: Handshake, socket: S) {
+    app.metrics.connection_opened(ConnKind::Visitor);
+    let mut link = Link::new(socket, &app);
+    if let Some((identity, resume_after, page)) = await_hello(&app, &mut link, &hs).await {
+        let (conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
+        let key = VisitorKey {
+            visitor: identity.visitor_id,
+            inbox: hs.inbox.key.as_str().into(),
+        };
+        let conn_id = conn.id;
+        let presence = app.hub.add_visitor(key.clone(), conn);
+        link.attach(mailbox);
+        let mut s = Session {
+            rate: RateLimit::new(app.config.limits.rate_count, app.config.limits.rate_window),
+            app: app.clone(),
+            link,
+            inbox: hs.inbox.clone(),
+            key,
+            conn_id,
+            page,
+        };
+        s.welcome(&identity, resume_after, presence).await;
+        s.serve().await;
+        if s.app.hub.remove_visitor(&s.key, s.conn_id) == Presence::WentOffline {
+            s.presence_changed();
+        }
+    }
+    app.metrics.connection_closed(ConnKind::Visitor);
+}
+
+/// Waits for `hello`, answering anything else with an error. None: the connection ended.
+async fn await_hello<S: Socket>(
+    app: &App,
+    link: &mut Link<S>,
+    hs: &Handshake,
+) -> Option<(VisitorIdentity, Option<u64>, Option<Page>)> {
+    let deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout;
+    loop {
+        let event = match tokio::time::timeout_at(deadline, link.next()).await {
+            Ok(e) => e,
+            Err(_) => {
+                link.close(
+                    widget_protocol::close::HELLO_TIMEOUT,
+                    "no hello within the time limit",
+                )
+                .await;
+                return None;
+            }
+        };
+        let text = match event {
+            Event::End => return None,
+            Event::Binary => {
+                link.send_error(bad_frame("binary messages are not part of the protocol"))
+                    .await;
+                continue;
+            }
+            Event::Frame(t) => t,
+        };
+        match decode::<VisitorClient>(&text) {
+            Err(e) => link.send_error(bad_frame(&e.0)).await,
+            Ok(VisitorClient::Hello {
+                visitor_token,
+                resume_after,
+                page,
+            }) => {
+                // The hello token wins when it verifies; a bad one silently falls back.
+                let identity = visitor_token
+                    .as_deref()
+                    .and_then(|t| app.identity.verify(t))
+                    .unwrap_or_else(|| hs.cookie_identity.clone());
+                return Some((identity, resume_after, page.map(clean_page)));
+            }
+            Ok(_) => {
+                link.send_error(widget_protocol::ErrorFrame::new(
+                    ErrorCode::NotAuthenticated,
+                    "send hello first",
+                ))
+                .await
+            }
+        }
+    }
+}
+
+fn bad_frame(message: &str) -> widget_protocol::ErrorFrame {
+    widget_protocol::ErrorFrame::new(ErrorCode::BadFrame, message)
+}
+
+/// Keeps what the widget reports about the page to sane sizes.
+fn clean_page(p: Page) -> Page {
+    let cut = |s: Option<String>, n: usize| s.map(|s| s.chars().take(n).collect::<String>());
+    Page {
+        url: cut(p.url, 2048).filter(|u| u.starts_with("http://") || u.starts_with("https://")),
+        title: cut(p.title, 300),
+    }
+}
+
+impl<S: Socket> Session<S> {
+    fn conversation(&self) -> Result<Option<ConversationRecord>> {
+        Ok(conversations::find_for_visitor(
+            self.app.kv(),
+            self.key.visitor,
+            &self.inbox.key,
+        )?)
+    }
+
+    async fn welcome(
+        &mut self,
+        identity: &VisitorIdentity,
+        resume_after: Option<u64>,
+        presence: Presence,
+    ) {
+        let built = self.build_welcome(identity, resume_after);
+        match built {
+            Ok((welcome, conv)) => {
+                self.link.send(&VisitorServer::Welcome(welcome)).await;
+                if let Some(conv) = conv {
+                    if presence == Presence::CameOnline {
+                        self.broadcast_summary(&conv);
+                    }
+                    if conv.prompt == PromptState::Owed {
+                        if let Some(id) = parse_id(&conv.id) {
+                            capture::deliver_owed(&self.app, &self.key, id).await;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let frame = e.to_frame(None);
+                self.link.send_error(frame).await;
+            }
+        }
+    }
+
+    fn build_welcome(
+        &self,
+        identity: &VisitorIdentity,
+        resume_after: Option<u64>,
+    ) -> Result<(Welcome, Option<ConversationRecord>)> {
+        let kv = self.app.kv();
+        let conv = self.conversation()?;
+        let visitor = conversations::load_visitor(kv, identity.visitor_id)?;
+        let limits = &self.app.config.limits;
+        let (messages, has_more) = match conv.as_ref().and_then(|c| parse_id(&c.id)) {
+            None => (Vec::new(), false),
+            Some(id) => {
+                let resumed = match resume_after {
+                    Some(after) if after > 0 => {
+                        conversations::after(kv, id, after, limits.max_history as usize * 5)?
+                    }
+                    _ => None,
+                };
+                match resumed {
+                    Some(m) => (m, false),
+                    None => conversations::page(kv, id, None, limits.default_page)?,
+                }
+            }
+        };
+        let cf = &self.inbox.chatflow;
+        let active = chatflow::away_active(cf, self.app.hub.agents_online(&self.inbox.key));
+        let welcome = Welcome {
+            protocol: PROTOCOL_VERSION,
+            visitor_token: identity.token.clone(),
+            visitor_id: identity.visitor_id.to_string(),
+            conversation_id: conv.as_ref().map(|c| c.id.clone()),
+            messages,
+            has_more,
+            email: visitor.and_then(|v| v.email),
+            away: AwayState {
+                active,
+                message: active.then(|| chatflow::away_text(cf)),
+            },
+        };
+        Ok((welcome, conv))
+    }
+
+    async fn serve(&mut self) {
+        loop {
+            let text = match self.link.next().await {
+                Event::End => return,
+                Event::Binary => {
+                    self.link
+                        .send_error(bad_frame("binary messages are not part of the protocol"))
+                        .await;
+                    continue;
+                }
+                Event::Frame(t) => t,
+            };
+            let frame = match decode::<VisitorClient>(&text) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.link.send_error(bad_frame(&e.0)).await;
+                    continue;
+                }
+            };
+            let reference = match &frame {
+                VisitorClient::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
+                _ => None,
+            };
+            if let Err(e) = self.handle(frame).await {
+                let f = e.to_frame(reference);
+                self.link.send_error(f).await;
+            }
+        }
+    }
+
+    async fn handle(&mut self, frame: VisitorClient) -> Result<()> {
+        match frame {
+            VisitorClient::Hello { .. } => Err(Error::rejected(
+                ErrorCode::BadFrame,
+                "hello was already received",
+            )),
+            VisitorClient::Send {
+                client_msg_id,
+                text,
+            } => self.send(client_msg_id, text).await,
+            VisitorClient::SubmitEmail { email } => self.submit_email(email).await,
+            VisitorClient::History { before, limit } => {
+                let limits = &self.app.config.limits;
+                let limit = limit
+                    .unwrap_or(limits.default_page)
+                    .clamp(1, limits.max_history);
+                let (messages, has_more) = match self.conversation()?.and_then(|c| parse_id(&c.id))
+                {
+                    Some(id) => conversations::page(self.app.kv(), id, before, limit)?,
+                    None => (Vec::new(), false),
+                };
+                self.link
+                    .send(&VisitorServer::History { messages, has_more })
+                    .await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn send(&mut self, client_msg_id: String, text: String) -> Result<()> {
+        let started = Instant::now();
+        let limits = &self.app.config.limits;
+        if client_msg_id.is_empty() || client_msg_id.len() > 128 {
+            return Err(Error::rejected(
+                ErrorCode::BadFrame,
+                "client_msg_id must be 1 to 128 bytes",
+            ));
+        }
+        if !self.rate.allow(started) {
+            return Err(Error::rejected(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} messages in {:?}; this one was not stored",
+                    limits.rate_count, limits.rate_window
+                ),
+            ));
+        }
+        let text = validate::text(&text, limits)?;
+        // The inbox's settings as they are now (an admin may have changed them).
+        if let Some(fresh) = self.app.inboxes.get(&self.inbox.key) {
+            self.inbox = fresh;
+        }
+        let appended = conversations::append_visitor(
+            &self.app.writer,
+            VisitorSend {
+                visitor: self.key.visitor,
+                inbox: self.inbox.key.clone(),
+                client_msg_id: client_msg_id.clone(),
+                text,
+                page: self.page.clone(),
+                now: self.app.now(),
+                plan: capture::plan(&self.app, &self.inbox),
+            },
+        )
+        .await?;
+        self.link
+            .send(&VisitorServer::Ack {
+                client_msg_id,
+                message: appended.message.clone(),
+            })
+            .await;
+        self.app
+            .metrics
+            .ack_latency
+            .observe(started.elapsed().as_secs_f64());
+        if !appended.duplicate {
+            self.fan_out(&appended);
+        }
+        Ok(())
+    }
+
+    /// Everyone else who should see a new message, and what it started.
+    fn fan_out(&self, a: &Appended) {
+        let hub = &self.app.hub;
+        let frame = encode(&VisitorServer::Message {
+            message: a.message.clone(),
+        })
+        .into();
+        hub.to_visitor(&self.key, &frame, Some(self.conn_id));
+        hub.to_agents(&self.inbox.key, &frame, None);
+        if let Some(system) = &a.system {
+            let frame = encode(&VisitorServer::Message {
+                message: system.clone(),
+            })
+            .into();
+            hub.to_visitor(&self.key, &frame, None);
+            hub.to_agents(&self.inbox.key, &frame, None);
+        }
+        self.broadcast_summary(&a.conversation);
+        if let Some(text) = &a.prompt_now {
+            capture::push(&self.app, &self.key, text.clone());
+        }
+        if let (Some((due, kind)), Some(id)) = (a.deadline, parse_id(&a.conversation.id)) {
+            self.app.deadlines.schedule(due, kind, id);
+        }
+    }
+
+    async fn submit_email(&mut self, email: String) -> Result<()> {
+        let email = validate::email(&email, &self.app.config.limits)?;
+        let linked = contacts::link(
+            &self.app.writer,
+            Whom::Visitor {
+                visitor: self.key.visitor,
+                inbox: self.inbox.key.clone(),
+            },
+            email.clone(),
+            ContactLink::Captured,
+            self.app.now(),
+        )
+        .await?;
+        if linked.created {
+            Metrics::inc(&self.app.metrics.contacts_created);
+        }
+        // Every tab of this visitor learns the email they typed (and hides its form).
+        let frame = encode(&VisitorServer::EmailCaptured { email }).into();
+        self.app
+            .hub
+            .to_visitor(&self.key, &frame, Some(self.conn_id));
+        self.link.send_raw(frame).await;
+        if let Some(conv) = &linked.conversation {
+            self.broadcast_summary(conv);
+        }
+        Ok(())
+    }
+
+    fn presence_changed(&self) {
+        match self.conversation() {
+            Ok(Some(conv)) => self.broadcast_summary(&conv),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not announce a visitor leaving"),
+        }
+    }
+
+    /// `conversation_updated` to the inbox's agents.
+    fn broadcast_summary(&self, conv: &ConversationRecord) {
+        broadcast_summary(&self.app, conv);
+    }
+}
+
+/// `conversation_updated` for a conversation, to every agent of its inbox.
+pub fn broadcast_summary(app: &App, conv: &ConversationRecord) {
+    match conversations::summary(app.kv(), &app.hub, conv) {
+        Ok(summary) => {
+            let frame = encode(&AgentServer::ConversationUpdated {
+                conversation: summary,
+            })
+            .into();
+            app.hub.to_agents(&conv.inbox, &frame, None);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not build a conversation summary"),
+    }
+}

@@ -1,0 +1,195 @@
+//! Tree names and key layouts, all in one place.
+//!
+//! Numbers in keys are big-endian so that byte order is numeric order; ids are the 16
+//! raw bytes of their UUID. Values are JSON records (see `records`) unless noted.
+//!
+//! | tree | key | value |
+//! | --- | --- | --- |
+//! | `meta` | `b"schema"` | u32 BE schema version |
+//! | `inboxes` | inbox key (UTF-8) | `InboxRecord` |
+//! | `agents` | agent id | `AgentRecord` |
+//! | `agent_tokens` | SHA-256 of the token | agent id |
+//! | `visitors` | visitor id | `VisitorRecord` (written on the first message) |
+//! | `conversations` | conversation id | `ConversationRecord` |
+//! | `conv_by_visitor` | visitor id ++ inbox key | conversation id |
+//! | `conv_by_inbox` | inbox key ++ 0x00 ++ conversation id | empty |
+//! | `messages` | conversation id ++ seq (u64 BE) | protocol `Message` |
+//! | `client_ids` | conversation id ++ client_msg_id | seq (u64 BE) |
+//! | `contacts` | contact id | protocol `Contact` |
+//! | `contact_emails` | lower-cased email | contact id |
+//! | `deadlines` | due ms (u64 BE) ++ kind (u8) ++ conversation id | empty |
+//! | `outbox` | email id | `OutboxRecord` |
+
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tree {
+    Meta,
+    Inboxes,
+    Agents,
+    AgentTokens,
+    Visitors,
+    Conversations,
+    ConvByVisitor,
+    ConvByInbox,
+    Messages,
+    ClientIds,
+    Contacts,
+    ContactEmails,
+    Deadlines,
+    Outbox,
+}
+
+impl Tree {
+    pub const ALL: [Tree; 14] = [
+        Tree::Meta,
+        Tree::Inboxes,
+        Tree::Agents,
+        Tree::AgentTokens,
+        Tree::Visitors,
+        Tree::Conversations,
+        Tree::ConvByVisitor,
+        Tree::ConvByInbox,
+        Tree::Messages,
+        Tree::ClientIds,
+        Tree::Contacts,
+        Tree::ContactEmails,
+        Tree::Deadlines,
+        Tree::Outbox,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Inboxes => "inboxes",
+            Tree::Agents => "agents",
+            Tree::AgentTokens => "agent_tokens",
+            Tree::Visitors => "visitors",
+            Tree::Conversations => "conversations",
+            Tree::ConvByVisitor => "conv_by_visitor",
+            Tree::ConvByInbox => "conv_by_inbox",
+            Tree::Messages => "messages",
+            Tree::ClientIds => "client_ids",
+            Tree::Contacts => "contacts",
+            Tree::ContactEmails => "contact_emails",
+            Tree::Deadlines => "deadlines",
+            Tree::Outbox => "outbox",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Tree::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+pub const SCHEMA_KEY: &[u8] = b"schema";
+
+pub fn read_u32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.try_into().ok()?))
+}
+
+pub fn read_u64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+pub fn id(id: Uuid) -> Vec<u8> {
+    id.as_bytes().to_vec()
+}
+
+pub fn read_id(b: &[u8]) -> Option<Uuid> {
+    Uuid::from_slice(b).ok()
+}
+
+pub fn conv_by_visitor(visitor: Uuid, inbox: &str) -> Vec<u8> {
+    let mut k = id(visitor);
+    k.extend_from_slice(inbox.as_bytes());
+    k
+}
+
+pub fn conv_by_inbox_prefix(inbox: &str) -> Vec<u8> {
+    let mut k = inbox.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+pub fn conv_by_inbox(inbox: &str, conv: Uuid) -> Vec<u8> {
+    let mut k = conv_by_inbox_prefix(inbox);
+    k.extend_from_slice(conv.as_bytes());
+    k
+}
+
+pub fn message(conv: Uuid, seq: u64) -> Vec<u8> {
+    let mut k = id(conv);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn client_id(conv: Uuid, client_msg_id: &str) -> Vec<u8> {
+    let mut k = id(conv);
+    k.extend_from_slice(client_msg_id.as_bytes());
+    k
+}
+
+pub fn contact_email(email: &str) -> Vec<u8> {
+    email.to_lowercase().into_bytes()
+}
+
+/// What a deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeadlineKind {
+    /// The email-capture prompt of a `no_reply` chatflow.
+    Prompt = 1,
+    /// The follow-up email to a visitor who left before reading agent replies.
+    FollowUp = 2,
+    /// The next delivery attempt of an outbox email (id in place of a conversation).
+    Delivery = 3,
+}
+
+impl DeadlineKind {
+    fn from_u8(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(DeadlineKind::Prompt),
+            2 => Some(DeadlineKind::FollowUp),
+            3 => Some(DeadlineKind::Delivery),
+            _ => None,
+        }
+    }
+}
+
+pub fn deadline(due_ms: u64, kind: DeadlineKind, subject: Uuid) -> Vec<u8> {
+    let mut k = due_ms.to_be_bytes().to_vec();
+    k.push(kind as u8);
+    k.extend_from_slice(subject.as_bytes());
+    k
+}
+
+pub fn read_deadline(k: &[u8]) -> Option<(u64, DeadlineKind, Uuid)> {
+    if k.len() != 25 {
+        return None;
+    }
+    let due = read_u64(&k[..8])?;
+    let kind = DeadlineKind::from_u8(k[8])?;
+    let subject = read_id(&k[9..])?;
+    Some((due, kind, subject))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_keys_sort_by_seq() {
+        let c = Uuid::new_v4();
+        assert!(message(c, 2) < message(c, 10));
+        assert!(message(c, 255) < message(c, 256));
+    }
+
+    #[test]
+    fn deadline_keys_round_trip_and_sort_by_time() {
+        let s = Uuid::new_v4();
+        let k = deadline(1_000, DeadlineKind::Prompt, s);
+        assert_eq!(read_deadline(&k), Some((1_000, DeadlineKind::Prompt, s)));
+        assert!(deadline(999, DeadlineKind::FollowUp, s) < k);
+        assert_eq!(read_deadline(&k[..10]), None);
+    }
+}

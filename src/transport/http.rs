@@ -1,0 +1,297 @@
+//! The HTTP side: routes, and the checks a WebSocket handshake must pass.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+
+use super::limiter::{Limiter, Refused, Slot};
+use super::{assets, ws};
+use crate::app::App;
+use crate::inboxes::{normalize_origin, DEFAULT_INBOX};
+use crate::metrics::Metrics;
+use crate::session;
+
+pub type Body = Full<Bytes>;
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct Transport {
+    pub app: App,
+    pub limiter: Arc<Limiter>,
+    /// Counts WebSocket tasks, so shutdown can wait for them to finish.
+    pub active: Arc<Active>,
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(format!("{text}\n"))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+pub async fn handle(
+    t: Transport,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Ok(plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET is served here",
+        ));
+    }
+    let resp = match path.as_str() {
+        "/healthz" => match t
+            .app
+            .kv()
+            .get(crate::store::Tree::Meta, crate::store::keys::SCHEMA_KEY)
+        {
+            Ok(_) => plain(StatusCode::OK, "ok"),
+            Err(_) => plain(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+        },
+        "/metrics" => {
+            let mut r = Response::new(Full::new(Bytes::from(
+                t.app.metrics.render(t.app.writer.stats()),
+            )));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        "/ws/visitor" => visitor_upgrade(&t, peer, req),
+        "/ws/agent" => agent_upgrade(&t, peer, req),
+        "/ws/echo" if t.app.config.test_echo => {
+            upgrade(&t, peer, req, None, |t, upgraded| async move {
+                ws::echo(upgraded, &t.app.config.limits).await
+            })
+        }
+        p => match assets::get(p) {
+            Some(a) => {
+                let mut r = Response::new(Full::new(Bytes::from_static(a.body.as_bytes())));
+                let h = r.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(a.content_type),
+                );
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                h.insert(
+                    "x-content-type-options",
+                    HeaderValue::from_static("nosniff"),
+                );
+                r
+            }
+            None => plain(StatusCode::NOT_FOUND, "not found"),
+        },
+    };
+    Ok(resp)
+}
+
+fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn header_str<'a>(req: &'a Request<Incoming>, name: header::HeaderName) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn visitor_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let key = query_param(&req, "inbox")
+        .unwrap_or(DEFAULT_INBOX)
+        .to_string();
+    let Some(inbox) = t.app.inboxes.get(&key) else {
+        return plain(StatusCode::NOT_FOUND, "no such inbox");
+    };
+    if !inbox.origins.is_empty() {
+        let origin = header_str(&req, header::ORIGIN).and_then(normalize_origin);
+        if !origin.is_some_and(|o| inbox.origins.contains(&o)) {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "this page's origin may not use this inbox",
+            );
+        }
+    }
+    let from_cookie =
+        header_str(&req, header::COOKIE).and_then(|c| t.app.identity.from_cookie_header(c));
+    let (identity, set_cookie) = match from_cookie {
+        Some(id) => (id, None),
+        None => {
+            let id = t.app.identity.mint(t.app.now());
+            let cookie = t.app.identity.set_cookie(&id.token);
+            (id, Some(cookie))
+        }
+    };
+    let hs = session::visitor::Handshake {
+        inbox,
+        cookie_identity: identity,
+    };
+    upgrade(t, peer, req, set_cookie, move |t, upgraded| async move {
+        let socket = ws::accept(upgraded, &t.app.config.limits).await;
+        session::visitor::run(t.app.clone(), hs, socket).await
+    })
+}
+
+/// Cross-site WebSocket hijacking: a browser page may open the agent socket only from
+/// this server's own origin or one configured for it. Non-browser clients send no Origin.
+fn agent_origin_ok(t: &Transport, req: &Request<Incoming>) -> bool {
+    let Some(origin) = header_str(req, header::ORIGIN) else {
+        return true;
+    };
+    let Some(origin) = normalize_origin(origin) else {
+        return false;
+    };
+    let host = header_str(req, header::HOST)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let own = [format!("http://{host}"), format!("https://{host}")];
+    own.contains(&origin)
+        || t.app
+            .config
+            .agent_origins
+            .iter()
+            .any(|o| normalize_origin(o).as_deref() == Some(origin.as_str()))
+}
+
+fn agent_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    if !agent_origin_ok(t, &req) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "the agent endpoint does not accept this origin",
+        );
+    }
+    upgrade(t, peer, req, None, |t, upgraded| async move {
+        let socket = ws::accept(upgraded, &t.app.config.limits).await;
+        session::agent::run(t.app.clone(), socket).await
+    })
+}
+
+/// Checks the handshake, takes a connection slot, answers 101 and runs `then` on the
+/// upgraded connection in a task of its own.
+fn upgrade<F, Fut>(
+    t: &Transport,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    set_cookie: Option<String>,
+    then: F,
+) -> Response<Body>
+where
+    F: FnOnce(Transport, hyper::upgrade::Upgraded) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let upgrade_ok = header_str(&req, header::UPGRADE)
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        && header_str(&req, header::CONNECTION).is_some_and(|c| {
+            c.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("upgrade"))
+        })
+        && header_str(&req, header::SEC_WEBSOCKET_VERSION) == Some("13");
+    let Some(key) = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| upgrade_ok)
+    else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "expected a WebSocket upgrade (version 13)",
+        );
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let limits = &t.app.config.limits;
+    let slot: Slot = match t.limiter.acquire(
+        peer.ip(),
+        limits.max_connections,
+        limits.max_connections_per_ip,
+    ) {
+        Ok(s) => s,
+        Err(refused) => {
+            Metrics::inc(&t.app.metrics.connections_refused);
+            let mut r = match refused {
+                Refused::Full => plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the server is at its connection limit",
+                ),
+                Refused::PerAddress => plain(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many connections from this address",
+                ),
+            };
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return r;
+        }
+    };
+    let task_t = t.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        let _active = task_t.active.enter();
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => then(task_t, upgraded).await,
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(c) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::SET_COOKIE, c);
+    }
+    r
+}
+
+/// The number of running WebSocket tasks.
+#[derive(Default)]
+pub struct Active {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+pub struct ActiveGuard(Arc<Active>);
+
+impl Active {
+    pub fn enter(self: &Arc<Self>) -> ActiveGuard {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        ActiveGuard(self.clone())
+    }
+
+    /// Resolves when no WebSocket task is running.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The objects frames carry: messages, contacts, conversation summaries, chatflows.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// `{"id","conversation_id","seq","author":{"kind","name"},"text","at"}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub conversation_id: String,
+    /// Starts at 1 and grows by one per message in a conversation.
+    pub seq: u64,
+    pub author: Author,
+    pub text: String,
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub kind: AuthorKind,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthorKind {
+    Visitor,
+    Agent,
+    System,
+}
+
+/// The page a visitor is on, as the widget reports it in `hello`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+/// `{"id","email","first_name","last_name","source","created_at"}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: String,
+    pub email: String,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    pub source: ContactSource,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactSource {
+    EmailCapture,
+    Agent,
+}
+
+/// A conversation as the inbox lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub id: String,
+    pub inbox: String,
+    pub visitor: SummaryVisitor,
+    pub last_message: Option<Message>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SummaryVisitor {
+    pub id: String,
+    /// The contact's full name, else its email, else `"Unknown visitor"`.
+    pub label: String,
+    /// True while at least one of the visitor's connections is open.
+    pub online: bool,
+    pub contact: Option<Contact>,
+    /// Extension: the page the visitor last chatted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<Page>,
+}
+
+/// The label for a visitor nobody knows yet.
+pub const UNKNOWN_VISITOR: &str = "Unknown visitor";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Agent,
+}
+
+/// An inbox's settings for the email-capture prompt, the away message and (extension)
+/// the follow-up email. Every field has a default, so a partial object is valid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chatflow {
+    #[serde(default)]
+    pub email_capture: EmailCapture,
+    #[serde(default)]
+    pub away: Away,
+    /// Extension: the email sent when agents replied to a visitor who had left.
+    #[serde(default)]
+    pub follow_up: FollowUp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailCapture {
+    #[serde(default)]
+    pub when: CaptureWhen,
+    #[serde(default = "default_capture_delay")]
+    pub delay_secs: u64,
+    /// The prompt text; `None` means the built-in default text.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+fn default_capture_delay() -> u64 {
+    60
+}
+
+impl Default for EmailCapture {
+    fn default() -> Self {
+        EmailCapture {
+            when: CaptureWhen::default(),
+            delay_secs: default_capture_delay(),
+            message: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureWhen {
+    FirstMessage,
+    #[default]
+    NoReply,
+    Never,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Away {
+    #[serde(default)]
+    pub mode: AwayMode,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AwayMode {
+    #[default]
+    Off,
+    Always,
+    NoAgentsOnline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUp {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_follow_up_delay")]
+    pub delay_secs: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_follow_up_delay() -> u64 {
+    120
+}
+
+impl Default for FollowUp {
+    fn default() -> Self {
+        FollowUp {
+            enabled: true,
+            delay_secs: default_follow_up_delay(),
+        }
+    }
+}
+
+/// `welcome.away`: whether the inbox is away right now, and what it says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwayState {
+    pub active: bool,
+    #[serde(default)]
+    pub message: Option<String>,
+}

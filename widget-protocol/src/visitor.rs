@@ -1,0 +1,78 @@
+//! Frames on `GET /ws/visitor?inbox=KEY`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorFrame;
+use crate::model::{AwayState, Message, Page};
+
+/// Visitor to server. `hello` must come first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisitorClient {
+    Hello {
+        #[serde(default)]
+        visitor_token: Option<String>,
+        /// The highest `seq` the client holds; the welcome then carries every later message.
+        #[serde(default)]
+        resume_after: Option<u64>,
+        #[serde(default)]
+        page: Option<Page>,
+    },
+    /// Idempotent on `client_msg_id`.
+    Send {
+        client_msg_id: String,
+        text: String,
+    },
+    SubmitEmail {
+        email: String,
+    },
+    /// Up to `limit` (max 200) messages with `seq < before`; `before` null means the newest.
+    History {
+        #[serde(default)]
+        before: Option<u64>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+}
+
+/// Server to visitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VisitorServer {
+    Welcome(Welcome),
+    /// To the sending connection, once the message is durable.
+    Ack {
+        client_msg_id: String,
+        message: Message,
+    },
+    /// A message written by someone else or in another tab.
+    Message {
+        message: Message,
+    },
+    EmailPrompt {
+        text: String,
+    },
+    EmailCaptured {
+        email: String,
+    },
+    History {
+        messages: Vec<Message>,
+        has_more: bool,
+    },
+    Error(ErrorFrame),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub protocol: u32,
+    pub visitor_token: String,
+    pub visitor_id: String,
+    /// Null until the visitor's first message creates the conversation.
+    pub conversation_id: Option<String>,
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+    /// The email this visitor submitted themselves, or null.
+    pub email: Option<String>,
+    #[serde(default)]
+    pub away: AwayState,
+}
