@@ -1,186 +1,170 @@
-/* frontdesk chat widget. One tag on any site:
- *   <script src="https://HOST/widget.js" data-inbox="default" async></script>
- * Optional: data-title="…", data-subtitle="…", data-color="#hex".
- * Plain JavaScript, no build step. Everything lives in an open shadow root so no CSS
- * crosses in either direction, and every text that came over the network is inserted
- * with textContent, never as HTML. Wire contract: protocol.md, version 1. */
-(function () {
+/* frontdesk chat widget: <script src="https://HOST/widget.js" data-inbox="default" async></script>
+ * (optional data-title, data-color="#hex"). No build step. It lives in an open shadow root,
+ * and network text is inserted with textContent only. Wire contract: protocol.md v1. */
+(() => {
   'use strict';
   if (window.FrontdeskWidget) return;
 
-  var script = document.currentScript || (function () {
-    var all = document.querySelectorAll('script[src]');
-    for (var i = all.length - 1; i >= 0; i--) {
-      if (/\/widget\.js(\?|#|$)/.test(all[i].src)) return all[i];
-    }
-    return null;
-  })();
+  var script = document.currentScript || [].slice.call(document.querySelectorAll('script[src]')).reverse()
+    .filter(s => /\/widget\.js([?#]|$)/.test(s.src))[0];
   if (!script) return;
 
-  var origin = new URL(script.src, location.href).origin;
   var data = script.dataset;
   var inbox = data.inbox || 'default';
-  var wsUrl = origin.replace(/^http/, 'ws') + '/ws/visitor?inbox=' + encodeURIComponent(inbox);
+  var wsUrl = new URL(script.src, location.href).origin.replace(/^http/, 'ws') +
+    '/ws/visitor?inbox=' + encodeURIComponent(inbox);
   var COOKIE = 'fd_visitor_token';
-  var MAX_AGE = 34128000; // 13 months, as the server's own cookie
-  var openKey = 'fd_open:' + inbox;
-  var promptKey = 'fd_prompt:' + inbox;
+  var openKey = 'fd_open:' + inbox, promptKey = 'fd_prompt:' + inbox;
 
-  // ---- state ----------------------------------------------------------------
   var ws = null, welcomed = false, attempt = 0, retryTimer = null, stopped = false;
-  var conversationId = null, email = null, hasMore = false, historyBusy = false;
-  var byId = {};        // message id -> element
-  var outbox = [];      // {id, text, el} not yet acked, in typing order
-  var promptEl = null, unread = 0, isOpen = false;
+  var conversationId = null, email = null, historyBusy = false;
+  var byId = {};   // message id -> its element in the log
+  var outbox = []; // {id, text, el}: typed, not acked yet, in typing order
+  var promptEl = null, unread = 0, isOpen = false, WAITING = 'Waiting for connection…';
 
-  // ---- tiny DOM helpers -------------------------------------------------------
+  // -- helpers
   function h(tag, attrs, kids) {
     var el = document.createElement(tag);
     for (var k in attrs || {}) {
-      if (k === 'text') el.textContent = attrs[k];
-      else if (k === 't') el.setAttribute('data-testid', 'fd-' + attrs[k]);
-      else if (k === 'on') for (var ev in attrs.on) el.addEventListener(ev, attrs.on[ev]);
-      else el.setAttribute(k, attrs[k]);
+      var v = attrs[k];
+      if (k === 'text') el.textContent = v;
+      else if (k === 't') el.setAttribute('data-testid', 'fd-' + v);
+      else if (k === 'on') for (var ev in v) el.addEventListener(ev, v[ev]);
+      else el.setAttribute(k, v);
     }
-    (kids || []).forEach(function (c) { if (c) el.appendChild(c); });
+    (kids || []).forEach(c => c && el.appendChild(c));
     return el;
   }
-  function svg(d, size) {
-    var NS = 'http://www.w3.org/2000/svg';
-    var s = document.createElementNS(NS, 'svg');
+  function svg(d) { // sized by CSS
+    var NS = 'http://www.w3.org/2000/svg', s = document.createElementNS(NS, 'svg'), p = document.createElementNS(NS, 'path');
     s.setAttribute('viewBox', '0 0 24 24');
-    s.setAttribute('width', size); s.setAttribute('height', size);
-    s.setAttribute('aria-hidden', 'true');
-    var p = document.createElementNS(NS, 'path');
-    p.setAttribute('d', d); p.setAttribute('fill', 'currentColor');
+    p.setAttribute('d', d);
     s.appendChild(p);
     return s;
   }
-  var ICON_CHAT = 'M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-4.5 3.6A.6.6 0 0 1 3.5 21v-3H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2zm3 6.5a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01zm5 0a1.5 1.5 0 1 0 0 .01z';
-  var ICON_CLOSE = 'M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12l5.6 5.6-1.4 1.4-5.6-5.6L6.4 19 5 17.6 10.6 12 5 6.4z';
-  var ICON_SEND = 'M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z';
-
   function uuid() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
-    var b = new Uint8Array(16);
-    if (window.crypto && crypto.getRandomValues) crypto.getRandomValues(b);
-    else for (var i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+    // randomUUID exists only in secure contexts; plain-http pages get this fallback.
+    if (crypto.randomUUID) return crypto.randomUUID();
+    var b = crypto.getRandomValues(new Uint8Array(16));
     b[6] = (b[6] & 15) | 64; b[8] = (b[8] & 63) | 128;
-    var x = Array.prototype.map.call(b, function (n) { return (n + 256).toString(16).slice(1); }).join('');
-    return x.slice(0, 8) + '-' + x.slice(8, 12) + '-' + x.slice(12, 16) + '-' + x.slice(16, 20) + '-' + x.slice(20);
+    var x = [].map.call(b, n => (n + 256).toString(16).slice(1)).join('');
+    return [x.slice(0, 8), x.slice(8, 12), x.slice(12, 16), x.slice(16, 20), x.slice(20)].join('-');
   }
-
-  // ---- first-party storage ----------------------------------------------------
-  function readToken() {
-    var m = document.cookie.match(/(?:^|;\s*)fd_visitor_token=([^;]*)/);
-    if (m) { try { return decodeURIComponent(m[1]); } catch (e) { /* garbled: new visitor */ } }
-    return store('get', COOKIE);
-  }
-  function saveToken(t) {
-    document.cookie = COOKIE + '=' + encodeURIComponent(t) + '; Max-Age=' + MAX_AGE +
-      '; Path=/; SameSite=Lax' + (location.protocol === 'https:' ? '; Secure' : '');
-    if (readToken() !== t) store('set', COOKIE, t); // cookies off (file:, sandbox): fall back
-  }
-  function store(op, k, v, session) {
+  function store(kind, k, v) { // v: undefined reads, null deletes
     try {
-      var s = session ? sessionStorage : localStorage;
-      if (op === 'get') return s.getItem(k);
-      if (op === 'set') s.setItem(k, v); else s.removeItem(k);
+      var s = window[kind + 'Storage'];
+      if (v === undefined) return s.getItem(k);
+      if (v === null) s.removeItem(k); else s.setItem(k, v);
     } catch (e) { /* storage blocked */ }
     return null;
   }
 
-  // ---- the UI -----------------------------------------------------------------
-  var host = h('div', { id: 'frontdesk-widget', t: 'host' });
-  host.setAttribute('style', 'all:initial !important;position:fixed !important;right:0 !important;' +
-    'bottom:0 !important;width:0 !important;height:0 !important;z-index:2147483000 !important;display:block !important');
-  var root = host.attachShadow({ mode: 'open' });
-  var accent = /^#[0-9a-fA-F]{3,8}$/.test(data.color || '') ? data.color : '#4f46e5';
+  // The token lives in a first-party cookie of the host page (13 months, like the
+  // server's own); where cookies are off, in localStorage.
+  function readToken() {
+    var m = document.cookie.match(/(?:^|;\s*)fd_visitor_token=([^;]*)/);
+    if (m) { try { return decodeURIComponent(m[1]); } catch (e) { /* garbled: a new visitor */ } }
+    return store('local', COOKIE);
+  }
+  function saveToken(t) {
+    document.cookie = COOKIE + '=' + encodeURIComponent(t) + '; Max-Age=34128000; Path=/; SameSite=Lax' +
+      (location.protocol === 'https:' ? '; Secure' : '');
+    if (readToken() !== t) store('local', COOKIE, t);
+  }
 
+  // -- the UI
+  var host = h('div', { id: 'frontdesk-widget', t: 'host' });
+  host.setAttribute('style', 'all:initial!important;position:fixed!important;right:0!important;bottom:0!important;' +
+    'width:0!important;height:0!important;z-index:2147483000!important;display:block!important');
+  var root = host.attachShadow({ mode: 'open' });
+  var accent = /^#[0-9a-f]{3,8}$/i.test(data.color || '') ? data.color : '#4f46e5';
   var style = h('style');
-  style.textContent = `
-:host{all:initial}
+  style.textContent = `:host{all:initial}
 *{box-sizing:border-box;margin:0;padding:0}
-.fd{--a:${accent};font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2330;-webkit-font-smoothing:antialiased}
+[hidden]{display:none!important}
+.fd{--a:${accent};font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2330}
 button,input,textarea{font:inherit;color:inherit}
-.launch{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;border:0;background:var(--a);color:#fff;cursor:pointer;display:grid;place-items:center;box-shadow:0 6px 20px rgba(20,20,50,.28);transition:transform .15s}
-.launch:hover{transform:scale(1.06)}
-.launch:focus-visible,.x:focus-visible,.send:focus-visible{outline:3px solid #a5b4fc;outline-offset:2px}
-.badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;background:#e11d48;color:#fff;font-size:12px;font-weight:700;line-height:20px;text-align:center;border:2px solid #fff}
+button{cursor:pointer;border:0}
+button:disabled{opacity:.5;cursor:default}
+svg{width:26px;height:26px;fill:currentColor}
+.x svg{width:20px;height:20px}
+.send svg{width:18px;height:18px}
+button:focus-visible{outline:3px solid #a5b4fc;outline-offset:2px}
+.launch{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;background:var(--a);color:#fff;display:grid;place-items:center;box-shadow:0 6px 20px rgba(20,20,50,.28)}
+.badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;background:#e11d48;color:#fff;font-size:12px;font-weight:700;line-height:16px;text-align:center;border:2px solid #fff}
 .panel{position:fixed;right:20px;bottom:92px;width:370px;height:min(580px,calc(100vh - 120px));background:#fff;border-radius:16px;box-shadow:0 12px 48px rgba(20,20,50,.25);display:flex;flex-direction:column;overflow:hidden;transform-origin:bottom right;animation:pop .16s ease-out}
 @keyframes pop{from{opacity:0;transform:scale(.96) translateY(8px)}}
-[hidden]{display:none!important}
 .head{background:var(--a);color:#fff;padding:16px 18px;display:flex;align-items:center;gap:12px}
-.head .t{flex:1;min-width:0}
+.head div{flex:1;min-width:0}
 .head b{display:block;font-size:16px;font-weight:650}
 .head small{display:flex;align-items:center;gap:6px;font-size:12.5px;opacity:.92}
-.dot{width:8px;height:8px;border-radius:50%;background:#4ade80;flex:none}
-.off .dot{background:#fbbf24}
-.x{background:transparent;border:0;color:#fff;width:32px;height:32px;border-radius:8px;cursor:pointer;display:grid;place-items:center;opacity:.9}
+.head small::before{content:"";width:8px;height:8px;border-radius:50%;background:#4ade80}
+.head small:not([data-state=online])::before{background:#fbbf24}
+.x{background:none;color:#fff;width:32px;height:32px;border-radius:8px;display:grid;place-items:center}
 .x:hover{background:rgba(255,255,255,.16)}
 .away{background:#fff7ed;color:#9a3412;border-bottom:1px solid #fed7aa;padding:9px 16px;font-size:13px;white-space:pre-wrap}
 .log{flex:1;overflow-y:auto;padding:14px 14px 6px;background:#f7f7fb;display:flex;flex-direction:column;gap:8px}
-.more{align-self:center;border:1px solid #d9d9e6;background:#fff;border-radius:14px;padding:3px 12px;font-size:12.5px;color:#4b5063;cursor:pointer}
+.more{align-self:center;border:1px solid #d9d9e6;background:#fff;border-radius:14px;padding:3px 12px;font-size:12.5px;color:#4b5063}
 .hello{align-self:center;text-align:center;color:#6b7080;font-size:13px;padding:18px 8px}
 .m{max-width:82%;display:flex;flex-direction:column}
-.m .b{padding:8px 12px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere}
-.m .meta{font-size:11px;color:#8a8fa0;margin:2px 6px 0}
+.b{padding:8px 12px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere}
+.meta{font-size:11px;color:#8a8fa0;margin:2px 6px 0}
 .visitor{align-self:flex-end;align-items:flex-end}
 .visitor .b{background:var(--a);color:#fff;border-bottom-right-radius:4px}
-.visitor[data-status=pending] .b{opacity:.65}
-.visitor[data-status=failed] .b{background:#fee2e2;color:#991b1b}
-.visitor[data-status=failed] .meta{color:#b91c1c;cursor:pointer}
+[data-status=pending] .b{opacity:.65}
+[data-status=failed] .b{background:#fee2e2;color:#991b1b}
+[data-status=failed] .meta{color:#b91c1c;cursor:pointer}
 .agent{align-self:flex-start}
 .agent .b{background:#fff;border:1px solid #e7e7ef;border-bottom-left-radius:4px}
-.agent .who{font-size:11.5px;color:#6b7080;margin:0 6px 2px;font-weight:600}
+.who{font-size:11.5px;color:#6b7080;margin:0 6px 2px;font-weight:600}
 .system{align-self:center;max-width:92%;text-align:center}
 .system .b{background:#eef0f6;color:#414658;font-size:13px}
-.card{align-self:stretch;background:#fff;border:1px solid #e3e4ee;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:8px}
-.card p{font-size:13.5px;white-space:pre-wrap}
+.card{background:#fff;border:1px solid #e3e4ee;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:8px}
+.card p{font-size:13.5px;white-space:pre-wrap;overflow-wrap:anywhere}
 .card form{display:flex;gap:6px}
 .card input{flex:1;min-width:0;border:1px solid #cfd2de;border-radius:8px;padding:7px 10px;background:#fff}
-.card input:focus,.foot textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border-color:transparent}
-.card button{border:0;border-radius:8px;background:var(--a);color:#fff;padding:0 14px;cursor:pointer;font-weight:600}
-.card button:disabled{opacity:.6;cursor:default}
+input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border-color:transparent}
+.card button{border-radius:8px;background:var(--a);color:#fff;padding:0 14px;font-weight:600}
 .err{color:#b91c1c;font-size:12.5px}
 .ok{color:#166534;background:#f0fdf4;border-color:#bbf7d0}
-.foot{display:flex;align-items:flex-end;gap:8px;padding:10px 12px;border-top:1px solid #ececf3;background:#fff}
+.foot{display:flex;align-items:flex-end;gap:8px;padding:10px 12px;border-top:1px solid #ececf3}
 .foot textarea{flex:1;resize:none;border:1px solid #d9dbe6;border-radius:12px;padding:8px 12px;max-height:110px;min-height:38px;background:#fff}
-.send{width:38px;height:38px;border:0;border-radius:50%;background:var(--a);color:#fff;cursor:pointer;display:grid;place-items:center;flex:none}
-.send:disabled{opacity:.45;cursor:default}
+.send{width:38px;height:38px;border-radius:50%;background:var(--a);color:#fff;display:grid;place-items:center;flex:none}
 @media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;border-radius:0}.panel:not([hidden])+.launch{display:none}}`;
 
-  var iconChat = svg(ICON_CHAT, 28), iconX = svg(ICON_CLOSE, 26);
+  var ICON_CHAT = 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 2-2zm3 6v2h2V9zm4 0v2h2V9zm4 0v2h2V9z';
+  var ICON_X = 'M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12l5.6 5.6-1.4 1.4-5.6-5.6L6.4 19 5 17.6 10.6 12 5 6.4z';
+  var iconChat = svg(ICON_CHAT), iconX = svg(ICON_X);
   var badge = h('span', { class: 'badge', t: 'badge', hidden: '' });
-  var launcher = h('button', { class: 'launch', type: 'button', 'aria-label': 'Open chat', t: 'launcher',
-    on: { click: function () { setOpen(!isOpen); } } }, [iconChat, badge]);
-  var statusText = h('span', { text: 'Connecting…' });
-  var status = h('small', { t: 'status', class: 'off' }, [h('span', { class: 'dot' }), statusText]);
+  var launcher = h('button', { class: 'launch', 'aria-label': 'Open chat', t: 'launcher',
+    on: { click: () => setOpen(!isOpen) } }, [iconChat, badge]);
+  var status = h('small', { t: 'status', 'data-state': 'connecting', text: 'Connecting…' });
   var away = h('div', { class: 'away', t: 'away', hidden: '' });
-  var more = h('button', { class: 'more', type: 'button', t: 'load-earlier', hidden: '', text: 'Load earlier messages',
+  var more = h('button', { class: 'more', t: 'load-earlier', hidden: '', text: 'Load earlier messages',
     on: { click: loadEarlier } });
   var hello = h('div', { class: 'hello', t: 'empty', text: 'Hi there 👋 Ask us anything, we usually reply in a few minutes.' });
   var log = h('div', { class: 'log', t: 'messages', role: 'log', 'aria-live': 'polite' }, [more, hello]);
   var input = h('textarea', { rows: '1', placeholder: 'Write a message…', 'aria-label': 'Message', t: 'input', maxlength: '4000' });
-  var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': 'Send', t: 'send', disabled: '' }, [svg(ICON_SEND, 18)]);
-  var foot = h('form', { class: 'foot', on: { submit: function (e) { e.preventDefault(); submitText(); } } }, [input, sendBtn]);
+  var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': 'Send', t: 'send', disabled: '' },
+    [svg('M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z')]);
   var panel = h('div', { class: 'panel', role: 'dialog', 'aria-label': 'Chat', t: 'panel', hidden: '' }, [
     h('div', { class: 'head' }, [
-      h('div', { class: 't' }, [h('b', { text: data.title || 'Chat with us' }), status]),
-      h('button', { class: 'x', type: 'button', 'aria-label': 'Close chat', t: 'close',
-        on: { click: function () { setOpen(false); } } }, [svg(ICON_CLOSE, 20)])
+      h('div', null, [h('b', { text: data.title || 'Chat with us' }), status]),
+      h('button', { class: 'x', 'aria-label': 'Close chat', t: 'close',
+        on: { click: () => setOpen(false) } }, [svg(ICON_X)])
     ]),
-    away, log, foot
+    away, log,
+    h('form', { class: 'foot', on: { submit: e => { e.preventDefault(); submitText(); } } }, [input, sendBtn])
   ]);
   root.appendChild(style);
   root.appendChild(h('div', { class: 'fd' }, [panel, launcher]));
 
-  input.addEventListener('input', function () {
+  input.addEventListener('input', () => {
     sendBtn.disabled = !input.value.trim();
     input.style.height = 'auto';
     input.style.height = Math.min(input.scrollHeight + 2, 110) + 'px';
   });
-  input.addEventListener('keydown', function (e) {
+  input.addEventListener('keydown', e => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submitText(); }
   });
 
@@ -189,39 +173,26 @@ button,input,textarea{font:inherit;color:inherit}
     panel.hidden = !open;
     launcher.setAttribute('aria-label', open ? 'Close chat' : 'Open chat');
     launcher.replaceChild(open ? iconX : iconChat, launcher.firstChild);
-    store(open ? 'set' : 'del', openKey, '1', true);
-    if (open) { unread = 0; renderBadge(); scrollDown(); input.focus(); }
+    store('session', openKey, open ? '1' : null);
+    if (open) { unread = 0; badge.hidden = true; scrollDown(); input.focus(); }
   }
-  function renderBadge() { badge.hidden = !unread; badge.textContent = unread > 9 ? '9+' : String(unread); }
-  function setStatus(text, online) { statusText.textContent = text; status.className = online ? '' : 'off'; }
+  function setStatus(state, text) { status.dataset.state = state; status.textContent = text; }
   function nearBottom() { return log.scrollHeight - log.scrollTop - log.clientHeight < 80; }
   function scrollDown() { log.scrollTop = log.scrollHeight; }
+  function meta(el, text) { el.lastChild.textContent = text; }
 
-  // ---- messages ---------------------------------------------------------------
-  // Every entry in the log carries a sort key: seq for stored messages, seq + .5 for
-  // the prompt card, Infinity for messages not yet acked (they stay last, in order).
+  // -- messages
+  // Every entry in the log has a sort key: seq for stored messages, seq + .5 for the
+  // prompt card, Infinity for messages not acked yet (they stay last, in order).
   function place(el, key) {
     el._key = key;
-    if (el.parentNode) el.parentNode.removeChild(el);
-    var kids = log.children;
-    for (var i = 0; i < kids.length; i++) {
-      if (kids[i]._key !== undefined && kids[i]._key > key) { log.insertBefore(el, kids[i]); return; }
-    }
-    log.appendChild(el);
+    el.remove();
+    var next = [].filter.call(log.children, k => k._key > key)[0];
+    log.insertBefore(el, next || null);
+    hello.hidden = true;
   }
-  function maxSeq() {
-    var m = 0;
-    for (var id in byId) m = Math.max(m, byId[id]._key);
-    return m;
-  }
-  function minSeq() {
-    var m = Infinity;
-    for (var id in byId) m = Math.min(m, byId[id]._key);
-    return m === Infinity ? null : m;
-  }
-  function timeOf(at) {
-    try { return new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }); } catch (e) { return ''; }
-  }
+  function seqs() { return Object.keys(byId).map((id) => byId[id]._key); }
+  function maxSeq() { return Math.max.apply(null, [0].concat(seqs())); }
   function bubble(kind, text, name) {
     var el = h('div', { class: 'm ' + kind, t: 'message', 'data-author': kind });
     if (kind === 'agent') el.appendChild(h('div', { class: 'who', text: name || 'Support' }));
@@ -230,27 +201,18 @@ button,input,textarea{font:inherit;color:inherit}
     return el;
   }
   function markSent(el, m) {
-    el.setAttribute('data-id', m.id);
-    el.setAttribute('data-seq', m.seq);
-    el.setAttribute('data-status', 'sent');
-    el.lastChild.textContent = timeOf(m.at) + (m.author.kind === 'visitor' ? ' · Sent' : '');
+    el.dataset.id = m.id; el.dataset.seq = m.seq; el.dataset.status = 'sent';
+    var t = new Date(m.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    meta(el, t + (m.author.kind === 'visitor' ? ' · Sent' : ''));
   }
-  // Adds a stored message unless it is already shown; returns true when it was new.
-  function addMessage(m) {
+  function addMessage(m) { // true when it was not shown yet
     if (!m || !m.id || byId[m.id]) return false;
-    if (m.conversation_id) conversationId = m.conversation_id;
-    var kind = m.author && m.author.kind || 'system';
-    var el = bubble(kind, m.text, m.author && m.author.name);
+    conversationId = m.conversation_id || conversationId;
+    var el = bubble(m.author.kind, m.text, m.author.name);
     markSent(el, m);
     byId[m.id] = el;
     place(el, m.seq);
-    hello.hidden = true;
     return true;
-  }
-  function addAll(list) {
-    var stick = nearBottom();
-    (list || []).forEach(addMessage);
-    if (stick) scrollDown();
   }
 
   function submitText() {
@@ -258,124 +220,121 @@ button,input,textarea{font:inherit;color:inherit}
     if (!text) return;
     input.value = ''; input.style.height = 'auto'; sendBtn.disabled = true;
     var item = { id: uuid(), text: text, el: bubble('visitor', text) };
-    item.el.setAttribute('data-status', 'pending');
-    item.el.setAttribute('data-client-msg-id', item.id);
-    item.el.lastChild.textContent = 'Sending…';
+    item.el.dataset.status = 'pending';
+    item.el.dataset.clientMsgId = item.id;
     place(item.el, Infinity);
-    hello.hidden = true;
     outbox.push(item);
     scrollDown();
     transmit(item);
   }
+  function live() { return ws && welcomed && ws.readyState === 1; }
+  function send(f) { ws.send(JSON.stringify(f)); }
   function transmit(item) {
-    if (ws && welcomed && ws.readyState === 1) ws.send(JSON.stringify({ type: 'send', client_msg_id: item.id, text: item.text }));
-    else item.el.lastChild.textContent = 'Waiting for connection…';
+    if (!live()) return meta(item.el, WAITING);
+    meta(item.el, 'Sending…');
+    send({ type: 'send', client_msg_id: item.id, text: item.text });
   }
-  function takeOutbox(clientId) {
-    for (var i = 0; i < outbox.length; i++) if (outbox[i].id === clientId) return outbox.splice(i, 1)[0];
-    return null;
+  function takeOutbox(id) {
+    var i = outbox.findIndex(o => o.id === id);
+    return i < 0 ? null : outbox.splice(i, 1)[0];
   }
   function onAck(f) {
-    var item = takeOutbox(f.client_msg_id);
-    var m = f.message;
-    if (!item) { addAll([m]); return; }
-    if (byId[m.id]) { item.el.remove(); return; } // already shown by a resume
+    var item = takeOutbox(f.client_msg_id), m = f.message;
+    if (!item || byId[m.id]) { // another tab's, or already shown by a resume
+      if (item) item.el.remove();
+      return addMessage(m) && scrollDown();
+    }
     markSent(item.el, m);
     byId[m.id] = item.el;
-    if (m.conversation_id) conversationId = m.conversation_id;
+    conversationId = m.conversation_id || conversationId;
     place(item.el, m.seq);
-    // Later unacked messages keep their place after this one.
-    outbox.forEach(function (o) { place(o.el, Infinity); });
+    outbox.forEach(o => place(o.el, Infinity)); // keep typing order
     scrollDown();
   }
   function onSendError(item, f) {
-    item.el.setAttribute('data-status', 'failed');
-    item.el.lastChild.textContent = (f.message || 'Not sent') + ' · Tap to retry';
-    item.el.lastChild.onclick = function () {
+    item.el.dataset.status = 'failed';
+    meta(item.el, (f.message || 'Not sent') + ' · Tap to retry');
+    item.el.lastChild.onclick = () => {
       item.el.lastChild.onclick = null;
-      item.el.setAttribute('data-status', 'pending');
-      item.el.lastChild.textContent = 'Sending…';
+      item.el.dataset.status = 'pending';
       outbox.push(item);
       transmit(item);
     };
   }
 
   function loadEarlier() {
-    var before = minSeq();
-    if (historyBusy || !before || !ws || ws.readyState !== 1) return;
-    historyBusy = true; more.disabled = true;
-    ws.send(JSON.stringify({ type: 'history', before: before, limit: 50 }));
+    var before = Math.min.apply(null, seqs());
+    if (historyBusy || !isFinite(before) || !live()) return;
+    historyBusy = more.disabled = true;
+    send({ type: 'history', before: before, limit: 50 });
   }
   function onHistory(f) {
-    historyBusy = false; more.disabled = false;
-    var top = log.scrollHeight - log.scrollTop;
+    historyBusy = more.disabled = false;
+    var fromBottom = log.scrollHeight - log.scrollTop;
     (f.messages || []).forEach(addMessage);
-    log.scrollTop = log.scrollHeight - top;
-    hasMore = !!f.has_more; more.hidden = !hasMore;
+    log.scrollTop = log.scrollHeight - fromBottom;
+    more.hidden = !f.has_more;
   }
 
-  // ---- the email prompt ---------------------------------------------------------
+  // -- the email prompt
   function showPrompt(text) {
     if (email || promptEl) return;
     var err = h('div', { class: 'err', t: 'email-error', role: 'alert', hidden: '' });
     var field = h('input', { type: 'email', placeholder: 'you@example.com', 'aria-label': 'Your email',
-      autocomplete: 'email', t: 'email-input', required: '' });
+      autocomplete: 'email', t: 'email-input' });
     var btn = h('button', { type: 'submit', t: 'email-submit', text: 'Send' });
-    var form = h('form', { novalidate: '', on: { submit: function (e) {
+    var form = h('form', { novalidate: '', on: { submit: e => {
       e.preventDefault();
       var v = field.value.trim();
-      if (!v) { err.textContent = 'Please enter your email address.'; err.hidden = false; return; }
-      if (!ws || !welcomed || ws.readyState !== 1) { err.textContent = 'Not connected — try again in a moment.'; err.hidden = false; return; }
-      err.hidden = true; btn.disabled = true;
-      ws.send(JSON.stringify({ type: 'submit_email', email: v }));
+      var problem = !v ? 'Please enter your email address.' : !live() ? 'Not connected, try again in a moment.' : '';
+      err.textContent = problem; err.hidden = !problem;
+      if (problem) return;
+      btn.disabled = true;
+      send({ type: 'submit_email', email: v });
     } } }, [field, btn]);
     promptEl = h('div', { class: 'card', t: 'email-prompt' }, [
-      h('p', { t: 'email-prompt-text', text: text || 'Leave your email and we will get back to you.' }), form, err]);
+      h('p', { t: 'email-prompt-text', text: text || 'Your email, so we can reply?' }), form, err]);
     promptEl._err = err; promptEl._btn = btn;
     place(promptEl, maxSeq() + 0.5);
-    hello.hidden = true;
-    store('set', promptKey, JSON.stringify({ c: conversationId, t: text }));
+    store('local', promptKey, JSON.stringify({ c: conversationId, t: text }));
     scrollDown();
   }
   function onEmailCaptured(f) {
     email = f.email;
-    store('del', promptKey);
-    var card = h('div', { class: 'card ok', t: 'email-captured' }, [
-      h('p', { text: 'Thanks — we’ll reply to ' + f.email })]);
-    if (promptEl) { place(card, promptEl._key); promptEl.remove(); }
-    else place(card, maxSeq() + 0.5);
+    store('local', promptKey, null);
+    var card = h('div', { class: 'card ok', t: 'email-captured' }, [h('p', { text: 'Thanks — we’ll reply to ' + f.email })]);
+    place(card, promptEl ? promptEl._key : maxSeq() + 0.5);
+    if (promptEl) promptEl.remove();
     promptEl = card;
     scrollDown();
   }
 
-  // ---- the connection -----------------------------------------------------------
+  // -- the connection
   function connect() {
     clearTimeout(retryTimer);
     if (stopped || (ws && ws.readyState < 2)) return;
     welcomed = false;
-    setStatus(attempt ? 'Reconnecting…' : 'Connecting…', false);
+    setStatus('connecting', attempt ? 'Reconnecting…' : 'Connecting…');
     var sock = ws = new WebSocket(wsUrl);
-    sock.onopen = function () {
+    sock.onopen = () => {
       var hi = { type: 'hello', visitor_token: readToken() || null, page: { url: location.href, title: document.title } };
       var held = maxSeq();
-      if (held > 0) hi.resume_after = held;
+      if (held) hi.resume_after = held; // the welcome then carries only what we miss
       sock.send(JSON.stringify(hi));
     };
-    sock.onmessage = function (e) {
+    sock.onmessage = e => {
       if (sock !== ws) return;
-      var f;
-      try { f = JSON.parse(e.data); } catch (err) { return; }
-      handle(f);
+      try { handle(JSON.parse(e.data)); } catch (err) { /* not for us */ }
     };
-    sock.onclose = function (e) {
+    sock.onclose = e => {
       if (sock !== ws) return;
-      welcomed = false; historyBusy = false; more.disabled = false;
-      if (e.code === 4003) { stopped = true; setStatus('Chat is not available on this site', false); return; }
-      setStatus('Offline — reconnecting…', false);
-      outbox.forEach(function (o) { o.el.lastChild.textContent = 'Waiting for connection…'; });
-      // Exponential backoff with full jitter, capped at 30 s.
+      welcomed = historyBusy = more.disabled = false;
+      if (e.code === 4003) { stopped = true; return setStatus('off', 'Chat is not available on this site'); }
+      setStatus('offline', 'Offline, reconnecting…');
+      outbox.forEach(o => meta(o.el, WAITING));
+      // Exponential backoff with jitter, capped at 30 s.
       var delay = Math.min(30000, 500 * Math.pow(2, attempt++));
-      retryTimer = setTimeout(connect, delay / 2 + Math.random() * delay / 2);
+      retryTimer = setTimeout(connect, delay * (0.5 + Math.random() / 2));
     };
   }
 
@@ -383,76 +342,70 @@ button,input,textarea{font:inherit;color:inherit}
     switch (f.type) {
       case 'welcome': return onWelcome(f);
       case 'ack': return onAck(f);
-      case 'message': {
-        var stick = nearBottom();
-        if (addMessage(f.message)) {
-          if (f.message.author && f.message.author.kind !== 'visitor' && (!isOpen || document.hidden)) { unread++; renderBadge(); }
-          if (stick || f.message.author.kind === 'visitor') scrollDown();
-        }
-        return;
-      }
       case 'history': return onHistory(f);
       case 'email_prompt': return showPrompt(f.text);
       case 'email_captured': return onEmailCaptured(f);
-      case 'error': {
+      case 'message':
+        var stick = nearBottom(), m = f.message;
+        if (!addMessage(m)) return;
+        if (m.author.kind !== 'visitor' && (!isOpen || document.hidden)) {
+          badge.hidden = false; badge.textContent = ++unread > 9 ? '9+' : unread;
+        }
+        if (stick || m.author.kind === 'visitor') scrollDown();
+        return;
+      case 'error':
         var item = f.ref && takeOutbox(f.ref);
         if (item) return onSendError(item, f);
         if (f.code === 'invalid_email' && promptEl && promptEl._err) {
           promptEl._err.textContent = f.message || 'That email address does not look right.';
-          promptEl._err.hidden = false;
-          promptEl._btn.disabled = false;
+          promptEl._err.hidden = promptEl._btn.disabled = false;
+          scrollDown();
         }
-        return;
-      }
     }
   }
 
   function onWelcome(f) {
     if (conversationId && f.conversation_id && f.conversation_id !== conversationId) reset();
-    var fresh = !Object.keys(byId).length;
+    var fresh = !seqs().length;
     welcomed = true; attempt = 0;
     if (f.visitor_token) saveToken(f.visitor_token);
-    if (f.conversation_id) conversationId = f.conversation_id;
+    conversationId = f.conversation_id || conversationId;
     email = f.email || null;
-    if (email && promptEl && !promptEl.classList.contains('ok')) { promptEl.remove(); promptEl = null; }
+    if (email && promptEl && promptEl._err) { promptEl.remove(); promptEl = null; }
     var a = f.away || {};
     away.hidden = !(a.active && a.message);
     away.textContent = a.message || '';
-    setStatus(a.active ? 'We’re away right now' : 'We typically reply in a few minutes', !a.active);
-    addAll(f.messages);
-    if (fresh) { hasMore = !!f.has_more; more.hidden = !hasMore; }
-    // A prompt shown before a reload and not answered yet is shown again.
-    if (!email && !promptEl) {
-      try {
-        var p = JSON.parse(store('get', promptKey) || 'null');
-        if (p && p.c && p.c === conversationId) showPrompt(p.t);
-      } catch (e) { /* ignore */ }
-    }
-    outbox.forEach(function (o) { o.el.lastChild.textContent = 'Sending…'; transmit(o); });
+    setStatus(a.active ? 'away' : 'online', a.active ? 'We’re away right now' : 'We typically reply in a few minutes');
+    var stick = nearBottom();
+    (f.messages || []).forEach(addMessage);
+    if (stick) scrollDown();
+    if (fresh) more.hidden = !f.has_more;
+    // A prompt shown before a reload and not answered yet comes back.
+    var p = null;
+    try { p = JSON.parse(store('local', promptKey) || 'null'); } catch (e) { /* ignore */ }
+    if (p && p.c && p.c === conversationId) showPrompt(p.t);
+    outbox.forEach(transmit);
   }
 
   function reset() {
     for (var id in byId) byId[id].remove();
     byId = {};
-    if (promptEl) { promptEl.remove(); promptEl = null; }
+    if (promptEl) promptEl.remove();
+    promptEl = null;
     hello.hidden = false;
   }
 
-  window.addEventListener('online', function () { if (!welcomed) { attempt = 0; connect(); } });
-  document.addEventListener('visibilitychange', function () {
-    if (!document.hidden && !welcomed && !stopped) connect();
-  });
+  addEventListener('online', () => { if (!welcomed) { attempt = 0; connect(); } });
 
   function mount() {
     document.body.appendChild(host);
-    if (store('get', openKey, null, true)) setOpen(true);
+    if (store('session', openKey)) setOpen(true);
     connect();
   }
   if (document.body) mount(); else document.addEventListener('DOMContentLoaded', mount);
 
   window.FrontdeskWidget = {
-    open: function () { setOpen(true); },
-    close: function () { setOpen(false); },
-    toggle: function () { setOpen(!isOpen); }
+    open: () => setOpen(true),
+    close: () => setOpen(false)
   };
 })();

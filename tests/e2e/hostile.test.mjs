@@ -32,7 +32,7 @@ test('hostile message text shows as literal text in the widget and the inbox', a
   assert.equal(await bubble.textContent(), hostile);
   assert.equal(await visitor.locator('[data-testid=fd-messages] img').count(), 0, 'no element was made from the text');
 
-  const item = convItem(agent, hostile);
+  const item = await convItem(agent, hostile);
   await visible(item);
   assert.equal(await item.getByTestId('conv-preview').textContent(), hostile);
   await item.click();

@@ -34,7 +34,7 @@ test('an agent sees a visitor live, replies, and assigns visitors both ways', as
   // A visitor writes; the conversation appears at the top of the list, live.
   const hello = `Hi! Is the Cargo Long in stock? ${uniq()}`;
   const v1 = await newVisitor(hello);
-  const item = convItem(agent, hello);
+  const item = await convItem(agent, hello);
   await visible(item);
   assert.equal(await agent.getByTestId('conv-item').first().getAttribute('data-conversation-id'),
     await item.getAttribute('data-conversation-id'), 'newest first');
@@ -80,7 +80,7 @@ test('an agent sees a visitor live, replies, and assigns visitors both ways', as
   // Assign, case 2: a second visitor, the same email in other case: "Yes, assign".
   const hello2 = `Hello again from my phone ${uniq()}`;
   const v2 = await newVisitor(hello2);
-  const item2 = convItem(agent, hello2);
+  const item2 = await convItem(agent, hello2);
   await visible(item2);
   await expectText(item2.getByTestId('conv-label'), 'Unknown visitor');
   await item2.click();

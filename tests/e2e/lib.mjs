@@ -59,17 +59,18 @@ export async function eventually(fn, what, timeout = WAIT) {
     } catch (e) {
       last = e;
     }
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
+    if (Date.now() > until) assert.fail(`timed out waiting for ${typeof what === 'function' ? what() : what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-/** Waits until the locator's text contains `text`. */
+/** Waits until one of the elements the locator matches has a text containing `text`. */
 export async function expectText(locator, text, timeout = WAIT) {
+  let seen = [];
   await eventually(async () => {
-    const t = await locator.first().textContent({ timeout: 1000 });
-    return t !== null && t.includes(text) ? t : null;
-  }, `text ${JSON.stringify(text)}`, timeout);
+    seen = await locator.allTextContents();
+    return seen.some((t) => t.includes(text));
+  }, () => `text ${JSON.stringify(text)} (seen: ${JSON.stringify(seen).slice(0, 300)})`, timeout);
 }
 
 export async function visible(locator, timeout = WAIT) {
@@ -101,7 +102,7 @@ export function widget(page) {
       await visible(this.launcher);
       if (!(await this.panel.isVisible())) await this.launcher.click();
       await visible(this.panel);
-      await expectText(this.status, 'reply');
+      await eventually(async () => ['online', 'away'].includes(await this.status.getAttribute('data-state')), 'the widget to connect');
     },
     /** Types and sends a message, then waits for its ack. */
     async send(text) {
@@ -126,8 +127,13 @@ export async function signIn(page, token) {
   await eventually(async () => (await page.getByTestId('conn-status').getAttribute('data-state')) === 'online', 'the inbox to connect');
 }
 
-export function convItem(page, text) {
-  return page.getByTestId('conv-item').filter({ hasText: text });
+/** The list item of the conversation whose preview shows `text`, pinned by its id so
+ * it stays found when the preview changes. */
+export async function convItem(page, text) {
+  const byText = page.getByTestId('conv-item').filter({ hasText: text });
+  await visible(byText);
+  const id = await byText.first().getAttribute('data-conversation-id');
+  return page.locator(`[data-testid=conv-item][data-conversation-id="${id}"]`);
 }
 
 // ---- a headless agent over the real WebSocket ------------------------------------------
