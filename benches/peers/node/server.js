@@ -488,7 +488,7 @@ function visitorSession(ws, cookieToken) {
       const conv = loadConversationOf(visitorId);
       let page;
       const resumeAfter = frame.resume_after;
-      if (conv && conv.persisted && Number.isInteger(resumeAfter) && resumeAfter > 0) {
+      if (conv && conv.persisted && Number.isInteger(resumeAfter) && resumeAfter >= 0) {
         page = { messages: stmt.after.all(conv.id, resumeAfter).map(rowToMessage), has_more: false };
       } else {
         page = history(conv, Number.MAX_SAFE_INTEGER, LIMITS.pageSize);
