@@ -21,6 +21,8 @@
 //!   timers   no_reply email prompts: lateness, none lost, none doubled
 //!   churn    every visitor drops and reconnects within a window
 //!   verify   every message listed in an acked log is still stored (after kill -9)
+//!   probe    seed one visitor (`--seed N`), or wait until a visitor's history is served
+//!            (`--token T`), for the cold-start measurement
 //! ```
 //!
 //! Errors of the server or the network are counted in the report, never unwrapped; the
@@ -51,7 +53,7 @@ use widget_protocol::{
 type Ws = WebSocketStream<TcpStream>;
 
 const USAGE: &str = "usage: loadgen MODE --addr HOST:PORT [--option value ...]
-modes: idle relay history timers churn verify (see the module docs in examples/loadgen.rs)
+modes: idle relay history timers churn verify probe (see the module docs in examples/loadgen.rs)
 common: --addr HOST:PORT  --inbox KEY (default)  --procs N (1)  --threads N (1)";
 
 fn main() {
@@ -111,6 +113,7 @@ async fn run_mode(args: &Args) -> Result<Report, String> {
         "timers" => timers(&common, TimersPlan::from_args(args)?).await?,
         "churn" => churn(&common, ChurnPlan::from_args(args)?).await?,
         "verify" => verify(&common, VerifyPlan::from_args(args)?).await?,
+        "probe" => probe(&common, args).await?,
         other => return Err(format!("unknown mode `{other}`\n{USAGE}")),
     };
     args.check_unused()?;
@@ -1856,6 +1859,7 @@ async fn timer_visitor(
     let token = v.token.clone();
     let mut ws = Some(v.ws);
     let mut acked_at: Option<i64> = None; // server ms of the first message
+    let mut reply_at: Option<i64> = None; // server ms of the agent's reply, once seen
     let mut prompts = 0u32;
     let mut local = Report::default();
     sleep_until(due).await;
@@ -1869,6 +1873,14 @@ async fn timer_visitor(
             match visitor_connect(&c, Some(token.clone()), None).await {
                 Ok(v) => {
                     local.add("reconnected", 1);
+                    // A reply stored while we were away shows in the welcome's history.
+                    if let Some(m) = v
+                        .welcome_messages
+                        .iter()
+                        .find(|m| m.author.kind == AuthorKind::Agent)
+                    {
+                        reply_at = reply_at.or(Some(m.at));
+                    }
                     ws = Some(v.ws);
                     sent = false;
                 }
@@ -1909,6 +1921,9 @@ async fn timer_visitor(
                     }
                 }
             }
+            Ok(VisitorServer::Message { message }) if message.author.kind == AuthorKind::Agent => {
+                reply_at = reply_at.or(Some(message.at));
+            }
             Ok(VisitorServer::EmailPrompt { .. }) => {
                 prompts += 1;
                 if let Some(at) = acked_at {
@@ -1917,7 +1932,7 @@ async fn timer_visitor(
                     if late < -1000 {
                         local.add("prompts_early", 1);
                     }
-                    if !cancel && prompts == 1 {
+                    if reply_at.is_none() && prompts == 1 {
                         local.record("prompt_lateness", late.max(0) as u64);
                     }
                 }
@@ -1930,22 +1945,29 @@ async fn timer_visitor(
             }
         }
     }
-    if acked_at.is_some() {
-        if cancel {
-            local.add("cancelled", 1);
-            if prompts > 0 {
-                local.add("prompts_after_reply", 1);
-            }
-        } else {
-            local.add("prompts_expected", 1);
-            match prompts {
-                0 => local.add("prompts_lost", 1),
-                1 => local.add("prompts_ok", 1),
-                _ => local.add("prompts_doubled", 1),
+    match acked_at {
+        Some(at) => {
+            // A reply stored before the deadline must cancel the prompt; a reply that
+            // never happened (its agent's connection died) or came late must not.
+            let deadline = at + (p.delay_secs * 1000) as i64;
+            if reply_at.is_some_and(|r| r < deadline) {
+                local.add("cancelled", 1);
+                if prompts > 0 {
+                    local.add("prompts_after_reply", 1);
+                }
+            } else {
+                if cancel {
+                    local.add("cancel_not_in_time", 1);
+                }
+                local.add("prompts_expected", 1);
+                match prompts {
+                    0 => local.add("prompts_lost", 1),
+                    1 => local.add("prompts_ok", 1),
+                    _ => local.add("prompts_doubled", 1),
+                }
             }
         }
-    } else {
-        local.add("first_message_unacked", 1);
+        None => local.add("first_message_unacked", 1),
     }
     lock(&report).merge(local);
     if let Some(mut conn) = ws {
@@ -2198,4 +2220,52 @@ async fn stored_messages(
     }
     let _ = v.ws.close(None).await;
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// probe: `--seed N` makes a visitor with N messages and reports its token; `--token T`
+// retries hello until the visitor's history is served (the server may still be starting)
+// and reports when, in Unix milliseconds.
+
+async fn probe(c: &Common, a: &Args) -> Result<Report, String> {
+    let mut r = Report::default();
+    if let Some(n) = a.opt("seed") {
+        let n: usize = n.parse().map_err(|_| "--seed must be a number")?;
+        let per = a.num("per-conn-limit", 18usize)?.max(1);
+        let mut token = None;
+        let mut from = 0;
+        while from < n {
+            let k = per.min(n - from);
+            let t = seed_one(c, token.clone(), 0, from, k)
+                .await
+                .map_err(|e| format!("probe: seeding: {e}"))?;
+            token = Some(t);
+            from += k;
+        }
+        r.set("token", json!(token));
+        r.add("seeded_messages", n as u64);
+        return Ok(r);
+    }
+    let token = a.opt("token").ok_or("probe needs --seed N or --token T")?;
+    let until = Instant::now() + a.secs("until-secs", 30.0)?;
+    let began = Instant::now();
+    loop {
+        r.add("attempts", 1);
+        match visitor_connect(c, Some(token.clone()), None).await {
+            Ok(v) if !v.welcome_messages.is_empty() => {
+                r.set("served_unix_ms", json!(unix_ms()));
+                r.set("messages", json!(v.welcome_messages.len()));
+                r.record("probe", micros(began.elapsed()));
+                let mut ws = v.ws;
+                let _ = ws.close(None).await;
+                return Ok(r);
+            }
+            Ok(_) => r.add("served_empty", 1),
+            Err(e) => r.add(&e.key(), 1),
+        }
+        if Instant::now() >= until {
+            return Err("probe: the history was not served in time".into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
