@@ -1,6 +1,6 @@
 //! The command line: `serve`, and the tools that work on a stopped server's data
-//! directory (`inbox`, `agent`). Raw arguments are validated once into a `Config` or a
-//! command; every failure is a `CliError` that `main` prints as one line.
+//! directory (`inbox`, `agent`, `outbox`). Raw arguments are validated once into a
+//! `Config` or a command; every failure is a `CliError` that `main` prints as one line.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +44,9 @@ pub enum Command {
     /// Manage agents (server stopped).
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Follow-up emails waiting, sent or failed (server stopped).
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
 }
 
 #[derive(Debug, Args)]
@@ -68,10 +71,14 @@ pub struct ServeArgs {
     /// Most WebSocket connections from one client address.
     #[arg(long, default_value_t = 50_000)]
     pub max_connections_per_ip: usize,
-    /// SMTP server for follow-up emails, e.g. smtp://127.0.0.1:2525.
-    #[arg(long)]
+    /// SMTP server for follow-up emails:
+    /// smtp://[USER:PASS@]HOST[:PORT] (plain, port 25),
+    /// smtp://…?tls=starttls (STARTTLS required, port 587; ?tls=opportunistic: if offered),
+    /// smtps://[USER:PASS@]HOST[:PORT] (TLS, port 465). Percent-encode @ and : in
+    /// credentials. Without it, emails wait in the outbox (see `frontdesk outbox list`).
+    #[arg(long, value_name = "URL")]
     pub smtp_url: Option<String>,
-    /// Sender of follow-up emails, e.g. "Acme Support <support@acme.test>".
+    /// Sender of follow-up emails, e.g. "Acme Support <support@acme.test>" (required with --smtp-url).
     #[arg(long)]
     pub mail_from: Option<String>,
     /// Reply-To of follow-up emails.
@@ -134,6 +141,15 @@ pub enum AgentCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// One line per email: id, state, attempts, recipient, subject, created (UTC), last error.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -173,7 +189,9 @@ impl ServeArgs {
             from: self.mail_from,
             reply_to: self.reply_to,
             public_url: self.public_url,
+            ..MailConfig::default()
         };
+        crate::mail::check(&c.mail).map_err(|e| CliError::Invalid(e.to_string()))?;
         c.test_echo = self.test_echo;
         Ok(c)
     }
@@ -315,6 +333,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Outbox(OutboxCommand::List { data }) => outbox_list(&data),
         Command::Agent(AgentCommand::Revoke { id, data }) => {
             let uuid = Uuid::parse_str(&id).map_err(|_| {
                 CliError::Invalid(format!(
@@ -333,6 +352,28 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
     }
+}
+
+/// `frontdesk outbox list`: tab-separated, oldest first.
+fn outbox_list(data: &DataArg) -> Result<(), CliError> {
+    let off = offline(data)?;
+    let list = crate::mail::list(off.kv.as_ref());
+    off.close();
+    for r in list.map_err(|e| CliError::Open(e.into()))? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.id,
+            crate::mail::state_name(r.state),
+            r.attempts,
+            crate::mail::one_line(&r.to),
+            crate::mail::one_line(&r.subject),
+            crate::mail::utc_rfc3339(r.created_at),
+            r.last_error
+                .as_deref()
+                .map_or_else(String::new, crate::mail::one_line),
+        );
+    }
+    Ok(())
 }
 
 fn role_name(r: Role) -> &'static str {

@@ -57,15 +57,39 @@ impl Default for Limits {
 }
 
 /// Outgoing mail for follow-ups.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MailConfig {
-    /// `smtp://host:port` (or `smtps://`, with `?tls=required` for STARTTLS); none: emails
-    /// wait in the outbox.
+    /// `smtp://[user:pass@]host[:port][?tls=starttls|opportunistic]` or
+    /// `smtps://[user:pass@]host[:port]` (see `mail::SmtpTarget`); none: emails wait in
+    /// the outbox.
     pub smtp_url: Option<String>,
     pub from: Option<String>,
     pub reply_to: Option<String>,
     /// Base URL of this server, for links in emails when the page is unknown.
     pub public_url: Option<String>,
+    /// Wait before the first retry of a failed delivery; doubles per attempt.
+    pub retry_base: Duration,
+    /// The longest wait between two attempts.
+    pub retry_max: Duration,
+    /// Attempts before an email is marked failed.
+    pub max_attempts: u32,
+    /// Time for connecting (with TLS and login), and again for handing over one email.
+    pub send_timeout: Duration,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp_url: None,
+            from: None,
+            reply_to: None,
+            public_url: None,
+            retry_base: Duration::from_secs(30),
+            retry_max: Duration::from_secs(3600),
+            max_attempts: 10,
+            send_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //!
 //! Calls go one way: `server` → `transport` (HTTP and the WebSocket upgrade) →
 //! `session` (visitor, agent) → the hub of live connections and the domain modules
-//! (`conversations`, `contacts`, `capture`, `followup`, `inboxes`, `agents`) → `store`.
+//! (`conversations`, `contacts`, `capture`, `followup`, `mail`, `inboxes`, `agents`) → `store`.
 //! `main.rs` only parses the command line (`cli`) and maps errors to one line.
 
 pub mod agents;
@@ -21,6 +21,7 @@ mod fsutil;
 pub mod hub;
 pub mod identity;
 pub mod inboxes;
+pub mod mail;
 pub mod metrics;
 pub mod server;
 pub mod session;

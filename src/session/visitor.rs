@@ -21,6 +21,7 @@ use crate::chatflow;
 use crate::contacts::{self, Link as ContactLink, Whom};
 use crate::conversations::{self, parse_id, Appended, VisitorSend};
 use crate::error::{Error, Result};
+use crate::followup;
 use crate::hub::{Presence, VisitorKey};
 use crate::identity::VisitorIdentity;
 use crate::metrics::{ConnKind, Metrics};
@@ -166,6 +167,12 @@ impl<S: Socket> Session<S> {
                     if conv.prompt == PromptState::Owed {
                         if let Some(id) = parse_id(&conv.id) {
                             capture::deliver_owed(&self.app, &self.key, id).await;
+                        }
+                    }
+                    // They now see every reply: no follow-up email for these.
+                    if followup::has_unseen(&conv) {
+                        if let Some(id) = parse_id(&conv.id) {
+                            followup::seen(&self.app, id).await;
                         }
                     }
                 }
