@@ -130,14 +130,15 @@ impl Server {
         if let Err(e) = app.writer.write(|_| Ok((Batch::default(), ()))).await {
             tracing::error!(error = %e, "final flush failed");
         }
-        drop(app);
-        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+        // The writer thread ends by itself once the last handle to the app is gone.
+        drop(writer_thread);
         Ok(())
     }
 }
 
 fn serve_connection(t: Transport, stream: tokio::net::TcpStream, peer: SocketAddr) {
     let handshake_timeout = t.app.config.limits.handshake_timeout;
+    let mut stop = t.app.shutdown.clone();
     let service = service_fn(move |req| handle(t.clone(), peer, req));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -145,8 +146,13 @@ fn serve_connection(t: Transport, stream: tokio::net::TcpStream, peer: SocketAdd
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "http connection ended with an error");
+        // A plain HTTP connection (keep-alive) is dropped at shutdown; an upgraded one
+        // has already left hyper and closes through its session.
+        tokio::select! {
+            r = conn => if let Err(e) = r {
+                tracing::debug!(error = %e, "http connection ended with an error");
+            },
+            _ = stop.wait_for(|s| *s) => {}
         }
     });
 }

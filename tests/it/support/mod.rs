@@ -1,0 +1,430 @@
+//! What every integration test shares: a real server on an ephemeral port with a
+//! temporary data directory (in-process, or the real binary for crash tests), and
+//! WebSocket clients with `expect_*` helpers that fail with a clear message instead of
+//! hanging.
+
+#![allow(dead_code)]
+
+pub mod smtp;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use widget_protocol::Role;
+
+use frontdesk::app::App;
+use frontdesk::config::Config;
+use frontdesk::Server;
+
+/// How long any single expectation waits before failing the test.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The server, in this process, on 127.0.0.1:0 with its own data directory.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub admin_token: String,
+    pub app: App,
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_path_buf();
+        Self::start_in(Some(dir), path, adjust).await
+    }
+
+    async fn start_in(dir: Option<tempfile::TempDir>, path: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config::new("127.0.0.1:0".parse().expect("addr"), path.clone());
+        adjust(&mut config);
+        // After a restart the old server's last tasks may still be letting go of the
+        // data directory for a moment.
+        let mut tries = 0;
+        let server = loop {
+            match Server::bind(config.clone()).await {
+                Ok(s) => break s,
+                Err(frontdesk::ServeError::Open(frontdesk::app::OpenError::Locked(_))) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("server starts: {e}"),
+            }
+        };
+        let addr = server.local_addr();
+        let app = server.app().clone();
+        let admin_token = std::fs::read_to_string(path.join("admin-token"))
+            .expect("admin-token file")
+            .trim()
+            .to_string();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("server runs");
+        });
+        TestServer {
+            addr,
+            admin_token,
+            app,
+            dir,
+            path,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Stops gracefully and waits until the data directory is released.
+    pub async fn stop(mut self) -> (Option<tempfile::TempDir>, PathBuf) {
+        self.shutdown().await;
+        (self.dir.take(), self.path.clone())
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("server task");
+        }
+    }
+
+    /// Stops and starts again on the same data directory (a new port).
+    pub async fn restart(self) -> TestServer {
+        self.restart_with(|_| {}).await
+    }
+
+    pub async fn restart_with(self, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let (dir, path) = self.stop().await;
+        // The App (and so the data directory's lock) is gone once every clone is dropped.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Self::start_in(dir, path, adjust).await
+    }
+
+    /// A new agent, created through the same code path as `frontdesk agent add`.
+    pub async fn create_agent(&self, name: &str, inboxes: &[&str], role: Role) -> String {
+        let (_, token) = frontdesk::agents::create(
+            &self.app.writer,
+            name,
+            role,
+            inboxes.iter().map(|s| s.to_string()).collect(),
+            self.app.now(),
+        )
+        .await
+        .expect("agent created");
+        token
+    }
+
+    pub async fn create_inbox(&self, key: &str, origins: &[&str]) {
+        self.app
+            .inboxes
+            .create(
+                &self.app.writer,
+                key,
+                key,
+                origins.iter().map(|s| s.to_string()).collect(),
+                self.app.now(),
+            )
+            .await
+            .expect("inbox created");
+    }
+
+    /// A visitor socket on the default inbox, after `hello` and `welcome`.
+    pub async fn visitor(&self) -> (Client, Value) {
+        self.visitor_with(None, None).await
+    }
+
+    /// A visitor connecting with an optional token in `hello` and optional Cookie header.
+    pub async fn visitor_with(&self, token: Option<&str>, cookie: Option<&str>) -> (Client, Value) {
+        let mut c = Client::connect_with(&self.ws_url("/ws/visitor?inbox=default"), cookie, None)
+            .await
+            .expect("visitor connects");
+        c.send(json!({"type":"hello","visitor_token":token,"page":{"url":"https://shop.example/p","title":"Shop"}}))
+            .await;
+        let w = c.expect("welcome").await;
+        (c, w)
+    }
+
+    /// An agent socket after `auth` and `ready`.
+    pub async fn agent(&self, token: &str) -> (Client, Value) {
+        let mut c = Client::connect(&self.ws_url("/ws/agent")).await.expect("agent connects");
+        c.send(json!({"type":"auth","token":token})).await;
+        let ready = c.expect("ready").await;
+        (c, ready)
+    }
+
+    pub async fn admin(&self) -> (Client, Value) {
+        let token = self.admin_token.clone();
+        self.agent(&token).await
+    }
+
+    /// Sets the default inbox's chatflow as the admin would.
+    pub async fn set_chatflow(&self, chatflow: Value) {
+        let (mut admin, _) = self.admin().await;
+        admin
+            .send(json!({"type":"update_chatflow","inbox":"default","chatflow":chatflow}))
+            .await;
+        admin.expect("chatflow").await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The handshake response's `Set-Cookie`, if any.
+    pub set_cookie: Option<String>,
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    Code(u16),
+    /// Closed without a close frame.
+    Abrupt,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        Self::connect_with(url, None, None).await
+    }
+
+    pub async fn connect_with(
+        url: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let mut req = url.into_client_request()?;
+        if let Some(c) = cookie {
+            req.headers_mut()
+                .insert("cookie", HeaderValue::from_str(c).expect("cookie header"));
+        }
+        if let Some(o) = origin {
+            req.headers_mut()
+                .insert("origin", HeaderValue::from_str(o).expect("origin header"));
+        }
+        let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
+        let set_cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Client { ws, set_cookie })
+    }
+
+    /// The `name=value` part of the handshake's Set-Cookie, for a Cookie header.
+    pub fn cookie_pair(&self) -> String {
+        self.set_cookie
+            .as_deref()
+            .and_then(|c| c.split(';').next())
+            .expect("a Set-Cookie on the handshake")
+            .to_string()
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.ws.send(msg).await.expect("send");
+    }
+
+    /// The next data frame as JSON, or None when the connection ended.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Err(_) => panic!("no frame within {WAIT:?}"),
+                Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("server frames are JSON"))
+                }
+                Ok(Some(Ok(Message::Close(_)))) => return None,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The next frame, which must have this `type`.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let f = self.next().await.unwrap_or_else(|| panic!("connection ended while expecting {kind}"));
+        assert_eq!(f["type"], kind, "expected a {kind} frame, got {f}");
+        f
+    }
+
+    /// The next frame of this `type`, skipping others (e.g. `conversation_updated`).
+    pub async fn expect_skipping(&mut self, kind: &str) -> Value {
+        loop {
+            let f = self.next().await.unwrap_or_else(|| panic!("connection ended while expecting {kind}"));
+            if f["type"] == kind {
+                return f;
+            }
+        }
+    }
+
+    /// The next frame decoded as a protocol type.
+    pub async fn expect_typed<T: DeserializeOwned>(&mut self) -> T {
+        let f = self.next().await.expect("a frame");
+        serde_json::from_value(f.clone()).unwrap_or_else(|e| panic!("frame {f} does not decode: {e}"))
+    }
+
+    /// An `error` frame with this code.
+    pub async fn expect_error(&mut self, code: &str) -> Value {
+        let f = self.expect_skipping("error").await;
+        assert_eq!(f["code"], code, "error frame {f}");
+        f
+    }
+
+    /// Nothing arrives for `ms` (apart from frames of the ignored types).
+    pub async fn expect_silence(&mut self, ms: u64, ignore: &[&str]) {
+        let until = tokio::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            match tokio::time::timeout_at(until, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                    let kind = v["type"].as_str().unwrap_or_default();
+                    assert!(ignore.contains(&kind), "expected silence, got {v}");
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(other) => panic!("connection ended while expecting silence: {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn expect_closed(&mut self) -> Closed {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), self.ws.next()).await {
+                Err(_) => panic!("the server did not close the connection"),
+                Ok(Some(Ok(Message::Close(Some(f))))) => return Closed::Code(f.code.into()),
+                Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => return Closed::Abrupt,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Sends a visitor message and returns the ack's message.
+    pub async fn say(&mut self, text: &str) -> Value {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.send(json!({"type":"send","client_msg_id":id,"text":text})).await;
+        let ack = self.expect_skipping("ack").await;
+        assert_eq!(ack["client_msg_id"], id.as_str());
+        ack["message"].clone()
+    }
+
+    /// Sends an agent reply and returns the ack's message.
+    pub async fn reply(&mut self, conversation_id: &str, text: &str) -> Value {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.send(json!({"type":"reply","conversation_id":conversation_id,"client_msg_id":id,"text":text}))
+            .await;
+        let ack = self.expect_skipping("ack").await;
+        assert_eq!(ack["client_msg_id"], id.as_str());
+        ack["message"].clone()
+    }
+}
+
+/// The real `frontdesk` binary, for tests that kill it.
+pub struct BinaryServer {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+}
+
+impl BinaryServer {
+    pub async fn spawn(data: &Path, extra: &[&str]) -> BinaryServer {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the frontdesk binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(WAIT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix("frontdesk listening on http://") {
+                    return rest.trim().parse::<SocketAddr>().ok();
+                }
+            }
+            None
+        })
+        .await
+        .expect("the binary says where it listens in time")
+        .expect("a listening line");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        BinaryServer {
+            child,
+            addr,
+            data: data.to_path_buf(),
+        }
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// SIGKILL: no shutdown, no flush, nothing.
+    pub async fn kill9(mut self) {
+        self.child.kill().await.expect("kill -9");
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, and the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        }
+        tokio::time::timeout(Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("exits after SIGTERM in time")
+            .expect("exit status")
+    }
+}
