@@ -45,7 +45,7 @@ export function forbidDialogs(page) {
 export async function screenshot(page, name) {
   if (!ARTIFACTS) return;
   mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), animations: 'disabled' });
 }
 
 /** Polls until fn() returns a truthy value, else fails with the last value seen. */

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  BASE, eventually, expectText, forbidDialogs, launch, screenshot, setChatflow, uniq, visible, widget,
+  AGENT_TOKEN, BASE, convItem, eventually, expectText, forbidDialogs, launch, screenshot, setChatflow, signIn, uniq,
+  visible, widget,
 } from './lib.mjs';
 
 let browser;
@@ -164,5 +165,67 @@ test('the widget does not leak styles into the host page, nor take any from it',
   assert.equal(pageBtn, 'uppercase');
   const globals = await page.evaluate(() => Object.keys(window).filter((k) => /frontdesk|^fd/i.test(k)));
   assert.deepEqual(globals, ['FrontdeskWidget']);
+  await context.close();
+});
+
+test('a long conversation shows its last page, and "Load earlier" fetches the rest, in both pages', async () => {
+  await setChatflow(browser, { email_capture: { when: 'never' }, away: { mode: 'off', message: null } });
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${BASE}/`);
+  const w = widget(page);
+  await w.open();
+  const tag = uniq();
+  await w.send(`message 1 ${tag}`);
+  // 59 more from the same visitor over three extra connections (the rate limit is per
+  // connection), as three more tabs would.
+  const acked = await page.evaluate(async ({ url, tag }) => {
+    const token = decodeURIComponent(document.cookie.match(/fd_visitor_token=([^;]*)/)[1]);
+    const tab = (from, to) => new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      let n = 0;
+      ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', visitor_token: token }));
+      ws.onmessage = (e) => {
+        const f = JSON.parse(e.data);
+        if (f.type === 'welcome') {
+          for (let i = from; i <= to; i++) ws.send(JSON.stringify({ type: 'send', client_msg_id: crypto.randomUUID(), text: `message ${i} ${tag}` }));
+        } else if (f.type === 'ack' && ++n === to - from + 1) { ws.close(); resolve(n); }
+        else if (f.type === 'error') reject(new Error(JSON.stringify(f)));
+      };
+    });
+    // One tab after the other keeps the seq order equal to the numbering.
+    let total = 0;
+    for (const [a, b] of [[2, 20], [21, 40], [41, 60]]) total += await tab(a, b);
+    return total;
+  }, { url: `${BASE.replace(/^http/, 'ws')}/ws/visitor?inbox=default`, tag });
+  assert.equal(acked, 59);
+
+  await page.reload();
+  await w.open();
+  await expectText(w.texts, `message 60 ${tag}`);
+  const earlier = page.getByTestId('fd-load-earlier');
+  await visible(earlier);
+  const before = (await w.allTexts()).filter((t) => t.endsWith(tag));
+  assert.ok(before.length < 60 && before.length >= 10, `one page first, got ${before.length}`);
+  assert.ok(!before.includes(`message 1 ${tag}`));
+  await earlier.click();
+  await expectText(w.texts, `message 1 ${tag}`);
+  const all = (await w.allTexts()).filter((t) => t.endsWith(tag));
+  assert.deepEqual(all, Array.from({ length: 60 }, (_, i) => `message ${i + 1} ${tag}`), 'all 60, in order, once');
+  await eventually(async () => !(await earlier.isVisible()), 'the button to go once all is loaded');
+
+  // The agent's view pages the same way.
+  const agentCtx = await browser.newContext();
+  const agent = await agentCtx.newPage();
+  await signIn(agent, AGENT_TOKEN);
+  await (await convItem(agent, `message 60 ${tag}`)).click();
+  await expectText(agent.getByTestId('thread-message-text'), `message 60 ${tag}`);
+  const agentEarlier = agent.getByTestId('thread-load-earlier');
+  await visible(agentEarlier);
+  await agentEarlier.click();
+  await expectText(agent.getByTestId('thread-message-text'), `message 1 ${tag}`);
+  const thread = (await agent.getByTestId('thread-message-text').allTextContents()).filter((t) => t.endsWith(tag));
+  assert.deepEqual(thread, all);
+  await agentCtx.close();
   await context.close();
 });
