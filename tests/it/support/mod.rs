@@ -53,6 +53,11 @@ impl TestServer {
         Self::start_in(Some(dir), path, adjust).await
     }
 
+    /// Starts on a data directory a stopped server left behind.
+    pub async fn start_in_existing(dir: Option<tempfile::TempDir>, path: PathBuf) -> TestServer {
+        Self::start_in(dir, path, |_| {}).await
+    }
+
     async fn start_in(dir: Option<tempfile::TempDir>, path: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::new("127.0.0.1:0".parse().expect("addr"), path.clone());
         adjust(&mut config);

@@ -1,0 +1,11 @@
+//! One integration-test binary: a module per area, all on `support`.
+
+mod support;
+
+mod agents;
+mod browser;
+mod capture;
+mod cli;
+mod crash;
+mod followup;
+mod visitor;
