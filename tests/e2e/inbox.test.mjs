@@ -4,18 +4,23 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
   AGENT_TOKEN, BASE, convItem, eventually, expectText, forbidDialogs, launch, screenshot, setChatflow, signIn,
-  uniq, visible, widget,
+  visible, widget,
 } from './lib.mjs';
 
 let browser;
 before(async () => {
   browser = await launch();
-  await setChatflow(browser, { email_capture: { when: 'never' }, away: { mode: 'off', message: null } });
+  // Visitors are asked for their email right away: the prompt sits in the widget while
+  // the agent and the visitor chat, as it would in real life.
+  await setChatflow(browser, {
+    email_capture: { when: 'first_message', message: 'Leave your email and we will reply there too, in case you leave the page.' },
+    away: { mode: 'off', message: null },
+  });
 });
 after(async () => { await browser?.close(); });
 
 async function newVisitor(text) {
-  const context = await browser.newContext();
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   await page.goto(`${BASE}/`);
   const w = widget(page);
@@ -32,7 +37,7 @@ test('an agent sees a visitor live, replies, and assigns visitors both ways', as
   assert.equal(await agent.getByTestId('tab-settings').isVisible(), false, 'no chatflow settings for a non-admin');
 
   // A visitor writes; the conversation appears at the top of the list, live.
-  const hello = `Hi! Is the Cargo Long in stock? ${uniq()}`;
+  const hello = 'Hi! Is the Cargo Long in stock? I need it before the school year starts.';
   const v1 = await newVisitor(hello);
   const item = await convItem(agent, hello);
   await visible(item);
@@ -45,7 +50,7 @@ test('an agent sees a visitor live, replies, and assigns visitors both ways', as
   await item.click();
   await expectText(agent.getByTestId('thread-messages'), hello);
   await expectText(agent.getByTestId('thread-label'), 'Unknown visitor');
-  const answer = `Yes, two in the workshop. Want a test ride? ${uniq()}`;
+  const answer = 'Yes, we have two in the workshop. Would you like to book a test ride?';
   await agent.getByTestId('reply-input').fill(answer);
   await agent.getByTestId('reply-send').click();
   const sent = agent.locator('[data-testid=thread-message][data-author=agent]', { hasText: answer });
@@ -53,12 +58,14 @@ test('an agent sees a visitor live, replies, and assigns visitors both ways', as
   await expectText(v1.page.locator('[data-testid=fd-message][data-author=agent]'), answer);
 
   // A visitor message while the conversation is open shows up live.
-  const more = `Great, Saturday morning? ${uniq()}`;
+  const more = 'Great, Saturday morning works for me.';
   await v1.w.send(more);
   await expectText(agent.getByTestId('thread-messages'), more);
+  await visible(v1.w.prompt);
+  await screenshot(v1.page, 'widget-conversation');
 
   // Assign, case 1: no contact has the email yet, so the agent creates one.
-  const email = `grace.${uniq()}@example.com`;
+  const email = 'grace.hopper@example.com'; // a fresh server each run, as cargo test starts
   await agent.getByTestId('assign-open').click();
   const dialog = agent.getByTestId('assign-dialog');
   await visible(dialog);
@@ -78,7 +85,7 @@ test('an agent sees a visitor live, replies, and assigns visitors both ways', as
   assert.ok(!(await v1.page.getByTestId('fd-messages').textContent()).includes('Hopper'));
 
   // Assign, case 2: a second visitor, the same email in other case: "Yes, assign".
-  const hello2 = `Hello again from my phone ${uniq()}`;
+  const hello2 = 'Hello again, writing from my phone this time.';
   const v2 = await newVisitor(hello2);
   const item2 = await convItem(agent, hello2);
   await visible(item2);
@@ -121,7 +128,7 @@ test('an agent sees a visitor live, replies, and assigns visitors both ways', as
 });
 
 test('the inbox is usable at 390 px wide: one column at a time', async () => {
-  const v = await newVisitor(`Small screen question ${uniq()}`);
+  const v = await newVisitor('Which frame size fits someone 1.65 m tall?');
   const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const agent = await ctx.newPage();
   await signIn(agent, AGENT_TOKEN);
@@ -135,7 +142,7 @@ test('the inbox is usable at 390 px wide: one column at a time', async () => {
   await agent.getByTestId('conv-item').first().click();
   await visible(agent.getByTestId('reply-input'));
   assert.equal(await list.isVisible(), false, 'the list hides while a conversation is open');
-  const answer = `Replying from a phone ${uniq()}`;
+  const answer = 'The 50 cm frame. Come by and try it, we are open until 18:00.';
   await agent.getByTestId('reply-input').fill(answer);
   await agent.getByTestId('reply-send').click();
   await expectText(agent.getByTestId('thread-messages'), answer);

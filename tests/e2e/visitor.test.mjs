@@ -24,19 +24,20 @@ test('a visitor chats, is asked for their email, leaves it, and finds the histor
   await w.open();
   await visible(page.getByTestId('fd-empty'));
 
-  const question = `Do you ship the Tourer 8 to Norway? ${uniq()}`;
+  const question = 'Do you ship the Tourer 8 to Norway?';
   const mine = await w.send(question);
   assert.ok(Number(await mine.getAttribute('data-seq')) >= 1, 'an acked message has its seq');
 
   // first_message: the prompt comes right after the first message, as an inline form.
   await visible(w.prompt);
   assert.ok((await w.promptText.textContent()).length > 0, 'the prompt has a text');
+  await screenshot(page, 'widget-prompt');
   await w.emailInput.fill('not-an-email');
   await w.emailSubmit.click();
   await visible(w.emailError);
   assert.equal(await w.captured.count(), 0);
 
-  const email = `ada.${uniq()}@example.com`;
+  const email = 'ada@example.com';
   await w.emailInput.fill(email);
   await w.emailSubmit.click();
   await visible(w.captured);
@@ -93,7 +94,7 @@ test('messages typed while offline are queued and sent once the connection is ba
   await page.goto(`${BASE}/`);
   const w = widget(page);
   await w.open();
-  const first = `first ${uniq()}`;
+  const first = 'Are you open on Sunday?';
   await w.send(first);
 
   online = false;
@@ -101,7 +102,7 @@ test('messages typed while offline are queued and sent once the connection is ba
   for (const { ws, server } of live.splice(0)) { await server.close(); await ws.close(); }
   await expectText(w.status, 'Offline');
 
-  const queued = `typed while offline ${uniq()}`;
+  const queued = 'Never mind, I found the opening hours. Typed on the train, offline.';
   await w.input.fill(queued);
   await w.input.press('Enter');
   const pending = page.locator('[data-testid=fd-message][data-author=visitor]', { hasText: queued });
@@ -124,8 +125,8 @@ test('messages typed while offline are queued and sent once the connection is ba
 });
 
 test('the away message shows, and the first message gets the away answer and the prompt', async () => {
-  const awayText = `We are out on a test ride until 2pm ${uniq()}`;
-  const promptText = `Leave your email and a mechanic will write back ${uniq()}`;
+  const awayText = 'We are out on a test ride until 2 pm. Leave a message and we will get back to you.';
+  const promptText = 'Leave your email and a mechanic will write back.';
   await setChatflow(browser, {
     email_capture: { when: 'no_reply', delay_secs: 3600, message: promptText },
     away: { mode: 'always', message: awayText },
