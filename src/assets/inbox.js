@@ -114,6 +114,7 @@
 
   function connect() {
     clearTimeout(S.retry);
+    if (S.ws && S.ws.readyState < 2) return; // one connection at a time
     var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws/agent';
     var ws = S.ws = new WebSocket(url);
     S.ready = false;
@@ -630,6 +631,10 @@
       $('cf-status').className = 'form-status';
       $('cf-status').textContent = 'Saving…';
     }
+  });
+
+  window.addEventListener('online', function () {
+    if (S.token && !S.ready && $('signin').hidden) { S.attempt = 0; connect(); }
   });
 
   // ---- start -----------------------------------------------------------------------------

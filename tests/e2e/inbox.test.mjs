@@ -159,6 +159,43 @@ test('the inbox is usable at 390 px wide: one column at a time', async () => {
   await v.context.close();
 });
 
+test('a reply written while the inbox is offline is sent once it reconnects, exactly once', async () => {
+  const v = await newVisitor('Can I leave my bike for a service on Monday?');
+  const ctx = await browser.newContext();
+  const agent = await ctx.newPage();
+  let online = true;
+  const live = [];
+  await agent.routeWebSocket(/\/ws\/agent/, (ws) => {
+    if (!online) { ws.close({ code: 1001, reason: 'offline' }); return; }
+    live.push({ ws, server: ws.connectToServer() });
+  });
+  await signIn(agent, AGENT_TOKEN);
+  await (await convItem(agent, 'Can I leave my bike for a service on Monday?')).click();
+  await expectText(agent.getByTestId('thread-messages'), 'service on Monday');
+
+  online = false;
+  await ctx.setOffline(true);
+  for (const { ws, server } of live.splice(0)) { await server.close(); await ws.close(); }
+  await eventually(async () => (await agent.getByTestId('conn-status').getAttribute('data-state')) === 'offline', 'the inbox to notice');
+  const answer = 'Sure, drop it off any time after 10:00.';
+  await agent.getByTestId('reply-input').fill(answer);
+  await agent.getByTestId('reply-input').press('Enter');
+  const mine = agent.locator('[data-testid=thread-message][data-author=agent]', { hasText: answer });
+  assert.equal(await mine.getAttribute('data-status'), 'pending');
+
+  online = true;
+  await ctx.setOffline(false);
+  await eventually(async () => (await mine.getAttribute('data-status')) === 'sent', 'the reply to be acked after reconnecting');
+  await expectText(v.page.locator('[data-testid=fd-message][data-author=agent]'), answer);
+  await agent.waitForTimeout(500);
+  const seen = (await v.w.allTexts()).filter((t) => t === answer);
+  assert.equal(seen.length, 1, 'the visitor gets the reply once');
+  const shown = (await agent.getByTestId('thread-message-text').allTextContents()).filter((t) => t === answer);
+  assert.equal(shown.length, 1, 'the agent sees it once');
+  await ctx.close();
+  await v.context.close();
+});
+
 test('a wrong token is refused and the sign-in form says so', async () => {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
