@@ -260,3 +260,75 @@ async fn admins_chatflow_is_validated() {
     assert_eq!(a.expect_skipping("chatflow").await["chatflow"]["email_capture"]["when"], "first_message");
 }
 
+
+#[tokio::test]
+async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
+    use frontdesk::conversations::{self, FirstMessagePlan, VisitorSend};
+    use frontdesk::store::records::PromptState;
+    use widget_protocol::CaptureWhen;
+
+    let s = TestServer::start().await;
+    let app = s.app.clone();
+    let n = 10_000usize;
+    let due_in_ms = 1_500u64;
+    // Through the same path a visitor's first message takes: the writer persists the
+    // conversation and its deadline, and the one sleeper task fires it.
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let app = app.clone();
+        sends.spawn(async move {
+            let a = conversations::append_visitor(
+                &app.writer,
+                VisitorSend {
+                    visitor: uuid::Uuid::new_v4(),
+                    inbox: "default".into(),
+                    client_msg_id: format!("c{i}"),
+                    text: format!("visitor {i}"),
+                    page: None,
+                    now: app.now(),
+                    plan: FirstMessagePlan {
+                        when: CaptureWhen::NoReply,
+                        delay_ms: due_in_ms,
+                        prompt_text: "p".into(),
+                        away: None,
+                    },
+                },
+            )
+            .await
+            .expect("stored");
+            let (due, kind) = a.deadline.expect("a deadline");
+            let id = uuid::Uuid::parse_str(&a.conversation.id).expect("id");
+            app.deadlines.schedule(due, kind, id);
+            id
+        });
+    }
+    let mut ids = Vec::with_capacity(n);
+    while let Some(id) = sends.join_next().await {
+        ids.push(id.expect("task"));
+    }
+    assert!(app.deadlines.len() <= n);
+    // Wait until every one has fired (the visitors are offline, so each becomes owed).
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = ids
+            .iter()
+            .filter(|id| {
+                conversations::load(app.kv(), **id)
+                    .expect("load")
+                    .is_some_and(|c| c.prompt != PromptState::Owed)
+            })
+            .count();
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < give_up, "{pending} of {n} deadlines never fired");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Fired once: the persisted deadlines are all consumed and the queue is empty.
+    let left = app
+        .kv()
+        .scan_prefix(frontdesk::store::Tree::Deadlines, b"", usize::MAX)
+        .expect("scan");
+    assert!(left.is_empty(), "{} deadlines still stored", left.len());
+    assert!(app.deadlines.is_empty());
+}
