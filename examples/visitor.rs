@@ -33,7 +33,9 @@ async fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let base = args.next().unwrap_or_else(|| "ws://127.0.0.1:8080".into());
     let token_file = PathBuf::from(args.next().unwrap_or_else(|| "visitor-token".into()));
-    let token = std::fs::read_to_string(&token_file).ok().map(|t| t.trim().to_string());
+    let token = std::fs::read_to_string(&token_file)
+        .ok()
+        .map(|t| t.trim().to_string());
 
     let url = format!("{}/ws/visitor?inbox=default", base.trim_end_matches('/'));
     let (ws, _) = tokio_tungstenite::connect_async(&url)
@@ -48,7 +50,9 @@ async fn run() -> Result<(), String> {
             title: Some("terminal".into()),
         }),
     };
-    tx.send(WsMessage::text(encode(&hello))).await.map_err(|e| e.to_string())?;
+    tx.send(WsMessage::text(encode(&hello)))
+        .await
+        .map_err(|e| e.to_string())?;
 
     let mut oldest: Option<u64> = None;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

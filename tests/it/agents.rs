@@ -9,7 +9,10 @@ use crate::support::{Client, Closed, TestServer};
 async fn chatting_visitor(s: &TestServer, text: &str) -> (Client, Value, String) {
     let (mut c, w) = s.visitor().await;
     let m = c.say(text).await;
-    let conv = m["conversation_id"].as_str().expect("conversation id").to_string();
+    let conv = m["conversation_id"]
+        .as_str()
+        .expect("conversation id")
+        .to_string();
     (c, w, conv)
 }
 
@@ -38,7 +41,10 @@ async fn two_agents_and_visitors_live() {
         assert_eq!(upd["conversation"]["id"], conv.as_str());
         assert_eq!(upd["conversation"]["visitor"]["label"], "Unknown visitor");
         assert_eq!(upd["conversation"]["visitor"]["online"], true);
-        assert_eq!(upd["conversation"]["last_message"]["text"], "Where is my bike?");
+        assert_eq!(
+            upd["conversation"]["last_message"]["text"],
+            "Where is my bike?"
+        );
     }
     assert_eq!(v_tab2.expect("message").await["message"], m);
 
@@ -53,12 +59,14 @@ async fn two_agents_and_visitors_live() {
     other_visitor.expect_silence(300, &[]).await;
 
     // open: the conversation with paging.
-    a2.send(json!({"type":"open","conversation_id":conv,"limit":1})).await;
+    a2.send(json!({"type":"open","conversation_id":conv,"limit":1}))
+        .await;
     let open = a2.expect_skipping("conversation").await;
     assert_eq!(open["messages"].as_array().map(Vec::len), Some(1));
     assert_eq!(open["messages"][0]["text"], "On its way!");
     assert_eq!(open["has_more"], true);
-    a2.send(json!({"type":"open","conversation_id":conv,"before":2})).await;
+    a2.send(json!({"type":"open","conversation_id":conv,"before":2}))
+        .await;
     let older = a2.expect_skipping("conversation").await;
     assert_eq!(older["messages"][0]["text"], "Where is my bike?");
     assert_eq!(older["has_more"], false);
@@ -88,7 +96,12 @@ async fn a_reply_to_an_offline_visitor_is_in_their_history_when_they_return() {
     a.reply(&conv, "Sorry for the wait").await;
     let (_v2, w2) = s.visitor_with(None, Some(&cookie)).await;
     assert_eq!(w2["visitor_id"], w["visitor_id"]);
-    let texts: Vec<&str> = w2["messages"].as_array().expect("m").iter().filter_map(|m| m["text"].as_str()).collect();
+    let texts: Vec<&str> = w2["messages"]
+        .as_array()
+        .expect("m")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
     assert_eq!(texts, ["hello?", "Sorry for the wait"]);
 }
 
@@ -103,7 +116,10 @@ async fn replies_are_idempotent_on_client_msg_id() {
     a.send(frame).await;
     let second = a.expect_skipping("ack").await;
     assert_eq!(first, second);
-    assert_eq!(v.expect_skipping("message").await["message"]["text"], "once");
+    assert_eq!(
+        v.expect_skipping("message").await["message"]["text"],
+        "once"
+    );
     v.expect_silence(300, &["conversation_updated"]).await;
 }
 
@@ -114,11 +130,13 @@ async fn the_assign_visitor_flow() {
     let (mut v1, _, conv1) = chatting_visitor(&s, "hi, I'm Ada").await;
     let (_v2, _, conv2) = chatting_visitor(&s, "hi, also Ada, other laptop").await;
 
-    a.send(json!({"type":"lookup_contact","email":"ada@example.com"})).await;
+    a.send(json!({"type":"lookup_contact","email":"ada@example.com"}))
+        .await;
     let l = a.expect_skipping("contact_lookup").await;
     assert_eq!(l["contact"], Value::Null);
 
-    a.send(json!({"type":"assign_visitor","conversation_id":conv1,"email":"ada@example.com"})).await;
+    a.send(json!({"type":"assign_visitor","conversation_id":conv1,"email":"ada@example.com"}))
+        .await;
     a.expect_error("contact_not_found").await;
 
     a.send(json!({"type":"create_contact","conversation_id":conv1,"email":"Ada@Example.com","first_name":"Ada","last_name":""}))
@@ -137,15 +155,23 @@ async fn the_assign_visitor_flow() {
     assert_eq!(contact["first_name"], "Ada");
     let upd = a.expect_skipping("conversation_updated").await;
     assert_eq!(upd["conversation"]["visitor"]["label"], "Ada Lovelace");
-    assert_eq!(upd["conversation"]["visitor"]["contact"]["id"], contact["id"]);
+    assert_eq!(
+        upd["conversation"]["visitor"]["contact"]["id"],
+        contact["id"]
+    );
 
     // Case-insensitive lookup; create again is refused.
-    a.send(json!({"type":"lookup_contact","email":"ADA@example.COM"})).await;
-    assert_eq!(a.expect_skipping("contact_lookup").await["contact"]["id"], contact["id"]);
+    a.send(json!({"type":"lookup_contact","email":"ADA@example.COM"}))
+        .await;
+    assert_eq!(
+        a.expect_skipping("contact_lookup").await["contact"]["id"],
+        contact["id"]
+    );
     a.send(json!({"type":"create_contact","conversation_id":conv2,"email":"ada@example.com","first_name":"A","last_name":"L"}))
         .await;
     a.expect_error("contact_exists").await;
-    a.send(json!({"type":"assign_visitor","conversation_id":conv2,"email":"ada@EXAMPLE.com"})).await;
+    a.send(json!({"type":"assign_visitor","conversation_id":conv2,"email":"ada@EXAMPLE.com"}))
+        .await;
     let assigned2 = a.expect_skipping("visitor_assigned").await;
     assert_eq!(assigned2["contact"]["id"], contact["id"]);
 
@@ -207,16 +233,19 @@ async fn an_agent_of_inbox_a_cannot_touch_inbox_b() {
     for id in [conv.as_str(), missing.as_str(), "not-a-uuid"] {
         sam.send(json!({"type":"open","conversation_id":id})).await;
         let e1 = sam.expect_error("not_found").await;
-        sam.send(json!({"type":"reply","conversation_id":id,"client_msg_id":"x","text":"hi"})).await;
+        sam.send(json!({"type":"reply","conversation_id":id,"client_msg_id":"x","text":"hi"}))
+            .await;
         let e2 = sam.expect_error("not_found").await;
-        sam.send(json!({"type":"assign_visitor","conversation_id":id,"email":"a@b.co"})).await;
+        sam.send(json!({"type":"assign_visitor","conversation_id":id,"email":"a@b.co"}))
+            .await;
         sam.expect_error("not_found").await;
         sam.send(json!({"type":"create_contact","conversation_id":id,"email":"a@b.co","first_name":"A","last_name":"B"}))
             .await;
         sam.expect_error("not_found").await;
         assert_eq!(e1["message"], e2["message"]);
     }
-    sam.send(json!({"type":"get_chatflow","inbox":"default"})).await;
+    sam.send(json!({"type":"get_chatflow","inbox":"default"}))
+        .await;
     sam.expect_error("not_found").await;
     // A message in default never reaches the sales agent.
     let (mut v2, _) = s.visitor().await;
@@ -226,26 +255,39 @@ async fn an_agent_of_inbox_a_cannot_touch_inbox_b() {
 
 #[tokio::test]
 async fn bad_token_no_auth_and_non_admin_chatflow() {
-    let s = TestServer::start_with(|c| c.limits.hello_timeout = std::time::Duration::from_millis(400)).await;
-    let mut bad = Client::connect(&s.ws_url("/ws/agent")).await.expect("connect");
+    let s =
+        TestServer::start_with(|c| c.limits.hello_timeout = std::time::Duration::from_millis(400))
+            .await;
+    let mut bad = Client::connect(&s.ws_url("/ws/agent"))
+        .await
+        .expect("connect");
     bad.send(json!({"type":"auth","token":"fda_wrong"})).await;
     assert_eq!(bad.expect_closed().await, Closed::Code(4001));
 
-    let mut early = Client::connect(&s.ws_url("/ws/agent")).await.expect("connect");
-    early.send(json!({"type":"open","conversation_id":"x"})).await;
+    let mut early = Client::connect(&s.ws_url("/ws/agent"))
+        .await
+        .expect("connect");
+    early
+        .send(json!({"type":"open","conversation_id":"x"}))
+        .await;
     early.expect_error("not_authenticated").await;
     assert_eq!(early.expect_closed().await, Closed::Code(4008));
 
     let token = s.create_agent("Ann", &["default"], Role::Agent).await;
     let (mut ann, _) = s.agent(&token).await;
-    ann.send(json!({"type":"get_chatflow","inbox":"default"})).await;
+    ann.send(json!({"type":"get_chatflow","inbox":"default"}))
+        .await;
     let cf = ann.expect_skipping("chatflow").await;
     assert_eq!(cf["chatflow"]["email_capture"]["when"], "no_reply");
     ann.send(json!({"type":"update_chatflow","inbox":"default","chatflow":{"email_capture":{"when":"never"}}}))
         .await;
     ann.expect_error("forbidden").await;
-    ann.send(json!({"type":"get_chatflow","inbox":"default"})).await;
-    assert_eq!(ann.expect_skipping("chatflow").await["chatflow"]["email_capture"]["when"], "no_reply");
+    ann.send(json!({"type":"get_chatflow","inbox":"default"}))
+        .await;
+    assert_eq!(
+        ann.expect_skipping("chatflow").await["chatflow"]["email_capture"]["when"],
+        "no_reply"
+    );
 }
 
 #[tokio::test]
@@ -260,7 +302,14 @@ async fn a_restart_keeps_agents_contacts_and_links() {
     drop(a);
     let s = s.restart().await;
     let (mut a, ready) = s.agent(&token).await;
-    assert_eq!(ready["conversations"][0]["visitor"]["label"], "Grace Hopper");
-    a.send(json!({"type":"lookup_contact","email":"GRACE@example.com"})).await;
-    assert_eq!(a.expect_skipping("contact_lookup").await["contact"]["last_name"], "Hopper");
+    assert_eq!(
+        ready["conversations"][0]["visitor"]["label"],
+        "Grace Hopper"
+    );
+    a.send(json!({"type":"lookup_contact","email":"GRACE@example.com"}))
+        .await;
+    assert_eq!(
+        a.expect_skipping("contact_lookup").await["contact"]["last_name"],
+        "Hopper"
+    );
 }
