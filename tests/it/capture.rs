@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::support::TestServer;
 
-const DEFAULT_PROMPT: &str = "Leave your email and we'll get back to you there if you're gone when we reply.";
+const DEFAULT_PROMPT: &str =
+    "Leave your email and we'll get back to you there if you're gone when we reply.";
 
 fn flow(when: &str, delay: u64) -> Value {
     json!({"email_capture":{"when":when,"delay_secs":delay}})
@@ -36,7 +37,11 @@ async fn no_reply_prompts_at_the_deadline_with_the_custom_text() {
     v.expect_silence(600, &[]).await;
     let p = v.expect("email_prompt").await;
     assert_eq!(p["text"], "Where can we reach you?");
-    assert!(sent.elapsed() >= Duration::from_millis(950), "fired early: {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() >= Duration::from_millis(950),
+        "fired early: {:?}",
+        sent.elapsed()
+    );
     v.say("still here").await;
     v.expect_silence(1500, &[]).await;
 }
@@ -48,7 +53,11 @@ async fn an_agent_reply_before_the_deadline_cancels_the_prompt() {
     let (mut a, _) = s.admin().await;
     let (mut v, _) = s.visitor().await;
     let m = v.say("help").await;
-    a.reply(m["conversation_id"].as_str().expect("id"), "Hi! How can I help?").await;
+    a.reply(
+        m["conversation_id"].as_str().expect("id"),
+        "Hi! How can I help?",
+    )
+    .await;
     v.expect("message").await;
     v.expect_silence(2000, &[]).await;
 }
@@ -91,7 +100,11 @@ async fn a_deadline_survives_a_restart_before_it_and_fires_on_time() {
     let (mut v, _) = s.visitor_with(Some(&token), None).await;
     let p = v.expect("email_prompt").await;
     assert_eq!(p["text"], DEFAULT_PROMPT);
-    assert!(sent.elapsed() >= Duration::from_millis(1950), "fired early: {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1950),
+        "fired early: {:?}",
+        sent.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -120,13 +133,19 @@ async fn away_always_answers_with_the_away_message_and_prompts_at_once() {
     .await;
     let (mut a, _) = s.admin().await;
     let (mut v, w) = s.visitor().await;
-    assert_eq!(w["away"], json!({"active":true,"message":"We are out until Monday."}));
+    assert_eq!(
+        w["away"],
+        json!({"active":true,"message":"We are out until Monday."})
+    );
     v.say("hello").await;
     let sys = v.expect("message").await;
     assert_eq!(sys["message"]["author"]["kind"], "system");
     assert_eq!(sys["message"]["text"], "We are out until Monday.");
     assert_eq!(sys["message"]["seq"], 2);
-    assert_eq!(v.expect("email_prompt").await["text"], "Your email, please?");
+    assert_eq!(
+        v.expect("email_prompt").await["text"],
+        "Your email, please?"
+    );
     loop {
         let m = a.expect_skipping("message").await;
         if m["message"]["author"]["kind"] == "system" {
@@ -141,15 +160,19 @@ async fn away_always_answers_with_the_away_message_and_prompts_at_once() {
 #[tokio::test]
 async fn away_when_no_agents_online_depends_on_agents_connected() {
     let s = TestServer::start().await;
-    s.set_chatflow(json!({"email_capture":{"when":"never"},"away":{"mode":"no_agents_online","message":null}}))
-        .await;
+    s.set_chatflow(
+        json!({"email_capture":{"when":"never"},"away":{"mode":"no_agents_online","message":null}}),
+    )
+    .await;
     // Nobody online: away, with the default away text and no prompt (when = never).
     let (mut v, w) = s.visitor().await;
     assert_eq!(w["away"]["active"], true);
     v.say("hi").await;
     let sys = v.expect("message").await;
     assert_eq!(sys["message"]["author"]["kind"], "system");
-    assert!(sys["message"]["text"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(sys["message"]["text"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
     v.expect_silence(300, &[]).await;
 
     // An agent connected: not away.
@@ -173,8 +196,12 @@ async fn submitting_an_email_makes_a_contact_and_the_same_email_links_to_it() {
         v1.send(json!({"type":"submit_email","email":bad})).await;
         v1.expect_error("invalid_email").await;
     }
-    v1.send(json!({"type":"submit_email","email":"Ada@Example.com"})).await;
-    assert_eq!(v1.expect("email_captured").await["email"], "Ada@Example.com");
+    v1.send(json!({"type":"submit_email","email":"Ada@Example.com"}))
+        .await;
+    assert_eq!(
+        v1.expect("email_captured").await["email"],
+        "Ada@Example.com"
+    );
     let upd = loop {
         let u = a.expect_skipping("conversation_updated").await;
         if u["conversation"]["visitor"]["contact"] != Value::Null {
@@ -183,7 +210,10 @@ async fn submitting_an_email_makes_a_contact_and_the_same_email_links_to_it() {
     };
     assert_eq!(upd["conversation"]["id"], conv1.as_str());
     assert_eq!(upd["conversation"]["visitor"]["label"], "Ada@Example.com");
-    assert_eq!(upd["conversation"]["visitor"]["contact"]["source"], "email_capture");
+    assert_eq!(
+        upd["conversation"]["visitor"]["contact"]["source"],
+        "email_capture"
+    );
     let contact_id = upd["conversation"]["visitor"]["contact"]["id"].clone();
 
     // A second visitor (other device) types the same email in other case: same contact,
@@ -191,18 +221,27 @@ async fn submitting_an_email_makes_a_contact_and_the_same_email_links_to_it() {
     let (mut v2, _) = s.visitor().await;
     let m2 = v2.say("hello from my phone").await;
     v2.expect("email_prompt").await;
-    v2.send(json!({"type":"submit_email","email":"ada@example.COM"})).await;
-    assert_eq!(v2.expect("email_captured").await["email"], "ada@example.COM");
+    v2.send(json!({"type":"submit_email","email":"ada@example.COM"}))
+        .await;
+    assert_eq!(
+        v2.expect("email_captured").await["email"],
+        "ada@example.COM"
+    );
     let upd2 = loop {
         let u = a.expect_skipping("conversation_updated").await;
-        if u["conversation"]["id"] == m2["conversation_id"] && u["conversation"]["visitor"]["contact"] != Value::Null {
+        if u["conversation"]["id"] == m2["conversation_id"]
+            && u["conversation"]["visitor"]["contact"] != Value::Null
+        {
             break u;
         }
     };
     assert_eq!(upd2["conversation"]["visitor"]["contact"]["id"], contact_id);
     let (_v2b, w2) = s.visitor_with(None, Some(&v2.cookie_pair())).await;
     assert_eq!(w2["email"], "ada@example.COM");
-    assert!(!w2.to_string().contains("\"hi\""), "the other conversation leaked: {w2}");
+    assert!(
+        !w2.to_string().contains("\"hi\""),
+        "the other conversation leaked: {w2}"
+    );
     assert_eq!(w2["messages"].as_array().map(Vec::len), Some(1));
 }
 
@@ -213,9 +252,14 @@ async fn no_prompt_for_a_visitor_whose_email_is_known_and_none_at_chat_start() {
     let (mut a, _) = s.admin().await;
     let (mut v, _) = s.visitor().await;
     // Opening a chat makes nobody a contact.
-    a.send(json!({"type":"lookup_contact","email":"early@example.com"})).await;
-    assert_eq!(a.expect_skipping("contact_lookup").await["contact"], Value::Null);
-    v.send(json!({"type":"submit_email","email":"early@example.com"})).await;
+    a.send(json!({"type":"lookup_contact","email":"early@example.com"}))
+        .await;
+    assert_eq!(
+        a.expect_skipping("contact_lookup").await["contact"],
+        Value::Null
+    );
+    v.send(json!({"type":"submit_email","email":"early@example.com"}))
+        .await;
     v.expect("email_captured").await;
     v.say("hi").await;
     v.expect_silence(400, &[]).await;
@@ -223,7 +267,8 @@ async fn no_prompt_for_a_visitor_whose_email_is_known_and_none_at_chat_start() {
     s.set_chatflow(flow("no_reply", 1)).await;
     let (mut v2, _) = s.visitor().await;
     v2.say("hi").await;
-    v2.send(json!({"type":"submit_email","email":"late@example.com"})).await;
+    v2.send(json!({"type":"submit_email","email":"late@example.com"}))
+        .await;
     v2.expect("email_captured").await;
     v2.expect_silence(1600, &[]).await;
 }
@@ -236,30 +281,46 @@ async fn admins_chatflow_is_validated() {
         (json!({"email_capture":{"when":"sometimes"}}), "no_reply"),
         (json!({"email_capture":{"delay_secs":0}}), "delay_secs"),
         (json!({"email_capture":{"delay_secs":86401}}), "delay_secs"),
-        (json!({"email_capture":{"message":"x".repeat(1001)}}), "email_capture.message"),
+        (
+            json!({"email_capture":{"message":"x".repeat(1001)}}),
+            "email_capture.message",
+        ),
         (json!({"away":{"mode":"sometimes"}}), "no_agents_online"),
-        (json!({"away":{"mode":"always","message":"y".repeat(1001)}}), "away.message"),
+        (
+            json!({"away":{"mode":"always","message":"y".repeat(1001)}}),
+            "away.message",
+        ),
     ];
     for (cf, field) in cases {
-        a.send(json!({"type":"update_chatflow","inbox":"default","chatflow":cf})).await;
+        a.send(json!({"type":"update_chatflow","inbox":"default","chatflow":cf}))
+            .await;
         let e = a.expect_error("bad_frame").await;
         // The message names the field, or lists the values it takes.
-        assert!(e["message"].as_str().is_some_and(|m| m.contains(field)), "{e} should say {field}");
+        assert!(
+            e["message"].as_str().is_some_and(|m| m.contains(field)),
+            "{e} should say {field}"
+        );
     }
     a.send(json!({"type":"update_chatflow","inbox":"default","chatflow":{"email_capture":{"when":"first_message","delay_secs":30,"message":" Hi! "}}}))
         .await;
     let cf = a.expect_skipping("chatflow").await;
-    assert_eq!(cf["chatflow"]["email_capture"], json!({"when":"first_message","delay_secs":30,"message":"Hi!"}));
+    assert_eq!(
+        cf["chatflow"]["email_capture"],
+        json!({"when":"first_message","delay_secs":30,"message":"Hi!"})
+    );
     assert_eq!(cf["chatflow"]["away"]["mode"], "off");
     let s = {
         drop(a);
         s.restart().await
     };
     let (mut a, _) = s.admin().await;
-    a.send(json!({"type":"get_chatflow","inbox":"default"})).await;
-    assert_eq!(a.expect_skipping("chatflow").await["chatflow"]["email_capture"]["when"], "first_message");
+    a.send(json!({"type":"get_chatflow","inbox":"default"}))
+        .await;
+    assert_eq!(
+        a.expect_skipping("chatflow").await["chatflow"]["email_capture"]["when"],
+        "first_message"
+    );
 }
-
 
 #[tokio::test]
 async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
@@ -321,7 +382,10 @@ async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
         if pending == 0 {
             break;
         }
-        assert!(Instant::now() < give_up, "{pending} of {n} deadlines never fired");
+        assert!(
+            Instant::now() < give_up,
+            "{pending} of {n} deadlines never fired"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Fired once: the persisted deadlines are all consumed and the queue is empty.

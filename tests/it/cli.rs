@@ -32,7 +32,10 @@ fn assert_one_line_error(o: &Output, needle: &str) {
     assert_eq!(lines.len(), 1, "expected one line, got: {err}");
     assert!(lines[0].starts_with("frontdesk: "), "{err}");
     assert!(err.contains(needle), "{err} should mention {needle}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -44,7 +47,10 @@ async fn inbox_and_agent_commands_work_on_a_stopped_server_and_refuse_a_running_
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("admin-token")).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("admin-token"))
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     assert!(token.trim().len() >= 40);
@@ -54,33 +60,78 @@ async fn inbox_and_agent_commands_work_on_a_stopped_server_and_refuse_a_running_
     assert_one_line_error(&o, "in use by a running frontdesk");
     assert!(server.terminate().await.success());
 
-    let o = frontdesk(&["inbox", "add", "--key", "sales", "--name", "Sales", "--origin", "https://shop.example.com/"], dir.path());
+    let o = frontdesk(
+        &[
+            "inbox",
+            "add",
+            "--key",
+            "sales",
+            "--name",
+            "Sales",
+            "--origin",
+            "https://shop.example.com/",
+        ],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = frontdesk(&["inbox", "add", "--key", "sales", "--name", "Again"], dir.path());
+    let o = frontdesk(
+        &["inbox", "add", "--key", "sales", "--name", "Again"],
+        dir.path(),
+    );
     assert_one_line_error(&o, "exists already");
-    let o = frontdesk(&["inbox", "add", "--key", "bad", "--name", "B", "--origin", "not an origin"], dir.path());
+    let o = frontdesk(
+        &[
+            "inbox",
+            "add",
+            "--key",
+            "bad",
+            "--name",
+            "B",
+            "--origin",
+            "not an origin",
+        ],
+        dir.path(),
+    );
     assert_one_line_error(&o, "not an origin");
     let o = frontdesk(&["inbox", "list"], dir.path());
-    assert!(stdout(&o).contains("sales\tSales\thttps://shop.example.com"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sales\tSales\thttps://shop.example.com"),
+        "{}",
+        stdout(&o)
+    );
 
-    let o = frontdesk(&["agent", "add", "--name", "Sam", "--inbox", "sales"], dir.path());
+    let o = frontdesk(
+        &["agent", "add", "--name", "Sam", "--inbox", "sales"],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let sam_token = out.lines().last().expect("token line").trim().to_string();
-    assert!(sam_token.starts_with("fda_"), "the token is alone on the last line: {out}");
-    let o = frontdesk(&["agent", "add", "--name", "Nobody", "--inbox", "nope"], dir.path());
+    assert!(
+        sam_token.starts_with("fda_"),
+        "the token is alone on the last line: {out}"
+    );
+    let o = frontdesk(
+        &["agent", "add", "--name", "Nobody", "--inbox", "nope"],
+        dir.path(),
+    );
     assert_one_line_error(&o, "no inbox");
 
     let o = frontdesk(&["agent", "list"], dir.path());
     let list = stdout(&o);
-    let sam_line = list.lines().find(|l| l.contains("\tSam\t")).expect("Sam listed");
+    let sam_line = list
+        .lines()
+        .find(|l| l.contains("\tSam\t"))
+        .expect("Sam listed");
     assert!(sam_line.contains("\tagent\tsales\tactive"), "{sam_line}");
     assert!(!list.contains(&sam_token), "tokens are never listed");
     let sam_id = sam_line.split('\t').next().expect("id").to_string();
 
     // The new agent works, then is revoked and refused.
     let server = BinaryServer::spawn(dir.path(), &[]).await;
-    let mut a = Client::connect(&server.ws_url("/ws/agent")).await.expect("connect");
+    let mut a = Client::connect(&server.ws_url("/ws/agent"))
+        .await
+        .expect("connect");
     a.send(json!({"type":"auth","token":sam_token})).await;
     assert_eq!(a.expect("ready").await["inboxes"], json!(["sales"]));
     drop(a);
@@ -90,7 +141,9 @@ async fn inbox_and_agent_commands_work_on_a_stopped_server_and_refuse_a_running_
     let o = frontdesk(&["agent", "revoke", "not-an-id"], dir.path());
     assert_one_line_error(&o, "not an agent id");
     let server = BinaryServer::spawn(dir.path(), &[]).await;
-    let mut a = Client::connect(&server.ws_url("/ws/agent")).await.expect("connect");
+    let mut a = Client::connect(&server.ws_url("/ws/agent"))
+        .await
+        .expect("connect");
     a.send(json!({"type":"auth","token":sam_token})).await;
     assert_eq!(a.expect_closed().await, crate::support::Closed::Code(4001));
     server.kill9().await;

@@ -24,7 +24,12 @@ async fn sigkill_right_after_acks_loses_nothing_acked() {
             let mut acked = Vec::new();
             for i in 0..15 {
                 let text = format!("v{v} m{i}");
-                acked.push(c.say(&text).await["text"].as_str().expect("text").to_string());
+                acked.push(
+                    c.say(&text).await["text"]
+                        .as_str()
+                        .expect("text")
+                        .to_string(),
+                );
             }
             (token, acked)
         }));
@@ -38,7 +43,9 @@ async fn sigkill_right_after_acks_loses_nothing_acked() {
 
     let server = BinaryServer::spawn(dir.path(), &[]).await;
     for (token, texts) in &acked {
-        let mut c = Client::connect(&server.ws_url("/ws/visitor?inbox=default")).await.expect("connect");
+        let mut c = Client::connect(&server.ws_url("/ws/visitor?inbox=default"))
+            .await
+            .expect("connect");
         c.send(json!({"type":"hello","visitor_token":token})).await;
         let w = c.expect("welcome").await;
         let got: Vec<String> = w["messages"]
@@ -48,7 +55,12 @@ async fn sigkill_right_after_acks_loses_nothing_acked() {
             .filter_map(|m| m["text"].as_str().map(str::to_string))
             .collect();
         assert_eq!(&got, texts, "acked messages lost or changed after SIGKILL");
-        let seqs: Vec<u64> = w["messages"].as_array().expect("m").iter().filter_map(|m| m["seq"].as_u64()).collect();
+        let seqs: Vec<u64> = w["messages"]
+            .as_array()
+            .expect("m")
+            .iter()
+            .filter_map(|m| m["seq"].as_u64())
+            .collect();
         assert_eq!(seqs, (1..=15).collect::<Vec<u64>>());
     }
     server.kill9().await;

@@ -17,7 +17,12 @@ fn texts(messages: &Value) -> Vec<String> {
 #[tokio::test]
 async fn a_new_visitor_gets_a_token_and_no_history_and_costs_no_write() {
     let s = TestServer::start().await;
-    let writes_before = s.app.writer.stats().writes.load(std::sync::atomic::Ordering::Relaxed);
+    let writes_before = s
+        .app
+        .writer
+        .stats()
+        .writes
+        .load(std::sync::atomic::Ordering::Relaxed);
     let (c, w) = s.visitor().await;
     assert_eq!(w["protocol"], 1);
     assert!(w["visitor_token"].as_str().is_some_and(|t| !t.is_empty()));
@@ -28,13 +33,27 @@ async fn a_new_visitor_gets_a_token_and_no_history_and_costs_no_write() {
     assert_eq!(w["email"], Value::Null);
     assert_eq!(w["away"]["active"], false);
     let set = c.set_cookie.clone().expect("Set-Cookie on the handshake");
-    for part in ["fd_visitor=", "Path=/", "Max-Age=34128000", "HttpOnly", "SameSite=Lax"] {
+    for part in [
+        "fd_visitor=",
+        "Path=/",
+        "Max-Age=34128000",
+        "HttpOnly",
+        "SameSite=Lax",
+    ] {
         assert!(set.contains(part), "{set} lacks {part}");
     }
     drop(c);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let writes_after = s.app.writer.stats().writes.load(std::sync::atomic::Ordering::Relaxed);
-    assert_eq!(writes_before, writes_after, "a page view wrote to the store");
+    let writes_after = s
+        .app
+        .writer
+        .stats()
+        .writes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        writes_before, writes_after,
+        "a page view wrote to the store"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +96,9 @@ async fn cleared_cookie_other_device_and_forged_tokens_are_new_visitors() {
     forged[i] = if forged[i] == b'x' { b'y' } else { b'x' };
     let forged = String::from_utf8(forged).expect("ascii");
     for bad in [forged.as_str(), "garbage", ""] {
-        let (_c, w) = s.visitor_with(Some(bad), Some(&format!("fd_visitor={bad}"))).await;
+        let (_c, w) = s
+            .visitor_with(Some(bad), Some(&format!("fd_visitor={bad}")))
+            .await;
         assert_ne!(w["visitor_id"], first["visitor_id"]);
         assert_ne!(w["visitor_id"], fresh["visitor_id"]);
         assert_eq!(w["messages"], json!([]), "forged token {bad:?} saw history");
@@ -139,19 +160,34 @@ async fn history_pages_backwards_and_resume_after_replays_what_was_missed() {
     assert_eq!(msgs[49]["seq"], 60);
     assert_eq!(w2["has_more"], true);
 
-    r.send(json!({"type":"history","before":11,"limit":7})).await;
+    r.send(json!({"type":"history","before":11,"limit":7}))
+        .await;
     let h = r.expect("history").await;
-    let seqs: Vec<u64> = h["messages"].as_array().expect("a").iter().filter_map(|m| m["seq"].as_u64()).collect();
+    let seqs: Vec<u64> = h["messages"]
+        .as_array()
+        .expect("a")
+        .iter()
+        .filter_map(|m| m["seq"].as_u64())
+        .collect();
     assert_eq!(seqs, [4, 5, 6, 7, 8, 9, 10]);
     assert_eq!(h["has_more"], true);
-    r.send(json!({"type":"history","before":4,"limit":200})).await;
+    r.send(json!({"type":"history","before":4,"limit":200}))
+        .await;
     let h = r.expect("history").await;
     assert_eq!(texts(&h["messages"]), ["m1", "m2", "m3"]);
     assert_eq!(h["has_more"], false);
-    r.send(json!({"type":"history","before":4,"limit":100000})).await;
-    assert_eq!(r.expect("history").await["messages"].as_array().map(Vec::len), Some(3));
+    r.send(json!({"type":"history","before":4,"limit":100000}))
+        .await;
+    assert_eq!(
+        r.expect("history").await["messages"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
 
-    let mut resume = Client::connect(&s.ws_url("/ws/visitor?inbox=default")).await.expect("connect");
+    let mut resume = Client::connect(&s.ws_url("/ws/visitor?inbox=default"))
+        .await
+        .expect("connect");
     resume
         .send(json!({"type":"hello","visitor_token":token,"resume_after":57}))
         .await;
@@ -164,9 +200,12 @@ async fn history_pages_backwards_and_resume_after_replays_what_was_missed() {
 async fn every_bad_input_gets_its_error_and_the_connection_keeps_working() {
     let s = TestServer::start().await;
     let (mut other, _) = s.visitor().await;
-    let mut c = Client::connect(&s.ws_url("/ws/visitor?inbox=default")).await.expect("connect");
+    let mut c = Client::connect(&s.ws_url("/ws/visitor?inbox=default"))
+        .await
+        .expect("connect");
     // Before hello.
-    c.send(json!({"type":"send","client_msg_id":"x","text":"hi"})).await;
+    c.send(json!({"type":"send","client_msg_id":"x","text":"hi"}))
+        .await;
     c.expect_error("not_authenticated").await;
     c.send_text("{not json").await;
     c.expect_error("bad_frame").await;
@@ -180,23 +219,28 @@ async fn every_bad_input_gets_its_error_and_the_connection_keeps_working() {
     c.expect_error("bad_frame").await;
     c.send(json!({"type":"send","text":"no id"})).await;
     c.expect_error("bad_frame").await;
-    c.send(json!({"type":"send","client_msg_id":"a","text":42})).await;
+    c.send(json!({"type":"send","client_msg_id":"a","text":42}))
+        .await;
     c.expect_error("bad_frame").await;
     c.send(json!([1, 2, 3])).await;
     c.expect_error("bad_frame").await;
     c.send_raw(Message::binary(vec![1u8, 2, 3])).await;
     c.expect_error("bad_frame").await;
-    c.send(json!({"type":"send","client_msg_id":"e1","text":"   \n\t "})).await;
+    c.send(json!({"type":"send","client_msg_id":"e1","text":"   \n\t "}))
+        .await;
     let e = c.expect_error("empty_message").await;
     assert_eq!(e["ref"], "e1");
-    c.send(json!({"type":"send","client_msg_id":"e2","text":"x".repeat(4001)})).await;
+    c.send(json!({"type":"send","client_msg_id":"e2","text":"x".repeat(4001)}))
+        .await;
     c.expect_error("message_too_long").await;
-    c.send(json!({"type":"submit_email","email":"not-an-email"})).await;
+    c.send(json!({"type":"submit_email","email":"not-an-email"}))
+        .await;
     c.expect_error("invalid_email").await;
     c.send(json!({"type":"hello"})).await;
     c.expect_error("bad_frame").await;
     // Unknown fields are ignored.
-    c.send(json!({"type":"send","client_msg_id":"ok1","text":"still here","extra":{"a":1}})).await;
+    c.send(json!({"type":"send","client_msg_id":"ok1","text":"still here","extra":{"a":1}}))
+        .await;
     assert_eq!(c.expect("ack").await["message"]["text"], "still here");
 
     // The flood: 20 `send` frames per 10 s (e1, e2 and ok1 counted too), then
@@ -204,11 +248,15 @@ async fn every_bad_input_gets_its_error_and_the_connection_keeps_working() {
     for i in 0..17 {
         c.say(&format!("flood {i}")).await;
     }
-    c.send(json!({"type":"send","client_msg_id":"over","text":"one too many"})).await;
+    c.send(json!({"type":"send","client_msg_id":"over","text":"one too many"}))
+        .await;
     let e = c.expect_error("rate_limited").await;
     assert_eq!(e["ref"], "over");
     let (_t, w) = s.visitor_with(c_token.as_deref(), None).await;
-    assert!(!w.to_string().contains("one too many"), "a rate-limited message was stored");
+    assert!(
+        !w.to_string().contains("one too many"),
+        "a rate-limited message was stored"
+    );
 
     // Others were never disturbed.
     let m = other.say("I am fine").await;
@@ -216,8 +264,11 @@ async fn every_bad_input_gets_its_error_and_the_connection_keeps_working() {
     other.expect_silence(100, &[]).await;
 
     // A frame over 64 KiB closes with 1009.
-    c.send_text(&format!("{{\"type\":\"send\",\"client_msg_id\":\"big\",\"text\":\"{}\"}}", "y".repeat(70_000)))
-        .await;
+    c.send_text(&format!(
+        "{{\"type\":\"send\",\"client_msg_id\":\"big\",\"text\":\"{}\"}}",
+        "y".repeat(70_000)
+    ))
+    .await;
     assert_eq!(c.expect_closed().await, Closed::Code(1009));
     let (_, w) = s.visitor().await;
     assert_eq!(w["type"], "welcome", "the server still serves");
@@ -225,15 +276,22 @@ async fn every_bad_input_gets_its_error_and_the_connection_keeps_working() {
 
 #[tokio::test]
 async fn no_hello_within_the_deadline_closes_with_4008() {
-    let s = TestServer::start_with(|c| c.limits.hello_timeout = std::time::Duration::from_millis(300)).await;
-    let mut c = Client::connect(&s.ws_url("/ws/visitor")).await.expect("connect");
+    let s =
+        TestServer::start_with(|c| c.limits.hello_timeout = std::time::Duration::from_millis(300))
+            .await;
+    let mut c = Client::connect(&s.ws_url("/ws/visitor"))
+        .await
+        .expect("connect");
     assert_eq!(c.expect_closed().await, Closed::Code(4008));
 }
 
 #[tokio::test]
 async fn unknown_inbox_is_refused_at_the_handshake() {
     let s = TestServer::start().await;
-    let err = Client::connect(&s.ws_url("/ws/visitor?inbox=nope")).await.err().expect("refused");
+    let err = Client::connect(&s.ws_url("/ws/visitor?inbox=nope"))
+        .await
+        .err()
+        .expect("refused");
     assert!(err.to_string().contains("404"), "{err}");
 }
 

@@ -58,7 +58,11 @@ impl TestServer {
         Self::start_in(dir, path, |_| {}).await
     }
 
-    async fn start_in(dir: Option<tempfile::TempDir>, path: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestServer {
+    async fn start_in(
+        dir: Option<tempfile::TempDir>,
+        path: PathBuf,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = Config::new("127.0.0.1:0".parse().expect("addr"), path.clone());
         adjust(&mut config);
         // After a restart the old server's last tasks may still be letting go of the
@@ -67,7 +71,9 @@ impl TestServer {
         let server = loop {
             match Server::bind(config.clone()).await {
                 Ok(s) => break s,
-                Err(frontdesk::ServeError::Open(frontdesk::app::OpenError::Locked(_))) if tries < 100 => {
+                Err(frontdesk::ServeError::Open(frontdesk::app::OpenError::Locked(_)))
+                    if tries < 100 =>
+                {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -185,7 +191,9 @@ impl TestServer {
 
     /// An agent socket after `auth` and `ready`.
     pub async fn agent(&self, token: &str) -> (Client, Value) {
-        let mut c = Client::connect(&self.ws_url("/ws/agent")).await.expect("agent connects");
+        let mut c = Client::connect(&self.ws_url("/ws/agent"))
+            .await
+            .expect("agent connects");
         c.send(json!({"type":"auth","token":token})).await;
         let ready = c.expect("ready").await;
         (c, ready)
@@ -294,7 +302,10 @@ impl Client {
 
     /// The next frame, which must have this `type`.
     pub async fn expect(&mut self, kind: &str) -> Value {
-        let f = self.next().await.unwrap_or_else(|| panic!("connection ended while expecting {kind}"));
+        let f = self
+            .next()
+            .await
+            .unwrap_or_else(|| panic!("connection ended while expecting {kind}"));
         assert_eq!(f["type"], kind, "expected a {kind} frame, got {f}");
         f
     }
@@ -302,7 +313,10 @@ impl Client {
     /// The next frame of this `type`, skipping others (e.g. `conversation_updated`).
     pub async fn expect_skipping(&mut self, kind: &str) -> Value {
         loop {
-            let f = self.next().await.unwrap_or_else(|| panic!("connection ended while expecting {kind}"));
+            let f = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("connection ended while expecting {kind}"));
             if f["type"] == kind {
                 return f;
             }
@@ -312,7 +326,8 @@ impl Client {
     /// The next frame decoded as a protocol type.
     pub async fn expect_typed<T: DeserializeOwned>(&mut self) -> T {
         let f = self.next().await.expect("a frame");
-        serde_json::from_value(f.clone()).unwrap_or_else(|e| panic!("frame {f} does not decode: {e}"))
+        serde_json::from_value(f.clone())
+            .unwrap_or_else(|e| panic!("frame {f} does not decode: {e}"))
     }
 
     /// An `error` frame with this code.
@@ -345,7 +360,9 @@ impl Client {
             match tokio::time::timeout(Duration::from_secs(30), self.ws.next()).await {
                 Err(_) => panic!("the server did not close the connection"),
                 Ok(Some(Ok(Message::Close(Some(f))))) => return Closed::Code(f.code.into()),
-                Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => return Closed::Abrupt,
+                Ok(Some(Ok(Message::Close(None)))) | Ok(None) | Ok(Some(Err(_))) => {
+                    return Closed::Abrupt
+                }
                 Ok(Some(Ok(_))) => continue,
             }
         }
@@ -354,7 +371,8 @@ impl Client {
     /// Sends a visitor message and returns the ack's message.
     pub async fn say(&mut self, text: &str) -> Value {
         let id = uuid::Uuid::new_v4().to_string();
-        self.send(json!({"type":"send","client_msg_id":id,"text":text})).await;
+        self.send(json!({"type":"send","client_msg_id":id,"text":text}))
+            .await;
         let ack = self.expect_skipping("ack").await;
         assert_eq!(ack["client_msg_id"], id.as_str());
         ack["message"].clone()
@@ -425,7 +443,9 @@ impl BinaryServer {
     /// SIGTERM, and the exit status.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
         }
         tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
