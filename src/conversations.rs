@@ -481,7 +481,7 @@ pub fn list(
             }
         }
     }
-    out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+    out.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
     out.truncate(limit);
     Ok(out)
 }

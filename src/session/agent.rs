@@ -105,7 +105,7 @@ async fn await_auth<S: Socket>(app: &App, link: &mut Link<S>) -> Option<AgentRec
                     return None;
                 }
                 Err(e) => {
-                    link.send_error(Error::from(e).to_frame(None)).await;
+                    link.send_error(e.to_frame(None)).await;
                     link.close(close::GOING_AWAY, "server error").await;
                     return None;
                 }

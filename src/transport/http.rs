@@ -109,7 +109,7 @@ fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn header_str<'a>(req: &'a Request<Incoming>, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
