@@ -14,7 +14,7 @@ use widget_protocol::{
     Role, VisitorServer,
 };
 
-use super::rate_limit::RateLimit;
+use super::rate_limit::{admit, RateLimit};
 use super::visitor::broadcast_summary;
 use super::{Event, Link, Socket};
 use crate::agents;
@@ -300,22 +300,7 @@ impl<S: Socket> Session<S> {
     ) -> Result<()> {
         let started = Instant::now();
         let limits = self.app.config.limits.clone();
-        if client_msg_id.is_empty() || client_msg_id.len() > 128 {
-            return Err(Error::rejected(
-                ErrorCode::BadFrame,
-                "client_msg_id must be 1 to 128 bytes",
-            ));
-        }
-        if !self.rate.allow(started) {
-            return Err(Error::rejected(
-                ErrorCode::RateLimited,
-                format!(
-                    "more than {} replies in {:?}; this one was not stored",
-                    limits.rate_count, limits.rate_window
-                ),
-            ));
-        }
-        let text = validate::text(&text, &limits)?;
+        let text = admit(&mut self.rate, &client_msg_id, &text, &limits)?;
         let (id, conv) = self.visible(&conversation_id)?;
         let visitor = parse_id(&conv.visitor_id).ok_or_else(Error::not_found)?;
         let key = VisitorKey {

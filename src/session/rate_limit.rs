@@ -51,3 +51,31 @@ mod tests {
         assert!(r.allow(t0 + Duration::from_secs(10)));
     }
 }
+
+/// The checks every `send` and `reply` passes before anything is stored: a usable
+/// `client_msg_id`, the rate limit, and the text's length. Returns the trimmed text.
+pub fn admit(
+    rate: &mut RateLimit,
+    client_msg_id: &str,
+    text: &str,
+    limits: &crate::config::Limits,
+) -> crate::error::Result<String> {
+    use crate::error::Error;
+    use widget_protocol::ErrorCode;
+    if client_msg_id.is_empty() || client_msg_id.len() > 128 {
+        return Err(Error::rejected(
+            ErrorCode::BadFrame,
+            "client_msg_id must be 1 to 128 bytes",
+        ));
+    }
+    if !rate.allow(Instant::now()) {
+        return Err(Error::rejected(
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} messages in {:?}; this one was not stored",
+                limits.rate_count, limits.rate_window
+            ),
+        ));
+    }
+    crate::validate::text(text, limits)
+}

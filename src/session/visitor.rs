@@ -13,7 +13,7 @@ use widget_protocol::{
     PROTOCOL_VERSION,
 };
 
-use super::rate_limit::RateLimit;
+use super::rate_limit::{admit, RateLimit};
 use super::{Event, Link, Socket};
 use crate::app::App;
 use crate::capture;
@@ -288,22 +288,7 @@ impl<S: Socket> Session<S> {
     async fn send(&mut self, client_msg_id: String, text: String) -> Result<()> {
         let started = Instant::now();
         let limits = &self.app.config.limits;
-        if client_msg_id.is_empty() || client_msg_id.len() > 128 {
-            return Err(Error::rejected(
-                ErrorCode::BadFrame,
-                "client_msg_id must be 1 to 128 bytes",
-            ));
-        }
-        if !self.rate.allow(started) {
-            return Err(Error::rejected(
-                ErrorCode::RateLimited,
-                format!(
-                    "more than {} messages in {:?}; this one was not stored",
-                    limits.rate_count, limits.rate_window
-                ),
-            ));
-        }
-        let text = validate::text(&text, limits)?;
+        let text = admit(&mut self.rate, &client_msg_id, &text, limits)?;
         // The inbox's settings as they are now (an admin may have changed them).
         if let Some(fresh) = self.app.inboxes.get(&self.inbox.key) {
             self.inbox = fresh;
