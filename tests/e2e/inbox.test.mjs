@@ -64,6 +64,17 @@ test('an agent sees a visitor live, replies, and assigns visitors both ways', as
   await visible(v1.w.prompt);
   await screenshot(v1.page, 'widget-conversation');
 
+  // With the chat closed, a reply lights the launcher's badge; opening clears it.
+  await v1.page.getByTestId('fd-close').click();
+  await agent.getByTestId('reply-input').fill('See you on Saturday!');
+  await agent.getByTestId('reply-input').press('Enter');
+  const badge = v1.page.getByTestId('fd-badge');
+  await visible(badge);
+  await expectText(badge, '1');
+  await v1.w.open();
+  await expectText(v1.w.texts, 'See you on Saturday!');
+  assert.equal(await badge.isVisible(), false);
+
   // Assign, case 1: no contact has the email yet, so the agent creates one.
   const email = 'grace.hopper@example.com'; // a fresh server each run, as cargo test starts
   await agent.getByTestId('assign-open').click();

@@ -200,6 +200,7 @@ test('a long conversation shows its last page, and "Load earlier" fetches the re
     return total;
   }, { url: `${BASE.replace(/^http/, 'ws')}/ws/visitor?inbox=default`, tag });
   assert.equal(acked, 59);
+  await expectText(w.texts, `message 60 ${tag}`); // other tabs' messages show up live
 
   await page.reload();
   await w.open();
