@@ -16,7 +16,8 @@ use crate::support::TestServer;
 const NODE_TEST_TIMEOUT_MS: u32 = 180_000;
 
 fn chromium_path() -> PathBuf {
-    std::env::var_os("CHROMIUM_PATH").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+    std::env::var_os("CHROMIUM_PATH")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
 /// What is missing for the browser tests, if anything.
@@ -29,7 +30,10 @@ fn missing_prerequisite(e2e: &Path) -> Option<String> {
         Ok(out) if out.status.success() => {}
         _ => return Some("node is missing".to_string()),
     }
-    if !e2e.join("node_modules/playwright-core/package.json").is_file() {
+    if !e2e
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
         return Some("tests/e2e/node_modules is missing".to_string());
     }
     None
@@ -44,7 +48,9 @@ async fn widget_and_inbox_in_chromium() {
     }
 
     let server = TestServer::start().await;
-    let agent_token = server.create_agent("Maja Berg", &["default"], Role::Agent).await;
+    let agent_token = server
+        .create_agent("Maja Berg", &["default"], Role::Agent)
+        .await;
     let artifacts = std::env::var_os("FRONTDESK_ARTIFACTS")
         .map_or_else(|| e2e.join("artifacts"), PathBuf::from);
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
@@ -69,6 +75,9 @@ async fn widget_and_inbox_in_chromium() {
         .expect("node starts");
 
     eprintln!("browser test screenshots: {}", artifacts.display());
-    assert!(status.success(), "the browser tests failed ({status}); node's report is above");
+    assert!(
+        status.success(),
+        "the browser tests failed ({status}); node's report is above"
+    );
     server.stop().await;
 }
