@@ -18,6 +18,8 @@ pub mod deadlines;
 pub mod error;
 pub mod followup;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub;
 pub mod identity;
 pub mod inboxes;

@@ -133,7 +133,7 @@ fn bad_frame(message: &str) -> widget_protocol::ErrorFrame {
 }
 
 /// Keeps what the widget reports about the page to sane sizes.
-fn clean_page(p: Page) -> Page {
+pub(crate) fn clean_page(p: Page) -> Page {
     let cut = |s: Option<String>, n: usize| s.map(|s| s.chars().take(n).collect::<String>());
     Page {
         url: cut(p.url, 2048).filter(|u| u.starts_with("http://") || u.starts_with("https://")),

@@ -8,4 +8,5 @@ mod capture;
 mod cli;
 mod crash;
 mod followup;
+mod fuzz_corpus;
 mod visitor;
