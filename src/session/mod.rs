@@ -20,6 +20,10 @@ use crate::app::App;
 use crate::hub::{Frame, Mailbox};
 use crate::metrics::Metrics;
 
+/// A close frame is a courtesy: a peer that cannot take a few bytes within this long
+/// is dropped without one (shutdown must not wait on it).
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// What the transport hands a session.
 #[derive(Debug)]
 pub enum Inbound {
@@ -27,8 +31,12 @@ pub enum Inbound {
     Binary,
     /// A pong or ping: the peer is alive.
     Alive,
-    /// A message over the size limit; the transport closes with 1009 after this.
-    TooBig,
+    /// The peer broke the WebSocket protocol or our limits: close with this code (1009
+    /// message too big, 1007 text not UTF-8, 1002 any other violation). Nothing follows.
+    Violation {
+        code: u16,
+        reason: &'static str,
+    },
 }
 
 /// What a session hands the transport.
@@ -103,7 +111,35 @@ impl<S: Socket> Link<S> {
             return;
         }
         Metrics::inc(&self.m().frames_out);
-        if self.socket.send(Outbound::Text(text)).await.is_err() {
+        self.write(Outbound::Text(text)).await;
+    }
+
+    /// Hands the socket one frame or ping. A peer that stops reading fills the kernel's
+    /// buffers and then tungstenite's bounded one, and the write waits: it gives up
+    /// when the hub kicks this connection or the server shuts down meanwhile, or after
+    /// two heartbeat intervals (as dead as a peer that answers no ping). Either way the
+    /// connection is dropped without a close frame, which could not be written either.
+    /// Without this bound one stuck write would hold the task away from its heartbeat,
+    /// its kick and shutdown for as long as the peer keeps the TCP connection open.
+    async fn write(&mut self, item: Outbound) {
+        if self.closed {
+            return;
+        }
+        let kick = self.mailbox.as_ref().map(|m| m.kick.clone());
+        let stuck_for = self.heartbeat * 2;
+        let Link {
+            socket, shutdown, ..
+        } = self;
+        let written = tokio::select! {
+            biased;
+            r = tokio::time::timeout(stuck_for, socket.send(item)) => matches!(r, Ok(Ok(()))),
+            _ = kicked(kick.as_deref()) => {
+                Metrics::inc(&self.app.metrics.slow_consumers_dropped);
+                false
+            }
+            _ = shutdown.wait_for(|s| *s) => false,
+        };
+        if !written {
             self.closed = true;
         }
     }
@@ -113,9 +149,11 @@ impl<S: Socket> Link<S> {
         self.send(&ErrorWrap::Error(err)).await;
     }
 
+    /// Sends a close frame, if the peer takes it within [`CLOSE_WRITE_TIMEOUT`].
     pub async fn close(&mut self, code: u16, reason: &'static str) {
         if !self.closed {
-            let _ = self.socket.send(Outbound::Close(code, reason)).await;
+            let close = self.socket.send(Outbound::Close(code, reason));
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, close).await;
             self.closed = true;
         }
     }
@@ -130,7 +168,7 @@ impl<S: Socket> Link<S> {
             let wake = tokio::select! {
                 biased;
                 _ = async { let _ = self.shutdown.wait_for(|s| *s).await; } => Wake::Shutdown,
-                _ = async { match &kick { Some(k) => k.kicked().await, None => std::future::pending().await } } => Wake::Kicked,
+                _ = kicked(kick.as_deref()) => Wake::Kicked,
                 inbound = self.socket.next() => Wake::In(inbound),
                 frame = async { match self.mailbox.as_mut() { Some(m) => m.rx.recv().await, None => std::future::pending().await } } => Wake::Queued(frame),
                 _ = self.ticker.tick() => Wake::Tick,
@@ -158,9 +196,8 @@ impl<S: Socket> Link<S> {
                             Metrics::inc(&self.m().frames_in);
                             return Event::Binary;
                         }
-                        Some(Inbound::TooBig) => {
-                            self.close(close::TOO_BIG, "frame larger than the limit")
-                                .await;
+                        Some(Inbound::Violation { code, reason }) => {
+                            self.close(code, reason).await;
                             return Event::End;
                         }
                         Some(Inbound::Text(t)) => {
@@ -179,12 +216,18 @@ impl<S: Socket> Link<S> {
                         self.close(close::GOING_AWAY, "no answer to pings").await;
                         return Event::End;
                     }
-                    if self.socket.send(Outbound::Ping).await.is_err() {
-                        self.closed = true;
-                    }
+                    self.write(Outbound::Ping).await;
                 }
             }
         }
+    }
+}
+
+/// Resolves once the hub kicked this connection; never without a mailbox.
+async fn kicked(kick: Option<&crate::hub::Kick>) {
+    match kick {
+        Some(k) => k.kicked().await,
+        None => std::future::pending().await,
     }
 }
 

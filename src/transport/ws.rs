@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use futures::{Sink, Stream};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -24,6 +24,23 @@ pub fn config(limits: &Limits) -> WebSocketConfig {
         .max_write_buffer_size(limits.max_write_buffer_bytes)
         .max_message_size(Some(limits.max_frame_bytes))
         .max_frame_size(Some(limits.max_frame_bytes))
+}
+
+/// The close code and reason a read error deserves: RFC 6455 says to fail the
+/// connection with a close frame when the peer broke the protocol. None: the
+/// connection is gone (reset, closed, I/O error) and nothing can be sent.
+fn violation(e: &WsError) -> Option<(u16, &'static str)> {
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { .. })
+        | WsError::Capacity(CapacityError::TooManyHeaders) => {
+            Some((CloseCode::Size.into(), "frame larger than the limit"))
+        }
+        WsError::Utf8(_) => Some((CloseCode::Invalid.into(), "text is not valid UTF-8")),
+        WsError::Protocol(p) if !matches!(p, ProtocolError::ResetWithoutClosingHandshake) => {
+            Some((CloseCode::Protocol.into(), "WebSocket protocol violation"))
+        }
+        _ => None,
+    }
 }
 
 pub async fn accept(upgraded: Upgraded, limits: &Limits) -> WsSocket {
@@ -58,11 +75,10 @@ impl Stream for WsSocket {
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
                 Some(Inbound::Alive)
             }
-            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. })))
-            | Some(Err(WsError::Capacity(CapacityError::TooManyHeaders))) => Some(Inbound::TooBig),
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => None,
+            Some(Err(e)) => violation(&e).map(|(code, reason)| Inbound::Violation { code, reason }),
+            Some(Ok(Message::Close(_))) | None => None,
         };
-        if matches!(out, None | Some(Inbound::TooBig)) {
+        if matches!(out, None | Some(Inbound::Violation { .. })) {
             self.done = true;
         }
         Poll::Ready(out)
@@ -97,8 +113,11 @@ impl Sink<Outbound> for WsSocket {
     }
 }
 
-/// Echoes every data message back, on the production settings: the route the
-/// WebSocket conformance suite runs against (only with `--test-echo`).
+const ECHO_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Echoes every data message back, on the production settings and with the
+/// production answer to a violation: the route the WebSocket conformance suite runs
+/// against (only with `--test-echo`).
 pub async fn echo(upgraded: Upgraded, limits: &Limits) {
     use futures::{SinkExt, StreamExt};
     let mut ws = WebSocketStream::from_raw_socket(
@@ -115,7 +134,20 @@ pub async fn echo(upgraded: Upgraded, limits: &Limits) {
                 }
             }
             Ok(_) => {}
-            Err(_) => return,
+            Err(e) => {
+                if let Some((code, reason)) = violation(&e) {
+                    let frame = CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.into(),
+                    };
+                    if ws.close(Some(frame)).await.is_ok() {
+                        // Let the peer answer the close, as the closing handshake asks.
+                        let drain = async { while let Some(Ok(_)) = ws.next().await {} };
+                        let _ = tokio::time::timeout(ECHO_CLOSE_WAIT, drain).await;
+                    }
+                }
+                return;
+            }
         }
     }
 }
