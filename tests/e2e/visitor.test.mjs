@@ -166,6 +166,11 @@ test('the widget does not leak styles into the host page, nor take any from it',
   assert.equal(pageBtn, 'uppercase');
   const globals = await page.evaluate(() => Object.keys(window).filter((k) => /frontdesk|^fd/i.test(k)));
   assert.deepEqual(globals, ['FrontdeskWidget']);
+  // Small: one script, no build step, under 20 KB unminified.
+  const script = await page.request.get(`${BASE}/widget.js`);
+  assert.match(script.headers()['content-type'], /javascript/);
+  const size = (await script.body()).length;
+  assert.ok(size < 20 * 1024, `widget.js is ${size} bytes`);
   await context.close();
 });
 
