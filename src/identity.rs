@@ -125,49 +125,52 @@ impl Identity {
 mod tests {
     use super::*;
 
-    fn identity() -> (tempfile::TempDir, Identity) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let id = Identity::load_or_create(dir.path(), false).expect("key");
-        (dir, id)
+    type R = Result<(), Box<dyn std::error::Error>>;
+
+    fn identity() -> Result<(tempfile::TempDir, Identity), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let id = Identity::load_or_create(dir.path(), false)?;
+        Ok((dir, id))
     }
 
     #[test]
-    fn minted_tokens_verify_and_name_the_visitor() {
-        let (_d, id) = identity();
+    fn minted_tokens_verify_and_name_the_visitor() -> R {
+        let (_d, id) = identity()?;
         let v = id.mint(42);
-        let back = id.verify(&v.token).expect("verifies");
+        let back = id.verify(&v.token).ok_or("does not verify")?;
         assert_eq!(back.visitor_id, v.visitor_id);
         assert_eq!(back.issued_at, 42);
+        Ok(())
     }
 
     #[test]
-    fn tampered_and_foreign_tokens_do_not_verify() {
-        let (_d, id) = identity();
-        let (_d2, other) = identity();
+    fn tampered_and_foreign_tokens_do_not_verify() -> R {
+        let (_d, id) = identity()?;
+        let (_d2, other) = identity()?;
         let v = id.mint(1);
         let mut bytes = v.token.clone().into_bytes();
         let i = bytes.len() / 2;
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-        assert!(id
-            .verify(&String::from_utf8(bytes).expect("ascii"))
-            .is_none());
+        assert!(id.verify(&String::from_utf8(bytes)?).is_none());
         assert!(other.verify(&v.token).is_none());
         assert!(id.verify("garbage").is_none());
         assert!(id.verify("").is_none());
+        Ok(())
     }
 
     #[test]
-    fn the_key_survives_a_reload() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let a = Identity::load_or_create(dir.path(), false).expect("key");
+    fn the_key_survives_a_reload() -> R {
+        let dir = tempfile::tempdir()?;
+        let a = Identity::load_or_create(dir.path(), false)?;
         let v = a.mint(7);
-        let b = Identity::load_or_create(dir.path(), false).expect("key again");
+        let b = Identity::load_or_create(dir.path(), false)?;
         assert_eq!(b.verify(&v.token).map(|x| x.visitor_id), Some(v.visitor_id));
+        Ok(())
     }
 
     #[test]
-    fn cookie_header_is_parsed_among_others() {
-        let (_d, id) = identity();
+    fn cookie_header_is_parsed_among_others() -> R {
+        let (_d, id) = identity()?;
         let v = id.mint(1);
         let header = format!("a=b; {COOKIE_NAME}={}; c=d", v.token);
         assert_eq!(
@@ -180,5 +183,6 @@ mod tests {
                 && set.contains("SameSite=Lax")
                 && set.contains("Max-Age=34128000")
         );
+        Ok(())
     }
 }
