@@ -187,8 +187,14 @@ impl Args {
     }
 
     fn check_unused(&self) -> Result<(), String> {
+        // The token options are accepted by every mode, so a driver may always pass them.
+        const ALWAYS: [&str; 3] = ["agent-token", "agent-token-file", "nonce"];
         let used = lock(&self.used);
-        let unknown: Vec<&String> = self.opts.keys().filter(|k| !used.contains(*k)).collect();
+        let unknown: Vec<&String> = self
+            .opts
+            .keys()
+            .filter(|k| !used.contains(*k) && !ALWAYS.contains(&k.as_str()))
+            .collect();
         if unknown.is_empty() {
             Ok(())
         } else {
@@ -405,7 +411,9 @@ impl Report {
 
     fn from_wire(v: &Value) -> Result<Report, String> {
         let mut r = Report::default();
-        let counters = v["counters"].as_object().ok_or("wire report: no counters")?;
+        let counters = v["counters"]
+            .as_object()
+            .ok_or("wire report: no counters")?;
         for (k, n) in counters {
             r.add(k, n.as_u64().unwrap_or(0));
         }
@@ -577,8 +585,15 @@ enum LgError {
 }
 
 impl LgError {
-    /// The counter this error is reported under.
+    /// The counter this error is reported under. With `LOADGEN_VERBOSE` set, the first
+    /// errors are also printed in full on stderr.
     fn key(&self) -> String {
+        static SHOWN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        if std::env::var_os("LOADGEN_VERBOSE").is_some()
+            && SHOWN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 20
+        {
+            eprintln!("loadgen: {self}");
+        }
         match self {
             LgError::Connect(_) => "err_connect".into(),
             LgError::Ws(_) => "err_socket".into(),
@@ -870,7 +885,10 @@ async fn idle(c: &Common, p: IdlePlan) -> Result<Report, String> {
     let start = c.start("ramp").await?;
     let ramp_end = start + p.ramp;
     let hold_end = ramp_end + p.hold;
-    lock(&report).set("ramp_start_unix_ms", json!(unix_nanos_of(start) / 1_000_000));
+    lock(&report).set(
+        "ramp_start_unix_ms",
+        json!(unix_nanos_of(start) / 1_000_000),
+    );
     lock(&report).set(
         "hold_start_unix_ms",
         json!(unix_nanos_of(ramp_end) / 1_000_000),
@@ -1094,7 +1112,11 @@ async fn relay(c: &Common, p: RelayPlan) -> Result<Report, String> {
         let report = report.clone();
         let measure = a < p.measure_agents;
         tasks.push(tokio::spawn(async move {
-            agent_reader(c, ws, measure, measure_from_unix_ns, stop, report).await;
+            if measure {
+                agent_reader(c, ws, measure_from_unix_ns, stop, report).await;
+            } else {
+                agent_drain(ws, stop, report).await;
+            }
             Vec::new()
         }));
     }
@@ -1164,10 +1186,36 @@ fn write_acked_log(path: &str, acked: &[AckedRecord]) -> std::io::Result<()> {
     f.flush()
 }
 
+/// An agent that only has to keep up: it reads the socket's bytes and throws them away
+/// without parsing WebSocket frames, so that reading every agent's copy of every message
+/// costs the load generator (on the same machine) as little as possible. It sends no pongs;
+/// runs are shorter than two heartbeats.
+async fn agent_drain(ws: Ws, stop: Instant, report: Shared) {
+    use tokio::io::AsyncReadExt;
+    let mut tcp = ws.into_inner();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut bytes = 0u64;
+    let end = loop {
+        tokio::select! {
+            n = tcp.read(&mut buf) => match n {
+                Ok(0) => break Some("agent_drain_eof"),
+                Ok(n) => bytes += n as u64,
+                Err(_) => break Some("agent_drain_error"),
+            },
+            _ = sleep_until(stop) => break None,
+        }
+    };
+    let mut r = lock(&report);
+    r.add("agent_drain_bytes", bytes);
+    if let Some(e) = end {
+        r.add(e, 1);
+    }
+}
+
+/// An agent that decodes every frame and measures send→agent latency.
 async fn agent_reader(
     c: Common,
     mut ws: Ws,
-    measure: bool,
     measure_from_unix_ns: u64,
     stop: Instant,
     report: Shared,
@@ -1179,9 +1227,6 @@ async fn agent_reader(
             m = ws.next() => match m {
                 Some(Ok(WsMessage::Text(t))) => {
                     frames += 1;
-                    if !measure {
-                        continue;
-                    }
                     let now_ns = unix_nanos();
                     match decode::<AgentServer>(t.as_str()) {
                         Ok(AgentServer::Message { message }) if message.author.kind == AuthorKind::Visitor => {
@@ -1207,10 +1252,8 @@ async fn agent_reader(
     {
         let mut r = lock(&report);
         r.add("agent_frames", frames);
-        if measure {
-            r.add("agent_measured_received", received);
-            r.add("agents_measuring", 1);
-        }
+        r.add("agent_measured_received", received);
+        r.add("agents_measuring", 1);
         if let Some(e) = end {
             r.add(&format!("agent_{}", e.key()), 1);
         }
@@ -1496,8 +1539,15 @@ async fn history(c: &Common, p: HistoryPlan) -> Result<Report, String> {
         let report = report.clone();
         let limit = p.page;
         tasks.push(tokio::spawn(async move {
-            page_reloader(ws, dues, limit, measure_from, end + Duration::from_secs(5), report)
-                .await;
+            page_reloader(
+                ws,
+                dues,
+                limit,
+                measure_from,
+                end + Duration::from_secs(5),
+                report,
+            )
+            .await;
         }));
     }
     for t in tasks {
