@@ -414,13 +414,14 @@ pub async fn deliver(app: &App, id: Uuid, due: u64) -> Result<Delivery, MailErro
         return Ok(Delivery::Nothing);
     };
     let outcome = attempt(&sender, &record).await;
-    finish(app, id, record.attempts, outcome).await
+    finish(app, id, &record.to, record.attempts, outcome).await
 }
 
 /// Records the outcome of attempt number `attempt_no`.
 async fn finish(
     app: &App,
     id: Uuid,
+    to: &str,
     attempt_no: u32,
     outcome: Attempt,
 ) -> Result<Delivery, MailError> {
@@ -429,9 +430,11 @@ async fn finish(
     match &outcome {
         Attempt::Sent => tracing::info!(email = %id, attempt = attempt_no, "email sent"),
         Attempt::Retry(e) => {
+            let e = without_address(e, to);
             tracing::warn!(email = %id, attempt = attempt_no, error = %e, "email not sent; will retry")
         }
         Attempt::Rejected(e) | Attempt::Unknown(e) => {
+            let e = without_address(e, to);
             tracing::error!(email = %id, attempt = attempt_no, error = %e, "email not sent; giving up")
         }
     }
@@ -595,6 +598,26 @@ async fn attempt(sender: &Sender, r: &OutboxRecord) -> Attempt {
     outcome
 }
 
+/// An SMTP error for the log: servers quote the recipient back ("550 <ada@…>: no such
+/// user"), and logs must hold no email address. Matched ignoring ASCII case, which
+/// keeps byte offsets. The outbox keeps the full text for `frontdesk outbox list`.
+fn without_address(error: &str, to: &str) -> String {
+    let needle = to.trim().to_ascii_lowercase();
+    if needle.is_empty() {
+        return error.to_string();
+    }
+    let hay = error.to_ascii_lowercase();
+    let mut out = String::with_capacity(error.len());
+    let mut rest = 0;
+    while let Some(at) = hay[rest..].find(&needle) {
+        out.push_str(&error[rest..rest + at]);
+        out.push_str("[recipient]");
+        rest += at + needle.len();
+    }
+    out.push_str(&error[rest..]);
+    out
+}
+
 /// Text for a header: control characters (CR, LF, tabs…) and line separators become
 /// spaces, runs of spaces one, at most 200 characters. Headers built from user input
 /// can then never start a new header line.
@@ -665,6 +688,20 @@ pub fn state_name(s: OutboxState) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_smtp_errors_name_no_recipient() {
+        let e = "permanent error (550): 5.1.1 <Ada@Example.com>: no such user; ada@example.com";
+        assert_eq!(
+            without_address(e, "ada@example.com"),
+            "permanent error (550): 5.1.1 <[recipient]>: no such user; [recipient]"
+        );
+        assert_eq!(
+            without_address("réseau: Ada@x.test", "ada@x.test"),
+            "réseau: [recipient]"
+        );
+        assert_eq!(without_address("timeout", ""), "timeout");
+    }
 
     #[test]
     fn smtp_urls_parse_with_defaults_and_errors_hide_passwords() {
