@@ -188,6 +188,10 @@ impl<S: Socket> Link<S> {
                     self.last_heard = Instant::now();
                     match inbound {
                         None => {
+                            // The peer closed: send the answer to its close frame that
+                            // tungstenite queued, so the peer sees a clean close.
+                            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, self.socket.close())
+                                .await;
                             self.closed = true;
                             return Event::End;
                         }
