@@ -9,4 +9,5 @@ mod cli;
 mod crash;
 mod followup;
 mod fuzz_corpus;
+mod hardening;
 mod visitor;

@@ -398,13 +398,23 @@ pub struct BinaryServer {
 
 impl BinaryServer {
     pub async fn spawn(data: &Path, extra: &[&str]) -> BinaryServer {
+        Self::spawn_with(data, extra, "warn", Stdio::inherit()).await
+    }
+
+    /// With this `RUST_LOG`, and stderr where the test wants it (a file, to read the logs).
+    pub async fn spawn_with(
+        data: &Path,
+        extra: &[&str],
+        rust_log: &str,
+        stderr: Stdio,
+    ) -> BinaryServer {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("the frontdesk binary starts");
