@@ -54,7 +54,8 @@ type Ws = WebSocketStream<TcpStream>;
 
 const USAGE: &str = "usage: loadgen MODE --addr HOST:PORT [--option value ...]
 modes: idle relay history timers churn verify probe (see the module docs in examples/loadgen.rs)
-common: --addr HOST:PORT  --inbox KEY (default)  --procs N (1)  --threads N (1)";
+common: --addr HOST:PORT  --inbox KEY (default)  --procs N (1)  --threads N (1)
+        --source-ips N (8: loopback source addresses to spread connections over)";
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -251,6 +252,11 @@ impl Common {
         }
         args.opt("procs");
         args.opt("threads");
+        let sources: usize = args.num("source-ips", 8)?;
+        if !(1..=250).contains(&sources) {
+            return Err("--source-ips must be between 1 and 250".into());
+        }
+        SOURCE_IPS.store(sources, std::sync::atomic::Ordering::Relaxed);
         let nonce = args.str("nonce", &format!("{:x}", unix_nanos() % 0xffff_ffff));
         Ok(Common {
             addr,
@@ -624,10 +630,34 @@ fn ws_config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
+/// How many loopback source addresses (127.0.0.1, 127.0.0.2, …) connections are spread
+/// over. Linux hands `connect()` the even half of the ephemeral port range first and slows
+/// down sharply once it is used up (about 14,000 connections to one address with the
+/// default range); each extra source address has a port space of its own.
+static SOURCE_IPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(8);
+static NEXT_SOURCE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn connect(addr: &str, path: &str) -> Result<Ws, LgError> {
-    let tcp = TcpStream::connect(addr)
+    let target: std::net::SocketAddr = tokio::net::lookup_host(addr)
         .await
-        .map_err(|e| LgError::Connect(e.to_string()))?;
+        .map_err(|e| LgError::Connect(e.to_string()))?
+        .next()
+        .ok_or_else(|| LgError::Connect(format!("{addr} does not resolve")))?;
+    let sources = SOURCE_IPS.load(std::sync::atomic::Ordering::Relaxed);
+    let tcp = match target.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_loopback() && sources > 1 => {
+            let n = NEXT_SOURCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % sources;
+            let socket =
+                tokio::net::TcpSocket::new_v4().map_err(|e| LgError::Connect(e.to_string()))?;
+            let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + n as u8);
+            socket
+                .bind((source, 0).into())
+                .map_err(|e| LgError::Connect(e.to_string()))?;
+            socket.connect(target).await
+        }
+        _ => TcpStream::connect(target).await,
+    }
+    .map_err(|e| LgError::Connect(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let url = format!("ws://{addr}{path}");
     let (ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config()))

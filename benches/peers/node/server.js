@@ -682,9 +682,15 @@ server.on('upgrade', (req, socket, head) => {
       cookieToken = mintToken(crypto.randomUUID());
       req.fdSetCookie = cookieToken;
     }
-    wss.handleUpgrade(req, socket, head, (ws) => visitorSession(ws, cookieToken));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      watchHeartbeat(ws);
+      visitorSession(ws, cookieToken);
+    });
   } else if (url.pathname === '/ws/agent') {
-    wss.handleUpgrade(req, socket, head, (ws) => agentSession(ws));
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      watchHeartbeat(ws);
+      agentSession(ws);
+    });
   } else {
     reject('404 Not Found');
   }
@@ -708,10 +714,11 @@ const heartbeat = setInterval(() => {
     ws.ping();
   }
 }, LIMITS.heartbeatMs);
-wss.on('connection', (ws) => {
+// handleUpgrade with noServer does not emit 'connection'; every session calls this.
+function watchHeartbeat(ws) {
   ws.isAlive = true;
   ws.on('pong', () => { ws.isAlive = true; });
-});
+}
 
 server.listen(cfg.port, cfg.host, () => {
   const addr = server.address();
