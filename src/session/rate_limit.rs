@@ -35,23 +35,6 @@ impl RateLimit {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn twenty_per_ten_seconds() {
-        let mut r = RateLimit::new(20, Duration::from_secs(10));
-        let t0 = Instant::now();
-        for i in 0..20 {
-            assert!(r.allow(t0 + Duration::from_millis(i)), "{i}");
-        }
-        assert!(!r.allow(t0 + Duration::from_secs(1)));
-        assert!(!r.allow(t0 + Duration::from_millis(9_999)));
-        assert!(r.allow(t0 + Duration::from_secs(10)));
-    }
-}
-
 /// The checks every `send` and `reply` passes before anything is stored: a usable
 /// `client_msg_id`, the rate limit, and the text's length. Returns the trimmed text.
 pub fn admit(
@@ -78,4 +61,21 @@ pub fn admit(
         ));
     }
     crate::validate::text(text, limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twenty_per_ten_seconds() {
+        let mut r = RateLimit::new(20, Duration::from_secs(10));
+        let t0 = Instant::now();
+        for i in 0..20 {
+            assert!(r.allow(t0 + Duration::from_millis(i)), "{i}");
+        }
+        assert!(!r.allow(t0 + Duration::from_secs(1)));
+        assert!(!r.allow(t0 + Duration::from_millis(9_999)));
+        assert!(r.allow(t0 + Duration::from_secs(10)));
+    }
 }
