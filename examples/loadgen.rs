@@ -1481,21 +1481,14 @@ async fn history(c: &Common, p: HistoryPlan) -> Result<Report, String> {
         .map_err(|e| format!("history: first visitor: {e}"))?;
     let token = first.token.clone();
     drop(first);
+    // One tab at a time: tabs open together would each receive every other tab's
+    // messages, a burst that is not what this workload measures.
     let per = p.per_conn_limit.max(1);
-    let mut seeders = Vec::new();
     for (i, from) in (0..p.messages).step_by(per).enumerate() {
         let n = per.min(p.messages - from);
-        let c = c.clone();
-        let token = token.clone();
-        seeders.push(tokio::spawn(async move {
-            seed_one(&c, Some(token), i, from, n).await
-        }));
-    }
-    for s in seeders {
-        match s.await {
-            Ok(Ok(_)) => count(&report, "seed_connections"),
-            Ok(Err(e)) => count(&report, &format!("seed_{}", e.key())),
-            Err(_) => count(&report, "task_panicked"),
+        match seed_one(c, Some(token.clone()), i, from, n).await {
+            Ok(_) => count(&report, "seed_connections"),
+            Err(e) => count(&report, &format!("seed_{}", e.key())),
         }
     }
     let check = visitor_connect(c, Some(token.clone()), None)
@@ -1942,7 +1935,22 @@ async fn timer_visitor(
     let mut reply_at: Option<i64> = None; // server ms of the agent's reply, once seen
     let mut prompts = 0u32;
     let mut local = Report::default();
-    sleep_until(due).await;
+    // Until the first message is due, keep reading so that heartbeats are answered.
+    if let Some(conn) = ws.as_mut() {
+        loop {
+            tokio::select! {
+                m = conn.next() => match m {
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => {
+                        local.add("visitor_lost_before_send", 1);
+                        ws = None;
+                        break;
+                    }
+                },
+                _ = sleep_until(due) => break,
+            }
+        }
+    }
     let mut sent = false;
     while Instant::now() < stop {
         let Some(conn) = ws.as_mut() else {

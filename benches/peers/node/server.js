@@ -297,7 +297,9 @@ const agentSockets = new Set();
 function send(ws, frame) {
   if (ws.readyState !== WebSocket.OPEN) return;
   if (ws.bufferedAmount > LIMITS.maxBufferedBytes) {
-    ws.close(CLOSE.TOO_SLOW, 'too slow');
+    // A close frame would only queue behind what the client is not reading: drop the
+    // socket and its buffers now. The client reconnects with resume_after.
+    ws.terminate();
     return;
   }
   ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
