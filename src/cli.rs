@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// Another origin allowed to open the agent socket (repeatable).
     #[arg(long = "agent-origin")]
     pub agent_origins: Vec<String>,
+    /// `send`/`reply` frames one connection may send per 10 s (0: no limit).
+    #[arg(long, default_value_t = 20)]
+    pub rate_limit: u32,
     /// Most WebSocket connections in total.
     #[arg(long, default_value_t = 50_000)]
     pub max_connections: usize,
@@ -174,6 +177,7 @@ impl ServeArgs {
         }
         c.limits.heartbeat = std::time::Duration::from_secs(self.heartbeat_secs);
         c.limits.max_connections = self.max_connections;
+        c.limits.rate_count = self.rate_limit;
         c.limits.max_connections_per_ip = self.max_connections_per_ip;
         c.secure_cookie = self.secure_cookie;
         for o in &self.agent_origins {

@@ -13,7 +13,7 @@ pub struct Limits {
     pub max_email_chars: usize,
     /// Bytes of one WebSocket message (and frame).
     pub max_frame_bytes: usize,
-    /// `send`/`reply` frames allowed per `rate_window` per connection.
+    /// `send`/`reply` frames allowed per `rate_window` per connection; 0 means no limit.
     pub rate_count: u32,
     pub rate_window: Duration,
     /// Time a client has to send `hello` / `auth`.
@@ -26,6 +26,8 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// tungstenite's read buffer per connection.
     pub read_buffer_bytes: usize,
+    /// Bytes tungstenite gathers before it writes to the socket (a flush writes sooner).
+    pub write_buffer_bytes: usize,
     /// tungstenite's write buffer bound per connection.
     pub max_write_buffer_bytes: usize,
     pub max_connections: usize,
@@ -46,8 +48,11 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_history: 200,
             default_page: 50,
-            outbound_queue: 256,
-            read_buffer_bytes: 4 * 1024,
+            // Agents hear every message of their inboxes: a burst needs room. Tokio's
+            // channel allocates its slots as they fill, so an idle queue costs little.
+            outbound_queue: 4096,
+            read_buffer_bytes: 512,
+            write_buffer_bytes: 16 * 1024,
             max_write_buffer_bytes: 256 * 1024,
             max_connections: 50_000,
             max_connections_per_ip: 50_000,

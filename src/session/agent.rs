@@ -63,7 +63,7 @@ pub async fn run<S: Socket>(app: App, socket: S) {
             inboxes,
             conn_id,
         };
-        s.ready().await;
+        Box::pin(s.ready()).await;
         s.serve().await;
         s.app.hub.remove_agent(&s.inboxes, s.conn_id);
     }
@@ -178,7 +178,7 @@ impl<S: Socket> Session<S> {
                 AgentClient::Reply { client_msg_id, .. } => Some(client_msg_id.clone()),
                 _ => None,
             };
-            if let Err(e) = self.handle(frame).await {
+            if let Err(e) = Box::pin(self.handle(frame)).await {
                 let f = e.to_frame(reference);
                 self.link.send_error(f).await;
             }

@@ -24,6 +24,9 @@ use crate::metrics::Metrics;
 /// is dropped without one (shutdown must not wait on it).
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The most queued frames written before one flush.
+const MAX_BURST: usize = 64;
+
 /// What the transport hands a session.
 #[derive(Debug)]
 pub enum Inbound {
@@ -122,19 +125,41 @@ impl<S: Socket> Link<S> {
     /// Without this bound one stuck write would hold the task away from its heartbeat,
     /// its kick and shutdown for as long as the peer keeps the TCP connection open.
     async fn write(&mut self, item: Outbound) {
+        self.write_batch(item, false).await;
+    }
+
+    /// Writes `first` and, with `drain`, whatever else is already queued for this
+    /// connection (up to a bound), then flushes once: one system call for a burst of
+    /// fan-out instead of one per frame.
+    async fn write_batch(&mut self, first: Outbound, drain: bool) {
         if self.closed {
             return;
         }
         let kick = self.mailbox.as_ref().map(|m| m.kick.clone());
         let stuck_for = self.heartbeat * 2;
         let Link {
-            socket, shutdown, ..
+            socket,
+            shutdown,
+            mailbox,
+            app,
+            ..
         } = self;
+        let burst = async {
+            socket.feed(first).await?;
+            if let (true, Some(m)) = (drain, mailbox.as_mut()) {
+                for _ in 1..MAX_BURST {
+                    let Ok(f) = m.rx.try_recv() else { break };
+                    Metrics::inc(&app.metrics.frames_out);
+                    socket.feed(Outbound::Text(f)).await?;
+                }
+            }
+            socket.flush().await
+        };
         let written = tokio::select! {
             biased;
-            r = tokio::time::timeout(stuck_for, socket.send(item)) => matches!(r, Ok(Ok(()))),
+            r = tokio::time::timeout(stuck_for, burst) => matches!(r, Ok(Ok(()))),
             _ = kicked(kick.as_deref()) => {
-                Metrics::inc(&self.app.metrics.slow_consumers_dropped);
+                Metrics::inc(&app.metrics.slow_consumers_dropped);
                 false
             }
             _ = shutdown.wait_for(|s| *s) => false,
@@ -210,7 +235,10 @@ impl<S: Socket> Link<S> {
                         }
                     }
                 }
-                Wake::Queued(Some(f)) => self.send_raw(f).await,
+                Wake::Queued(Some(f)) => {
+                    Metrics::inc(&self.m().frames_out);
+                    self.write_batch(Outbound::Text(f), true).await;
+                }
                 Wake::Queued(None) => {
                     self.closed = true;
                     return Event::End;

@@ -66,7 +66,7 @@ pub async fn run<S: Socket>(app: App, hs: Handshake, socket: S) {
             conn_id,
             page,
         };
-        s.welcome(&identity, resume_after, presence).await;
+        Box::pin(s.welcome(&identity, resume_after, presence)).await;
         s.serve().await;
         if s.app.hub.remove_visitor(&s.key, s.conn_id) == Presence::WentOffline {
             s.presence_changed();
@@ -249,7 +249,7 @@ impl<S: Socket> Session<S> {
                 VisitorClient::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
                 _ => None,
             };
-            if let Err(e) = self.handle(frame).await {
+            if let Err(e) = Box::pin(self.handle(frame)).await {
                 let f = e.to_frame(reference);
                 self.link.send_error(f).await;
             }

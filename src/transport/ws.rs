@@ -28,7 +28,12 @@ use crate::session::{Inbound, Outbound};
 pub fn config(limits: &Limits) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(limits.read_buffer_bytes)
-        .write_buffer_size(0)
+        // tungstenite requires the gathering buffer to be below the bound.
+        .write_buffer_size(
+            limits
+                .write_buffer_bytes
+                .min(limits.max_write_buffer_bytes / 2),
+        )
         .max_write_buffer_size(limits.max_write_buffer_bytes)
         .max_message_size(Some(limits.max_frame_bytes))
         .max_frame_size(Some(limits.max_frame_bytes))

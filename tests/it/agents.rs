@@ -313,3 +313,45 @@ async fn a_restart_keeps_agents_contacts_and_links() {
         "Hopper"
     );
 }
+
+#[tokio::test]
+async fn an_inbox_with_many_conversations_still_lets_agents_in() {
+    use frontdesk::conversations::{self, FirstMessagePlan, VisitorSend};
+    let s = TestServer::start().await;
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..700 {
+        let app = s.app.clone();
+        sends.spawn(async move {
+            conversations::append_visitor(
+                &app.writer,
+                VisitorSend {
+                    visitor: uuid::Uuid::new_v4(),
+                    inbox: "default".into(),
+                    client_msg_id: format!("c{i}"),
+                    text: format!("{i}: {}", "a fairly long first message ".repeat(8)),
+                    page: None,
+                    now: app.now(),
+                    plan: FirstMessagePlan {
+                        when: widget_protocol::CaptureWhen::Never,
+                        delay_ms: 0,
+                        prompt_text: String::new(),
+                        away: None,
+                    },
+                },
+            )
+            .await
+            .expect("stored")
+        });
+    }
+    while let Some(r) = sends.join_next().await {
+        r.expect("task");
+    }
+    let (_a, ready) = s.admin().await;
+    let listed = ready["conversations"].as_array().expect("list");
+    assert_eq!(listed.len(), 500, "ready lists the newest 500");
+    let times: Vec<i64> = listed
+        .iter()
+        .filter_map(|c| c["updated_at"].as_i64())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+}
