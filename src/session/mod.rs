@@ -169,6 +169,25 @@ impl<S: Socket> Link<S> {
         }
     }
 
+    /// The `ack` for a stored `send` or `reply` (the same frame on both endpoints), and
+    /// its latency for the metrics.
+    pub async fn send_ack(
+        &mut self,
+        client_msg_id: String,
+        message: widget_protocol::Message,
+        started: Instant,
+    ) {
+        self.send(&widget_protocol::VisitorServer::Ack {
+            client_msg_id,
+            message,
+        })
+        .await;
+        self.app
+            .metrics
+            .ack_latency
+            .observe(started.elapsed().as_secs_f64());
+    }
+
     pub async fn send_error(&mut self, err: ErrorFrame) {
         self.m().error(err.code);
         self.send(&ErrorWrap::Error(err)).await;

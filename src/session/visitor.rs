@@ -307,15 +307,8 @@ impl<S: Socket> Session<S> {
         )
         .await?;
         self.link
-            .send(&VisitorServer::Ack {
-                client_msg_id,
-                message: appended.message.clone(),
-            })
+            .send_ack(client_msg_id, appended.message.clone(), started)
             .await;
-        self.app
-            .metrics
-            .ack_latency
-            .observe(started.elapsed().as_secs_f64());
         if !appended.duplicate {
             self.fan_out(&appended);
         }
