@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use uuid::Uuid;
 use widget_protocol::{
-    close, decode, encode, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame,
-    Role, VisitorServer,
+    close, encode, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Role,
+    VisitorServer,
 };
 
 use super::rate_limit::{admit, RateLimit};
 use super::visitor::broadcast_summary;
-use super::{Event, Link, Socket};
+use super::{Link, Socket};
 use crate::agents;
 use crate::app::App;
 use crate::chatflow;
@@ -73,32 +73,11 @@ pub async fn run<S: Socket>(app: App, socket: S) {
 async fn await_auth<S: Socket>(app: &App, link: &mut Link<S>) -> Option<AgentRecord> {
     let deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout;
     loop {
-        let event = match tokio::time::timeout_at(deadline, link.next()).await {
-            Ok(e) => e,
-            Err(_) => {
-                link.close(close::HELLO_TIMEOUT, "no auth within the time limit")
-                    .await;
-                return None;
-            }
-        };
-        let text = match event {
-            Event::End => return None,
-            Event::Binary => {
-                link.send_error(ErrorFrame::new(
-                    ErrorCode::BadFrame,
-                    "binary messages are not part of the protocol",
-                ))
-                .await;
-                continue;
-            }
-            Event::Frame(t) => t,
-        };
-        match decode::<AgentClient>(&text) {
-            Err(e) => {
-                link.send_error(ErrorFrame::new(ErrorCode::BadFrame, e.0))
-                    .await
-            }
-            Ok(AgentClient::Auth { token }) => match agents::authenticate(app.kv(), &token) {
+        let frame = link
+            .first_frame::<AgentClient>(deadline, "no auth within the time limit")
+            .await?;
+        match frame {
+            AgentClient::Auth { token } => match agents::authenticate(app.kv(), &token) {
                 Ok(Some(agent)) => return Some(agent),
                 Ok(None) => {
                     link.close(close::BAD_TOKEN, "bad agent token").await;
@@ -110,7 +89,7 @@ async fn await_auth<S: Socket>(app: &App, link: &mut Link<S>) -> Option<AgentRec
                     return None;
                 }
             },
-            Ok(_) => {
+            _ => {
                 link.send_error(ErrorFrame::new(
                     ErrorCode::NotAuthenticated,
                     "send auth first",
@@ -151,29 +130,7 @@ impl<S: Socket> Session<S> {
     }
 
     async fn serve(&mut self) {
-        loop {
-            let text = match self.link.next().await {
-                Event::End => return,
-                Event::Binary => {
-                    self.link
-                        .send_error(ErrorFrame::new(
-                            ErrorCode::BadFrame,
-                            "binary messages are not part of the protocol",
-                        ))
-                        .await;
-                    continue;
-                }
-                Event::Frame(t) => t,
-            };
-            let frame = match decode::<AgentClient>(&text) {
-                Ok(f) => f,
-                Err(e) => {
-                    self.link
-                        .send_error(ErrorFrame::new(ErrorCode::BadFrame, e.0))
-                        .await;
-                    continue;
-                }
-            };
+        while let Some(frame) = self.link.next_frame::<AgentClient>().await {
             let reference = match &frame {
                 AgentClient::Reply { client_msg_id, .. } => Some(client_msg_id.clone()),
                 _ => None,

@@ -202,6 +202,39 @@ impl<S: Socket> Link<S> {
         }
     }
 
+    /// The next client frame decoded as `T`. A binary message or a frame that does not
+    /// decode is answered with `bad_frame` here and skipped. `None`: the connection ended.
+    pub async fn next_frame<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        loop {
+            let error = match self.next().await {
+                Event::End => return None,
+                Event::Binary => "binary messages are not part of the protocol".to_string(),
+                Event::Frame(text) => match widget_protocol::decode::<T>(&text) {
+                    Ok(frame) => return Some(frame),
+                    Err(e) => e.0,
+                },
+            };
+            self.send_error(ErrorFrame::new(widget_protocol::ErrorCode::BadFrame, error))
+                .await;
+        }
+    }
+
+    /// The first frame (`hello` or `auth`), which must come before `deadline`: past it
+    /// the connection is closed with 4008. `None`: the connection ended.
+    pub async fn first_frame<T: serde::de::DeserializeOwned>(
+        &mut self,
+        deadline: tokio::time::Instant,
+        what: &'static str,
+    ) -> Option<T> {
+        match tokio::time::timeout_at(deadline, self.next_frame::<T>()).await {
+            Ok(frame) => frame,
+            Err(_) => {
+                self.close(close::HELLO_TIMEOUT, what).await;
+                None
+            }
+        }
+    }
+
     /// Waits for the next thing the session must handle, doing the rest meanwhile.
     pub async fn next(&mut self) -> Event {
         loop {

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use widget_protocol::{
-    decode, encode, AgentServer, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome,
+    encode, AgentServer, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome,
     PROTOCOL_VERSION,
 };
 
 use super::rate_limit::{admit, RateLimit};
-use super::{Event, Link, Socket};
+use super::{Link, Socket};
 use crate::app::App;
 use crate::capture;
 use crate::chatflow;
@@ -83,33 +83,15 @@ async fn await_hello<S: Socket>(
 ) -> Option<(VisitorIdentity, Option<u64>, Option<Page>)> {
     let deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout;
     loop {
-        let event = match tokio::time::timeout_at(deadline, link.next()).await {
-            Ok(e) => e,
-            Err(_) => {
-                link.close(
-                    widget_protocol::close::HELLO_TIMEOUT,
-                    "no hello within the time limit",
-                )
-                .await;
-                return None;
-            }
-        };
-        let text = match event {
-            Event::End => return None,
-            Event::Binary => {
-                link.send_error(bad_frame("binary messages are not part of the protocol"))
-                    .await;
-                continue;
-            }
-            Event::Frame(t) => t,
-        };
-        match decode::<VisitorClient>(&text) {
-            Err(e) => link.send_error(bad_frame(&e.0)).await,
-            Ok(VisitorClient::Hello {
+        let frame = link
+            .first_frame::<VisitorClient>(deadline, "no hello within the time limit")
+            .await?;
+        match frame {
+            VisitorClient::Hello {
                 visitor_token,
                 resume_after,
                 page,
-            }) => {
+            } => {
                 // The hello token wins when it verifies; a bad one silently falls back.
                 let identity = visitor_token
                     .as_deref()
@@ -117,7 +99,7 @@ async fn await_hello<S: Socket>(
                     .unwrap_or_else(|| hs.cookie_identity.clone());
                 return Some((identity, resume_after, page.map(clean_page)));
             }
-            Ok(_) => {
+            _ => {
                 link.send_error(widget_protocol::ErrorFrame::new(
                     ErrorCode::NotAuthenticated,
                     "send hello first",
@@ -126,10 +108,6 @@ async fn await_hello<S: Socket>(
             }
         }
     }
-}
-
-fn bad_frame(message: &str) -> widget_protocol::ErrorFrame {
-    widget_protocol::ErrorFrame::new(ErrorCode::BadFrame, message)
 }
 
 /// Keeps what the widget reports about the page to sane sizes.
@@ -227,24 +205,7 @@ impl<S: Socket> Session<S> {
     }
 
     async fn serve(&mut self) {
-        loop {
-            let text = match self.link.next().await {
-                Event::End => return,
-                Event::Binary => {
-                    self.link
-                        .send_error(bad_frame("binary messages are not part of the protocol"))
-                        .await;
-                    continue;
-                }
-                Event::Frame(t) => t,
-            };
-            let frame = match decode::<VisitorClient>(&text) {
-                Ok(f) => f,
-                Err(e) => {
-                    self.link.send_error(bad_frame(&e.0)).await;
-                    continue;
-                }
-            };
+        while let Some(frame) = self.link.next_frame::<VisitorClient>().await {
             let reference = match &frame {
                 VisitorClient::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
                 _ => None,
