@@ -200,13 +200,8 @@ pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended>
             conv.seen_seq = conv.last_seq;
 
             let mut out = Appended {
-                message,
-                conversation: conv.clone(),
                 created,
-                duplicate: false,
-                system: None,
-                prompt_now: None,
-                deadline: None,
+                ..Appended::stored(message, conv.clone())
             };
             if conv.prompt == PromptState::None {
                 let known = visitor.email.is_some() || visitor.contact_id.is_some();
@@ -250,15 +245,25 @@ pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended>
         .await?)
 }
 
+impl Appended {
+    /// A newly stored message with nothing else to do.
+    fn stored(message: Message, conversation: ConversationRecord) -> Appended {
+        Appended {
+            message,
+            conversation,
+            created: false,
+            duplicate: false,
+            system: None,
+            prompt_now: None,
+            deadline: None,
+        }
+    }
+}
+
 fn duplicate(message: Message, conversation: ConversationRecord) -> Appended {
     Appended {
-        message,
-        conversation,
-        created: false,
         duplicate: true,
-        system: None,
-        prompt_now: None,
-        deadline: None,
+        ..Appended::stored(message, conversation)
     }
 }
 
@@ -321,13 +326,8 @@ pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
             Ok((
                 b,
                 Ok(Appended {
-                    message,
-                    conversation: conv,
-                    created: false,
-                    duplicate: false,
-                    system: None,
-                    prompt_now: None,
                     deadline,
+                    ..Appended::stored(message, conv)
                 }),
             ))
         })
@@ -353,18 +353,7 @@ pub async fn append_system(
             };
             let message = push(&mut b, &mut conv, conversation, author, text, now);
             b.put_json(Tree::Conversations, keys::id(conversation), &conv);
-            Ok((
-                b,
-                Some(Appended {
-                    message,
-                    conversation: conv,
-                    created: false,
-                    duplicate: false,
-                    system: None,
-                    prompt_now: None,
-                    deadline: None,
-                }),
-            ))
+            Ok((b, Some(Appended::stored(message, conv))))
         })
         .await?)
 }
