@@ -111,8 +111,8 @@ pub struct Offline {
 impl Offline {
     pub fn open(dir: &Path) -> Result<Offline, OpenError> {
         let data = DataDir::lock(dir)?;
-        let kv = store::open(dir)?;
-        let (writer, writer_thread) = Writer::start(kv.clone());
+        let (kv, wal) = store::open(dir)?;
+        let (writer, writer_thread) = Writer::start(kv.clone(), wal);
         let inboxes = Inboxes::load(kv.clone())?;
         Ok(Offline {
             kv,
@@ -147,8 +147,8 @@ impl App {
     ) -> Result<(App, std::thread::JoinHandle<()>, FirstStart), OpenError> {
         let dir = config.data_dir.clone();
         let data = DataDir::lock(&dir)?;
-        let kv = store::open(&dir)?;
-        let (writer, writer_thread) = Writer::start(kv.clone());
+        let (kv, wal) = store::open(&dir)?;
+        let (writer, writer_thread) = Writer::start(kv.clone(), wal);
         let identity = Identity::load_or_create(&dir, config.secure_cookie)?;
         let inboxes = Inboxes::load(kv.clone())?;
         let now = clock.now_ms();

@@ -6,6 +6,7 @@
 //! | tree | key | value |
 //! | --- | --- | --- |
 //! | `meta` | `b"schema"` | u32 BE schema version |
+//! | `meta` | `b"applied_lsn"` | u64 BE: the last write-ahead log record applied |
 //! | `inboxes` | inbox key (UTF-8) | `InboxRecord` |
 //! | `agents` | agent id | `AgentRecord` |
 //! | `agent_tokens` | SHA-256 of the token | agent id |
@@ -80,9 +81,38 @@ impl Tree {
     pub fn index(self) -> usize {
         Tree::ALL.iter().position(|t| *t == self).unwrap_or(0)
     }
+
+    /// The tree's byte on disk (the key prefix in the engine, the tree in a log record).
+    /// Fixed forever: never renumber, only add.
+    pub fn tag(self) -> u8 {
+        match self {
+            Tree::Meta => 1,
+            Tree::Inboxes => 2,
+            Tree::Agents => 3,
+            Tree::AgentTokens => 4,
+            Tree::Visitors => 5,
+            Tree::Conversations => 6,
+            Tree::ConvByVisitor => 7,
+            Tree::ConvByInbox => 8,
+            Tree::Messages => 9,
+            Tree::ClientIds => 10,
+            Tree::Contacts => 11,
+            Tree::ContactEmails => 12,
+            Tree::Deadlines => 13,
+            Tree::Outbox => 14,
+        }
+    }
+
+    pub fn from_tag(tag: u8) -> Option<Tree> {
+        Tree::ALL.iter().copied().find(|t| t.tag() == tag)
+    }
 }
 
 pub const SCHEMA_KEY: &[u8] = b"schema";
+
+/// In `meta`: the log sequence number of the last write applied to the engine (u64 BE),
+/// written in the same atomic batch as that write; see `store::wal`.
+pub const APPLIED_LSN_KEY: &[u8] = b"applied_lsn";
 
 pub fn read_u32(b: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(b.try_into().ok()?))
@@ -191,5 +221,13 @@ mod tests {
         assert_eq!(read_deadline(&k), Some((1_000, DeadlineKind::Prompt, s)));
         assert!(deadline(999, DeadlineKind::FollowUp, s) < k);
         assert_eq!(read_deadline(&k[..10]), None);
+    }
+
+    #[test]
+    fn tree_tags_are_distinct_and_round_trip() {
+        for t in Tree::ALL {
+            assert_eq!(Tree::from_tag(t.tag()), Some(t));
+        }
+        assert_eq!(Tree::from_tag(0), None);
     }
 }

@@ -2,18 +2,22 @@
 //!
 //! It owns the key-value abstraction ([`Kv`]), the names of the trees and the layout of
 //! every key ([`keys`]), the one engine that implements it ([`sled_engine`], the only
-//! file that imports sled), the schema version, and the group-commit [`Writer`] through
-//! which every write goes. It must not know about sockets, sessions or protocol frames
-//! beyond the records it stores.
+//! file that imports sled), the schema version, the write-ahead log ([`wal`]) that makes
+//! writes durable, and the group-commit [`Writer`] through which every write goes. It
+//! must not know about sockets, sessions or protocol frames beyond the records it stores.
 //!
 //! Reads go straight to the engine from any task (sled serves them from its page cache).
 //! Writes are closures run one after another on the writer thread, so a read-modify-write
 //! inside one closure is never interleaved with another write: that is what makes `seq`
 //! assignment, idempotent sends and the unique email index correct under concurrency.
+//! A write is durable when its group's log sync returns; the engine itself is flushed
+//! only by checkpoints, off the acknowledgement path.
 
 pub mod keys;
+mod overlay;
 pub mod records;
 mod sled_engine;
+pub mod wal;
 mod writer;
 
 use std::path::Path;
@@ -35,6 +39,8 @@ pub enum StoreError {
     NewerSchema { found: u32 },
     #[error("storage engine: {0}")]
     Engine(String),
+    #[error("write-ahead log {path}: {reason}")]
+    Log { path: String, reason: String },
     #[error("corrupt record in {tree:?}: {reason}")]
     Corrupt { tree: Tree, reason: String },
     #[error("the store is shutting down")]
@@ -43,7 +49,7 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// One write: puts and deletes applied atomically, across trees.
+/// One write: puts and deletes, made atomic and durable together by the log.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
     pub ops: Vec<(Tree, Vec<u8>, Option<Vec<u8>>)>,
@@ -65,7 +71,7 @@ impl Batch {
 
 /// What the rest of the server needs from a key-value engine: ordered trees of byte
 /// keys, atomic batches across trees, and a durable flush.
-pub trait Kv: Send + Sync + 'static {
+pub trait Kv: Send + Sync {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Entries whose key starts with `prefix`, in key order, at most `limit`.
     fn scan_prefix(
@@ -90,18 +96,31 @@ pub trait Kv: Send + Sync + 'static {
         to: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
-    /// Applies every op of the batch or none of them.
+    /// Applies the batch's ops in order. Readers may see some before others, and a
+    /// crash keeps a prefix of all ops ever applied: the write-ahead log, not the engine,
+    /// makes batches atomic and durable (see `wal`).
     fn apply(&self, batch: &Batch) -> Result<()>;
     /// Returns once everything applied so far is on disk.
     fn flush(&self) -> Result<()>;
-    fn size_on_disk(&self) -> Result<u64>;
 }
 
-/// Opens the store in `dir` (created if missing) and checks the schema version.
-pub fn open(dir: &Path) -> Result<Arc<dyn Kv>> {
+/// Opens the store in `dir` (created if missing), checks the schema version and replays
+/// the write-ahead log into the engine. Hand the log to [`Writer::start`].
+pub fn open(dir: &Path) -> Result<(Arc<dyn Kv>, wal::Wal)> {
     let kv: Arc<dyn Kv> = Arc::new(sled_engine::SledKv::open(&dir.join("db"))?);
+    let applied = match kv.get(Tree::Meta, keys::APPLIED_LSN_KEY)? {
+        None => 0,
+        Some(v) => keys::read_u64(&v).ok_or_else(|| StoreError::Corrupt {
+            tree: Tree::Meta,
+            reason: "applied lsn is not 8 bytes".into(),
+        })?,
+    };
+    let (wal, replayed) = wal::Wal::open(&dir.join("wal"), applied, kv.as_ref())?;
+    if replayed.records > 0 {
+        tracing::info!(records = replayed.records, "replayed the write-ahead log");
+    }
     migrate(kv.as_ref())?;
-    Ok(kv)
+    Ok((kv, wal))
 }
 
 /// Numbered migrations; version 1 is the first layout, so there is nothing to run yet

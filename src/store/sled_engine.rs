@@ -1,26 +1,42 @@
 //! The sled adapter: the only file that imports sled. Swapping engines means writing
 //! another file like this one.
+//!
+//! Every logical tree lives in sled's default tree under a one-byte prefix (the tree's
+//! tag). Batches are applied as plain inserts and removes in order: sled 0.34's atomic
+//! `apply_batch` and transactions seal and write its I/O buffer on every call (a
+//! thread-pool hand-off each), and atomicity and durability come from the write-ahead
+//! log anyway. A data directory from before that layout (one sled tree per logical tree)
+//! is copied over on open.
 
 use std::path::Path;
-
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use super::{Batch, Kv, Result, StoreError, Tree};
 
 pub struct SledKv {
     db: sled::Db,
-    trees: Vec<sled::Tree>,
 }
 
 fn engine(e: sled::Error) -> StoreError {
     StoreError::Engine(e.to_string())
 }
 
+fn prefixed(tree: Tree, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(tree.tag());
+    k.extend_from_slice(key);
+    k
+}
+
+/// The key range of `tree` from `from` up to `to` (exclusive), in engine keys.
+fn span(tree: Tree, from: &[u8], to: &[u8]) -> std::ops::Range<Vec<u8>> {
+    prefixed(tree, from)..prefixed(tree, to)
+}
+
 impl SledKv {
     pub fn open(path: &Path) -> Result<Self> {
         let db = sled::Config::new()
             .path(path)
-            // Durability comes from our explicit group flush, not a background timer.
+            // Durability comes from the write-ahead log; sled is flushed by checkpoints.
             .flush_every_ms(None)
             .cache_capacity(64 * 1024 * 1024)
             .open()
@@ -37,16 +53,40 @@ impl SledKv {
                     reason: other.to_string(),
                 },
             })?;
-        let trees = Tree::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(engine)?;
-        Ok(SledKv { db, trees })
+        let kv = SledKv { db };
+        kv.adopt_named_trees()?;
+        Ok(kv)
     }
 
-    fn tree(&self, t: Tree) -> &sled::Tree {
-        &self.trees[t.index()]
+    /// Copies the one-sled-tree-per-logical-tree layout into the prefixed one and drops
+    /// the old trees. Safe to interrupt: a tree is dropped only after its copy is flushed,
+    /// and copying again writes the same keys.
+    fn adopt_named_trees(&self) -> Result<()> {
+        for tree in Tree::ALL {
+            let name = tree.name().as_bytes();
+            if !self.db.tree_names().iter().any(|n| n.as_ref() == name) {
+                continue;
+            }
+            let old = self.db.open_tree(name).map_err(engine)?;
+            let mut batch = sled::Batch::default();
+            let mut in_batch = 0;
+            for entry in old.iter() {
+                let (k, v) = entry.map_err(engine)?;
+                batch.insert(prefixed(tree, &k), v);
+                in_batch += 1;
+                if in_batch == 10_000 {
+                    self.db
+                        .apply_batch(std::mem::take(&mut batch))
+                        .map_err(engine)?;
+                    in_batch = 0;
+                }
+            }
+            self.db.apply_batch(batch).map_err(engine)?;
+            self.db.flush().map_err(engine)?;
+            self.db.drop_tree(name).map_err(engine)?;
+            tracing::info!(tree = tree.name(), "moved into the prefixed layout");
+        }
+        Ok(())
     }
 }
 
@@ -55,15 +95,18 @@ fn collect(
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     iter.take(limit)
-        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(engine))
+        .map(|r| {
+            r.map(|(k, v)| (k.get(1..).unwrap_or_default().to_vec(), v.to_vec()))
+                .map_err(engine)
+        })
         .collect()
 }
 
 impl Kv for SledKv {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self
-            .tree(tree)
-            .get(key)
+            .db
+            .get(prefixed(tree, key))
             .map_err(engine)?
             .map(|v| v.to_vec()))
     }
@@ -74,7 +117,7 @@ impl Kv for SledKv {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        collect(self.tree(tree).scan_prefix(prefix), limit)
+        collect(self.db.scan_prefix(prefixed(tree, prefix)), limit)
     }
 
     fn range_rev(
@@ -84,7 +127,7 @@ impl Kv for SledKv {
         to: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        collect(self.tree(tree).range(from..to).rev(), limit)
+        collect(self.db.range(span(tree, from, to)).rev(), limit)
     }
 
     fn range(
@@ -94,61 +137,62 @@ impl Kv for SledKv {
         to: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        collect(self.tree(tree).range(from..to), limit)
+        collect(self.db.range(span(tree, from, to)), limit)
     }
 
     fn apply(&self, batch: &Batch) -> Result<()> {
-        let mut touched: Vec<Tree> = Vec::new();
-        for (t, _, _) in &batch.ops {
-            if !touched.contains(t) {
-                touched.push(*t);
+        for (tree, k, v) in &batch.ops {
+            match v {
+                Some(v) => self.db.insert(prefixed(*tree, k), v.as_slice()),
+                None => self.db.remove(prefixed(*tree, k)),
             }
+            .map_err(engine)?;
         }
-        match touched.as_slice() {
-            [] => Ok(()),
-            [only] => {
-                let mut b = sled::Batch::default();
-                for (_, k, v) in &batch.ops {
-                    match v {
-                        Some(v) => b.insert(k.as_slice(), v.as_slice()),
-                        None => b.remove(k.as_slice()),
-                    }
-                }
-                self.tree(*only).apply_batch(b).map_err(engine)
-            }
-            many => {
-                let trees: Vec<sled::Tree> = many.iter().map(|t| self.tree(*t).clone()).collect();
-                trees
-                    .as_slice()
-                    .transaction(|views| {
-                        for (t, k, v) in &batch.ops {
-                            let i = many.iter().position(|m| m == t).unwrap_or(0);
-                            match v {
-                                Some(v) => {
-                                    views[i].insert(k.as_slice(), v.as_slice())?;
-                                }
-                                None => {
-                                    views[i].remove(k.as_slice())?;
-                                }
-                            }
-                        }
-                        Ok::<(), ConflictableTransactionError<()>>(())
-                    })
-                    .map_err(|e| match e {
-                        TransactionError::Storage(e) => engine(e),
-                        TransactionError::Abort(()) => {
-                            StoreError::Engine("transaction aborted".into())
-                        }
-                    })
-            }
-        }
+        Ok(())
     }
 
     fn flush(&self) -> Result<()> {
         self.db.flush().map(|_| ()).map_err(engine)
     }
+}
 
-    fn size_on_disk(&self) -> Result<u64> {
-        self.db.size_on_disk().map_err(engine)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_with_one_sled_tree_per_logical_tree_is_adopted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("db");
+        {
+            let db = sled::open(&path).expect("old layout");
+            let messages = db.open_tree("messages").expect("tree");
+            for i in 0u32..25_000 {
+                messages.insert(i.to_be_bytes(), &b"m"[..]).expect("insert");
+            }
+            db.open_tree("meta")
+                .and_then(|t| t.insert("schema", &1u32.to_be_bytes()[..]))
+                .expect("meta");
+            db.flush().expect("flush");
+        }
+        let kv = SledKv::open(&path).expect("open adopts");
+        assert_eq!(
+            kv.get(Tree::Meta, b"schema").expect("get"),
+            Some(1u32.to_be_bytes().to_vec())
+        );
+        let all = kv
+            .scan_prefix(Tree::Messages, b"", usize::MAX)
+            .expect("scan");
+        assert_eq!(all.len(), 25_000);
+        assert_eq!(all[7].0, 7u32.to_be_bytes().to_vec());
+        assert!(kv
+            .scan_prefix(Tree::Contacts, b"", 10)
+            .expect("scan")
+            .is_empty());
+        let names = kv.db.tree_names();
+        assert!(
+            !names.iter().any(|n| n.as_ref() == b"messages"),
+            "old tree dropped"
+        );
     }
 }

@@ -1,25 +1,36 @@
-//! Group commit: one writer thread applies every write and flushes once per group.
+//! Group commit: one writer thread applies every write and makes each group durable
+//! with one write-ahead log sync.
 //!
 //! Callers hand the writer a closure that reads what it needs and returns a [`Batch`]
 //! plus a result. The thread takes everything queued, runs the closures in arrival
-//! order (each one sees the batches applied before it), flushes once, and only then
-//! answers every waiter. So an answer means "on disk", many concurrent senders share
-//! one fsync, and no tokio worker ever blocks on disk I/O.
+//! order (each one sees the batches before it, through an [`Overlay`]), appends their
+//! batches to the log, syncs it once, applies them to the engine, and only then answers
+//! every waiter. So an answer means "on disk", many concurrent senders share one
+//! `fdatasync`, the engine never holds a write the log could still lose, and no tokio
+//! worker ever blocks on disk I/O. Every few megabytes or seconds it starts a new log segment and asks the
+//! checkpoint thread to flush the engine and delete the segments that flush covers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::overlay::Overlay;
+use super::wal::{self, Wal};
 use super::{Batch, Kv, Result, StoreError};
 
-type Job = Box<dyn FnOnce(&dyn Kv) -> Box<dyn FnOnce(Result<()>) + Send> + Send>;
+type Answer = Box<dyn FnOnce(Result<()>) + Send>;
+type Job = Box<dyn FnOnce(&mut Group<'_>) -> Answer + Send>;
 
 /// Counters the metrics endpoint reads.
 #[derive(Debug, Default)]
 pub struct WriterStats {
+    /// Log syncs (one per group that wrote anything).
     pub flushes: AtomicU64,
     pub writes: AtomicU64,
+    /// Engine flushes that let old log segments go.
+    pub checkpoints: AtomicU64,
     /// Sizes of the groups flushed together, for the batch histogram.
     pub batch_sizes: crate::metrics::Histogram,
 }
@@ -36,13 +47,13 @@ const MAX_GROUP: usize = 4096;
 impl Writer {
     /// Starts the writer thread. It ends when every `Writer` handle is dropped, after
     /// flushing what it was given.
-    pub fn start(kv: Arc<dyn Kv>) -> (Writer, std::thread::JoinHandle<()>) {
+    pub fn start(kv: Arc<dyn Kv>, wal: Wal) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("frontdesk-writer".into())
-            .spawn(move || run(kv, rx, thread_stats))
+            .spawn(move || run(kv, wal, rx, thread_stats))
             .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
         (Writer { tx, stats }, handle)
     }
@@ -52,15 +63,16 @@ impl Writer {
     }
 
     /// Runs `f` on the writer thread, applies the batch it returns, and resolves once
-    /// that batch is flushed. `f` runs after every write submitted before it.
+    /// that batch is durable. `f` runs after every write submitted before it.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Kv) -> Result<(Batch, T)> + Send + 'static,
     {
         let (done, wait) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |kv: &dyn Kv| {
-            let outcome = f(kv).and_then(|(batch, value)| kv.apply(&batch).map(|()| value));
+        let job: Job = Box::new(move |group: &mut Group<'_>| {
+            let outcome =
+                f(&group.overlay).and_then(|(batch, value)| group.commit(batch).map(|()| value));
             Box::new(move |flushed: Result<()>| {
                 let answer = match (outcome, flushed) {
                     (Ok(v), Ok(())) => Ok(v),
@@ -75,39 +87,130 @@ impl Writer {
     }
 }
 
-fn run(kv: Arc<dyn Kv>, rx: std::sync::mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
-    let mut answers: Vec<Box<dyn FnOnce(Result<()>) + Send>> = Vec::new();
+/// What a job sees on the writer thread.
+struct Group<'a> {
+    overlay: Overlay<'a>,
+    wal: &'a mut Wal,
+    /// The group's batches, stamped, in order: applied to the engine after the sync.
+    batches: Vec<Batch>,
+}
+
+impl Group<'_> {
+    /// Stamps the batch with its log sequence number (as its last op) and appends it to
+    /// the log; it becomes durable with the group's sync.
+    fn commit(&mut self, mut batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.wal.stamp(&mut batch);
+        self.wal.append(&batch);
+        self.overlay.record(&batch);
+        self.batches.push(batch);
+        Ok(())
+    }
+}
+
+fn run(kv: Arc<dyn Kv>, mut wal: Wal, rx: std::sync::mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
+    let (checkpoint, checkpoints) = std::sync::mpsc::channel::<u64>();
+    let checkpointer = {
+        let (kv, dir, stats) = (kv.clone(), wal.dir().to_path_buf(), stats.clone());
+        std::thread::Builder::new()
+            .name("frontdesk-checkpoint".into())
+            .spawn(move || run_checkpoints(kv.as_ref(), &dir, checkpoints, &stats))
+    };
+    let mut last_checkpoint = Instant::now();
+    let mut answers: Vec<Answer> = Vec::new();
     while let Ok(first) = rx.recv() {
-        run_job(first, kv.as_ref(), &mut answers);
+        let mut group = Group {
+            overlay: Overlay::new(kv.as_ref()),
+            wal: &mut wal,
+            batches: Vec::new(),
+        };
+        run_job(first, &mut group, &mut answers);
         while answers.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(job) => run_job(job, kv.as_ref(), &mut answers),
+                Ok(job) => run_job(job, &mut group, &mut answers),
                 Err(_) => break,
             }
         }
-        let flushed = kv.flush();
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, "flush failed; answering the group with an error");
+        let batches = std::mem::take(&mut group.batches);
+        drop(group);
+        let done = if batches.is_empty() {
+            Ok(())
+        } else {
+            stats.flushes.fetch_add(1, Ordering::Relaxed);
+            // Durable first, then visible: the engine may write its pages at any time,
+            // and must never hold what the log could still lose.
+            let synced = wal.sync();
+            synced.and_then(|()| batches.iter().try_for_each(|b| kv.apply(b)))
+        };
+        if let Err(e) = &done {
+            tracing::error!(error = %e, "group commit failed; answering the group with an error");
         }
-        stats.flushes.fetch_add(1, Ordering::Relaxed);
         stats
             .writes
             .fetch_add(answers.len() as u64, Ordering::Relaxed);
         stats.batch_sizes.observe(answers.len() as f64);
         for answer in answers.drain(..) {
-            let shared = match &flushed {
+            let shared = match &done {
                 Ok(()) => Ok(()),
                 Err(e) => Err(StoreError::Engine(e.to_string())),
             };
             answer(shared);
         }
+        let due = wal.segment_bytes() >= wal::CHECKPOINT_BYTES
+            || (wal.segment_bytes() > 0 && last_checkpoint.elapsed() >= wal::CHECKPOINT_EVERY);
+        if due {
+            match wal.rotate() {
+                Ok(first_kept) => {
+                    let _ = checkpoint.send(first_kept);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot start a new log segment"),
+            }
+            last_checkpoint = Instant::now();
+        }
     }
-    let _ = kv.flush();
+    drop(checkpoint);
+    if let Ok(handle) = checkpointer {
+        let _ = handle.join();
+    }
+    // A clean stop leaves everything in the engine and an empty log.
+    let closed = kv
+        .flush()
+        .and_then(|()| wal.rotate())
+        .and_then(|first_kept| wal::remove_before(wal.dir(), first_kept));
+    if let Err(e) = closed {
+        tracing::error!(error = %e, "closing the store; the log will be replayed at the next start");
+    }
+}
+
+/// The checkpoint thread: flushes the engine, then deletes the log segments before the
+/// newest lsn it was handed (all applied before the flush began).
+fn run_checkpoints(
+    kv: &dyn Kv,
+    dir: &std::path::Path,
+    requests: std::sync::mpsc::Receiver<u64>,
+    stats: &WriterStats,
+) {
+    while let Ok(mut first_kept) = requests.recv() {
+        while let Ok(later) = requests.try_recv() {
+            first_kept = later;
+        }
+        match kv
+            .flush()
+            .and_then(|()| wal::remove_before(dir, first_kept))
+        {
+            Ok(()) => {
+                stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "checkpoint failed; the log keeps its segments"),
+        }
+    }
 }
 
 /// A job that panics loses only itself: its waiter sees `Closed`, the thread goes on.
-fn run_job(job: Job, kv: &dyn Kv, answers: &mut Vec<Box<dyn FnOnce(Result<()>) + Send>>) {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(kv))) {
+fn run_job(job: Job, group: &mut Group<'_>, answers: &mut Vec<Answer>) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(group))) {
         Ok(answer) => answers.push(answer),
         Err(_) => tracing::error!("a write job panicked; it was dropped"),
     }
