@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use super::{Batch, Kv, Result, StoreError, Tree};
 
 /// The current segment is closed and a checkpoint requested past this size…
-pub const CHECKPOINT_BYTES: u64 = 8 * 1024 * 1024;
+pub const CHECKPOINT_BYTES: u64 = 4 * 1024 * 1024;
 /// …or this long after the last checkpoint, when anything was written since.
-pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 const HEADER: usize = 8;
 const PUT: u8 = 1;
