@@ -31,7 +31,7 @@ pub enum OpenError {
     #[error("the data directory {0} is in use by a running frontdesk; stop it first")]
     Locked(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error("cannot write {path}: {reason}")]
@@ -40,7 +40,19 @@ pub enum OpenError {
     Domain(#[from] crate::error::Error),
 }
 
-/// The data directory, locked for this process.
+impl From<StoreError> for OpenError {
+    /// The engine's own lock taken means the same as ours: another process (or a store
+    /// still closing) has the directory.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Locked(dir) => OpenError::Locked(dir),
+            other => OpenError::Store(other),
+        }
+    }
+}
+
+/// The data directory, locked for this process. The store's writer thread holds it and
+/// lets go only after the store is closed.
 pub struct DataDir {
     _lock: File,
 }
@@ -79,7 +91,6 @@ pub struct Inner {
     pub metrics: Metrics,
     pub deadlines: Deadlines,
     pub shutdown: watch::Receiver<bool>,
-    _data: DataDir,
 }
 
 #[derive(Clone)]
@@ -105,21 +116,19 @@ pub struct Offline {
     pub writer: Writer,
     pub inboxes: Inboxes,
     writer_thread: std::thread::JoinHandle<()>,
-    _data: DataDir,
 }
 
 impl Offline {
     pub fn open(dir: &Path) -> Result<Offline, OpenError> {
         let data = DataDir::lock(dir)?;
         let (kv, wal) = store::open(dir)?;
-        let (writer, writer_thread) = Writer::start(kv.clone(), wal);
+        let (writer, writer_thread) = Writer::start(kv.clone(), wal, Box::new(data));
         let inboxes = Inboxes::load(kv.clone())?;
         Ok(Offline {
             kv,
             writer,
             inboxes,
             writer_thread,
-            _data: data,
         })
     }
 
@@ -148,7 +157,7 @@ impl App {
         let dir = config.data_dir.clone();
         let data = DataDir::lock(&dir)?;
         let (kv, wal) = store::open(&dir)?;
-        let (writer, writer_thread) = Writer::start(kv.clone(), wal);
+        let (writer, writer_thread) = Writer::start(kv.clone(), wal, Box::new(data));
         let identity = Identity::load_or_create(&dir, config.secure_cookie)?;
         let inboxes = Inboxes::load(kv.clone())?;
         let now = clock.now_ms();
@@ -188,7 +197,6 @@ impl App {
             metrics: Metrics::default(),
             deadlines,
             shutdown,
-            _data: data,
         }));
         Ok((app, writer_thread, first))
     }

@@ -150,25 +150,25 @@ impl Hub {
 
     /// To every connection of a visitor in an inbox, except `skip`.
     pub fn to_visitor(&self, key: &VisitorKey, frame: &Frame, skip: Option<u64>) -> usize {
-        let targets: Vec<Conn> = match self.visitors.get(key) {
-            Some(c) => c.iter().filter(|c| Some(c.id) != skip).cloned().collect(),
-            None => return 0,
-        };
-        self.deliver(&targets, frame)
+        match self.visitors.get(key) {
+            Some(conns) => self.deliver(&conns, frame, skip),
+            None => 0,
+        }
     }
 
     /// To every agent connection of an inbox, except `skip`.
     pub fn to_agents(&self, inbox: &str, frame: &Frame, skip: Option<u64>) -> usize {
-        let targets: Vec<Conn> = match self.agents.get(inbox) {
-            Some(c) => c.iter().filter(|c| Some(c.id) != skip).cloned().collect(),
-            None => return 0,
-        };
-        self.deliver(&targets, frame)
+        match self.agents.get(inbox) {
+            Some(conns) => self.deliver(&conns, frame, skip),
+            None => 0,
+        }
     }
 
-    fn deliver(&self, targets: &[Conn], frame: &Frame) -> usize {
+    /// Queues the frame for each target, under the map's read lock: `try_send` never
+    /// waits, so the lock is held for a few atomic operations per target.
+    fn deliver(&self, targets: &[Conn], frame: &Frame, skip: Option<u64>) -> usize {
         let mut delivered = 0;
-        for c in targets {
+        for c in targets.iter().filter(|c| Some(c.id) != skip) {
             match c.tx.try_send(frame.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {

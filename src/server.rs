@@ -81,7 +81,7 @@ impl Server {
         &self.app
     }
 
-    pub async fn run(self, signal: impl Future<Output = ()>) -> Result<(), ServeError> {
+    pub async fn run(self, signal: impl Future<Output = ()>) -> Result<Closing, ServeError> {
         let Server {
             app,
             listener,
@@ -131,8 +131,28 @@ impl Server {
             tracing::error!(error = %e, "final flush failed");
         }
         // The writer thread ends by itself once the last handle to the app is gone.
-        drop(writer_thread);
-        Ok(())
+        Ok(Closing(writer_thread))
+    }
+}
+
+/// The store, still closing after [`Server::run`] returned: its writer thread finishes
+/// (flushing the engine, emptying the log, releasing the data directory) once the last
+/// handle to the app is dropped.
+#[must_use = "wait for the store to close before the process exits"]
+pub struct Closing(std::thread::JoinHandle<()>);
+
+impl Closing {
+    /// Waits up to `limit` for the store to be closed; false if it was not.
+    pub fn wait(self, limit: Duration) -> bool {
+        let until = std::time::Instant::now() + limit;
+        while !self.0.is_finished() {
+            if std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.0.join();
+        true
     }
 }
 

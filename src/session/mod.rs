@@ -25,7 +25,15 @@ use crate::metrics::Metrics;
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The most queued frames written before one flush.
-const MAX_BURST: usize = 64;
+const MAX_BURST: usize = 256;
+
+/// Fan-out to one connection is written at most once per this window: a frame queued
+/// sooner after the last burst waits for the window's end and goes out with whatever
+/// else queued meanwhile. A connection written to rarely gets every frame at once; an
+/// agent following a busy inbox gets one system call per window instead of one per
+/// message (each loopback or LAN send costs the sender as much as the receiver's TCP
+/// work). Acks and answers are never delayed: they are written directly, not queued.
+const COALESCE: Duration = Duration::from_millis(2);
 
 /// What the transport hands a session.
 #[derive(Debug)]
@@ -70,6 +78,8 @@ pub struct Link<S> {
     shutdown: watch::Receiver<bool>,
     heartbeat: Duration,
     last_heard: Instant,
+    /// When queued frames were last flushed (see [`COALESCE`]).
+    last_burst: Instant,
     closed: bool,
     ticker: tokio::time::Interval,
     app: App,
@@ -83,6 +93,7 @@ impl<S: Socket> Link<S> {
             shutdown: app.shutdown.clone(),
             heartbeat: app.config.limits.heartbeat,
             last_heard: Instant::now(),
+            last_burst: Instant::now(),
             closed: false,
             ticker: {
                 let every = app.config.limits.heartbeat;
@@ -289,7 +300,12 @@ impl<S: Socket> Link<S> {
                 }
                 Wake::Queued(Some(f)) => {
                     Metrics::inc(&self.m().frames_out);
+                    let window_end = self.last_burst + COALESCE;
+                    if window_end > Instant::now() {
+                        tokio::time::sleep_until(window_end.into()).await;
+                    }
                     self.write_batch(Outbound::Text(f), true).await;
+                    self.last_burst = Instant::now();
                 }
                 Wake::Queued(None) => {
                     self.closed = true;

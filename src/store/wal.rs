@@ -133,11 +133,13 @@ impl Wal {
         if replayed.records > 0 {
             kv.flush()?;
         }
-        let next_lsn = last + 1;
-        let file = create_segment(dir, next_lsn)?;
+        // Everything in the old segments is now in the engine, on disk: they can go,
+        // before the new segment is made (it may have the same name as an empty one).
         for (_, path) in &old {
             std::fs::remove_file(path).map_err(|e| log_error(path, e))?;
         }
+        let next_lsn = last + 1;
+        let file = create_segment(dir, next_lsn)?;
         Ok((
             Wal {
                 dir: dir.to_path_buf(),
@@ -224,6 +226,10 @@ impl Wal {
     /// flushed everything applied so far.
     pub fn rotate(&mut self) -> Result<u64> {
         self.sync()?;
+        if self.first == self.next_lsn {
+            // Nothing was written to the current segment: it already starts there.
+            return Ok(self.next_lsn);
+        }
         self.file = create_segment(&self.dir, self.next_lsn)?;
         self.first = self.next_lsn;
         self.synced = 0;
@@ -421,6 +427,24 @@ mod tests {
         assert_eq!(
             next.ops.last().map(|(_, _, v)| v.clone()),
             Some(Some(5u64.to_be_bytes().to_vec()))
+        );
+    }
+
+    #[test]
+    fn a_log_reopened_after_a_run_that_wrote_nothing_keeps_what_is_written_next() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kv = SledKv::open(&dir.path().join("db")).expect("engine");
+        let log = dir.path().join("wal");
+        drop(Wal::open(&log, 0, &kv).expect("first run writes nothing"));
+        {
+            let (mut wal, _) = Wal::open(&log, 0, &kv).expect("second run");
+            write(&mut wal, None, 1..=1);
+        }
+        let (_, replayed) = Wal::open(&log, 0, &kv).expect("third run");
+        assert_eq!(replayed.records, 1, "the second run's record survived");
+        assert_eq!(
+            kv.get(Tree::Messages, &[1; 3]).expect("get"),
+            Some(vec![1; 40])
         );
     }
 

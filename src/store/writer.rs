@@ -46,14 +46,22 @@ const MAX_GROUP: usize = 4096;
 
 impl Writer {
     /// Starts the writer thread. It ends when every `Writer` handle is dropped, after
-    /// flushing what it was given.
-    pub fn start(kv: Arc<dyn Kv>, wal: Wal) -> (Writer, std::thread::JoinHandle<()>) {
+    /// flushing what it was given and closing the store; `held` (the data directory's
+    /// lock) is dropped last, so the directory is free only once the store is closed.
+    pub fn start(
+        kv: Arc<dyn Kv>,
+        wal: Wal,
+        held: Box<dyn std::any::Any + Send>,
+    ) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("frontdesk-writer".into())
-            .spawn(move || run(kv, wal, rx, thread_stats))
+            .spawn(move || {
+                run(kv, wal, rx, thread_stats);
+                drop(held);
+            })
             .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
         (Writer { tx, stats }, handle)
     }

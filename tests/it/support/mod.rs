@@ -88,7 +88,8 @@ impl TestServer {
             .to_string();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            server
+            // `stop` waits for the store to close by waiting for the data directory.
+            let _closing = server
                 .run(async {
                     let _ = stopped.await;
                 })
@@ -121,7 +122,18 @@ impl TestServer {
     /// Stops gracefully and waits until the data directory is released.
     pub async fn stop(mut self) -> (Option<tempfile::TempDir>, PathBuf) {
         self.shutdown().await;
-        (self.dir.take(), self.path.clone())
+        let (dir, path) = (self.dir.take(), self.path.clone());
+        // The last handle to the app: the store closes and then lets the directory go.
+        drop(self);
+        let until = tokio::time::Instant::now() + WAIT;
+        while frontdesk::app::DataDir::lock(&path).is_err() {
+            assert!(
+                tokio::time::Instant::now() < until,
+                "the data directory was not released after the server stopped"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (dir, path)
     }
 
     async fn shutdown(&mut self) {
@@ -140,8 +152,6 @@ impl TestServer {
 
     pub async fn restart_with(self, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let (dir, path) = self.stop().await;
-        // The App (and so the data directory's lock) is gone once every clone is dropped.
-        tokio::time::sleep(Duration::from_millis(50)).await;
         Self::start_in(dir, path, adjust).await
     }
 
