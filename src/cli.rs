@@ -232,14 +232,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 println!("frontdesk listening on http://{}", server.local_addr());
                 Ok::<_, CliError>(server.run(shutdown::signal()).await?)
             })
-            .and_then(|closing| {
+            .map(|closing| {
                 // Dropping the runtime drops the last tasks holding the app; then the
                 // store closes (engine flushed, log emptied) before the process exits.
                 rt.shutdown_timeout(std::time::Duration::from_secs(2));
                 if !closing.wait(std::time::Duration::from_secs(10)) {
                     tracing::warn!("the store did not close in time; the next start replays its log");
                 }
-                Ok(())
             })
         }
         Command::Inbox(InboxCommand::Add {
