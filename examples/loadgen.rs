@@ -50,6 +50,20 @@ use widget_protocol::{
     Page, VisitorClient, VisitorServer,
 };
 
+/// Resolves at `due`, to within a few microseconds. tokio's timers have millisecond
+/// granularity and round up, which alone would add about half a millisecond (and up to
+/// one) to every latency measured from an intended send time; so this sleeps to a
+/// millisecond before and yields (this process has its own core) until the instant.
+async fn at(due: Instant) {
+    let coarse = due.checked_sub(Duration::from_millis(1));
+    if let Some(coarse) = coarse.filter(|c| *c > Instant::now()) {
+        sleep_until(coarse).await;
+    }
+    while Instant::now() < due {
+        tokio::task::yield_now().await;
+    }
+}
+
 type Ws = WebSocketStream<TcpStream>;
 
 const USAGE: &str = "usage: loadgen MODE --addr HOST:PORT [--option value ...]
@@ -955,7 +969,7 @@ async fn idle(c: &Common, p: IdlePlan) -> Result<Report, String> {
         let report = report.clone();
         let connected = connected.clone();
         tasks.push(tokio::spawn(async move {
-            sleep_until(due).await;
+            at(due).await;
             let v = match visitor_connect(&c, token, None).await {
                 Ok(v) => v,
                 Err(e) => {
@@ -1333,7 +1347,7 @@ async fn relay_visitor(
             stop
         };
         tokio::select! {
-            _ = sleep_until(due), if next_k < total_k => {
+            _ = at(due), if next_k < total_k => {
                 // Send everything that is due (more than one when we fell behind).
                 let now = Instant::now();
                 let mut err = None;
@@ -1535,7 +1549,7 @@ async fn history(c: &Common, p: HistoryPlan) -> Result<Report, String> {
         let report = report.clone();
         let want = stored;
         tasks.push(tokio::spawn(async move {
-            sleep_until(due).await;
+            at(due).await;
             let res = full_reload(&c, token, want).await;
             let mut r = lock(&report);
             let measured = due >= measure_from;
@@ -1661,7 +1675,7 @@ async fn page_reloader(
         }
         let due = dues.get(next).copied().unwrap_or(stop);
         tokio::select! {
-            _ = sleep_until(due), if next < dues.len() => {
+            _ = at(due), if next < dues.len() => {
                 let frame = VisitorClient::History { before: None, limit: Some(limit) };
                 if let Err(e) = send_frame(&mut ws, &frame).await {
                     break Some(e);
@@ -1890,7 +1904,7 @@ async fn reply_agent(
                 Some(j) => heap.push(j),
                 None => open = false,
             },
-            _ = sleep_until(next_due), if !heap.is_empty() => {
+            _ = at(next_due), if !heap.is_empty() => {
                 while heap.peek().is_some_and(|j| j.due <= Instant::now()) {
                     let Some(j) = heap.pop() else { break };
                     let frame = AgentClient::Reply {
@@ -1947,7 +1961,7 @@ async fn timer_visitor(
                         break;
                     }
                 },
-                _ = sleep_until(due) => break,
+                _ = at(due) => break,
             }
         }
     }
