@@ -96,6 +96,21 @@ impl<'a> Overlay<'a> {
     fn widen(limit: usize, pending: &[(Vec<u8>, Option<Vec<u8>>)]) -> usize {
         limit.saturating_add(pending.iter().filter(|(_, v)| v.is_none()).count())
     }
+
+    /// A range read through the overlay: `engine(n)` reads the engine's first `n` rows
+    /// of the range in the wanted order; `pending` are the group's entries in it.
+    fn through(
+        pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        limit: usize,
+        reverse: bool,
+        engine: impl FnOnce(usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if pending.is_empty() {
+            return engine(limit);
+        }
+        let rows = engine(Self::widen(limit, &pending))?;
+        Ok(Self::merge(rows, pending, limit, reverse))
+    }
 }
 
 impl Kv for Overlay<'_> {
@@ -114,13 +129,9 @@ impl Kv for Overlay<'_> {
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let end = prefix_end(prefix);
         let pending = self.pending_in(tree, prefix, end.as_deref());
-        if pending.is_empty() {
-            return self.kv.scan_prefix(tree, prefix, limit);
-        }
-        let engine = self
-            .kv
-            .scan_prefix(tree, prefix, Self::widen(limit, &pending))?;
-        Ok(Self::merge(engine, pending, limit, false))
+        Self::through(pending, limit, false, |n| {
+            self.kv.scan_prefix(tree, prefix, n)
+        })
     }
 
     fn range_rev(
@@ -131,13 +142,9 @@ impl Kv for Overlay<'_> {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let pending = self.pending_in(tree, from, Some(to));
-        if pending.is_empty() {
-            return self.kv.range_rev(tree, from, to, limit);
-        }
-        let engine = self
-            .kv
-            .range_rev(tree, from, to, Self::widen(limit, &pending))?;
-        Ok(Self::merge(engine, pending, limit, true))
+        Self::through(pending, limit, true, |n| {
+            self.kv.range_rev(tree, from, to, n)
+        })
     }
 
     fn range(
@@ -148,13 +155,7 @@ impl Kv for Overlay<'_> {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let pending = self.pending_in(tree, from, Some(to));
-        if pending.is_empty() {
-            return self.kv.range(tree, from, to, limit);
-        }
-        let engine = self
-            .kv
-            .range(tree, from, to, Self::widen(limit, &pending))?;
-        Ok(Self::merge(engine, pending, limit, false))
+        Self::through(pending, limit, false, |n| self.kv.range(tree, from, to, n))
     }
 
     /// Writes go through the writer's group, never straight through an overlay.
