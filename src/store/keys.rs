@@ -111,7 +111,7 @@ impl Tree {
 pub const SCHEMA_KEY: &[u8] = b"schema";
 
 /// In `meta`: the log sequence number of the last write applied to the engine (u64 BE),
-/// written in the same atomic batch as that write; see `store::wal`.
+/// written after each group's writes; see `store::wal`.
 pub const APPLIED_LSN_KEY: &[u8] = b"applied_lsn";
 
 pub fn read_u32(b: &[u8]) -> Option<u32> {

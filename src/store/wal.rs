@@ -4,9 +4,11 @@
 //! of them is made durable with one `write` and one `fdatasync` before anyone hears "ack".
 //! The engine is never flushed on that path: a checkpoint (the engine's own flush, on
 //! another thread) happens every few megabytes or seconds, after which the log segments
-//! it covers are deleted. Each batch carries its log sequence number (lsn) into the
-//! engine, in `meta/applied_lsn` and in the same atomic batch, so after a crash `open`
-//! knows exactly which records the engine lacks and replays only those; start-up work is
+//! it covers are deleted. After a group's batches the engine gets the group's last log
+//! sequence number (lsn) in `meta/applied_lsn`, written after them: the engine keeps a
+//! prefix of its writes in a crash, so when the marker is there so is everything before
+//! it, and `open` replays only the records after it (replaying a batch the engine holds
+//! part of is harmless: the same puts and deletes in the same order). Start-up work is
 //! bounded by one checkpoint interval, not by the amount of stored data.
 //!
 //! It owns the files under `DATA/wal/`: segments named by their first lsn, holding
@@ -131,6 +133,7 @@ impl Wal {
             }
         }
         if replayed.records > 0 {
+            kv.apply(&applied_marker(last))?;
             kv.flush()?;
         }
         // Everything in the old segments is now in the engine, on disk: they can go,
@@ -158,17 +161,12 @@ impl Wal {
         &self.dir
     }
 
-    /// Puts the lsn the batch will have into the batch itself (`meta/applied_lsn`), so
-    /// the engine records which log record it has applied atomically with the write.
-    pub fn stamp(&self, batch: &mut Batch) {
-        batch.put(
-            Tree::Meta,
-            super::keys::APPLIED_LSN_KEY,
-            self.next_lsn.to_be_bytes().to_vec(),
-        );
+    /// The lsn of the last record appended (0 before any).
+    pub fn last_lsn(&self) -> u64 {
+        self.next_lsn - 1
     }
 
-    /// Appends a stamped batch (in memory until `sync`).
+    /// Appends a batch (in memory until `sync`).
     pub fn append(&mut self, batch: &Batch) {
         let start = self.pending.len();
         self.pending.extend_from_slice(&[0; HEADER]);
@@ -240,6 +238,17 @@ impl Wal {
     fn segment_path(&self) -> PathBuf {
         self.dir.join(segment_name(self.first))
     }
+}
+
+/// The write that tells the engine it holds every record up to `lsn`; applied after them.
+pub fn applied_marker(lsn: u64) -> Batch {
+    let mut b = Batch::default();
+    b.put(
+        Tree::Meta,
+        super::keys::APPLIED_LSN_KEY,
+        lsn.to_be_bytes().to_vec(),
+    );
+    b
 }
 
 /// Deletes the segments wholly before `first_kept` (their records are in the engine,
@@ -359,14 +368,15 @@ mod tests {
     use super::*;
     use crate::store::sled_engine::SledKv;
 
-    /// Appends `n` stamped batches (message keys 1..=n) and syncs them.
+    /// Appends batches (message keys n, for n in `range`) and syncs them; with `kv`, also
+    /// applies each with its marker, as the writer does.
     fn write(wal: &mut Wal, kv: Option<&dyn Kv>, range: std::ops::RangeInclusive<u8>) {
         for n in range {
-            let mut b = batch(n);
-            wal.stamp(&mut b);
+            let b = batch(n);
             wal.append(&b);
             if let Some(kv) = kv {
                 kv.apply(&b).expect("apply");
+                kv.apply(&applied_marker(wal.last_lsn())).expect("marker");
             }
         }
         wal.sync().expect("sync");
@@ -391,17 +401,16 @@ mod tests {
             // the engine applied them); then half of a fifth record.
             write(&mut wal, Some(&kv), 1..=2);
             write(&mut wal, None, 3..=4);
+            // The engine also got batch 3 but not the group's marker (a crash mid-apply).
+            kv.apply(&batch(3)).expect("part of the group");
             let mut torn = Vec::new();
-            let mut b = batch(5);
-            wal.stamp(&mut b);
-            wal.append(&b);
+            wal.append(&batch(5));
             std::mem::swap(&mut torn, &mut wal.pending);
             wal.file
                 .write_all(&torn[..torn.len() / 2])
                 .expect("torn write");
         }
         assert_eq!(applied(&kv), 2);
-        assert_eq!(kv.get(Tree::Messages, &[3; 3]).expect("get"), None);
 
         let (wal, replayed) = Wal::open(&log, applied(&kv), &kv).expect("reopen");
         assert_eq!(replayed.records, 2, "3 and 4, not 1 and 2 again");
@@ -422,12 +431,7 @@ mod tests {
         );
         // The old segments are gone; the log goes on after lsn 4.
         assert_eq!(segments(&log).expect("list").len(), 1);
-        let mut next = batch(6);
-        wal.stamp(&mut next);
-        assert_eq!(
-            next.ops.last().map(|(_, _, v)| v.clone()),
-            Some(Some(5u64.to_be_bytes().to_vec()))
-        );
+        assert_eq!(wal.last_lsn(), 4);
     }
 
     #[test]

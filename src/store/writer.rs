@@ -99,18 +99,16 @@ impl Writer {
 struct Group<'a> {
     overlay: Overlay<'a>,
     wal: &'a mut Wal,
-    /// The group's batches, stamped, in order: applied to the engine after the sync.
+    /// The group's batches, in order: applied to the engine after the sync.
     batches: Vec<Batch>,
 }
 
 impl Group<'_> {
-    /// Stamps the batch with its log sequence number (as its last op) and appends it to
-    /// the log; it becomes durable with the group's sync.
-    fn commit(&mut self, mut batch: Batch) -> Result<()> {
+    /// Appends the batch to the log; it becomes durable with the group's sync.
+    fn commit(&mut self, batch: Batch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.wal.stamp(&mut batch);
         self.wal.append(&batch);
         self.overlay.record(&batch);
         self.batches.push(batch);
@@ -149,8 +147,14 @@ fn run(kv: Arc<dyn Kv>, mut wal: Wal, rx: std::sync::mpsc::Receiver<Job>, stats:
             stats.flushes.fetch_add(1, Ordering::Relaxed);
             // Durable first, then visible: the engine may write its pages at any time,
             // and must never hold what the log could still lose.
+            let applied = wal::applied_marker(wal.last_lsn());
             let synced = wal.sync();
-            synced.and_then(|()| batches.iter().try_for_each(|b| kv.apply(b)))
+            synced.and_then(|()| {
+                batches
+                    .iter()
+                    .chain([&applied])
+                    .try_for_each(|b| kv.apply(b))
+            })
         };
         if let Err(e) = &done {
             tracing::error!(error = %e, "group commit failed; answering the group with an error");
