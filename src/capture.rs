@@ -88,7 +88,15 @@ pub fn fire(app: &App, conv: Uuid, due: u64) {
                     mark_owed(&app, conv).await;
                 }
             }
-            Ok(_) => {}
+            Ok(Some((key, false, _))) => {
+                // They came online while the write was made durable: their welcome may
+                // have read the conversation before `Owed` reached the store. Deliver
+                // now; `deliver_owed` moves `Owed` to `Sent` once, whoever calls first.
+                if app.hub.visitor_online(&key) {
+                    deliver_owed(&app, &key, conv).await;
+                }
+            }
+            Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "could not fire an email-capture deadline"),
         }
     });
