@@ -194,8 +194,13 @@ impl Metrics {
             ),
             (
                 "frontdesk_store_flushes_total",
-                "Group flushes of the store.",
+                "Group commits: write-ahead log syncs.",
                 g(&writer.flushes),
+            ),
+            (
+                "frontdesk_store_checkpoints_total",
+                "Engine flushes that let old write-ahead log segments go.",
+                g(&writer.checkpoints),
             ),
             (
                 "frontdesk_store_writes_total",

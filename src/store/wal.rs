@@ -3,7 +3,7 @@
 //! Every batch the writer applies to the engine is also appended here, and a whole group
 //! of them is made durable with one `write` and one `fdatasync` before anyone hears "ack".
 //! The engine is never flushed on that path: a checkpoint (the engine's own flush, on
-//! another thread) happens every few megabytes or seconds, after which the log segments
+//! another thread) happens every 4 MiB or 250 ms of writes, after which the log segments
 //! it covers are deleted. After a group's batches the engine gets the group's last log
 //! sequence number (lsn) in `meta/applied_lsn`, written after them: the engine keeps a
 //! prefix of its writes in a crash, so when the marker is there so is everything before

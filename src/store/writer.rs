@@ -7,8 +7,9 @@
 //! batches to the log, syncs it once, applies them to the engine, and only then answers
 //! every waiter. So an answer means "on disk", many concurrent senders share one
 //! `fdatasync`, the engine never holds a write the log could still lose, and no tokio
-//! worker ever blocks on disk I/O. Every few megabytes or seconds it starts a new log segment and asks the
-//! checkpoint thread to flush the engine and delete the segments that flush covers.
+//! worker ever blocks on disk I/O. Every [`wal::CHECKPOINT_BYTES`] or
+//! [`wal::CHECKPOINT_EVERY`] it starts a new log segment and asks the checkpoint thread
+//! to flush the engine and delete the segments that flush covers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

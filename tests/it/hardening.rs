@@ -1063,6 +1063,9 @@ async fn metrics_expose_every_series_and_the_counters_move() {
         "frontdesk_follow_ups_sent_total",
         "frontdesk_slow_consumers_dropped_total",
         "frontdesk_connections_refused_total",
+        "frontdesk_store_flushes_total",
+        "frontdesk_store_writes_total",
+        "frontdesk_store_checkpoints_total",
     ];
     let before = metrics(s.addr).await;
     for name in series {
@@ -1127,6 +1130,16 @@ async fn metrics_expose_every_series_and_the_counters_move() {
     );
     assert!(moved("frontdesk_ack_latency_seconds_sum") > 0.0);
     assert!(moved("frontdesk_flush_batch_size_count") >= 1.0);
+    assert!(moved("frontdesk_store_flushes_total") >= 1.0);
+    // Writes spread over more than a checkpoint interval: the engine was flushed and
+    // old log segments let go at least once (on the checkpoint thread, so poll).
+    let until = Instant::now() + WAIT;
+    while metric(&metrics(s.addr).await, "frontdesk_store_checkpoints_total")
+        <= metric(&before, "frontdesk_store_checkpoints_total")
+    {
+        assert!(Instant::now() < until, "no checkpoint was counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(moved("frontdesk_prompts_sent_total"), 1.0);
     assert_eq!(moved("frontdesk_contacts_created_total"), 1.0);
     assert_eq!(moved("frontdesk_follow_ups_sent_total"), 1.0);
