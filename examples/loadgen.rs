@@ -47,7 +47,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 use widget_protocol::{
     decode, encode, AgentClient, AgentServer, AuthorKind, CaptureWhen, Chatflow, EmailCapture,
-    Page, VisitorClient, VisitorServer,
+    Message, Page, VisitorClient, VisitorServer,
 };
 
 /// Resolves at `due`, to within a few microseconds. tokio's timers have millisecond
@@ -1616,38 +1616,42 @@ async fn full_reload(c: &Common, token: String, want: u64) -> Result<u64, LgErro
     let mut v = visitor_connect(c, Some(token), Some(0)).await?;
     let mut seqs: HashSet<u64> = v.welcome_messages.iter().map(|m| m.seq).collect();
     let mut lowest = v.welcome_messages.iter().map(|m| m.seq).min();
-    let mut has_more = v.has_more || (seqs.len() as u64) < want;
+    let more = v.has_more || (seqs.len() as u64) < want;
     let fut = async {
-        while has_more && lowest.is_some_and(|l| l > 1) {
-            send_frame(
-                &mut v.ws,
-                &VisitorClient::History {
-                    before: lowest,
-                    limit: Some(200),
-                },
-            )
-            .await?;
-            loop {
-                match next_visitor(&mut v.ws).await? {
-                    VisitorServer::History {
-                        messages,
-                        has_more: more,
-                    } => {
-                        if let Some(l) = messages.iter().map(|m| m.seq).min() {
-                            lowest = Some(l);
-                        } else {
-                            has_more = false;
-                        }
-                        seqs.extend(messages.iter().map(|m| m.seq));
-                        has_more = has_more && more;
-                        break;
-                    }
-                    VisitorServer::Error(e) => {
-                        return Err(LgError::Protocol(format!("history: {}", e.code.as_str())))
-                    }
-                    _ => {}
-                }
+        // Seqs are dense within a conversation, so every older page's `before` is known
+        // from the welcome: ask for them all at once (one round trip, as a client that
+        // wants the whole conversation would), then page on for any gap one at a time.
+        let mut befores = Vec::new();
+        let mut b = lowest.filter(|_| more).unwrap_or(0);
+        while b > 1 {
+            befores.push(b);
+            b = b.saturating_sub(HISTORY_PAGE as u64);
+        }
+        for before in &befores {
+            feed_frame(&mut v.ws, &history_frame(*before)).await?;
+        }
+        if !befores.is_empty() {
+            v.ws.flush().await.map_err(|e| LgError::Ws(e.to_string()))?;
+        }
+        let mut has_more = more;
+        for _ in &befores {
+            let (messages, more) = next_history(&mut v.ws).await?;
+            lowest = lowest.min(messages.iter().map(|m| m.seq).min());
+            seqs.extend(messages.iter().map(|m| m.seq));
+            has_more = more;
+        }
+        while has_more && (seqs.len() as u64) < want {
+            let Some(before) = lowest.filter(|l| *l > 1) else {
+                break;
+            };
+            send_frame(&mut v.ws, &history_frame(before)).await?;
+            let (messages, more) = next_history(&mut v.ws).await?;
+            match messages.iter().map(|m| m.seq).min() {
+                Some(l) => lowest = Some(l),
+                None => has_more = false,
             }
+            seqs.extend(messages.iter().map(|m| m.seq));
+            has_more = has_more && more;
         }
         Ok(())
     };
@@ -1656,6 +1660,29 @@ async fn full_reload(c: &Common, token: String, want: u64) -> Result<u64, LgErro
         .unwrap_or(Err(LgError::Timeout("history")))?;
     let _ = v.ws.close(None).await;
     Ok(seqs.len() as u64)
+}
+
+/// The largest `history` page the protocol allows.
+const HISTORY_PAGE: u32 = 200;
+
+fn history_frame(before: u64) -> VisitorClient {
+    VisitorClient::History {
+        before: Some(before),
+        limit: Some(HISTORY_PAGE),
+    }
+}
+
+/// The next `history` answer on a visitor socket (other frames are skipped).
+async fn next_history(ws: &mut Ws) -> Result<(Vec<Message>, bool), LgError> {
+    loop {
+        match next_visitor(ws).await? {
+            VisitorServer::History { messages, has_more } => return Ok((messages, has_more)),
+            VisitorServer::Error(e) => {
+                return Err(LgError::Protocol(format!("history: {}", e.code.as_str())))
+            }
+            _ => {}
+        }
+    }
 }
 
 async fn page_reloader(

@@ -122,7 +122,7 @@ impl Offline {
     pub fn open(dir: &Path) -> Result<Offline, OpenError> {
         let data = DataDir::lock(dir)?;
         let (kv, wal) = store::open(dir)?;
-        let (writer, writer_thread) = Writer::start(kv.clone(), wal, Box::new(data));
+        let (writer, writer_thread) = start_writer(data, &dir, &kv, wal);
         let inboxes = Inboxes::load(kv.clone())?;
         Ok(Offline {
             kv,
@@ -132,11 +132,35 @@ impl Offline {
         })
     }
 
-    /// Flushes and stops the writer.
+    /// Flushes and stops the writer, then seals the store.
     pub fn close(self) {
-        drop(self.writer);
-        let _ = self.writer_thread.join();
+        let Offline {
+            kv,
+            writer,
+            inboxes,
+            writer_thread,
+        } = self;
+        drop((kv, writer, inboxes));
+        let _ = writer_thread.join();
     }
+}
+
+/// Starts the store's writer. When it has closed the store and was its last user, it
+/// seals it (so the next start is quick); the directory's lock goes last.
+fn start_writer(
+    data: DataDir,
+    dir: &Path,
+    kv: &Arc<dyn Kv>,
+    wal: store::wal::Wal,
+) -> (Writer, std::thread::JoinHandle<()>) {
+    let dir = dir.to_path_buf();
+    let closed = move |released: bool| {
+        if released {
+            store::seal(&dir);
+        }
+        drop(data);
+    };
+    Writer::start(kv.clone(), wal, Box::new(closed))
 }
 
 impl App {
@@ -157,7 +181,7 @@ impl App {
         let dir = config.data_dir.clone();
         let data = DataDir::lock(&dir)?;
         let (kv, wal) = store::open(&dir)?;
-        let (writer, writer_thread) = Writer::start(kv.clone(), wal, Box::new(data));
+        let (writer, writer_thread) = start_writer(data, &dir, &kv, wal);
         let identity = Identity::load_or_create(&dir, config.secure_cookie)?;
         let inboxes = Inboxes::load(kv.clone())?;
         let now = clock.now_ms();

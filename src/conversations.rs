@@ -358,6 +358,31 @@ pub async fn append_system(
         .await?)
 }
 
+/// Messages as stored: each entry is the JSON of one wire `Message`, checked to be JSON,
+/// so a frame can carry them as they are instead of decoding and encoding each again
+/// (see `session::encode_with_messages`).
+#[derive(Debug, Default)]
+pub struct StoredMessages(Vec<String>);
+
+impl StoredMessages {
+    fn from_rows(rows: impl Iterator<Item = Vec<u8>>) -> Result<Self, StoreError> {
+        rows.map(|v| store::check_json(Tree::Messages, v))
+            .collect::<Result<Vec<_>, _>>()
+            .map(StoredMessages)
+    }
+
+    pub fn as_json(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn decode(&self) -> Result<Vec<Message>, StoreError> {
+        self.0
+            .iter()
+            .map(|m| store::decode(Tree::Messages, m.as_bytes()))
+            .collect()
+    }
+}
+
 /// Up to `limit` messages with `seq < before` (newest page when `before` is none),
 /// oldest first, and whether older ones exist.
 pub fn page(
@@ -365,18 +390,15 @@ pub fn page(
     conv: Uuid,
     before: Option<u64>,
     limit: u32,
-) -> Result<(Vec<Message>, bool), StoreError> {
+) -> Result<(StoredMessages, bool), StoreError> {
     let limit = limit.max(1) as usize;
     let from = keys::message(conv, 0);
     let to = keys::message(conv, before.unwrap_or(u64::MAX));
-    let rows = kv.range_rev(Tree::Messages, &from, &to, limit + 1)?;
+    let mut rows = kv.range_rev(Tree::Messages, &from, &to, limit + 1)?;
     let has_more = rows.len() > limit;
-    let mut out = Vec::with_capacity(limit.min(rows.len()));
-    for (_, v) in rows.into_iter().take(limit) {
-        out.push(store::decode::<Message>(Tree::Messages, &v)?);
-    }
-    out.reverse();
-    Ok((out, has_more))
+    rows.truncate(limit);
+    let page = StoredMessages::from_rows(rows.into_iter().rev().map(|(_, v)| v))?;
+    Ok((page, has_more))
 }
 
 /// Every message with `seq > after`, oldest first; `None` when there are more than
@@ -386,17 +408,14 @@ pub fn after(
     conv: Uuid,
     after: u64,
     cap: usize,
-) -> Result<Option<Vec<Message>>, StoreError> {
+) -> Result<Option<StoredMessages>, StoreError> {
     let from = keys::message(conv, after.saturating_add(1));
     let to = keys::message(conv, u64::MAX);
     let rows = kv.range(Tree::Messages, &from, &to, cap + 1)?;
     if rows.len() > cap {
         return Ok(None);
     }
-    rows.iter()
-        .map(|(_, v)| store::decode::<Message>(Tree::Messages, v))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+    StoredMessages::from_rows(rows.into_iter().map(|(_, v)| v)).map(Some)
 }
 
 pub fn contact(kv: &dyn Kv, id: &str) -> Result<Option<Contact>, StoreError> {

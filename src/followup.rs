@@ -153,13 +153,14 @@ fn compose(
         None => conversations::page(kv, conv_id, None, MAX_REPLIES as u32)?.0,
     };
     let replies: Vec<Message> = unseen
+        .decode()?
         .into_iter()
         .filter(|m| m.seq > c.seen_seq && m.author.kind == AuthorKind::Agent)
         .collect();
     if replies.is_empty() {
         return Ok(None);
     }
-    let (recent, _) = conversations::page(kv, conv_id, None, 100)?;
+    let recent = conversations::page(kv, conv_id, None, 100)?.0.decode()?;
     let last_visitor = recent
         .iter()
         .rev()

@@ -174,13 +174,12 @@ impl<S: Socket> Session<S> {
                     .clamp(1, limits.max_history);
                 let (messages, has_more) = conversations::page(self.app.kv(), id, before, limit)?;
                 let conversation = conversations::summary(self.app.kv(), &self.app.hub, &conv)?;
-                self.link
-                    .send(&AgentServer::Conversation {
-                        conversation,
-                        messages,
-                        has_more,
-                    })
-                    .await;
+                let frame = AgentServer::Conversation {
+                    conversation,
+                    messages: Vec::new(),
+                    has_more,
+                };
+                self.link.send_with_messages(&frame, &messages).await;
                 Ok(())
             }
             AgentClient::Reply {

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use widget_protocol::{close, encode, ErrorFrame};
 
 use crate::app::App;
+use crate::conversations::StoredMessages;
 use crate::hub::{Frame, Mailbox};
 use crate::metrics::Metrics;
 
@@ -117,6 +118,17 @@ impl<S: Socket> Link<S> {
     /// Sends one frame straight to this connection.
     pub async fn send<T: serde::Serialize>(&mut self, frame: &T) {
         let text: Frame = encode(frame).into();
+        self.send_raw(text).await;
+    }
+
+    /// Sends `frame`, built with an empty `messages` list, with `messages` in that list
+    /// as they are stored (no decode and encode per message).
+    pub async fn send_with_messages<T: serde::Serialize>(
+        &mut self,
+        frame: &T,
+        messages: &StoredMessages,
+    ) {
+        let text: Frame = encode_with_messages(frame, messages.as_json()).into();
         self.send_raw(text).await;
     }
 
@@ -344,4 +356,98 @@ enum Wake {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ErrorWrap {
     Error(ErrorFrame),
+}
+
+/// The frame's one empty message list, as serde_json writes it. Every frame that carries
+/// messages has `messages` as its last list-valued field of that name, and a string
+/// value cannot contain this text unescaped, so the last match is the field.
+const EMPTY_MESSAGES: &str = "\"messages\":[]";
+
+/// Encodes `frame` (built with `messages: []`) with the given message JSON spliced in.
+fn encode_with_messages<T: serde::Serialize>(frame: &T, messages: &[String]) -> String {
+    let json = encode(frame);
+    let Some(at) = json.rfind(EMPTY_MESSAGES) else {
+        debug_assert!(false, "frame has no empty messages list: {json}");
+        return json;
+    };
+    let inside = at + EMPTY_MESSAGES.len() - 1;
+    let size = messages.iter().map(|m| m.len() + 1).sum::<usize>();
+    let mut out = String::with_capacity(json.len() + size);
+    out.push_str(&json[..inside]);
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(m);
+    }
+    out.push_str(&json[inside..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use widget_protocol::{
+        decode, AgentServer, AuthorKind, Summary, SummaryVisitor, VisitorServer,
+    };
+
+    fn stored(seqs: &[u64]) -> Vec<String> {
+        seqs.iter()
+            .map(|seq| {
+                format!(
+                    r#"{{"id":"m{seq}","conversation_id":"c","seq":{seq},"author":{{"kind":"visitor","name":null}},"text":"\"messages\":[] {seq}","at":{seq}}}"#
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stored_messages_are_spliced_into_each_frame_that_carries_them() {
+        let history = VisitorServer::History {
+            messages: Vec::new(),
+            has_more: true,
+        };
+        let json = encode_with_messages(&history, &stored(&[4, 5]));
+        match decode::<VisitorServer>(&json) {
+            Ok(VisitorServer::History { messages, has_more }) => {
+                assert_eq!(messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5]);
+                assert_eq!(messages[1].text, "\"messages\":[] 5");
+                assert_eq!(messages[0].author.kind, AuthorKind::Visitor);
+                assert!(has_more);
+            }
+            other => panic!("not a history frame: {other:?} from {json}"),
+        }
+        let conversation = AgentServer::Conversation {
+            conversation: Summary {
+                id: "c".into(),
+                inbox: "default".into(),
+                visitor: SummaryVisitor {
+                    id: "v".into(),
+                    label: "\"messages\":[]".into(),
+                    online: true,
+                    contact: None,
+                    page: None,
+                },
+                last_message: None,
+                created_at: 1,
+                updated_at: 1,
+            },
+            messages: Vec::new(),
+            has_more: false,
+        };
+        let json = encode_with_messages(&conversation, &stored(&[1]));
+        match decode::<AgentServer>(&json) {
+            Ok(AgentServer::Conversation {
+                conversation,
+                messages,
+                ..
+            }) => {
+                assert_eq!(conversation.visitor.label, "\"messages\":[]");
+                assert_eq!(messages.len(), 1);
+            }
+            other => panic!("not a conversation frame: {other:?} from {json}"),
+        }
+        let empty = encode_with_messages(&history, &[]);
+        assert_eq!(empty, encode(&history));
+    }
 }

@@ -19,7 +19,7 @@ use crate::app::App;
 use crate::capture;
 use crate::chatflow;
 use crate::contacts::{self, Link as ContactLink, Whom};
-use crate::conversations::{self, parse_id, Appended, VisitorSend};
+use crate::conversations::{self, parse_id, Appended, StoredMessages, VisitorSend};
 use crate::error::{Error, Result};
 use crate::followup;
 use crate::hub::{Presence, VisitorKey};
@@ -136,8 +136,9 @@ impl<S: Socket> Session<S> {
     ) {
         let built = self.build_welcome(identity, resume_after);
         match built {
-            Ok((welcome, conv)) => {
-                self.link.send(&VisitorServer::Welcome(welcome)).await;
+            Ok((welcome, messages, conv)) => {
+                let frame = VisitorServer::Welcome(welcome);
+                self.link.send_with_messages(&frame, &messages).await;
                 if let Some(conv) = conv {
                     if presence == Presence::CameOnline {
                         self.broadcast_summary(&conv);
@@ -166,13 +167,13 @@ impl<S: Socket> Session<S> {
         &self,
         identity: &VisitorIdentity,
         resume_after: Option<u64>,
-    ) -> Result<(Welcome, Option<ConversationRecord>)> {
+    ) -> Result<(Welcome, StoredMessages, Option<ConversationRecord>)> {
         let kv = self.app.kv();
         let conv = self.conversation()?;
         let visitor = conversations::load_visitor(kv, identity.visitor_id)?;
         let limits = &self.app.config.limits;
         let (messages, has_more) = match conv.as_ref().and_then(|c| parse_id(&c.id)) {
-            None => (Vec::new(), false),
+            None => (StoredMessages::default(), false),
             Some(id) => {
                 let resumed = match resume_after {
                     Some(after) if after > 0 => {
@@ -193,7 +194,7 @@ impl<S: Socket> Session<S> {
             visitor_token: identity.token.clone(),
             visitor_id: identity.visitor_id.to_string(),
             conversation_id: conv.as_ref().map(|c| c.id.clone()),
-            messages,
+            messages: Vec::new(),
             has_more,
             email: visitor.and_then(|v| v.email),
             away: AwayState {
@@ -201,7 +202,7 @@ impl<S: Socket> Session<S> {
                 message: active.then(|| chatflow::away_text(cf)),
             },
         };
-        Ok((welcome, conv))
+        Ok((welcome, messages, conv))
     }
 
     async fn serve(&mut self) {
@@ -236,11 +237,13 @@ impl<S: Socket> Session<S> {
                 let (messages, has_more) = match self.conversation()?.and_then(|c| parse_id(&c.id))
                 {
                     Some(id) => conversations::page(self.app.kv(), id, before, limit)?,
-                    None => (Vec::new(), false),
+                    None => (StoredMessages::default(), false),
                 };
-                self.link
-                    .send(&VisitorServer::History { messages, has_more })
-                    .await;
+                let frame = VisitorServer::History {
+                    messages: Vec::new(),
+                    has_more,
+                };
+                self.link.send_with_messages(&frame, &messages).await;
                 Ok(())
             }
         }

@@ -123,6 +123,18 @@ pub fn open(dir: &Path) -> Result<(Arc<dyn Kv>, wal::Wal)> {
     Ok((kv, wal))
 }
 
+/// Seals the store in `dir` after a clean stop, once nothing holds it: the next start
+/// then reads no engine log written before it (see [`sled_engine::SledKv::seal`]).
+pub fn seal(dir: &Path) {
+    let started = std::time::Instant::now();
+    match sled_engine::SledKv::seal(&dir.join("db")) {
+        Ok(()) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "store sealed"),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not seal the store; the next start reads its log")
+        }
+    }
+}
+
 /// Numbered migrations; version 1 is the first layout, so there is nothing to run yet
 /// beyond stamping a new store and refusing one from the future.
 fn migrate(kv: &dyn Kv) -> Result<()> {
@@ -167,6 +179,13 @@ pub fn decode<T: serde::de::DeserializeOwned>(tree: Tree, bytes: &[u8]) -> Resul
         tree,
         reason: e.to_string(),
     })
+}
+
+/// `bytes` as a string, once checked to be one JSON value (without building it).
+pub fn check_json(tree: Tree, bytes: Vec<u8>) -> Result<String> {
+    let corrupt = |reason: String| StoreError::Corrupt { tree, reason };
+    serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| corrupt(e.to_string()))
 }
 
 pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {

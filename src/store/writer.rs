@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -47,22 +47,21 @@ const MAX_GROUP: usize = 4096;
 
 impl Writer {
     /// Starts the writer thread. It ends when every `Writer` handle is dropped, after
-    /// flushing what it was given and closing the store; `held` (the data directory's
-    /// lock) is dropped last, so the directory is free only once the store is closed.
+    /// flushing what it was given and closing the store; then it calls `closed`, with
+    /// `true` when the store was closed cleanly and the writer held the engine's last
+    /// handle (so the engine may be reopened, e.g. to seal it). `closed` runs last and
+    /// owns the data directory's lock, so the directory is free only once it is done.
     pub fn start(
         kv: Arc<dyn Kv>,
         wal: Wal,
-        held: Box<dyn std::any::Any + Send>,
+        closed: Box<dyn FnOnce(bool) + Send>,
     ) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         let handle = std::thread::Builder::new()
             .name("frontdesk-writer".into())
-            .spawn(move || {
-                run(kv, wal, rx, thread_stats);
-                drop(held);
-            })
+            .spawn(move || closed(run(kv, wal, rx, thread_stats)))
             .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"));
         (Writer { tx, stats }, handle)
     }
@@ -117,7 +116,17 @@ impl Group<'_> {
     }
 }
 
-fn run(kv: Arc<dyn Kv>, mut wal: Wal, rx: std::sync::mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
+/// How long a clean stop waits for the engine's other handles (readers finishing) to go.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs the writer until its senders are gone; true if the store was closed cleanly and
+/// this thread dropped the engine's last handle.
+fn run(
+    kv: Arc<dyn Kv>,
+    mut wal: Wal,
+    rx: std::sync::mpsc::Receiver<Job>,
+    stats: Arc<WriterStats>,
+) -> bool {
     let (checkpoint, checkpoints) = std::sync::mpsc::channel::<u64>();
     let checkpointer = {
         let (kv, dir, stats) = (kv.clone(), wal.dir().to_path_buf(), stats.clone());
@@ -192,9 +201,25 @@ fn run(kv: Arc<dyn Kv>, mut wal: Wal, rx: std::sync::mpsc::Receiver<Job>, stats:
         .flush()
         .and_then(|()| wal.rotate())
         .and_then(|first_kept| wal::remove_before(wal.dir(), first_kept));
-    if let Err(e) = closed {
+    if let Err(e) = &closed {
         tracing::error!(error = %e, "closing the store; the log will be replayed at the next start");
     }
+    closed.is_ok() && release(kv)
+}
+
+/// Drops `kv` once it is the last handle; false if others still hold it after
+/// [`RELEASE_WAIT`].
+fn release(kv: Arc<dyn Kv>) -> bool {
+    let deadline = Instant::now() + RELEASE_WAIT;
+    while Arc::strong_count(&kv) > 1 {
+        if Instant::now() >= deadline {
+            tracing::warn!("the store is still in use after it was closed; not sealing it");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(kv);
+    true
 }
 
 /// The checkpoint thread: flushes the engine, then deletes the log segments before the
