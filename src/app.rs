@@ -122,7 +122,7 @@ impl Offline {
     pub fn open(dir: &Path) -> Result<Offline, OpenError> {
         let data = DataDir::lock(dir)?;
         let (kv, wal) = store::open(dir)?;
-        let (writer, writer_thread) = start_writer(data, &dir, &kv, wal);
+        let (writer, writer_thread) = start_writer(data, dir, &kv, wal);
         let inboxes = Inboxes::load(kv.clone())?;
         Ok(Offline {
             kv,
