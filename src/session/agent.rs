@@ -40,34 +40,41 @@ struct Session<S> {
     rate: RateLimit,
 }
 
-pub async fn run<S: Socket>(app: App, socket: S) {
+/// Runs an agent connection: `auth` and `ready` here, the rest in a task of its own that
+/// holds the session and `held` only (see `visitor::run` for why).
+pub async fn run<S: Socket>(app: App, socket: S, held: impl Send + 'static) {
     app.metrics.connection_opened(ConnKind::Agent);
-    let mut link = Link::new(socket, &app);
-    if let Some(agent) = await_auth(&app, &mut link).await {
-        // Only inboxes that exist; an agent may name one that was never created.
-        let inboxes: Vec<Arc<str>> = agent
-            .inboxes
-            .iter()
-            .filter(|k| app.inboxes.get(k).is_some())
-            .map(|k| Arc::from(k.as_str()))
-            .collect();
-        let (conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
-        let conn_id = conn.id;
-        app.hub.add_agent(&inboxes, conn);
-        link.attach(mailbox);
-        let mut s = Session {
-            rate: RateLimit::new(app.config.limits.rate_count, app.config.limits.rate_window),
-            app: app.clone(),
-            link,
-            agent,
-            inboxes,
-            conn_id,
-        };
-        Box::pin(s.ready()).await;
-        s.serve().await;
-        s.app.hub.remove_agent(&s.inboxes, s.conn_id);
+    match Box::pin(open(app.clone(), socket)).await {
+        Some(session) => drop(tokio::spawn(session.live(held))),
+        None => app.metrics.connection_closed(ConnKind::Agent),
     }
-    app.metrics.connection_closed(ConnKind::Agent);
+}
+
+/// `auth` and `ready`; None when the connection ended first.
+async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
+    let mut link = Link::new(socket, &app);
+    let agent = await_auth(&app, &mut link).await?;
+    // Only inboxes that exist; an agent may name one that was never created.
+    let inboxes: Vec<Arc<str>> = agent
+        .inboxes
+        .iter()
+        .filter(|k| app.inboxes.get(k).is_some())
+        .map(|k| Arc::from(k.as_str()))
+        .collect();
+    let (conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
+    let conn_id = conn.id;
+    app.hub.add_agent(&inboxes, conn);
+    link.attach(mailbox);
+    let mut s = Session {
+        rate: RateLimit::new(app.config.limits.rate_count, app.config.limits.rate_window),
+        app: app.clone(),
+        link,
+        agent,
+        inboxes,
+        conn_id,
+    };
+    s.ready().await;
+    Some(s)
 }
 
 async fn await_auth<S: Socket>(app: &App, link: &mut Link<S>) -> Option<AgentRecord> {
@@ -129,6 +136,14 @@ impl<S: Socket> Session<S> {
         }
     }
 
+    /// The connection from `ready` on, in a task of its own.
+    async fn live(mut self, held: impl Send + 'static) {
+        self.serve().await;
+        self.app.hub.remove_agent(&self.inboxes, self.conn_id);
+        self.app.metrics.connection_closed(ConnKind::Agent);
+        drop(held);
+    }
+
     async fn serve(&mut self) {
         while let Some(frame) = self.link.next_frame::<AgentClient>().await {
             let reference = match &frame {
@@ -137,7 +152,7 @@ impl<S: Socket> Session<S> {
             };
             if let Err(e) = Box::pin(self.handle(frame)).await {
                 let f = e.to_frame(reference);
-                self.link.send_error(f).await;
+                Box::pin(self.link.send_error(f)).await;
             }
         }
     }

@@ -60,8 +60,8 @@ pub enum Outbound {
 }
 
 /// Any socket a session can run on.
-pub trait Socket: Stream<Item = Inbound> + Sink<Outbound> + Send + Unpin {}
-impl<T: Stream<Item = Inbound> + Sink<Outbound> + Send + Unpin> Socket for T {}
+pub trait Socket: Stream<Item = Inbound> + Sink<Outbound> + Send + Unpin + 'static {}
+impl<T: Stream<Item = Inbound> + Sink<Outbound> + Send + Unpin + 'static> Socket for T {}
 
 /// What ended a connection or what the session should act on next.
 pub enum Event {
@@ -237,8 +237,8 @@ impl<S: Socket> Link<S> {
                     Err(e) => e.0,
                 },
             };
-            self.send_error(ErrorFrame::new(widget_protocol::ErrorCode::BadFrame, error))
-                .await;
+            let frame = ErrorFrame::new(widget_protocol::ErrorCode::BadFrame, error);
+            Box::pin(self.send_error(frame)).await;
         }
     }
 
@@ -275,13 +275,13 @@ impl<S: Socket> Link<S> {
             };
             match wake {
                 Wake::Shutdown => {
-                    self.close(close::GOING_AWAY, "server shutting down").await;
+                    Box::pin(self.close(close::GOING_AWAY, "server shutting down")).await;
                     return Event::End;
                 }
                 Wake::Kicked => {
                     Metrics::inc(&self.app.metrics.slow_consumers_dropped);
-                    self.close(close::TOO_SLOW, "too slow: reconnect with resume_after")
-                        .await;
+                    let reason = "too slow: reconnect with resume_after";
+                    Box::pin(self.close(close::TOO_SLOW, reason)).await;
                     return Event::End;
                 }
                 Wake::In(inbound) => {
@@ -290,8 +290,9 @@ impl<S: Socket> Link<S> {
                         None => {
                             // The peer closed: send the answer to its close frame that
                             // tungstenite queued, so the peer sees a clean close.
-                            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, self.socket.close())
-                                .await;
+                            let close =
+                                tokio::time::timeout(CLOSE_WRITE_TIMEOUT, self.socket.close());
+                            let _ = Box::pin(close).await;
                             self.closed = true;
                             return Event::End;
                         }
@@ -301,7 +302,7 @@ impl<S: Socket> Link<S> {
                             return Event::Binary;
                         }
                         Some(Inbound::Violation { code, reason }) => {
-                            self.close(code, reason).await;
+                            Box::pin(self.close(code, reason)).await;
                             return Event::End;
                         }
                         Some(Inbound::Text(t)) => {
@@ -314,9 +315,9 @@ impl<S: Socket> Link<S> {
                     Metrics::inc(&self.m().frames_out);
                     let window_end = self.last_burst + COALESCE;
                     if window_end > Instant::now() {
-                        tokio::time::sleep_until(window_end.into()).await;
+                        Box::pin(tokio::time::sleep_until(window_end.into())).await;
                     }
-                    self.write_batch(Outbound::Text(f), true).await;
+                    Box::pin(self.write_batch(Outbound::Text(f), true)).await;
                     self.last_burst = Instant::now();
                 }
                 Wake::Queued(None) => {
@@ -325,10 +326,10 @@ impl<S: Socket> Link<S> {
                 }
                 Wake::Tick => {
                     if self.last_heard.elapsed() >= self.heartbeat * 2 {
-                        self.close(close::GOING_AWAY, "no answer to pings").await;
+                        Box::pin(self.close(close::GOING_AWAY, "no answer to pings")).await;
                         return Event::End;
                     }
-                    self.write(Outbound::Ping).await;
+                    Box::pin(self.write(Outbound::Ping)).await;
                 }
             }
         }

@@ -45,34 +45,41 @@ struct Session<S> {
     rate: RateLimit,
 }
 
-pub async fn run<S: Socket>(app: App, hs: Handshake, socket: S) {
+/// Runs a visitor connection: `hello` and the welcome here, the rest in a task of its own
+/// (see [`Session::live`]). `held` lives as long as the connection. A task is as big as
+/// the largest state of its future and lives as long as the connection, so what runs
+/// once or briefly (the handshake, handling a frame, writing) is boxed or left behind.
+pub async fn run<S: Socket>(app: App, hs: Handshake, socket: S, held: impl Send + 'static) {
     app.metrics.connection_opened(ConnKind::Visitor);
-    let mut link = Link::new(socket, &app);
-    if let Some((identity, resume_after, page)) = await_hello(&app, &mut link, &hs).await {
-        let (conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
-        let key = VisitorKey {
-            visitor: identity.visitor_id,
-            inbox: hs.inbox.key.as_str().into(),
-        };
-        let conn_id = conn.id;
-        let presence = app.hub.add_visitor(key.clone(), conn);
-        link.attach(mailbox);
-        let mut s = Session {
-            rate: RateLimit::new(app.config.limits.rate_count, app.config.limits.rate_window),
-            app: app.clone(),
-            link,
-            inbox: hs.inbox.clone(),
-            key,
-            conn_id,
-            page,
-        };
-        Box::pin(s.welcome(&identity, resume_after, presence)).await;
-        s.serve().await;
-        if s.app.hub.remove_visitor(&s.key, s.conn_id) == Presence::WentOffline {
-            s.presence_changed();
-        }
+    match Box::pin(open(app.clone(), hs, socket)).await {
+        Some(session) => drop(tokio::spawn(session.live(held))),
+        None => app.metrics.connection_closed(ConnKind::Visitor),
     }
-    app.metrics.connection_closed(ConnKind::Visitor);
+}
+
+/// `hello` and the welcome; None when the connection ended first.
+async fn open<S: Socket>(app: App, hs: Handshake, socket: S) -> Option<Session<S>> {
+    let mut link = Link::new(socket, &app);
+    let (identity, resume_after, page) = await_hello(&app, &mut link, &hs).await?;
+    let (conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
+    let key = VisitorKey {
+        visitor: identity.visitor_id,
+        inbox: hs.inbox.key.as_str().into(),
+    };
+    let conn_id = conn.id;
+    let presence = app.hub.add_visitor(key.clone(), conn);
+    link.attach(mailbox);
+    let mut s = Session {
+        rate: RateLimit::new(app.config.limits.rate_count, app.config.limits.rate_window),
+        app: app.clone(),
+        link,
+        inbox: hs.inbox.clone(),
+        key,
+        conn_id,
+        page,
+    };
+    s.welcome(&identity, resume_after, presence).await;
+    Some(s)
 }
 
 /// Waits for `hello`, answering anything else with an error. None: the connection ended.
@@ -205,6 +212,17 @@ impl<S: Socket> Session<S> {
         Ok((welcome, messages, conv))
     }
 
+    /// The connection from its welcome on, in a task of its own that holds this session
+    /// and `held` and nothing else, so an idle connection costs only those.
+    async fn live(mut self, held: impl Send + 'static) {
+        self.serve().await;
+        if self.app.hub.remove_visitor(&self.key, self.conn_id) == Presence::WentOffline {
+            self.presence_changed();
+        }
+        self.app.metrics.connection_closed(ConnKind::Visitor);
+        drop(held);
+    }
+
     async fn serve(&mut self) {
         while let Some(frame) = self.link.next_frame::<VisitorClient>().await {
             let reference = match &frame {
@@ -213,7 +231,7 @@ impl<S: Socket> Session<S> {
             };
             if let Err(e) = Box::pin(self.handle(frame)).await {
                 let f = e.to_frame(reference);
-                self.link.send_error(f).await;
+                Box::pin(self.link.send_error(f)).await;
             }
         }
     }

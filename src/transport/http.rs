@@ -75,8 +75,9 @@ pub async fn handle(
         "/ws/visitor" => visitor_upgrade(&t, peer, req),
         "/ws/agent" => agent_upgrade(&t, peer, req),
         "/ws/echo" if t.app.config.test_echo => {
-            upgrade(&t, peer, req, None, |t, upgraded| async move {
-                ws::echo(upgraded, &t.app.config.limits).await
+            upgrade(&t, peer, req, None, |t, upgraded, held| async move {
+                ws::echo(upgraded, &t.app.config.limits).await;
+                drop(held);
             })
         }
         p => match assets::get(p) {
@@ -143,10 +144,16 @@ fn visitor_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> R
         inbox,
         cookie_identity: identity,
     };
-    upgrade(t, peer, req, set_cookie, move |t, upgraded| async move {
-        let socket = ws::accept(upgraded, &t.app.config.limits).await;
-        session::visitor::run(t.app.clone(), hs, socket).await
-    })
+    upgrade(
+        t,
+        peer,
+        req,
+        set_cookie,
+        move |t, upgraded, held| async move {
+            let socket = ws::accept(upgraded, &t.app.config.limits).await;
+            session::visitor::run(t.app.clone(), hs, socket, held).await
+        },
+    )
 }
 
 /// Cross-site WebSocket hijacking: a browser page may open the agent socket only from
@@ -177,9 +184,9 @@ fn agent_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> Res
             "the agent endpoint does not accept this origin",
         );
     }
-    upgrade(t, peer, req, None, |t, upgraded| async move {
+    upgrade(t, peer, req, None, |t, upgraded, held| async move {
         let socket = ws::accept(upgraded, &t.app.config.limits).await;
-        session::agent::run(t.app.clone(), socket).await
+        session::agent::run(t.app.clone(), socket, held).await
     })
 }
 
@@ -193,7 +200,7 @@ fn upgrade<F, Fut>(
     then: F,
 ) -> Response<Body>
 where
-    F: FnOnce(Transport, hyper::upgrade::Upgraded) -> Fut + Send + 'static,
+    F: FnOnce(Transport, hyper::upgrade::Upgraded, Admission) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let upgrade_ok = header_str(&req, header::UPGRADE)
@@ -240,10 +247,12 @@ where
     };
     let task_t = t.clone();
     tokio::spawn(async move {
-        let _slot = slot;
-        let _active = task_t.active.enter();
+        let admission = Admission {
+            _slot: slot,
+            _active: task_t.active.enter(),
+        };
         match hyper::upgrade::on(req).await {
-            Ok(upgraded) => then(task_t, upgraded).await,
+            Ok(upgraded) => then(task_t, upgraded, admission).await,
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });
@@ -259,6 +268,14 @@ where
         h.insert(header::SET_COOKIE, c);
     }
     r
+}
+
+/// What a WebSocket connection holds for as long as it lives: its slot under the
+/// connection limits and its place among the connections shutdown waits for. The
+/// session moves it into the task that outlives the handshake.
+pub struct Admission {
+    _slot: Slot,
+    _active: ActiveGuard,
 }
 
 /// The number of running WebSocket tasks.
