@@ -127,7 +127,7 @@ fn run(
     rx: std::sync::mpsc::Receiver<Job>,
     stats: Arc<WriterStats>,
 ) -> bool {
-    let (checkpoint, checkpoints) = std::sync::mpsc::channel::<u64>();
+    let (checkpoint, checkpoints) = std::sync::mpsc::channel::<(u64, u64)>();
     let checkpointer = {
         let (kv, dir, stats) = (kv.clone(), wal.dir().to_path_buf(), stats.clone());
         std::thread::Builder::new()
@@ -183,9 +183,10 @@ fn run(
         let due = wal.segment_bytes() >= wal::CHECKPOINT_BYTES
             || (wal.segment_bytes() > 0 && last_checkpoint.elapsed() >= wal::CHECKPOINT_EVERY);
         if due {
+            let used = wal.segment_bytes();
             match wal.rotate() {
                 Ok(first_kept) => {
-                    let _ = checkpoint.send(first_kept);
+                    let _ = checkpoint.send((first_kept, used));
                 }
                 Err(e) => tracing::error!(error = %e, "cannot start a new log segment"),
             }
@@ -223,16 +224,23 @@ fn release(kv: Arc<dyn Kv>) -> bool {
 }
 
 /// The checkpoint thread: flushes the engine, then deletes the log segments before the
-/// newest lsn it was handed (all applied before the flush began).
+/// newest lsn it was handed (all applied before the flush began), and keeps a spare
+/// segment ready, sized by what the last one took.
 fn run_checkpoints(
     kv: &dyn Kv,
     dir: &std::path::Path,
-    requests: std::sync::mpsc::Receiver<u64>,
+    requests: std::sync::mpsc::Receiver<(u64, u64)>,
     stats: &WriterStats,
 ) {
-    while let Ok(mut first_kept) = requests.recv() {
-        while let Ok(later) = requests.try_recv() {
-            first_kept = later;
+    let spare = |used: u64| {
+        if let Err(e) = wal::prepare_spare(dir, used) {
+            tracing::warn!(error = %e, "cannot prepare the next log segment; it will be appended to");
+        }
+    };
+    spare(0);
+    while let Ok((mut first_kept, mut used)) = requests.recv() {
+        while let Ok((later, later_used)) = requests.try_recv() {
+            (first_kept, used) = (later, used.max(later_used));
         }
         match kv
             .flush()
@@ -243,6 +251,7 @@ fn run_checkpoints(
             }
             Err(e) => tracing::error!(error = %e, "checkpoint failed; the log keeps its segments"),
         }
+        spare(used);
     }
 }
 
