@@ -18,9 +18,9 @@
 //!
 //! Segments are made from a zero-filled spare file the checkpoint thread writes and
 //! syncs ahead of time (`prepare_spare`): overwriting blocks that are already allocated
-//! and on disk lets `fdatasync` flush the data alone, where an append must also commit
-//! the file's new size to the filesystem journal (measured here: 200 µs instead of 270 at
-//! the median, 440 µs instead of 960 at p99). A zero where a record's length belongs
+//! and on disk lets `fdatasync` flush the data alone, where an append must also write
+//! the file's new size and blocks (measured here: about 200 µs instead of 270 at the
+//! median, and half the p99; see BENCHMARKS.md). A zero where a record's length belongs
 //! ends a segment's records.
 
 use std::fs::{File, OpenOptions};
