@@ -442,6 +442,23 @@ mod tests {
         wal.sync().expect("sync");
     }
 
+    /// A temporary data directory (dropped with the first value), its engine, its log.
+    fn store() -> (tempfile::TempDir, SledKv, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kv = SledKv::open(&dir.path().join("db")).expect("engine");
+        let log = dir.path().join("wal");
+        (dir, kv, log)
+    }
+
+    /// Writes the first half of batch `n`'s record, as a crash mid-write leaves it.
+    fn write_torn(wal: &mut Wal, n: u8) {
+        wal.append(&batch(n));
+        let torn = std::mem::take(&mut wal.pending);
+        wal.file
+            .write_all(&torn[..torn.len() / 2])
+            .expect("torn write");
+    }
+
     fn applied(kv: &dyn Kv) -> u64 {
         kv.get(Tree::Meta, crate::store::keys::APPLIED_LSN_KEY)
             .expect("get")
@@ -451,9 +468,7 @@ mod tests {
 
     #[test]
     fn open_replays_what_the_engine_lacks_and_stops_at_a_torn_tail() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kv = SledKv::open(&dir.path().join("db")).expect("engine");
-        let log = dir.path().join("wal");
+        let (_dir, kv, log) = store();
         {
             let (mut wal, replayed) = Wal::open(&log, 0, &kv).expect("new log");
             assert_eq!(replayed.records, 0);
@@ -463,12 +478,7 @@ mod tests {
             write(&mut wal, None, 3..=4);
             // The engine also got batch 3 but not the group's marker (a crash mid-apply).
             kv.apply(&batch(3)).expect("part of the group");
-            let mut torn = Vec::new();
-            wal.append(&batch(5));
-            std::mem::swap(&mut torn, &mut wal.pending);
-            wal.file
-                .write_all(&torn[..torn.len() / 2])
-                .expect("torn write");
+            write_torn(&mut wal, 5);
         }
         assert_eq!(applied(&kv), 2);
 
@@ -496,9 +506,7 @@ mod tests {
 
     #[test]
     fn a_log_reopened_after_a_run_that_wrote_nothing_keeps_what_is_written_next() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kv = SledKv::open(&dir.path().join("db")).expect("engine");
-        let log = dir.path().join("wal");
+        let (_dir, kv, log) = store();
         drop(Wal::open(&log, 0, &kv).expect("first run writes nothing"));
         {
             let (mut wal, _) = Wal::open(&log, 0, &kv).expect("second run");
@@ -514,9 +522,7 @@ mod tests {
 
     #[test]
     fn damage_before_the_newest_segment_is_an_error() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kv = SledKv::open(&dir.path().join("db")).expect("engine");
-        let log = dir.path().join("wal");
+        let (_dir, kv, log) = store();
         let first = {
             let (mut wal, _) = Wal::open(&log, 0, &kv).expect("new log");
             write(&mut wal, None, 1..=3);
@@ -537,9 +543,7 @@ mod tests {
 
     #[test]
     fn remove_before_keeps_the_segment_holding_first_kept() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kv = SledKv::open(&dir.path().join("db")).expect("engine");
-        let log = dir.path().join("wal");
+        let (_dir, kv, log) = store();
         let (mut wal, _) = Wal::open(&log, 0, &kv).expect("new log");
         write(&mut wal, None, 1..=2);
         let second = wal.rotate().expect("rotate");
@@ -564,9 +568,7 @@ mod tests {
 
     #[test]
     fn a_segment_made_from_a_spare_is_written_over_its_zeros_and_ends_at_them() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kv = SledKv::open(&dir.path().join("db")).expect("engine");
-        let log = dir.path().join("wal");
+        let (_dir, kv, log) = store();
         {
             let (mut wal, _) = Wal::open(&log, 0, &kv).expect("new log");
             write(&mut wal, None, 1..=2);
@@ -579,12 +581,7 @@ mod tests {
             let meta = std::fs::metadata(&segment).expect("segment");
             assert_eq!(meta.len(), SPARE_MIN, "written over, not appended to");
             // A crash in the middle of the next record: its half, then the zeros.
-            let mut torn = Vec::new();
-            wal.append(&batch(5));
-            std::mem::swap(&mut torn, &mut wal.pending);
-            wal.file
-                .write_all(&torn[..torn.len() / 2])
-                .expect("torn write");
+            write_torn(&mut wal, 5);
         }
         let (mut wal, replayed) = Wal::open(&log, 0, &kv).expect("reopen");
         assert_eq!(replayed.records, 4);
