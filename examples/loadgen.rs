@@ -47,7 +47,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 use widget_protocol::{
     decode, encode, AgentClient, AgentServer, AuthorKind, CaptureWhen, Chatflow, EmailCapture,
-    Page, VisitorClient, VisitorServer,
+    Page, SummaryUpdates, VisitorClient, VisitorServer,
 };
 
 /// Resolves at `due`, to within a few microseconds. tokio's timers have millisecond
@@ -785,8 +785,11 @@ async fn agent_connect(c: &Common, token: &str) -> Result<Ws, LgError> {
         let mut ws = connect(&c.addr, "/ws/agent").await?;
         send_frame(
             &mut ws,
+            // Like the peer, one frame per agent per message: the agent keeps its list
+            // from the `message` frames (the `changes` extension of `auth`).
             &AgentClient::Auth {
                 token: token.to_string(),
+                summaries: SummaryUpdates::Changes,
             },
         )
         .await?;

@@ -36,6 +36,8 @@ pub struct Appended {
     pub conversation: ConversationRecord,
     /// The conversation was created by this message.
     pub created: bool,
+    /// The visitor's record changed with it (new, or chatting from another page).
+    pub visitor_changed: bool,
     /// The `client_msg_id` was seen before: `message` is the first one, nothing stored.
     pub duplicate: bool,
     /// The away answer appended right after the visitor's message.
@@ -201,6 +203,7 @@ pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended>
 
             let mut out = Appended {
                 created,
+                visitor_changed,
                 ..Appended::stored(message, conv.clone())
             };
             if conv.prompt == PromptState::None {
@@ -252,6 +255,7 @@ impl Appended {
             message,
             conversation,
             created: false,
+            visitor_changed: false,
             duplicate: false,
             system: None,
             prompt_now: None,

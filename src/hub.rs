@@ -27,6 +27,9 @@ pub enum KickReason {
 #[derive(Clone)]
 pub struct Conn {
     pub id: u64,
+    /// An agent that wants `conversation_updated` after every message, not only after
+    /// changes the message frame does not carry (see `SummaryUpdates`).
+    pub every_summary: bool,
     tx: mpsc::Sender<Frame>,
     kick: Arc<Kick>,
 }
@@ -91,6 +94,7 @@ impl Hub {
         (
             Conn {
                 id,
+                every_summary: true,
                 tx,
                 kick: kick.clone(),
             },
@@ -151,7 +155,7 @@ impl Hub {
     /// To every connection of a visitor in an inbox, except `skip`.
     pub fn to_visitor(&self, key: &VisitorKey, frame: &Frame, skip: Option<u64>) -> usize {
         match self.visitors.get(key) {
-            Some(conns) => self.deliver(&conns, frame, skip),
+            Some(conns) => self.deliver(conns.iter(), frame, skip),
             None => 0,
         }
     }
@@ -159,16 +163,30 @@ impl Hub {
     /// To every agent connection of an inbox, except `skip`.
     pub fn to_agents(&self, inbox: &str, frame: &Frame, skip: Option<u64>) -> usize {
         match self.agents.get(inbox) {
-            Some(conns) => self.deliver(&conns, frame, skip),
+            Some(conns) => self.deliver(conns.iter(), frame, skip),
+            None => 0,
+        }
+    }
+
+    /// A `conversation_updated` that only repeats what a `message` frame just said: to
+    /// the agents that want one after every message.
+    pub fn to_agents_wanting_every_summary(&self, inbox: &str, frame: &Frame) -> usize {
+        match self.agents.get(inbox) {
+            Some(conns) => self.deliver(conns.iter().filter(|c| c.every_summary), frame, None),
             None => 0,
         }
     }
 
     /// Queues the frame for each target, under the map's read lock: `try_send` never
     /// waits, so the lock is held for a few atomic operations per target.
-    fn deliver(&self, targets: &[Conn], frame: &Frame, skip: Option<u64>) -> usize {
+    fn deliver<'a>(
+        &self,
+        targets: impl Iterator<Item = &'a Conn>,
+        frame: &Frame,
+        skip: Option<u64>,
+    ) -> usize {
         let mut delivered = 0;
-        for c in targets.iter().filter(|c| Some(c.id) != skip) {
+        for c in targets.filter(|c| Some(c.id) != skip) {
             match c.tx.try_send(frame.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {

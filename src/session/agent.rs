@@ -11,11 +11,11 @@ use std::time::Instant;
 use uuid::Uuid;
 use widget_protocol::{
     close, encode, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Role,
-    VisitorServer,
+    SummaryUpdates, VisitorServer,
 };
 
 use super::rate_limit::{admit, RateLimit};
-use super::visitor::broadcast_summary;
+use super::visitor::{broadcast_summary, SummaryNews};
 use super::{Link, Socket};
 use crate::agents;
 use crate::app::App;
@@ -53,7 +53,7 @@ pub async fn run<S: Socket>(app: App, socket: S, held: impl Send + 'static) {
 /// `auth` and `ready`; None when the connection ended first.
 async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
     let mut link = Link::new(socket, &app);
-    let agent = await_auth(&app, &mut link).await?;
+    let (agent, summaries) = await_auth(&app, &mut link).await?;
     // Only inboxes that exist; an agent may name one that was never created.
     let inboxes: Vec<Arc<str>> = agent
         .inboxes
@@ -61,7 +61,8 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
         .filter(|k| app.inboxes.get(k).is_some())
         .map(|k| Arc::from(k.as_str()))
         .collect();
-    let (conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
+    let (mut conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
+    conn.every_summary = summaries.is_every_message();
     let conn_id = conn.id;
     app.hub.add_agent(&inboxes, conn);
     link.attach(mailbox);
@@ -77,25 +78,30 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
     Some(s)
 }
 
-async fn await_auth<S: Socket>(app: &App, link: &mut Link<S>) -> Option<AgentRecord> {
+async fn await_auth<S: Socket>(
+    app: &App,
+    link: &mut Link<S>,
+) -> Option<(AgentRecord, SummaryUpdates)> {
     let deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout;
     loop {
         let frame = link
             .first_frame::<AgentClient>(deadline, "no auth within the time limit")
             .await?;
         match frame {
-            AgentClient::Auth { token } => match agents::authenticate(app.kv(), &token) {
-                Ok(Some(agent)) => return Some(agent),
-                Ok(None) => {
-                    link.close(close::BAD_TOKEN, "bad agent token").await;
-                    return None;
+            AgentClient::Auth { token, summaries } => {
+                match agents::authenticate(app.kv(), &token) {
+                    Ok(Some(agent)) => return Some((agent, summaries)),
+                    Ok(None) => {
+                        link.close(close::BAD_TOKEN, "bad agent token").await;
+                        return None;
+                    }
+                    Err(e) => {
+                        link.send_error(e.to_frame(None)).await;
+                        link.close(close::GOING_AWAY, "server error").await;
+                        return None;
+                    }
                 }
-                Err(e) => {
-                    link.send_error(e.to_frame(None)).await;
-                    link.close(close::GOING_AWAY, "server error").await;
-                    return None;
-                }
-            },
+            }
             _ => {
                 link.send_error(ErrorFrame::new(
                     ErrorCode::NotAuthenticated,
@@ -312,7 +318,11 @@ impl<S: Socket> Session<S> {
         self.app
             .hub
             .to_agents(&conv.inbox, &frame, Some(self.conn_id));
-        broadcast_summary(&self.app, &appended.conversation);
+        broadcast_summary(
+            &self.app,
+            &appended.conversation,
+            SummaryNews::LastMessageOnly,
+        );
         if let Some((due, kind)) = appended.deadline {
             self.app.deadlines.schedule(due, kind, id);
         }
@@ -344,7 +354,7 @@ impl<S: Socket> Session<S> {
             })
             .await;
         if let Some(conv) = &linked.conversation {
-            broadcast_summary(&self.app, conv);
+            broadcast_summary(&self.app, conv, SummaryNews::More);
         }
         Ok(())
     }

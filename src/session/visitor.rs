@@ -314,7 +314,12 @@ impl<S: Socket> Session<S> {
             hub.to_visitor(&self.key, &frame, None);
             hub.to_agents(&self.inbox.key, &frame, None);
         }
-        self.broadcast_summary(&a.conversation);
+        let news = if a.created || a.visitor_changed {
+            SummaryNews::More
+        } else {
+            SummaryNews::LastMessageOnly
+        };
+        broadcast_summary(&self.app, &a.conversation, news);
         if let Some(text) = &a.prompt_now {
             capture::push(&self.app, &self.key, text.clone());
         }
@@ -361,19 +366,34 @@ impl<S: Socket> Session<S> {
 
     /// `conversation_updated` to the inbox's agents.
     fn broadcast_summary(&self, conv: &ConversationRecord) {
-        broadcast_summary(&self.app, conv);
+        broadcast_summary(&self.app, conv, SummaryNews::More);
     }
 }
 
-/// `conversation_updated` for a conversation, to every agent of its inbox.
-pub fn broadcast_summary(app: &App, conv: &ConversationRecord) {
+/// What changed in a summary, for the agents that asked only for changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryNews {
+    /// A new message, and nothing else the `message` frame does not carry.
+    LastMessageOnly,
+    /// Anything more: a new conversation, the visitor's page, contact or presence.
+    More,
+}
+
+/// `conversation_updated` for a conversation, to every agent of its inbox (with
+/// `LastMessageOnly`, only to those that want it after every message).
+pub fn broadcast_summary(app: &App, conv: &ConversationRecord, news: SummaryNews) {
     match conversations::summary(app.kv(), &app.hub, conv) {
         Ok(summary) => {
             let frame = encode(&AgentServer::ConversationUpdated {
                 conversation: summary,
             })
             .into();
-            app.hub.to_agents(&conv.inbox, &frame, None);
+            match news {
+                SummaryNews::More => app.hub.to_agents(&conv.inbox, &frame, None),
+                SummaryNews::LastMessageOnly => {
+                    app.hub.to_agents_wanting_every_summary(&conv.inbox, &frame)
+                }
+            };
         }
         Err(e) => tracing::warn!(error = %e, "could not build a conversation summary"),
     }

@@ -355,3 +355,44 @@ async fn an_inbox_with_many_conversations_still_lets_agents_in() {
         .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
 }
+
+#[tokio::test]
+async fn an_agent_asking_for_changes_only_gets_no_summary_that_a_message_already_said() {
+    let s = TestServer::start().await;
+    let mut lean = Client::connect(&s.ws_url("/ws/agent"))
+        .await
+        .expect("agent connects");
+    lean.send(json!({"type":"auth","token":s.admin_token,"summaries":"changes"}))
+        .await;
+    lean.expect("ready").await;
+    let (mut every, _) = s.admin().await;
+
+    // A new conversation is news for both.
+    let (mut v, _, conv) = chatting_visitor(&s, "first").await;
+    for a in [&mut lean, &mut every] {
+        a.expect_skipping("message").await;
+        let upd = a.expect_skipping("conversation_updated").await;
+        assert_eq!(upd["conversation"]["id"], conv.as_str());
+    }
+    lean.expect_silence(300, &[]).await;
+
+    // The next message only moves `last_message`: the default agent still hears it as a
+    // summary, the lean one from the message frame alone.
+    let m = v.say("second").await;
+    assert_eq!(every.expect_skipping("message").await["message"], m);
+    let upd = every.expect_skipping("conversation_updated").await;
+    assert_eq!(upd["conversation"]["last_message"], m);
+    assert_eq!(lean.expect("message").await["message"], m);
+    lean.expect_silence(300, &[]).await;
+
+    // The same for a reply by the other agent.
+    let r = every.reply(&conv, "On it").await;
+    assert_eq!(lean.expect("message").await["message"], r);
+    lean.expect_silence(300, &[]).await;
+
+    // Presence is news again: the visitor leaves.
+    drop(v);
+    let upd = lean.expect("conversation_updated").await;
+    assert_eq!(upd["conversation"]["id"], conv.as_str());
+    assert_eq!(upd["conversation"]["visitor"]["online"], false);
+}

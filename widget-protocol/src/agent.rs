@@ -5,12 +5,34 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorFrame;
 use crate::model::{AgentInfo, Chatflow, Contact, Message, Summary};
 
+/// Extension of `auth`: `every_message` (the default, the contract's behaviour) sends
+/// `conversation_updated` after every message; `changes` leaves it out when a message
+/// changed nothing in the summary but `last_message` and `updated_at`, which the agent
+/// learns from the `message` frame itself. A new conversation, a linked contact, a
+/// visitor's page or presence still come as `conversation_updated`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryUpdates {
+    #[default]
+    EveryMessage,
+    Changes,
+}
+
+impl SummaryUpdates {
+    pub fn is_every_message(&self) -> bool {
+        *self == SummaryUpdates::EveryMessage
+    }
+}
+
 /// Agent to server. `auth` must come first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentClient {
     Auth {
         token: String,
+        /// Extension: which `conversation_updated` frames this agent wants.
+        #[serde(default, skip_serializing_if = "SummaryUpdates::is_every_message")]
+        summaries: SummaryUpdates,
     },
     Open {
         conversation_id: String,

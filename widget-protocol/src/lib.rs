@@ -23,7 +23,7 @@ pub mod fuzzing;
 pub mod model;
 pub mod visitor;
 
-pub use agent::{AgentClient, AgentServer};
+pub use agent::{AgentClient, AgentServer, SummaryUpdates};
 pub use error::{close, ErrorCode, ErrorFrame};
 pub use model::*;
 pub use visitor::{VisitorClient, VisitorServer, Welcome};
