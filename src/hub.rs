@@ -168,6 +168,14 @@ impl Hub {
         }
     }
 
+    /// Whether any agent of the inbox wants `conversation_updated` after every message
+    /// (if none does, the summary need not be built).
+    pub fn wants_every_summary(&self, inbox: &str) -> bool {
+        self.agents
+            .get(inbox)
+            .is_some_and(|conns| conns.iter().any(|c| c.every_summary))
+    }
+
     /// A `conversation_updated` that only repeats what a `message` frame just said: to
     /// the agents that want one after every message.
     pub fn to_agents_wanting_every_summary(&self, inbox: &str, frame: &Frame) -> usize {

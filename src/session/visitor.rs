@@ -382,6 +382,9 @@ pub enum SummaryNews {
 /// `conversation_updated` for a conversation, to every agent of its inbox (with
 /// `LastMessageOnly`, only to those that want it after every message).
 pub fn broadcast_summary(app: &App, conv: &ConversationRecord, news: SummaryNews) {
+    if news == SummaryNews::LastMessageOnly && !app.hub.wants_every_summary(&conv.inbox) {
+        return;
+    }
     match conversations::summary(app.kv(), &app.hub, conv) {
         Ok(summary) => {
             let frame = encode(&AgentServer::ConversationUpdated {
