@@ -6,22 +6,17 @@
 //! kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
 //! anything. It must not touch the store, and never holds a map guard across an await.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use dashmap::DashMap;
-use tokio::sync::{mpsc, Notify};
+use futures::task::AtomicWaker;
 use uuid::Uuid;
 
 /// One frame, encoded once and shared by every recipient.
 pub type Frame = Arc<str>;
-
-/// Why a connection was told to go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KickReason {
-    /// Its queue was full: it did not read fast enough.
-    TooSlow,
-}
 
 /// The sending side of one connection, held by the hub.
 #[derive(Clone)]
@@ -30,36 +25,101 @@ pub struct Conn {
     /// An agent that wants `conversation_updated` after every message, not only after
     /// changes the message frame does not carry (see `SummaryUpdates`).
     pub every_summary: bool,
-    tx: mpsc::Sender<Frame>,
-    kick: Arc<Kick>,
+    queue: Arc<Queue>,
 }
 
-/// Lets the hub tell a connection's task to close it.
-#[derive(Default)]
-pub struct Kick {
+/// One connection's queue, between the hub (which pushes and kicks) and the
+/// connection's task (which takes). An idle connection's queue holds no buffer: the
+/// list allocates on the first frame (most visitors are never sent one), unlike a
+/// channel, which allocates its first block of slots up front.
+struct Queue {
+    frames: Mutex<VecDeque<Frame>>,
+    capacity: usize,
+    /// The connection's task, woken when a frame is queued or it is kicked.
+    waker: AtomicWaker,
     kicked: AtomicBool,
-    notify: Notify,
+    /// The task is gone: frames for it are dropped.
+    closed: AtomicBool,
 }
 
-impl Kick {
-    pub fn kick(&self) {
-        if !self.kicked.swap(true, Ordering::AcqRel) {
-            self.notify.notify_one();
-        }
-    }
-
-    pub async fn kicked(&self) {
-        if self.kicked.load(Ordering::Acquire) {
-            return;
-        }
-        self.notify.notified().await;
+impl Queue {
+    fn frames(&self) -> MutexGuard<'_, VecDeque<Frame>> {
+        // A panic while holding this lock left a list of frames, still whole.
+        self.frames.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// The receiving side, owned by the connection's task.
+/// What pushing a frame did.
+enum Pushed {
+    Queued,
+    /// The queue was full: the connection was kicked.
+    Full,
+    Closed,
+}
+
+impl Conn {
+    fn push(&self, frame: &Frame) -> Pushed {
+        let q = &self.queue;
+        if q.closed.load(Ordering::Acquire) {
+            return Pushed::Closed;
+        }
+        {
+            let mut frames = q.frames();
+            if frames.len() >= q.capacity {
+                drop(frames);
+                q.kicked.store(true, Ordering::Release);
+                q.waker.wake();
+                return Pushed::Full;
+            }
+            frames.push_back(frame.clone());
+        }
+        q.waker.wake();
+        Pushed::Queued
+    }
+}
+
+/// The receiving side, owned by the connection's task. Both of its waits register the
+/// same waker, so they may be polled side by side in one `select!`.
 pub struct Mailbox {
-    pub rx: mpsc::Receiver<Frame>,
-    pub kick: Arc<Kick>,
+    queue: Arc<Queue>,
+}
+
+impl Mailbox {
+    /// A frame already queued, without waiting.
+    pub fn try_recv(&self) -> Option<Frame> {
+        self.queue.frames().pop_front()
+    }
+
+    /// The next queued frame.
+    pub async fn recv(&self) -> Frame {
+        std::future::poll_fn(|cx| self.poll_when(cx, || self.try_recv())).await
+    }
+
+    /// Resolves once the hub kicked this connection.
+    pub async fn kicked(&self) {
+        let kicked = || self.queue.kicked.load(Ordering::Acquire).then_some(());
+        std::future::poll_fn(|cx| self.poll_when(cx, kicked)).await
+    }
+
+    /// Ready with `check`'s value once it has one; the waker is registered before the
+    /// second look, so a push between the two is not missed.
+    fn poll_when<T>(&self, cx: &mut Context<'_>, check: impl Fn() -> Option<T>) -> Poll<T> {
+        if let Some(v) = check() {
+            return Poll::Ready(v);
+        }
+        self.queue.waker.register(cx.waker());
+        match check() {
+            Some(v) => Poll::Ready(v),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        self.queue.closed.store(true, Ordering::Release);
+        self.queue.frames().clear();
+    }
 }
 
 /// Which visitor connections see a conversation: the visitor's, in that inbox.
@@ -88,17 +148,21 @@ pub enum Presence {
 impl Hub {
     /// A new connection's queue; register the returned `Conn` where it belongs.
     pub fn connection(&self, queue: usize) -> (Conn, Mailbox) {
-        let (tx, rx) = mpsc::channel(queue.max(1));
-        let kick = Arc::new(Kick::default());
+        let queue = Arc::new(Queue {
+            frames: Mutex::new(VecDeque::new()),
+            capacity: queue.max(1),
+            waker: AtomicWaker::new(),
+            kicked: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         (
             Conn {
                 id,
                 every_summary: true,
-                tx,
-                kick: kick.clone(),
+                queue: queue.clone(),
             },
-            Mailbox { rx, kick },
+            Mailbox { queue },
         )
     }
 
@@ -185,8 +249,8 @@ impl Hub {
         }
     }
 
-    /// Queues the frame for each target, under the map's read lock: `try_send` never
-    /// waits, so the lock is held for a few atomic operations per target.
+    /// Queues the frame for each target, under the map's read lock: a push never waits,
+    /// so the lock is held for a short lock and a wake per target.
     fn deliver<'a>(
         &self,
         targets: impl Iterator<Item = &'a Conn>,
@@ -195,13 +259,12 @@ impl Hub {
     ) -> usize {
         let mut delivered = 0;
         for c in targets.filter(|c| Some(c.id) != skip) {
-            match c.tx.try_send(frame.clone()) {
-                Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+            match c.push(frame) {
+                Pushed::Queued => delivered += 1,
+                Pushed::Full => {
                     self.dropped_slow.fetch_add(1, Ordering::Relaxed);
-                    c.kick.kick();
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Pushed::Closed => {}
             }
         }
         delivered
@@ -247,11 +310,12 @@ mod tests {
         hub.add_agent(&["i".into()], fast);
         let f: Frame = "{}".into();
         assert_eq!(hub.to_agents("i", &f, None), 2);
-        fast_box.rx.recv().await.expect("first");
+        assert_eq!(&*fast_box.recv().await, "{}");
         // The slow one never reads: its second frame overflows.
         assert_eq!(hub.to_agents("i", &f, None), 1);
-        slow_box.kick.kicked().await;
+        slow_box.kicked().await;
         assert_eq!(hub.slow_dropped(), 1);
-        assert!(fast_box.rx.recv().await.is_some());
+        assert_eq!(&*fast_box.recv().await, "{}");
+        assert!(fast_box.try_recv().is_none());
     }
 }

@@ -156,6 +156,9 @@ impl Metrics {
             "frontdesk_connections{{kind=\"agent\"}} {}",
             g(&self.agent_connections)
         );
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let _ = writeln!(o, "# HELP frontdesk_tasks Live tokio tasks (about one per connection).\n# TYPE frontdesk_tasks gauge\nfrontdesk_tasks {}", rt.metrics().num_alive_tasks());
+        }
         for (name, help, v) in [
             (
                 "frontdesk_frames_in_total",

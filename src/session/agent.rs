@@ -143,23 +143,30 @@ impl<S: Socket> Session<S> {
     }
 
     /// The connection from `ready` on, in a task of its own.
-    async fn live(mut self, held: impl Send + 'static) {
-        self.serve().await;
-        self.app.hub.remove_agent(&self.inboxes, self.conn_id);
-        self.app.metrics.connection_closed(ConnKind::Agent);
-        drop(held);
+    ///
+    /// Not an `async fn`: one of those stores its arguments and then the local they are
+    /// moved into, so the task would hold the session twice.
+    fn live(mut self, held: impl Send + 'static) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            self.link.adopt().await;
+            while let Some(frame) = self.link.next_frame::<AgentClient>().await {
+                Box::pin(self.answer(frame)).await;
+            }
+            self.app.hub.remove_agent(&self.inboxes, self.conn_id);
+            self.app.metrics.connection_closed(ConnKind::Agent);
+            drop(held);
+        }
     }
 
-    async fn serve(&mut self) {
-        while let Some(frame) = self.link.next_frame::<AgentClient>().await {
-            let reference = match &frame {
-                AgentClient::Reply { client_msg_id, .. } => Some(client_msg_id.clone()),
-                _ => None,
-            };
-            if let Err(e) = Box::pin(self.handle(frame)).await {
-                let f = e.to_frame(reference);
-                Box::pin(self.link.send_error(f)).await;
-            }
+    /// Handles one frame, answering a failure with an `error` frame.
+    async fn answer(&mut self, frame: AgentClient) {
+        let reference = match &frame {
+            AgentClient::Reply { client_msg_id, .. } => Some(client_msg_id.clone()),
+            _ => None,
+        };
+        if let Err(e) = self.handle(frame).await {
+            let f = e.to_frame(reference);
+            self.link.send_error(f).await;
         }
     }
 

@@ -110,6 +110,16 @@ impl<S: Socket> Link<S> {
         &self.app.metrics
     }
 
+    /// Makes the socket this task's. tokio-tungstenite keeps the waker of the last task
+    /// that wrote to it: the task that wrote the welcome, finished, would stay allocated
+    /// through that waker until the connection's own task first writes (a visitor that
+    /// is never sent anything: until the first heartbeat).
+    pub async fn adopt(&mut self) {
+        if !self.closed {
+            let _ = self.socket.flush().await;
+        }
+    }
+
     /// Attach the hub queue once the connection is registered.
     pub fn attach(&mut self, mailbox: Mailbox) {
         self.mailbox = Some(mailbox);
@@ -158,7 +168,6 @@ impl<S: Socket> Link<S> {
         if self.closed {
             return;
         }
-        let kick = self.mailbox.as_ref().map(|m| m.kick.clone());
         let stuck_for = self.heartbeat * 2;
         let Link {
             socket,
@@ -167,11 +176,12 @@ impl<S: Socket> Link<S> {
             app,
             ..
         } = self;
+        let mailbox = mailbox.as_ref();
         let burst = async {
             socket.feed(first).await?;
-            if let (true, Some(m)) = (drain, mailbox.as_mut()) {
+            if let (true, Some(m)) = (drain, mailbox) {
                 for _ in 1..MAX_BURST {
-                    let Ok(f) = m.rx.try_recv() else { break };
+                    let Some(f) = m.try_recv() else { break };
                     Metrics::inc(&app.metrics.frames_out);
                     socket.feed(Outbound::Text(f)).await?;
                 }
@@ -181,7 +191,7 @@ impl<S: Socket> Link<S> {
         let written = tokio::select! {
             biased;
             r = tokio::time::timeout(stuck_for, burst) => matches!(r, Ok(Ok(()))),
-            _ = kicked(kick.as_deref()) => {
+            _ = kicked(mailbox) => {
                 Metrics::inc(&app.metrics.slow_consumers_dropped);
                 false
             }
@@ -264,13 +274,13 @@ impl<S: Socket> Link<S> {
             if self.closed {
                 return Event::End;
             }
-            let kick = self.mailbox.as_ref().map(|m| m.kick.clone());
+            let mailbox = self.mailbox.as_ref();
             let wake = tokio::select! {
                 biased;
                 _ = async { let _ = self.shutdown.wait_for(|s| *s).await; } => Wake::Shutdown,
-                _ = kicked(kick.as_deref()) => Wake::Kicked,
+                _ = kicked(mailbox) => Wake::Kicked,
                 inbound = self.socket.next() => Wake::In(inbound),
-                frame = async { match self.mailbox.as_mut() { Some(m) => m.rx.recv().await, None => std::future::pending().await } } => Wake::Queued(frame),
+                frame = async { match mailbox { Some(m) => m.recv().await, None => std::future::pending().await } } => Wake::Queued(frame),
                 _ = self.ticker.tick() => Wake::Tick,
             };
             match wake {
@@ -311,7 +321,7 @@ impl<S: Socket> Link<S> {
                         }
                     }
                 }
-                Wake::Queued(Some(f)) => {
+                Wake::Queued(f) => {
                     Metrics::inc(&self.m().frames_out);
                     let window_end = self.last_burst + COALESCE;
                     if window_end > Instant::now() {
@@ -319,10 +329,6 @@ impl<S: Socket> Link<S> {
                     }
                     Box::pin(self.write_batch(Outbound::Text(f), true)).await;
                     self.last_burst = Instant::now();
-                }
-                Wake::Queued(None) => {
-                    self.closed = true;
-                    return Event::End;
                 }
                 Wake::Tick => {
                     if self.last_heard.elapsed() >= self.heartbeat * 2 {
@@ -337,9 +343,9 @@ impl<S: Socket> Link<S> {
 }
 
 /// Resolves once the hub kicked this connection; never without a mailbox.
-async fn kicked(kick: Option<&crate::hub::Kick>) {
-    match kick {
-        Some(k) => k.kicked().await,
+async fn kicked(mailbox: Option<&Mailbox>) {
+    match mailbox {
+        Some(m) => m.kicked().await,
         None => std::future::pending().await,
     }
 }
@@ -348,7 +354,7 @@ enum Wake {
     Shutdown,
     Kicked,
     In(Option<Inbound>),
-    Queued(Option<Frame>),
+    Queued(Frame),
     Tick,
 }
 

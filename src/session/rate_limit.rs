@@ -14,7 +14,8 @@ impl RateLimit {
         RateLimit {
             max: max as usize,
             window,
-            recent: VecDeque::with_capacity((max as usize).min(32)),
+            // Grown on the first frame: most connections never send one.
+            recent: VecDeque::new(),
         }
     }
 

@@ -214,25 +214,32 @@ impl<S: Socket> Session<S> {
 
     /// The connection from its welcome on, in a task of its own that holds this session
     /// and `held` and nothing else, so an idle connection costs only those.
-    async fn live(mut self, held: impl Send + 'static) {
-        self.serve().await;
-        if self.app.hub.remove_visitor(&self.key, self.conn_id) == Presence::WentOffline {
-            self.presence_changed();
+    ///
+    /// Not an `async fn`: one of those stores its arguments and then the local they are
+    /// moved into, so the task would hold the session twice.
+    fn live(mut self, held: impl Send + 'static) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            self.link.adopt().await;
+            while let Some(frame) = self.link.next_frame::<VisitorClient>().await {
+                Box::pin(self.answer(frame)).await;
+            }
+            if self.app.hub.remove_visitor(&self.key, self.conn_id) == Presence::WentOffline {
+                self.presence_changed();
+            }
+            self.app.metrics.connection_closed(ConnKind::Visitor);
+            drop(held);
         }
-        self.app.metrics.connection_closed(ConnKind::Visitor);
-        drop(held);
     }
 
-    async fn serve(&mut self) {
-        while let Some(frame) = self.link.next_frame::<VisitorClient>().await {
-            let reference = match &frame {
-                VisitorClient::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
-                _ => None,
-            };
-            if let Err(e) = Box::pin(self.handle(frame)).await {
-                let f = e.to_frame(reference);
-                Box::pin(self.link.send_error(f)).await;
-            }
+    /// Handles one frame, answering a failure with an `error` frame.
+    async fn answer(&mut self, frame: VisitorClient) {
+        let reference = match &frame {
+            VisitorClient::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
+            _ => None,
+        };
+        if let Err(e) = self.handle(frame).await {
+            let f = e.to_frame(reference);
+            self.link.send_error(f).await;
         }
     }
 
