@@ -24,11 +24,7 @@ pub struct Limits {
     pub default_page: u32,
     /// Frames queued to one connection before it is dropped as too slow.
     pub outbound_queue: usize,
-    /// tungstenite's read buffer per connection.
-    pub read_buffer_bytes: usize,
-    /// Bytes tungstenite gathers before it writes to the socket (a flush writes sooner).
-    pub write_buffer_bytes: usize,
-    /// tungstenite's write buffer bound per connection.
+    /// Bytes queued to one connection's socket past which its writer waits.
     pub max_write_buffer_bytes: usize,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
@@ -48,11 +44,9 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             max_history: 200,
             default_page: 50,
-            // Agents hear every message of their inboxes: a burst needs room. Tokio's
-            // channel allocates its slots as they fill, so an idle queue costs little.
+            // Agents hear every message of their inboxes: a burst needs room. A queue
+            // allocates as it fills, so an idle one costs nothing.
             outbound_queue: 4096,
-            read_buffer_bytes: 512,
-            write_buffer_bytes: 16 * 1024,
             max_write_buffer_bytes: 256 * 1024,
             max_connections: 50_000,
             max_connections_per_ip: 50_000,

@@ -305,7 +305,7 @@ mod tests {
     async fn a_full_queue_kicks_only_that_connection() {
         let hub = Hub::default();
         let (slow, slow_box) = hub.connection(1);
-        let (fast, mut fast_box) = hub.connection(8);
+        let (fast, fast_box) = hub.connection(8);
         hub.add_agent(&["i".into()], slow);
         hub.add_agent(&["i".into()], fast);
         let f: Frame = "{}".into();

@@ -1,7 +1,7 @@
 //! Sessions: what a visitor or agent connection does, frame by frame.
 //!
 //! A session speaks protocol frames over any `Stream` of [`Inbound`] and `Sink` of
-//! [`Outbound`]; only `transport` knows hyper and tungstenite. [`Link`] is the one
+//! [`Outbound`]; only `transport` knows hyper and the WebSocket framing. [`Link`] is the one
 //! `select!` loop every connection runs: inbound frames, the hub's queue for this
 //! connection, heartbeats, a kick for being too slow, and server shutdown. Sessions
 //! must not touch the store directly; they call the domain modules.
@@ -110,16 +110,6 @@ impl<S: Socket> Link<S> {
         &self.app.metrics
     }
 
-    /// Makes the socket this task's. tokio-tungstenite keeps the waker of the last task
-    /// that wrote to it: the task that wrote the welcome, finished, would stay allocated
-    /// through that waker until the connection's own task first writes (a visitor that
-    /// is never sent anything: until the first heartbeat).
-    pub async fn adopt(&mut self) {
-        if !self.closed {
-            let _ = self.socket.flush().await;
-        }
-    }
-
     /// Attach the hub queue once the connection is registered.
     pub fn attach(&mut self, mailbox: Mailbox) {
         self.mailbox = Some(mailbox);
@@ -151,7 +141,7 @@ impl<S: Socket> Link<S> {
     }
 
     /// Hands the socket one frame or ping. A peer that stops reading fills the kernel's
-    /// buffers and then tungstenite's bounded one, and the write waits: it gives up
+    /// buffers and then the socket's bounded queue, and the write waits: it gives up
     /// when the hub kicks this connection or the server shuts down meanwhile, or after
     /// two heartbeat intervals (as dead as a peer that answers no ping). Either way the
     /// connection is dropped without a close frame, which could not be written either.
@@ -299,7 +289,7 @@ impl<S: Socket> Link<S> {
                     match inbound {
                         None => {
                             // The peer closed: send the answer to its close frame that
-                            // tungstenite queued, so the peer sees a clean close.
+                            // the socket queued, so the peer sees a clean close.
                             let close =
                                 tokio::time::timeout(CLOSE_WRITE_TIMEOUT, self.socket.close());
                             let _ = Box::pin(close).await;

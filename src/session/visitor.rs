@@ -217,9 +217,9 @@ impl<S: Socket> Session<S> {
     ///
     /// Not an `async fn`: one of those stores its arguments and then the local they are
     /// moved into, so the task would hold the session twice.
+    #[allow(clippy::manual_async_fn)]
     fn live(mut self, held: impl Send + 'static) -> impl std::future::Future<Output = ()> + Send {
         async move {
-            self.link.adopt().await;
             while let Some(frame) = self.link.next_frame::<VisitorClient>().await {
                 Box::pin(self.answer(frame)).await;
             }

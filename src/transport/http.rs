@@ -150,8 +150,9 @@ fn visitor_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> R
         req,
         set_cookie,
         move |t, upgraded, held| async move {
-            let socket = ws::accept(upgraded, &t.app.config.limits).await;
-            session::visitor::run(t.app.clone(), hs, socket, held).await
+            if let Some(socket) = ws::accept(upgraded, &t.app.config.limits) {
+                session::visitor::run(t.app.clone(), hs, socket, held).await
+            }
         },
     )
 }
@@ -185,8 +186,9 @@ fn agent_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> Res
         );
     }
     upgrade(t, peer, req, None, |t, upgraded, held| async move {
-        let socket = ws::accept(upgraded, &t.app.config.limits).await;
-        session::agent::run(t.app.clone(), socket, held).await
+        if let Some(socket) = ws::accept(upgraded, &t.app.config.limits) {
+            session::agent::run(t.app.clone(), socket, held).await
+        }
     })
 }
 

@@ -1,10 +1,10 @@
 //! Transport: HTTP routes and the WebSocket upgrade on one port.
 //!
-//! The only place that knows hyper and tungstenite. It answers plain HTTP (pages,
+//! The only place that knows hyper and WebSocket framing. It answers plain HTTP (pages,
 //! health, metrics), checks a WebSocket handshake (path, inbox, origin, connection caps,
-//! the visitor cookie) before upgrading, configures tungstenite from our limits, and
+//! the visitor cookie) before upgrading, frames messages under our limits (`ws`), and
 //! hands the session a socket of protocol-level [`Inbound`]/[`Outbound`] values. It
-//! must not interpret frames.
+//! must not interpret messages.
 
 mod assets;
 pub mod http;

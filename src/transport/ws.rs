@@ -1,234 +1,715 @@
-//! tungstenite underneath, protocol-level values on top.
+//! WebSocket framing (RFC 6455, the server's side) on the upgraded TCP connection, and
+//! protocol-level values on top of it.
+//!
+//! Owns the bytes of one connection: frames in (unmasked, checked against our limits,
+//! fragments joined, text checked to be UTF-8), frames out (written straight from the
+//! shared, already-encoded frame with vectored writes: no copy per recipient), and the
+//! protocol's own traffic (pong for ping, the closing handshake). It must not look
+//! inside a message.
+//!
+//! An idle connection holds no buffer: a frame that arrives whole is read through a
+//! buffer on the stack, only the part of a frame still in flight is kept, and the queue
+//! of frames to write is released once written. (tungstenite, used before, keeps a read
+//! buffer and a write buffer the size of the largest frame it wrote for as long as a
+//! connection lives: three quarters of what an idle connection cost.) The handshake
+//! itself is hyper's, with tungstenite's accept key.
 
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-
 use futures::{Sink, Stream};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::config::Limits;
 use crate::hub::Frame;
 use crate::session::{Inbound, Outbound};
 
-/// tungstenite configured from our limits: its defaults (64 MiB messages, a 128 KiB
-/// read buffer, an unbounded write buffer) are not for a public server.
-///
-/// tungstenite refuses a frame bigger than its write buffer outright, while some of our
-/// frames are big by design (a welcome or history page of long messages), so
-/// [`WsSocket`] sends a message bigger than [`fragment_size`] as fragments.
-pub fn config(limits: &Limits) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(limits.read_buffer_bytes)
-        // tungstenite requires the gathering buffer to be below the bound.
-        .write_buffer_size(
-            limits
-                .write_buffer_bytes
-                .min(limits.max_write_buffer_bytes / 2),
-        )
-        .max_write_buffer_size(limits.max_write_buffer_bytes)
-        .max_message_size(Some(limits.max_frame_bytes))
-        .max_frame_size(Some(limits.max_frame_bytes))
-}
+const OP_CONTINUE: u8 = 0x0;
+const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+const OP_PONG: u8 = 0xA;
 
-/// The close code and reason a read error deserves: RFC 6455 says to fail the
-/// connection with a close frame when the peer broke the protocol. None: the
-/// connection is gone (reset, closed, I/O error) and nothing can be sent.
-fn violation(e: &WsError) -> Option<(u16, &'static str)> {
-    match e {
-        WsError::Capacity(CapacityError::MessageTooLong { .. })
-        | WsError::Capacity(CapacityError::TooManyHeaders) => {
-            Some((CloseCode::Size.into(), "frame larger than the limit"))
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_PROTOCOL: u16 = 1002;
+const CLOSE_INVALID: u16 = 1007;
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Bytes read per system call, into a buffer on the stack.
+const READ_CHUNK: usize = 4096;
+/// The most queued frames handed to one vectored write.
+const WRITE_SLICES: usize = 64;
+
+/// Takes over the upgraded connection. None: it is not the TCP stream the server
+/// accepted (which cannot happen with this server's listener).
+pub fn accept(upgraded: Upgraded, limits: &Limits) -> Option<WsSocket> {
+    match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => Some(WsSocket::new(parts.io.into_inner(), parts.read_buf, limits)),
+        Err(_) => {
+            tracing::error!("an upgraded connection is not a TCP stream; dropped");
+            None
         }
-        WsError::Utf8(_) => Some((CloseCode::Invalid.into(), "text is not valid UTF-8")),
-        WsError::Protocol(p) if !matches!(p, ProtocolError::ResetWithoutClosingHandshake) => {
-            Some((CloseCode::Protocol.into(), "WebSocket protocol violation"))
-        }
-        _ => None,
     }
 }
 
-/// The largest payload handed to tungstenite in one frame: half its write buffer, so a
-/// fragment always fits beside the pong or close frames it may hold.
-fn fragment_size(limits: &Limits) -> usize {
-    (limits.max_write_buffer_bytes / 2).max(1)
+/// What the peer sent, one message or event at a time.
+#[derive(Debug, PartialEq)]
+enum Received {
+    Text(String),
+    Binary(Vec<u8>),
+    /// A ping (answered) or a pong.
+    Alive,
+    /// The peer closed (its close frame is answered) or the connection is gone.
+    Closed,
+    /// The peer broke the protocol or our limits: close with this code.
+    Violation {
+        code: u16,
+        reason: &'static str,
+    },
 }
 
-pub async fn accept(upgraded: Upgraded, limits: &Limits) -> WsSocket {
-    let ws = WebSocketStream::from_raw_socket(
-        TokioIo::new(upgraded),
-        Role::Server,
-        Some(config(limits)),
-    )
-    .await;
-    WsSocket {
-        ws,
-        done: false,
-        fragment: fragment_size(limits),
-        sending: None,
+/// A frame's first bytes, once all of them are there.
+struct Header {
+    fin: bool,
+    opcode: u8,
+    mask: [u8; 4],
+    /// Where the payload starts and ends in the bytes parsed.
+    start: usize,
+    end: usize,
+}
+
+type Violation = (u16, &'static str);
+
+/// The frame at the start of `data`: None while bytes are missing.
+fn parse(data: &[u8], max_frame: usize) -> Result<Option<Header>, Violation> {
+    let [b0, b1, ..] = *data else {
+        return Ok(None);
+    };
+    if b0 & 0x70 != 0 {
+        return Err((
+            CLOSE_PROTOCOL,
+            "reserved bits set (no extension was agreed)",
+        ));
+    }
+    let opcode = b0 & 0x0F;
+    let fin = b0 & 0x80 != 0;
+    if !matches!(
+        opcode,
+        OP_CONTINUE | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
+    ) {
+        return Err((CLOSE_PROTOCOL, "unknown opcode"));
+    }
+    if b1 & 0x80 == 0 {
+        return Err((CLOSE_PROTOCOL, "client frames must be masked"));
+    }
+    let (len, at) = match b1 & 0x7F {
+        126 => match data.get(2..4) {
+            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            None => return Ok(None),
+        },
+        127 => match data.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+            Some(b) => (u64::from_be_bytes(b), 10),
+            None => return Ok(None),
+        },
+        n => (u64::from(n), 2),
+    };
+    if opcode >= OP_CLOSE && (len > 125 || !fin) {
+        return Err((CLOSE_PROTOCOL, "control frames are short and whole"));
+    }
+    let len = match usize::try_from(len) {
+        Ok(l) if l <= max_frame => l,
+        _ => return Err((CLOSE_TOO_BIG, "frame larger than the limit")),
+    };
+    let Some(mask) = data
+        .get(at..at + 4)
+        .and_then(|m| <[u8; 4]>::try_from(m).ok())
+    else {
+        return Ok(None);
+    };
+    let start = at + 4;
+    if data.len() < start + len {
+        return Ok(None);
+    }
+    Ok(Some(Header {
+        fin,
+        opcode,
+        mask,
+        start,
+        end: start + len,
+    }))
+}
+
+fn unmask(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    payload
+        .iter()
+        .zip(mask.iter().cycle())
+        .map(|(b, m)| b ^ m)
+        .collect()
+}
+
+/// Whether a close frame's payload is one a peer may send: empty, or a code that is
+/// allowed on the wire followed by UTF-8.
+fn close_payload_ok(p: &[u8]) -> Result<Option<u16>, Violation> {
+    match p {
+        [] => Ok(None),
+        [_] => Err((CLOSE_PROTOCOL, "close frame of one byte")),
+        [a, b, reason @ ..] => {
+            let code = u16::from_be_bytes([*a, *b]);
+            let allowed = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+            if !allowed {
+                return Err((CLOSE_PROTOCOL, "close code not allowed"));
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err((CLOSE_INVALID, "close reason is not valid UTF-8"));
+            }
+            Ok(Some(code))
+        }
     }
 }
 
+/// One frame waiting to be written.
+struct Out {
+    head: [u8; 10],
+    head_len: u8,
+    body: Body,
+    /// Bytes of head and body already written.
+    written: usize,
+}
+
+enum Body {
+    Shared(Frame),
+    Owned(Vec<u8>),
+}
+
+impl Body {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Body::Shared(f) => f.as_bytes(),
+            Body::Owned(v) => v,
+        }
+    }
+}
+
+impl Out {
+    fn new(opcode: u8, body: Body) -> Out {
+        let len = body.bytes().len();
+        let mut head = [0u8; 10];
+        head[0] = 0x80 | opcode;
+        let head_len = if len < 126 {
+            head[1] = len as u8;
+            2
+        } else if let Ok(l) = u16::try_from(len) {
+            head[1] = 126;
+            head[2..4].copy_from_slice(&l.to_be_bytes());
+            4
+        } else {
+            head[1] = 127;
+            head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        };
+        Out {
+            head,
+            head_len,
+            body,
+            written: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.head_len) + self.body.bytes().len()
+    }
+
+    /// What is left to write, as at most two slices.
+    fn remaining(&self) -> [&[u8]; 2] {
+        let head = &self.head[..usize::from(self.head_len)];
+        let body = self.body.bytes();
+        if self.written < head.len() {
+            [&head[self.written..], body]
+        } else {
+            [&[], &body[self.written - head.len()..]]
+        }
+    }
+}
+
+/// A WebSocket connection, server side.
 pub struct WsSocket {
-    ws: WebSocketStream<TokioIo<Upgraded>>,
-    done: bool,
-    fragment: usize,
-    /// A text message bigger than `fragment`, and how many of its bytes went out.
-    sending: Option<(Frame, usize)>,
+    io: TcpStream,
+    /// The part of a frame still in flight (nothing, and no allocation, between frames).
+    pending_in: Vec<u8>,
+    /// A fragmented message so far: whether it is text, and its payload.
+    partial: Option<(bool, Vec<u8>)>,
+    out: VecDeque<Out>,
+    out_bytes: usize,
+    max_frame: usize,
+    /// Queued bytes past which a sender waits for the socket.
+    max_out: usize,
+    /// Nothing more will be read: the peer closed, the connection failed, or it broke
+    /// the protocol.
+    read_done: bool,
+    /// A close frame is queued or written: no frame may follow it.
+    close_queued: bool,
 }
 
 impl WsSocket {
-    /// Hands tungstenite the rest of a fragmented message, a fragment each time its
-    /// buffer is empty again. Ready when nothing of it is left.
-    fn poll_fragments(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        while let Some((text, sent)) = self.sending.clone() {
-            ready!(Pin::new(&mut self.ws).poll_ready(cx))?;
-            let end = fragment_end(&text, sent, self.fragment);
-            let last = end == text.len();
-            let opcode = if sent == 0 {
-                Data::Text
-            } else {
-                Data::Continue
-            };
-            let payload = Bytes::copy_from_slice(&text.as_bytes()[sent..end]);
-            self.sending = (!last).then_some((text, end));
-            let frame = WsFrame::message(payload, OpCode::Data(opcode), last);
-            Pin::new(&mut self.ws).start_send(Message::Frame(frame))?;
+    fn new(io: TcpStream, read_ahead: Bytes, limits: &Limits) -> WsSocket {
+        WsSocket {
+            io,
+            pending_in: read_ahead.to_vec(),
+            partial: None,
+            out: VecDeque::new(),
+            out_bytes: 0,
+            max_frame: limits.max_frame_bytes,
+            max_out: limits.max_write_buffer_bytes,
+            read_done: false,
+            close_queued: false,
         }
+    }
+
+    fn queue(&mut self, opcode: u8, body: Body) {
+        if self.close_queued {
+            return;
+        }
+        if opcode == OP_CLOSE {
+            self.close_queued = true;
+        }
+        let out = Out::new(opcode, body);
+        self.out_bytes += out.len();
+        self.out.push_back(out);
+    }
+
+    fn queue_close(&mut self, code: u16, reason: &str) {
+        let mut payload = Vec::with_capacity(2 + reason.len());
+        payload.extend_from_slice(&code.to_be_bytes());
+        payload.extend_from_slice(reason.as_bytes());
+        self.queue(OP_CLOSE, Body::Owned(payload));
+    }
+
+    /// Writes what is queued, with as few system calls as the socket takes.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+            let mut n = 0;
+            for out in self.out.iter() {
+                if n + 2 > WRITE_SLICES {
+                    break;
+                }
+                for part in out.remaining() {
+                    if !part.is_empty() {
+                        slices[n] = IoSlice::new(part);
+                        n += 1;
+                    }
+                }
+            }
+            let wrote = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]))?;
+            if wrote == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out_bytes -= wrote;
+            let mut left = wrote;
+            while let Some(front) = self.out.front_mut() {
+                let rest = front.len() - front.written;
+                if left < rest {
+                    front.written += left;
+                    break;
+                }
+                left -= rest;
+                self.out.pop_front();
+            }
+        }
+        // Give the queue's memory back: an idle connection keeps none.
+        self.out = VecDeque::new();
         Poll::Ready(Ok(()))
+    }
+
+    /// The next message or event from the peer.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Received> {
+        if self.read_done {
+            return Poll::Ready(Received::Closed);
+        }
+        // A pong or close answer queued earlier goes out as soon as it can.
+        if !self.out.is_empty() {
+            let _ = self.poll_write_out(cx);
+        }
+        loop {
+            if !self.pending_in.is_empty() {
+                let mut pending = std::mem::take(&mut self.pending_in);
+                let (used, got) = self.next_frame(&pending);
+                pending.drain(..used);
+                if !pending.is_empty() {
+                    self.pending_in = pending;
+                }
+                match got {
+                    Some(r) => return Poll::Ready(self.finish(r)),
+                    None if used > 0 => continue,
+                    None => {}
+                }
+            }
+            let mut buf = [0u8; READ_CHUNK];
+            let mut rb = ReadBuf::new(&mut buf);
+            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(self.finish(Received::Closed)),
+                Poll::Ready(Ok(())) => {}
+            }
+            let read = rb.filled();
+            if read.is_empty() {
+                return Poll::Ready(self.finish(Received::Closed));
+            }
+            if self.pending_in.is_empty() {
+                // The usual case: whole frames, parsed where they were read.
+                let mut at = 0;
+                while at < read.len() {
+                    let (used, got) = self.next_frame(&read[at..]);
+                    at += used;
+                    if let Some(r) = got {
+                        self.keep(&read[at..]);
+                        return Poll::Ready(self.finish(r));
+                    }
+                    if used == 0 {
+                        break;
+                    }
+                }
+                self.keep(&read[at..]);
+            } else {
+                self.pending_in.extend_from_slice(read);
+            }
+        }
+    }
+
+    /// Keeps unparsed bytes for the next call.
+    fn keep(&mut self, rest: &[u8]) {
+        if !rest.is_empty() {
+            self.pending_in.extend_from_slice(rest);
+        }
+    }
+
+    fn finish(&mut self, r: Received) -> Received {
+        if matches!(r, Received::Closed | Received::Violation { .. }) {
+            self.read_done = true;
+            self.pending_in = Vec::new();
+            self.partial = None;
+        }
+        r
+    }
+
+    /// Handles the frame at the start of `data`: the bytes it used (0 when it is not
+    /// all there yet) and what it amounts to, if anything yet.
+    fn next_frame(&mut self, data: &[u8]) -> (usize, Option<Received>) {
+        let h = match parse(data, self.max_frame) {
+            Ok(Some(h)) => h,
+            Ok(None) => return (0, None),
+            Err((code, reason)) => return (data.len(), Some(Received::Violation { code, reason })),
+        };
+        let payload = unmask(&data[h.start..h.end], h.mask);
+        (h.end, self.on_frame(h.fin, h.opcode, payload))
+    }
+
+    fn on_frame(&mut self, fin: bool, opcode: u8, payload: Vec<u8>) -> Option<Received> {
+        let violation = |code, reason| Some(Received::Violation { code, reason });
+        match opcode {
+            OP_PING => {
+                self.queue(OP_PONG, Body::Owned(payload));
+                Some(Received::Alive)
+            }
+            OP_PONG => Some(Received::Alive),
+            OP_CLOSE => match close_payload_ok(&payload) {
+                Ok(code) => {
+                    // Answer with the peer's code, as the closing handshake asks.
+                    self.queue_close(code.unwrap_or(CLOSE_NORMAL), "");
+                    Some(Received::Closed)
+                }
+                Err((code, reason)) => violation(code, reason),
+            },
+            OP_TEXT | OP_BINARY if self.partial.is_some() => {
+                violation(CLOSE_PROTOCOL, "a new message inside a fragmented one")
+            }
+            OP_TEXT | OP_BINARY if !fin => {
+                self.partial = Some((opcode == OP_TEXT, payload));
+                None
+            }
+            OP_TEXT | OP_BINARY => Some(message(opcode == OP_TEXT, payload)),
+            _ => {
+                // OP_CONTINUE: parse() lets nothing else through.
+                let Some((text, mut so_far)) = self.partial.take() else {
+                    return violation(CLOSE_PROTOCOL, "a continuation with nothing to continue");
+                };
+                if so_far.len() + payload.len() > self.max_frame {
+                    return violation(CLOSE_TOO_BIG, "message larger than the limit");
+                }
+                so_far.extend_from_slice(&payload);
+                if fin {
+                    Some(message(text, so_far))
+                } else {
+                    self.partial = Some((text, so_far));
+                    None
+                }
+            }
+        }
     }
 }
 
-/// Where the fragment starting at `from` ends: at most `max` bytes on, on a character
-/// boundary when one is near (the protocol allows any split; clients like whole ones).
-fn fragment_end(text: &str, from: usize, max: usize) -> usize {
-    let mut end = from.saturating_add(max).min(text.len());
-    while end > from + 1 && !text.is_char_boundary(end) {
-        end -= 1;
+fn message(text: bool, payload: Vec<u8>) -> Received {
+    if !text {
+        return Received::Binary(payload);
     }
-    end
+    match String::from_utf8(payload) {
+        Ok(t) => Received::Text(t),
+        Err(_) => Received::Violation {
+            code: CLOSE_INVALID,
+            reason: "text is not valid UTF-8",
+        },
+    }
 }
 
 impl Stream for WsSocket {
     type Item = Inbound;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
-        if self.done {
+        if self.read_done {
             return Poll::Ready(None);
         }
-        let item = match Pin::new(&mut self.ws).poll_next(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(item) => item,
-        };
-        let out = match item {
-            Some(Ok(Message::Text(t))) => Some(Inbound::Text(t.as_str().to_owned())),
-            Some(Ok(Message::Binary(_))) => Some(Inbound::Binary),
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                Some(Inbound::Alive)
-            }
-            Some(Err(e)) => violation(&e).map(|(code, reason)| Inbound::Violation { code, reason }),
-            Some(Ok(Message::Close(_))) | None => None,
-        };
-        if matches!(out, None | Some(Inbound::Violation { .. })) {
-            self.done = true;
-        }
-        Poll::Ready(out)
+        Poll::Ready(match ready!(self.poll_receive(cx)) {
+            Received::Text(t) => Some(Inbound::Text(t)),
+            Received::Binary(_) => Some(Inbound::Binary),
+            Received::Alive => Some(Inbound::Alive),
+            Received::Closed => None,
+            Received::Violation { code, reason } => Some(Inbound::Violation { code, reason }),
+        })
     }
 }
 
 impl Sink<Outbound> for WsSocket {
-    type Error = WsError;
+    type Error = io::Error;
 
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        ready!(self.poll_fragments(cx))?;
-        Pin::new(&mut self.ws).poll_ready(cx)
+    /// Ready while the queue is under its bound: a peer that stops reading makes its
+    /// senders wait (and the session gives up on it).
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.out_bytes >= self.max_out {
+            ready!(self.poll_write_out(cx))?;
+        }
+        Poll::Ready(Ok(()))
     }
 
-    fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), WsError> {
-        let msg = match item {
-            Outbound::Text(t) if t.len() > self.fragment => {
-                self.sending = Some((t, 0));
-                return Ok(());
-            }
-            Outbound::Text(t) => Message::text(t.as_ref()),
-            Outbound::Ping => Message::Ping(Default::default()),
-            Outbound::Close(code, reason) => Message::Close(Some(CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            })),
-        };
-        Pin::new(&mut self.ws).start_send(msg)
+    fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> io::Result<()> {
+        match item {
+            Outbound::Text(t) => self.queue(OP_TEXT, Body::Shared(t)),
+            Outbound::Ping => self.queue(OP_PING, Body::Owned(Vec::new())),
+            Outbound::Close(code, reason) => self.queue_close(code, reason),
+        }
+        Ok(())
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        ready!(self.poll_fragments(cx))?;
-        Pin::new(&mut self.ws).poll_flush(cx)
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_write_out(cx)
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
-        ready!(self.poll_fragments(cx))?;
-        Pin::new(&mut self.ws).poll_close(cx)
+    /// Writes what is queued (the answer to a peer's close, if any) and ends the
+    /// sending side.
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_out(cx))?;
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
 const ECHO_CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Echoes every data message back, on the production settings and with the
-/// production answer to a violation: the route the WebSocket conformance suite runs
-/// against (only with `--test-echo`).
+/// Echoes every data message back, with the production framing, limits and answer to
+/// a violation: the route the WebSocket conformance suite runs against (only with
+/// `--test-echo`).
 pub async fn echo(upgraded: Upgraded, limits: &Limits) {
-    use futures::{SinkExt, StreamExt};
-    let mut ws = WebSocketStream::from_raw_socket(
-        TokioIo::new(upgraded),
-        Role::Server,
-        Some(config(limits)),
-    )
-    .await;
-    while let Some(msg) = ws.next().await {
-        match msg {
-            Ok(m @ (Message::Text(_) | Message::Binary(_))) => {
-                if ws.send(m).await.is_err() {
-                    return;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                if let Some((code, reason)) = violation(&e) {
-                    let frame = CloseFrame {
-                        code: CloseCode::from(code),
-                        reason: reason.into(),
-                    };
-                    if ws.close(Some(frame)).await.is_ok() {
-                        // Let the peer answer the close, as the closing handshake asks.
-                        let drain = async { while let Some(Ok(_)) = ws.next().await {} };
-                        let _ = tokio::time::timeout(ECHO_CLOSE_WAIT, drain).await;
-                    }
-                }
+    use std::future::poll_fn;
+    let Some(mut ws) = accept(upgraded, limits) else {
+        return;
+    };
+    loop {
+        match poll_fn(|cx| ws.poll_receive(cx)).await {
+            Received::Text(t) => ws.queue(OP_TEXT, Body::Owned(t.into_bytes())),
+            Received::Binary(b) => ws.queue(OP_BINARY, Body::Owned(b)),
+            Received::Alive => {}
+            Received::Closed => {
+                let flush = poll_fn(|cx| Pin::new(&mut ws).poll_close(cx));
+                let _ = tokio::time::timeout(ECHO_CLOSE_WAIT, flush).await;
                 return;
             }
+            Received::Violation { code, reason } => {
+                ws.queue_close(code, reason);
+                let closing = async {
+                    poll_fn(|cx| ws.poll_write_out(cx)).await?;
+                    // Let the peer answer the close, as the closing handshake asks.
+                    while poll_fn(|cx| ws.poll_discard(cx)).await {}
+                    Ok::<(), io::Error>(())
+                };
+                let _ = tokio::time::timeout(ECHO_CLOSE_WAIT, closing).await;
+                return;
+            }
+        }
+        if poll_fn(|cx| ws.poll_write_out(cx)).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl WsSocket {
+    /// Reads and discards: false once the connection has ended.
+    fn poll_discard(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut buf = [0u8; READ_CHUNK];
+        let mut rb = ReadBuf::new(&mut buf);
+        match ready!(Pin::new(&mut self.io).poll_read(cx, &mut rb)) {
+            Ok(()) => Poll::Ready(!rb.filled().is_empty()),
+            Err(_) => Poll::Ready(false),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fragment_end;
+    use super::*;
+
+    /// A client frame: masked, as a browser sends it.
+    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n <= 0xFFFF => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+        f
+    }
 
     #[test]
-    fn fragments_end_on_character_boundaries_and_always_advance() {
-        let t = "ab日本語";
-        assert_eq!(fragment_end(t, 0, 2), 2);
-        assert_eq!(fragment_end(t, 2, 4), 5);
-        assert_eq!(fragment_end(t, 5, 100), t.len());
-        // Smaller than a character: split inside it rather than stall.
-        assert_eq!(fragment_end(t, 2, 1), 3);
+    fn a_frame_parses_only_once_all_of_it_is_there() {
+        for len in [0, 5, 125, 126, 300, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let f = client_frame(true, OP_BINARY, &payload);
+            for cut in [0, 1, 2, 3, f.len() / 2, f.len() - 1] {
+                match parse(&f[..cut], 100_000) {
+                    Ok(None) => {}
+                    _ => panic!("a {len}-byte payload cut at {cut} parsed"),
+                }
+            }
+            let h = match parse(&f, 100_000) {
+                Ok(Some(h)) => h,
+                _ => panic!("a whole {len}-byte frame did not parse"),
+            };
+            assert_eq!(h.end, f.len());
+            assert_eq!(unmask(&f[h.start..h.end], h.mask), payload);
+        }
+    }
+
+    #[test]
+    fn broken_frames_get_the_close_code_they_deserve() {
+        let code = |f: &[u8], max| parse(f, max).err().map(|(c, _)| c);
+        let mut unmasked = client_frame(true, OP_TEXT, b"hi");
+        unmasked[1] &= 0x7F;
+        assert_eq!(code(&unmasked, 100), Some(CLOSE_PROTOCOL));
+        let mut reserved = client_frame(true, OP_TEXT, b"hi");
+        reserved[0] |= 0x40;
+        assert_eq!(code(&reserved, 100), Some(CLOSE_PROTOCOL));
+        assert_eq!(
+            code(&client_frame(true, 0x3, b""), 100),
+            Some(CLOSE_PROTOCOL)
+        );
+        assert_eq!(
+            code(&client_frame(false, OP_PING, b""), 100),
+            Some(CLOSE_PROTOCOL)
+        );
+        assert_eq!(
+            code(&client_frame(true, OP_PING, &[0; 126]), 1000),
+            Some(CLOSE_PROTOCOL)
+        );
+        // Too big is known from the header alone, before the payload arrives.
+        let big = client_frame(true, OP_TEXT, &[b'a'; 101]);
+        assert_eq!(code(&big[..4], 100), Some(CLOSE_TOO_BIG));
+        assert_eq!(close_payload_ok(&[0x03, 0xe8]), Ok(Some(1000)));
+        assert!(close_payload_ok(&[0x03]).is_err());
+        assert!(
+            close_payload_ok(&[0x03, 0xed]).is_err(),
+            "1005 is not for the wire"
+        );
+        assert_eq!(
+            close_payload_ok(&[0x03, 0xe8, 0xff]).err().map(|(c, _)| c),
+            Some(CLOSE_INVALID)
+        );
+    }
+
+    #[test]
+    fn server_frames_carry_the_shortest_length_and_no_mask() {
+        for (len, head_len) in [(0, 2), (125, 2), (126, 4), (65_535, 4), (65_536, 10)] {
+            let out = Out::new(OP_TEXT, Body::Owned(vec![b'x'; len]));
+            assert_eq!(usize::from(out.head_len), head_len, "{len} bytes");
+            assert_eq!(out.head[0], 0x81);
+            assert_eq!(out.head[1] & 0x80, 0, "server frames are not masked");
+            assert_eq!(out.len(), head_len + len);
+        }
+    }
+
+    /// Frames split at every byte and pipelined many to a read come out whole, in order,
+    /// with fragments joined, pings answered in between, and nothing kept once done.
+    #[tokio::test]
+    async fn messages_survive_any_split_and_nothing_is_kept_between_them() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let mut ws = WsSocket::new(server, Bytes::new(), &Limits::default());
+        let mut bytes = client_frame(false, OP_TEXT, "héllo ".as_bytes());
+        bytes.extend(client_frame(true, OP_PING, b"p"));
+        bytes.extend(client_frame(true, OP_CONTINUE, "wörld".as_bytes()));
+        for i in 0..50 {
+            bytes.extend(client_frame(true, OP_TEXT, format!("m{i}").as_bytes()));
+        }
+        let writer = tokio::spawn(async move {
+            // One byte at a time for the first frames, then all the rest at once.
+            for b in &bytes[..40] {
+                client.write_all(&[*b]).await.expect("write");
+                client.flush().await.expect("flush");
+                tokio::task::yield_now().await;
+            }
+            client.write_all(&bytes[40..]).await.expect("write");
+            client
+        });
+        let mut got = Vec::new();
+        while got.len() < 52 {
+            got.push(std::future::poll_fn(|cx| ws.poll_receive(cx)).await);
+        }
+        assert_eq!(
+            got[0],
+            Received::Alive,
+            "the ping comes between the fragments"
+        );
+        assert_eq!(got[1], Received::Text("héllo wörld".into()));
+        for (i, r) in got[2..].iter().enumerate() {
+            assert_eq!(*r, Received::Text(format!("m{i}")));
+        }
+        assert!(ws.pending_in.is_empty() && ws.pending_in.capacity() == 0);
+        assert!(ws.partial.is_none());
+        // The pong went out, unmasked, with the ping's payload.
+        let mut client = writer.await.expect("writer");
+        std::future::poll_fn(|cx| ws.poll_write_out(cx))
+            .await
+            .expect("flush");
+        assert_eq!(ws.out.capacity(), 0, "the write queue is given back");
+        let mut pong = [0u8; 3];
+        client.read_exact(&mut pong).await.expect("pong");
+        assert_eq!(pong, [0x80 | OP_PONG, 1, b'p']);
     }
 }
