@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -351,8 +352,9 @@ impl WsSocket {
                     None => {}
                 }
             }
-            let mut buf = [0u8; READ_CHUNK];
-            let mut rb = ReadBuf::new(&mut buf);
+            // Not zeroed: most polls find nothing to read.
+            let mut buf = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut rb = ReadBuf::uninit(&mut buf);
             match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(_)) => return Poll::Ready(self.finish(Received::Closed)),
