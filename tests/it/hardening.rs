@@ -217,15 +217,17 @@ impl Raw {
 
     /// Completes the upgrade to `path` and returns the socket, reading nothing more.
     async fn upgrade(addr: SocketAddr, path: &str, rcvbuf: Option<u32>) -> Raw {
-        Self::try_upgrade(addr, path, &[], rcvbuf)
+        Self::try_upgrade(addr, path, &[], &[], rcvbuf)
             .await
             .unwrap_or_else(|status| panic!("upgrade to {path} refused: {status}"))
     }
 
+    /// `early`: bytes sent in the same write as the request, before any answer.
     async fn try_upgrade(
         addr: SocketAddr,
         path: &str,
         headers: &[(&str, &str)],
+        early: &[u8],
         rcvbuf: Option<u32>,
     ) -> Result<Raw, u16> {
         let mut s = BufReader::new(Self::tcp(addr, rcvbuf).await);
@@ -237,9 +239,9 @@ impl Raw {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
-        s.write_all(req.as_bytes())
-            .await
-            .expect("write the handshake");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(early);
+        s.write_all(&bytes).await.expect("write the handshake");
         // The response head, line by line, so no frame byte is consumed.
         let mut status = None;
         loop {
@@ -2383,6 +2385,43 @@ async fn hostile_frames_get_an_error_or_a_documented_close_and_the_server_carrie
 
 /// RFC 6455: the endpoint that receives a close frame answers with one. Without the
 /// answer a browser reports an unclean close (1006) every time a tab closes the chat.
+/// A client may send frames right behind its upgrade request, before the 101 arrives:
+/// the server reads them with the request and must not lose them.
+#[tokio::test]
+async fn frames_sent_with_the_upgrade_request_are_not_lost() {
+    let s = TestServer::start().await;
+    let mut early = client_frame(FIN | OP_PING, b"early", true);
+    early.extend(client_frame(
+        FIN | OP_TEXT,
+        json!({"type":"hello"}).to_string().as_bytes(),
+        true,
+    ));
+    let mut raw = Raw::try_upgrade(s.addr, "/ws/visitor?inbox=default", &[], &early, None)
+        .await
+        .expect("upgraded");
+    let pong = tokio::time::timeout(WAIT, raw.read_frame())
+        .await
+        .expect("a pong in time");
+    assert_eq!(
+        pong,
+        Some((0xA, b"early".to_vec())),
+        "the ping is answered first"
+    );
+    match raw.next().await {
+        Next::Frame(f) => assert_eq!(f["type"], "welcome", "{f}"),
+        Next::Closed(code) => panic!("closed ({code:?}) instead of a welcome"),
+    }
+    raw.send_json(json!({"type":"send","client_msg_id":"c1","text":"hi"}))
+        .await;
+    match raw.next().await {
+        Next::Frame(f) => {
+            assert_eq!(f["type"], "ack", "{f}");
+            assert_eq!(f["message"]["text"], "hi");
+        }
+        Next::Closed(code) => panic!("closed ({code:?}) instead of an ack"),
+    }
+}
+
 #[tokio::test]
 async fn a_close_from_the_client_is_answered() {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
