@@ -96,12 +96,7 @@ impl<S: Socket> Link<S> {
             last_heard: Instant::now(),
             last_burst: Instant::now(),
             closed: false,
-            ticker: {
-                let every = app.config.limits.heartbeat;
-                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                t
-            },
+            ticker: heartbeat_ticker(app.config.limits.heartbeat),
             app: app.clone(),
         }
     }
@@ -332,6 +327,28 @@ impl<S: Socket> Link<S> {
     }
 }
 
+/// Heartbeats fall on a grid of a twentieth of the interval, the same for every
+/// connection: connections that opened within one grid step ping together, so an idle
+/// server wakes once per step for all of them instead of once per connection (each
+/// wake-up of an idle core is a context switch, and on a VM an exit).
+const HEARTBEAT_GRID_STEPS: u32 = 20;
+
+/// A connection's heartbeat: the first tick at least one interval from now, on the grid.
+fn heartbeat_ticker(every: Duration) -> tokio::time::Interval {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let step = (every / HEARTBEAT_GRID_STEPS).max(Duration::from_millis(1));
+    let due = tokio::time::Instant::now() + every;
+    let since = due.duration_since(epoch).as_nanos();
+    let step_ns = step.as_nanos();
+    let up = (step_ns - since % step_ns) % step_ns;
+    let first = due + Duration::from_nanos(u64::try_from(up).unwrap_or(0));
+    let mut t = tokio::time::interval_at(first, every);
+    // Late ticks are skipped, not shifted, so a connection stays on the grid.
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    t
+}
+
 /// Resolves once the hub kicked this connection; never without a mailbox.
 async fn kicked(mailbox: Option<&Mailbox>) {
     match mailbox {
@@ -396,6 +413,24 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_of_connections_opened_apart_fall_on_one_grid() {
+        let every = Duration::from_secs(20);
+        let step = every / HEARTBEAT_GRID_STEPS;
+        let opened = tokio::time::Instant::now();
+        let mut a = heartbeat_ticker(every);
+        tokio::time::advance(Duration::from_millis(370)).await;
+        let mut b = heartbeat_ticker(every);
+        let (ta, tb) = (a.tick().await, b.tick().await);
+        // Each waits at least one interval, and at most one step more.
+        assert!(ta >= opened + every && ta <= opened + every + step);
+        let b_opened = opened + Duration::from_millis(370);
+        assert!(tb >= b_opened + every && tb <= b_opened + every + step);
+        // Both on the same grid: a whole number of steps apart.
+        assert_eq!((tb - ta).as_nanos() % step.as_nanos(), 0);
+        assert_eq!(b.tick().await - tb, every);
     }
 
     #[test]
