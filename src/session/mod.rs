@@ -327,17 +327,22 @@ impl<S: Socket> Link<S> {
     }
 }
 
-/// Heartbeats fall on a grid of a twentieth of the interval, the same for every
-/// connection: connections that opened within one grid step ping together, so an idle
-/// server wakes once per step for all of them instead of once per connection (each
-/// wake-up of an idle core is a context switch, and on a VM an exit).
+/// Heartbeats fall on one grid for every connection, of this step (or a twentieth of
+/// the interval, if shorter): connections that opened within one step ping together,
+/// so an idle server wakes once per step for all of them instead of once per connection
+/// (each wake-up of an idle core is a context switch, and on a VM an exit). The step is
+/// short because a step's pings run as one burst: a second's worth of connections
+/// (thousands after a restart) pinging at one instant held a timer due then for 270 ms.
+const HEARTBEAT_GRID: Duration = Duration::from_millis(50);
 const HEARTBEAT_GRID_STEPS: u32 = 20;
 
 /// A connection's heartbeat: the first tick at least one interval from now, on the grid.
 fn heartbeat_ticker(every: Duration) -> tokio::time::Interval {
     static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
     let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
-    let step = (every / HEARTBEAT_GRID_STEPS).max(Duration::from_millis(1));
+    let step = (every / HEARTBEAT_GRID_STEPS)
+        .min(HEARTBEAT_GRID)
+        .max(Duration::from_millis(1));
     let due = tokio::time::Instant::now() + every;
     let since = due.duration_since(epoch).as_nanos();
     let step_ns = step.as_nanos();
@@ -418,15 +423,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn heartbeats_of_connections_opened_apart_fall_on_one_grid() {
         let every = Duration::from_secs(20);
-        let step = every / HEARTBEAT_GRID_STEPS;
+        let step = HEARTBEAT_GRID;
         let opened = tokio::time::Instant::now();
         let mut a = heartbeat_ticker(every);
-        tokio::time::advance(Duration::from_millis(370)).await;
+        tokio::time::advance(Duration::from_millis(1370)).await;
         let mut b = heartbeat_ticker(every);
         let (ta, tb) = (a.tick().await, b.tick().await);
         // Each waits at least one interval, and at most one step more.
         assert!(ta >= opened + every && ta <= opened + every + step);
-        let b_opened = opened + Duration::from_millis(370);
+        let b_opened = opened + Duration::from_millis(1370);
         assert!(tb >= b_opened + every && tb <= b_opened + every + step);
         // Both on the same grid: a whole number of steps apart.
         assert_eq!((tb - ta).as_nanos() % step.as_nanos(), 0);
