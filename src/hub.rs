@@ -49,6 +49,9 @@ impl Queue {
     }
 }
 
+/// Slots an emptied queue keeps (more were a burst's, and are freed).
+const KEEP_ROOM: usize = 32;
+
 /// What pushing a frame did.
 enum Pushed {
     Queued,
@@ -87,7 +90,13 @@ pub struct Mailbox {
 impl Mailbox {
     /// A frame already queued, without waiting.
     pub fn try_recv(&self) -> Option<Frame> {
-        self.queue.frames().pop_front()
+        let mut frames = self.queue.frames();
+        let frame = frames.pop_front();
+        // A burst's worth of room is given back once the burst is gone.
+        if frames.is_empty() && frames.capacity() > KEEP_ROOM {
+            *frames = VecDeque::new();
+        }
+        frame
     }
 
     /// The next queued frame.
