@@ -327,4 +327,39 @@ mod tests {
         assert_eq!(&*fast_box.recv().await, "{}");
         assert!(fast_box.try_recv().is_none());
     }
+
+    #[tokio::test]
+    async fn a_waiting_connection_is_woken_and_a_burst_leaves_no_room_behind() {
+        let hub = Hub::default();
+        let (conn, mailbox) = hub.connection(4096);
+        hub.add_agent(&["i".into()], conn);
+        let waiting = tokio::spawn(async move {
+            let first = mailbox.recv().await;
+            (first, mailbox)
+        });
+        tokio::task::yield_now().await;
+        let f: Frame = "{}".into();
+        for _ in 0..1000 {
+            assert_eq!(hub.to_agents("i", &f, None), 1);
+        }
+        let (first, mailbox) = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .expect("task");
+        assert_eq!(&*first, "{}");
+        let mut rest = 0;
+        while mailbox.try_recv().is_some() {
+            rest += 1;
+        }
+        assert_eq!(rest, 999);
+        assert_eq!(
+            mailbox.queue.frames().capacity(),
+            0,
+            "the burst's room is freed"
+        );
+        // Once the connection's side is gone, frames for it are dropped, not counted.
+        drop(mailbox);
+        assert_eq!(hub.to_agents("i", &f, None), 0);
+        assert_eq!(hub.slow_dropped(), 0);
+    }
 }
