@@ -417,6 +417,17 @@ impl WsSocket {
         let violation = |code, reason| Some(Received::Violation { code, reason });
         match opcode {
             OP_PING => {
+                // Only the latest ping is answered while pongs wait (RFC 6455 5.5.3):
+                // a peer that pings and never reads cannot grow the queue.
+                let unsent_pong = self
+                    .out
+                    .back()
+                    .is_some_and(|o| o.written == 0 && o.head[0] == 0x80 | OP_PONG);
+                if unsent_pong {
+                    if let Some(o) = self.out.pop_back() {
+                        self.out_bytes -= o.len();
+                    }
+                }
                 self.queue(OP_PONG, Body::Owned(payload));
                 Some(Received::Alive)
             }
@@ -659,6 +670,29 @@ mod tests {
             assert_eq!(out.head[1] & 0x80, 0, "server frames are not masked");
             assert_eq!(out.len(), head_len + len);
         }
+    }
+
+    #[tokio::test]
+    async fn pings_from_a_peer_that_never_reads_queue_one_pong() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let _client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let mut ws = WsSocket::new(server, Bytes::new(), &Limits::default());
+        for i in 0..10_000u32 {
+            let r = ws.on_frame(true, OP_PING, i.to_be_bytes().to_vec());
+            assert_eq!(r, Some(Received::Alive));
+        }
+        assert_eq!(ws.out.len(), 1);
+        assert_eq!(ws.out_bytes, 2 + 4);
+        assert_eq!(
+            ws.out[0].body.bytes(),
+            9_999u32.to_be_bytes(),
+            "the latest ping's"
+        );
     }
 
     /// Frames split at every byte and pipelined many to a read come out whole, in order,
