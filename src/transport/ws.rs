@@ -175,6 +175,32 @@ fn close_payload_ok(p: &[u8]) -> Result<Option<u16>, Violation> {
     }
 }
 
+/// A fragmented message so far.
+struct Partial {
+    text: bool,
+    bytes: Vec<u8>,
+    /// For text: the bytes known to be UTF-8 (what follows may be a character cut in
+    /// two by the fragmenting, not yet an error).
+    checked: usize,
+}
+
+impl Partial {
+    /// Checks what came since the last check, so invalid text fails at the fragment
+    /// that broke it, not at the message's end.
+    fn check(&mut self) -> Result<(), Violation> {
+        if !self.text {
+            return Ok(());
+        }
+        match std::str::from_utf8(&self.bytes[self.checked..]) {
+            Ok(_) => self.checked = self.bytes.len(),
+            // A character continues in the next fragment.
+            Err(e) if e.error_len().is_none() => self.checked += e.valid_up_to(),
+            Err(_) => return Err((CLOSE_INVALID, "text is not valid UTF-8")),
+        }
+        Ok(())
+    }
+}
+
 /// One frame waiting to be written.
 struct Out {
     head: [u8; 10],
@@ -244,8 +270,8 @@ pub struct WsSocket {
     io: TcpStream,
     /// The part of a frame still in flight (nothing, and no allocation, between frames).
     pending_in: Vec<u8>,
-    /// A fragmented message so far: whether it is text, and its payload.
-    partial: Option<(bool, Vec<u8>)>,
+    /// A fragmented message so far.
+    partial: Option<Partial>,
     out: VecDeque<Out>,
     out_bytes: usize,
     max_frame: usize,
@@ -444,25 +470,35 @@ impl WsSocket {
                 violation(CLOSE_PROTOCOL, "a new message inside a fragmented one")
             }
             OP_TEXT | OP_BINARY if !fin => {
-                self.partial = Some((opcode == OP_TEXT, payload));
+                let mut p = Partial {
+                    text: opcode == OP_TEXT,
+                    bytes: payload,
+                    checked: 0,
+                };
+                if let Err((code, reason)) = p.check() {
+                    return violation(code, reason);
+                }
+                self.partial = Some(p);
                 None
             }
             OP_TEXT | OP_BINARY => Some(message(opcode == OP_TEXT, payload)),
             _ => {
                 // OP_CONTINUE: parse() lets nothing else through.
-                let Some((text, mut so_far)) = self.partial.take() else {
+                let Some(mut p) = self.partial.take() else {
                     return violation(CLOSE_PROTOCOL, "a continuation with nothing to continue");
                 };
-                if so_far.len() + payload.len() > self.max_frame {
+                if p.bytes.len() + payload.len() > self.max_frame {
                     return violation(CLOSE_TOO_BIG, "message larger than the limit");
                 }
-                so_far.extend_from_slice(&payload);
+                p.bytes.extend_from_slice(&payload);
                 if fin {
-                    Some(message(text, so_far))
-                } else {
-                    self.partial = Some((text, so_far));
-                    None
+                    return Some(message(p.text, p.bytes));
                 }
+                if let Err((code, reason)) = p.check() {
+                    return violation(code, reason);
+                }
+                self.partial = Some(p);
+                None
             }
         }
     }
@@ -605,6 +641,18 @@ mod tests {
         f
     }
 
+    /// The server's socket on a loopback connection, and the client's end.
+    async fn pair() -> (WsSocket, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let ws = WsSocket::new(server, Bytes::new(), &Limits::default());
+        (ws, client)
+    }
+
     #[test]
     fn a_frame_parses_only_once_all_of_it_is_there() {
         for len in [0, 5, 125, 126, 300, 70_000] {
@@ -673,15 +721,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fragmented_text_fails_at_the_fragment_that_breaks_it() {
+        let (mut ws, _client) = pair().await;
+        // A character cut in two by the fragmenting is not an error.
+        assert_eq!(ws.on_frame(false, OP_TEXT, b"caf\xC3".to_vec()), None);
+        assert_eq!(
+            ws.on_frame(true, OP_CONTINUE, b"\xA9!".to_vec()),
+            Some(Received::Text("café!".into()))
+        );
+        // An invalid byte fails at its fragment, before the message ends.
+        assert_eq!(ws.on_frame(false, OP_TEXT, b"ok ".to_vec()), None);
+        match ws.on_frame(false, OP_CONTINUE, b"\xFF more".to_vec()) {
+            Some(Received::Violation { code, .. }) => assert_eq!(code, CLOSE_INVALID),
+            other => panic!("not failed at the bad fragment: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
     async fn pings_from_a_peer_that_never_reads_queue_one_pong() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let _client = TcpStream::connect(listener.local_addr().expect("addr"))
-            .await
-            .expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
-        let mut ws = WsSocket::new(server, Bytes::new(), &Limits::default());
+        let (mut ws, _client) = pair().await;
         for i in 0..10_000u32 {
             let r = ws.on_frame(true, OP_PING, i.to_be_bytes().to_vec());
             assert_eq!(r, Some(Received::Alive));
@@ -700,13 +758,7 @@ mod tests {
     #[tokio::test]
     async fn messages_survive_any_split_and_nothing_is_kept_between_them() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut client = TcpStream::connect(addr).await.expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
-        let mut ws = WsSocket::new(server, Bytes::new(), &Limits::default());
+        let (mut ws, mut client) = pair().await;
         let mut bytes = client_frame(false, OP_TEXT, "héllo ".as_bytes());
         bytes.extend(client_frame(true, OP_PING, b"p"));
         bytes.extend(client_frame(true, OP_CONTINUE, "wörld".as_bytes()));
