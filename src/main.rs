@@ -6,6 +6,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator: sled allocates and frees on every insert and
+/// read (node copies, fragments), and at a saturated relay glibc's `malloc`/`free` were
+/// about a sixth of the server's samples. Built without transparent huge pages, which
+/// would back every arena with 2 MiB pages (about 40 MB more RSS after start-up here).
+/// Measured in BENCHMARKS.md (round 5).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = frontdesk::cli::Cli::parse();
     tracing_subscriber::fmt()
