@@ -19,7 +19,11 @@ pub struct Histogram {
 }
 
 const LATENCY_SECONDS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+/// A log sync is a few hundred microseconds on a good disk: finer at the low end.
+const SYNC_SECONDS: &[f64] = &[
+    0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1, 1.0,
 ];
 const BATCH_SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
 
@@ -35,6 +39,11 @@ impl Histogram {
 
     pub fn latency() -> Self {
         Self::new(LATENCY_SECONDS)
+    }
+
+    /// Durations of the write-ahead log's syncs.
+    pub fn sync() -> Self {
+        Self::new(SYNC_SECONDS)
     }
 
     pub fn observe(&self, v: f64) {
@@ -231,6 +240,11 @@ impl Metrics {
             &mut o,
             "frontdesk_flush_batch_size",
             "Writes flushed together by one group commit.",
+        );
+        writer.sync_seconds.render(
+            &mut o,
+            "frontdesk_store_sync_seconds",
+            "One group commit's write-ahead log write and fdatasync.",
         );
         o
     }

@@ -25,7 +25,7 @@ type Answer = Box<dyn FnOnce(Result<()>) + Send>;
 type Job = Box<dyn FnOnce(&mut Group<'_>) -> Answer + Send>;
 
 /// Counters the metrics endpoint reads.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriterStats {
     /// Log syncs (one per group that wrote anything).
     pub flushes: AtomicU64,
@@ -34,6 +34,20 @@ pub struct WriterStats {
     pub checkpoints: AtomicU64,
     /// Sizes of the groups flushed together, for the batch histogram.
     pub batch_sizes: crate::metrics::Histogram,
+    /// Seconds each group's log write and sync took: the disk's share of an ack.
+    pub sync_seconds: crate::metrics::Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            flushes: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            batch_sizes: crate::metrics::Histogram::default(),
+            sync_seconds: crate::metrics::Histogram::sync(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -158,7 +172,9 @@ fn run(
             // Durable first, then visible: the engine may write its pages at any time,
             // and must never hold what the log could still lose.
             let applied = wal::applied_marker(wal.last_lsn());
+            let started = Instant::now();
             let synced = wal.sync();
+            stats.sync_seconds.observe(started.elapsed().as_secs_f64());
             synced.and_then(|()| {
                 batches
                     .iter()

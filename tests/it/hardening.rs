@@ -1060,6 +1060,10 @@ async fn metrics_expose_every_series_and_the_counters_move() {
         "frontdesk_flush_batch_size_bucket{le=\"1\"}",
         "frontdesk_flush_batch_size_bucket{le=\"+Inf\"}",
         "frontdesk_flush_batch_size_count",
+        "frontdesk_store_sync_seconds_bucket{le=\"0.001\"}",
+        "frontdesk_store_sync_seconds_bucket{le=\"+Inf\"}",
+        "frontdesk_store_sync_seconds_sum",
+        "frontdesk_store_sync_seconds_count",
         "frontdesk_prompts_sent_total",
         "frontdesk_contacts_created_total",
         "frontdesk_follow_ups_sent_total",
@@ -1079,6 +1083,7 @@ async fn metrics_expose_every_series_and_the_counters_move() {
         "# TYPE frontdesk_errors_total counter",
         "# TYPE frontdesk_ack_latency_seconds histogram",
         "# TYPE frontdesk_flush_batch_size histogram",
+        "# TYPE frontdesk_store_sync_seconds histogram",
     ] {
         assert!(before.contains(t), "no {t:?}");
     }
@@ -1133,6 +1138,9 @@ async fn metrics_expose_every_series_and_the_counters_move() {
     assert!(moved("frontdesk_ack_latency_seconds_sum") > 0.0);
     assert!(moved("frontdesk_flush_batch_size_count") >= 1.0);
     assert!(moved("frontdesk_store_flushes_total") >= 1.0);
+    // Group commits that wrote are log syncs, timed.
+    assert!(moved("frontdesk_store_sync_seconds_count") >= 1.0);
+    assert!(moved("frontdesk_store_sync_seconds_sum") > 0.0);
     // Writes spread over more than a checkpoint interval: the engine was flushed and
     // old log segments let go at least once (on the checkpoint thread, so poll).
     let until = Instant::now() + WAIT;
