@@ -820,6 +820,33 @@ fn agent_token(args: &Args) -> Result<String, String> {
     Err("--agent-token or --agent-token-file is required".into())
 }
 
+/// Connects this shard's share of visitors `0..n` as new visitors, 256 handshakes at a
+/// time; returns each with its global index (a failed one is counted and left out).
+async fn connect_new_visitors(c: &Common, n: usize, report: &Shared) -> Vec<(usize, Visitor)> {
+    let sem = Arc::new(Semaphore::new(256));
+    let mut conns = Vec::new();
+    for g in (0..n).filter(|g| c.mine(*g)) {
+        let c = c.clone();
+        let sem = sem.clone();
+        conns.push((
+            g,
+            tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                visitor_connect(&c, None, None).await
+            }),
+        ));
+    }
+    let mut visitors = Vec::new();
+    for (g, t) in conns {
+        match t.await {
+            Ok(Ok(v)) => visitors.push((g, v)),
+            Ok(Err(e)) => count(report, &format!("visitor_{}", e.key())),
+            Err(_) => count(report, "task_panicked"),
+        }
+    }
+    visitors
+}
+
 /// Makes `count` visitors that each have `messages` stored messages, `concurrency` at a
 /// time, and returns their tokens (a failed one is counted and left out). Sends are
 /// pipelined on one connection; stay within the server's per-connection rate limit.
@@ -1117,31 +1144,8 @@ async fn relay(c: &Common, p: RelayPlan) -> Result<Report, String> {
             Err(e) => count(&report, &format!("slow_agent_{}", e.key())),
         }
     }
-    // Then the visitors, 256 handshakes at a time.
-    let sem = Arc::new(Semaphore::new(256));
-    let mut conns = Vec::new();
-    for g in 0..p.visitors {
-        if !c.mine(g) {
-            continue;
-        }
-        let c = c.clone();
-        let sem = sem.clone();
-        conns.push((
-            g,
-            tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                visitor_connect(&c, None, None).await
-            }),
-        ));
-    }
-    let mut visitors = Vec::new();
-    for (g, t) in conns {
-        match t.await {
-            Ok(Ok(v)) => visitors.push((g, v)),
-            Ok(Err(e)) => count(&report, &format!("visitor_{}", e.key())),
-            Err(_) => count(&report, "task_panicked"),
-        }
-    }
+    // Then the visitors.
+    let visitors = connect_new_visitors(&c, p.visitors, &report).await;
     {
         let mut r = lock(&report);
         r.add("visitors_connected", visitors.len() as u64);
@@ -1863,30 +1867,7 @@ async fn timers(c: &Common, p: TimersPlan) -> Result<Report, String> {
     }
     let agent_txs = Arc::new(agent_txs);
     // Visitors connect before the schedule starts.
-    let sem = Arc::new(Semaphore::new(256));
-    let mut conns = Vec::new();
-    for g in 0..p.prompts {
-        if !c.mine(g) {
-            continue;
-        }
-        let c = c.clone();
-        let sem = sem.clone();
-        conns.push((
-            g,
-            tokio::spawn(async move {
-                let _permit = sem.acquire_owned().await;
-                visitor_connect(&c, None, None).await
-            }),
-        ));
-    }
-    let mut visitors = Vec::new();
-    for (g, t) in conns {
-        match t.await {
-            Ok(Ok(v)) => visitors.push((g, v)),
-            Ok(Err(e)) => count(&report, &format!("visitor_{}", e.key())),
-            Err(_) => count(&report, "task_panicked"),
-        }
-    }
+    let visitors = connect_new_visitors(&c, p.prompts, &report).await;
     lock(&report).add("visitors_connected", visitors.len() as u64);
     let start = c.start("timers").await?;
     let stop = start + p.spread + Duration::from_secs(p.delay_secs) + p.grace;

@@ -14,10 +14,16 @@ fn flow(when: &str, delay: u64) -> Value {
     json!({"email_capture":{"when":when,"delay_secs":delay}})
 }
 
+/// A server whose default inbox has this chatflow.
+async fn server(chatflow: Value) -> TestServer {
+    let s = TestServer::start().await;
+    s.set_chatflow(chatflow).await;
+    s
+}
+
 #[tokio::test]
 async fn first_message_prompts_at_once_with_the_default_text_and_only_once() {
-    let s = TestServer::start().await;
-    s.set_chatflow(flow("first_message", 60)).await;
+    let s = server(flow("first_message", 60)).await;
     let (mut v, _) = s.visitor().await;
     v.say("hi").await;
     let p = v.expect("email_prompt").await;
@@ -28,9 +34,7 @@ async fn first_message_prompts_at_once_with_the_default_text_and_only_once() {
 
 #[tokio::test]
 async fn no_reply_prompts_at_the_deadline_with_the_custom_text() {
-    let s = TestServer::start().await;
-    s.set_chatflow(json!({"email_capture":{"when":"no_reply","delay_secs":1,"message":"Where can we reach you?"}}))
-        .await;
+    let s = server(json!({"email_capture":{"when":"no_reply","delay_secs":1,"message":"Where can we reach you?"}})).await;
     let (mut v, _) = s.visitor().await;
     let sent = Instant::now();
     v.say("anyone?").await;
@@ -48,8 +52,7 @@ async fn no_reply_prompts_at_the_deadline_with_the_custom_text() {
 
 #[tokio::test]
 async fn an_agent_reply_before_the_deadline_cancels_the_prompt() {
-    let s = TestServer::start().await;
-    s.set_chatflow(flow("no_reply", 1)).await;
+    let s = server(flow("no_reply", 1)).await;
     let (mut a, _) = s.admin().await;
     let (mut v, _) = s.visitor().await;
     let m = v.say("help").await;
@@ -64,8 +67,7 @@ async fn an_agent_reply_before_the_deadline_cancels_the_prompt() {
 
 #[tokio::test]
 async fn never_means_no_prompt() {
-    let s = TestServer::start().await;
-    s.set_chatflow(flow("never", 1)).await;
+    let s = server(flow("never", 1)).await;
     let (mut v, _) = s.visitor().await;
     v.say("hi").await;
     v.expect_silence(1800, &[]).await;
@@ -73,8 +75,7 @@ async fn never_means_no_prompt() {
 
 #[tokio::test]
 async fn a_prompt_due_while_offline_comes_after_the_next_welcome() {
-    let s = TestServer::start().await;
-    s.set_chatflow(flow("no_reply", 1)).await;
+    let s = server(flow("no_reply", 1)).await;
     let (mut v, w) = s.visitor().await;
     let token = w["visitor_token"].as_str().expect("token").to_string();
     v.say("hi").await;
@@ -89,8 +90,7 @@ async fn a_prompt_due_while_offline_comes_after_the_next_welcome() {
 
 #[tokio::test]
 async fn a_deadline_survives_a_restart_before_it_and_fires_on_time() {
-    let s = TestServer::start().await;
-    s.set_chatflow(flow("no_reply", 2)).await;
+    let s = server(flow("no_reply", 2)).await;
     let (mut v, w) = s.visitor().await;
     let token = w["visitor_token"].as_str().expect("token").to_string();
     let sent = Instant::now();
@@ -109,8 +109,7 @@ async fn a_deadline_survives_a_restart_before_it_and_fires_on_time() {
 
 #[tokio::test]
 async fn a_deadline_that_passed_while_the_server_was_down_fires_on_start() {
-    let s = TestServer::start().await;
-    s.set_chatflow(flow("no_reply", 1)).await;
+    let s = server(flow("no_reply", 1)).await;
     let (mut v, w) = s.visitor().await;
     let token = w["visitor_token"].as_str().expect("token").to_string();
     v.say("hi").await;
@@ -125,8 +124,7 @@ async fn a_deadline_that_passed_while_the_server_was_down_fires_on_start() {
 
 #[tokio::test]
 async fn away_always_answers_with_the_away_message_and_prompts_at_once() {
-    let s = TestServer::start().await;
-    s.set_chatflow(json!({
+    let s = server(json!({
         "email_capture":{"when":"no_reply","delay_secs":60,"message":"Your email, please?"},
         "away":{"mode":"always","message":"We are out until Monday."}
     }))
@@ -159,8 +157,7 @@ async fn away_always_answers_with_the_away_message_and_prompts_at_once() {
 
 #[tokio::test]
 async fn away_when_no_agents_online_depends_on_agents_connected() {
-    let s = TestServer::start().await;
-    s.set_chatflow(
+    let s = server(
         json!({"email_capture":{"when":"never"},"away":{"mode":"no_agents_online","message":null}}),
     )
     .await;
@@ -185,8 +182,7 @@ async fn away_when_no_agents_online_depends_on_agents_connected() {
 
 #[tokio::test]
 async fn submitting_an_email_makes_a_contact_and_the_same_email_links_to_it() {
-    let s = TestServer::start().await;
-    s.set_chatflow(flow("first_message", 60)).await;
+    let s = server(flow("first_message", 60)).await;
     let (mut a, _) = s.admin().await;
     let (mut v1, _) = s.visitor().await;
     let m = v1.say("hi").await;
@@ -247,8 +243,7 @@ async fn submitting_an_email_makes_a_contact_and_the_same_email_links_to_it() {
 
 #[tokio::test]
 async fn no_prompt_for_a_visitor_whose_email_is_known_and_none_at_chat_start() {
-    let s = TestServer::start().await;
-    s.set_chatflow(flow("first_message", 60)).await;
+    let s = server(flow("first_message", 60)).await;
     let (mut a, _) = s.admin().await;
     let (mut v, _) = s.visitor().await;
     // Opening a chat makes nobody a contact.

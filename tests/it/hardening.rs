@@ -1451,6 +1451,21 @@ struct Visitor {
     log: Log,
 }
 
+impl Visitor {
+    /// A new tab of this visitor that has sent `hello` with its token and `extra`
+    /// fields (e.g. `resume_after`).
+    async fn open_tab(&self, addr: SocketAddr, extra: serde_json::Value) -> Tab {
+        let path = format!("/ws/visitor?inbox={}", self.inbox);
+        let mut tab = Tab::open(addr, &path, None, &self.log).await;
+        let mut hello = json!({"type":"hello","visitor_token":self.token});
+        if let (Some(h), Some(extra)) = (hello.as_object_mut(), extra.as_object()) {
+            h.extend(extra.clone());
+        }
+        tab.send(hello).await;
+        tab
+    }
+}
+
 struct Agent {
     inboxes: Vec<&'static str>,
     tab: Tab,
@@ -1553,14 +1568,8 @@ async fn visitors_and_agents_never_see_what_is_not_theirs() {
             let v = &mut visitors[i];
             if v.tabs.is_empty() || (roll >= 50 && v.tabs.len() < 3) {
                 *ops.entry("visitor opens a tab").or_default() += 1;
-                let mut tab = Tab::open(
-                    addr,
-                    &format!("/ws/visitor?inbox={}", v.inbox),
-                    None,
-                    &v.log,
-                )
-                .await;
-                tab.send(json!({"type":"hello","visitor_token":v.token,"resume_after":rng.gen_range(0..4)}))
+                let tab = v
+                    .open_tab(addr, json!({"resume_after": rng.gen_range(0..4)}))
                     .await;
                 v.tabs.push(tab);
                 continue;
@@ -1614,15 +1623,7 @@ async fn visitors_and_agents_never_see_what_is_not_theirs() {
             } else if op < 93 {
                 *ops.entry("visitor reconnects").or_default() += 1;
                 v.tabs.remove(t).close();
-                let mut tab = Tab::open(
-                    addr,
-                    &format!("/ws/visitor?inbox={}", v.inbox),
-                    None,
-                    &v.log,
-                )
-                .await;
-                tab.send(json!({"type":"hello","visitor_token":v.token}))
-                    .await;
+                let tab = v.open_tab(addr, json!({})).await;
                 v.tabs.push(tab);
             } else {
                 *ops.entry("visitor closes a tab").or_default() += 1;
@@ -1725,15 +1726,7 @@ async fn visitors_and_agents_never_see_what_is_not_theirs() {
     // Everybody reads everything once more: a fresh welcome and history for each.
     tokio::time::sleep(Duration::from_millis(200)).await;
     for v in &mut visitors {
-        let mut tab = Tab::open(
-            addr,
-            &format!("/ws/visitor?inbox={}", v.inbox),
-            None,
-            &v.log,
-        )
-        .await;
-        tab.send(json!({"type":"hello","visitor_token":v.token}))
-            .await;
+        let mut tab = v.open_tab(addr, json!({})).await;
         tab.send(json!({"type":"history","before":null,"limit":200}))
             .await;
         v.tabs.push(tab);
