@@ -1145,7 +1145,7 @@ async fn relay(c: &Common, p: RelayPlan) -> Result<Report, String> {
         }
     }
     // Then the visitors.
-    let visitors = connect_new_visitors(&c, p.visitors, &report).await;
+    let visitors = connect_new_visitors(c, p.visitors, &report).await;
     {
         let mut r = lock(&report);
         r.add("visitors_connected", visitors.len() as u64);
@@ -1867,7 +1867,7 @@ async fn timers(c: &Common, p: TimersPlan) -> Result<Report, String> {
     }
     let agent_txs = Arc::new(agent_txs);
     // Visitors connect before the schedule starts.
-    let visitors = connect_new_visitors(&c, p.prompts, &report).await;
+    let visitors = connect_new_visitors(c, p.prompts, &report).await;
     lock(&report).add("visitors_connected", visitors.len() as u64);
     let start = c.start("timers").await?;
     let stop = start + p.spread + Duration::from_secs(p.delay_secs) + p.grace;
