@@ -46,6 +46,11 @@ impl Histogram {
         Self::new(SYNC_SECONDS)
     }
 
+    /// Sizes of the writer's groups.
+    pub fn batch_sizes() -> Self {
+        Self::new(BATCH_SIZES)
+    }
+
     pub fn observe(&self, v: f64) {
         for (b, n) in self.bounds.iter().zip(&self.buckets) {
             if v <= *b {
@@ -70,13 +75,6 @@ impl Histogram {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
         let sum = self.sum_micro.load(Ordering::Relaxed) as f64 / 1_000_000.0;
         let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
-    }
-}
-
-impl Default for Histogram {
-    /// Batch sizes: the writer's group histogram.
-    fn default() -> Self {
-        Self::new(BATCH_SIZES)
     }
 }
 

@@ -44,7 +44,7 @@ impl Default for WriterStats {
             flushes: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
-            batch_sizes: crate::metrics::Histogram::default(),
+            batch_sizes: crate::metrics::Histogram::batch_sizes(),
             sync_seconds: crate::metrics::Histogram::sync(),
         }
     }
