@@ -793,22 +793,26 @@ async fn a_reader_that_stops_is_dropped_and_recovers_while_others_keep_up() {
         s.app.metrics.agent_connections.load(Ordering::Relaxed) == 1
             && s.app.metrics.visitor_connections.load(Ordering::Relaxed) == 1
     };
-    // Flood in pipelined batches until both silent readers are gone.
+    // Flood in pipelined batches until both silent readers are gone. A batch is two
+    // frames per message for an agent (the message and the summary), so a batch of 4
+    // fills half the fast reader's 16-frame queue: it must keep up, with room for one
+    // scheduling hiccup of the shared test machine, not be exactly full every batch.
+    const BATCH: u64 = 4;
     let text = "x".repeat(3000);
     let mut acked_at: Vec<Instant> = vec![Instant::now()]; // seq 0 unused
     let mut n = 0u64;
     while !gone(&s) {
         assert!(n < 3000, "the silent readers were never dropped");
-        for i in 0..8 {
+        for i in 0..BATCH {
             talker
                 .send(json!({"type":"send","client_msg_id":format!("f{}", n + i),"text":text}))
                 .await;
         }
-        for _ in 0..8 {
+        for _ in 0..BATCH {
             talker.expect_skipping("ack").await;
             acked_at.push(Instant::now());
         }
-        n += 8;
+        n += BATCH;
     }
     eprintln!("slow readers dropped after {n} messages");
     assert!(s.app.metrics.slow_consumers_dropped.load(Ordering::Relaxed) >= 2);
