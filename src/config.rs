@@ -22,7 +22,8 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     pub max_history: u32,
     pub default_page: u32,
-    /// Frames queued to one connection before it is dropped as too slow.
+    /// Frames queued to one connection past which it is dropped as too slow once it
+    /// takes nothing for `hub::STALLED` (or holds `hub::BURST_ROOM` times as many).
     pub outbound_queue: usize,
     /// Bytes queued to one connection's socket past which its writer waits.
     pub max_write_buffer_bytes: usize,

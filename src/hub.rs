@@ -2,14 +2,16 @@
 //!
 //! It owns presence (a visitor is online while one of their connections is open; which
 //! inboxes have agents connected) and delivery of already-encoded frames. Delivery never
-//! waits: each connection has a bounded queue, and a connection whose queue is full is
+//! waits: each connection has a bounded queue, and a connection that stopped reading is
 //! kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
-//! anything. It must not touch the store, and never holds a map guard across an await.
+//! anything, while one that is reading gets room for a burst. It must not touch the
+//! store, and never holds a map guard across an await.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use futures::task::AtomicWaker;
@@ -33,7 +35,8 @@ pub struct Conn {
 /// list allocates on the first frame (most visitors are never sent one), unlike a
 /// channel, which allocates its first block of slots up front.
 struct Queue {
-    frames: Mutex<VecDeque<Frame>>,
+    frames: Mutex<Frames>,
+    /// Frames queued before the hub looks at whether the connection is still reading.
     capacity: usize,
     /// The connection's task, woken when a frame is queued or it is kicked.
     waker: AtomicWaker,
@@ -42,8 +45,17 @@ struct Queue {
     closed: AtomicBool,
 }
 
+#[derive(Default)]
+struct Frames {
+    list: VecDeque<Frame>,
+    /// Frames the connection's task has taken so far: its progress.
+    taken: u64,
+    /// When the queue was last seen at capacity, and `taken` then.
+    full_since: Option<(Instant, u64)>,
+}
+
 impl Queue {
-    fn frames(&self) -> MutexGuard<'_, VecDeque<Frame>> {
+    fn frames(&self) -> MutexGuard<'_, Frames> {
         // A panic while holding this lock left a list of frames, still whole.
         self.frames.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -51,6 +63,30 @@ impl Queue {
 
 /// Slots an emptied queue keeps (more were a burst's, and are freed).
 const KEEP_ROOM: usize = 32;
+
+/// A connection at capacity is kicked once it has taken nothing for this long…
+pub const STALLED: Duration = Duration::from_secs(1);
+/// …or at once when it holds this many times its capacity: a reader that keeps taking
+/// frames rides out a burst (or a scheduling hiccup of its task), one that stopped is
+/// cut off, and memory stays bounded either way.
+pub const BURST_ROOM: usize = 4;
+
+impl Frames {
+    /// Whether a connection whose queue is at capacity should be kicked now.
+    fn stalled(&mut self, capacity: usize) -> bool {
+        if self.list.len() >= capacity.saturating_mul(BURST_ROOM) {
+            return true;
+        }
+        let now = Instant::now();
+        match self.full_since {
+            Some((since, taken)) if taken == self.taken => now.duration_since(since) >= STALLED,
+            _ => {
+                self.full_since = Some((now, self.taken));
+                false
+            }
+        }
+    }
+}
 
 /// What pushing a frame did.
 enum Pushed {
@@ -68,13 +104,13 @@ impl Conn {
         }
         {
             let mut frames = q.frames();
-            if frames.len() >= q.capacity {
+            if frames.list.len() >= q.capacity && frames.stalled(q.capacity) {
                 drop(frames);
                 q.kicked.store(true, Ordering::Release);
                 q.waker.wake();
                 return Pushed::Full;
             }
-            frames.push_back(frame.clone());
+            frames.list.push_back(frame.clone());
         }
         q.waker.wake();
         Pushed::Queued
@@ -91,10 +127,13 @@ impl Mailbox {
     /// A frame already queued, without waiting.
     pub fn try_recv(&self) -> Option<Frame> {
         let mut frames = self.queue.frames();
-        let frame = frames.pop_front();
+        let frame = frames.list.pop_front();
+        if frame.is_some() {
+            frames.taken += 1;
+        }
         // A burst's worth of room is given back once the burst is gone.
-        if frames.is_empty() && frames.capacity() > KEEP_ROOM {
-            *frames = VecDeque::new();
+        if frames.list.is_empty() && frames.list.capacity() > KEEP_ROOM {
+            frames.list = VecDeque::new();
         }
         frame
     }
@@ -127,7 +166,7 @@ impl Mailbox {
 impl Drop for Mailbox {
     fn drop(&mut self) {
         self.queue.closed.store(true, Ordering::Release);
-        self.queue.frames().clear();
+        self.queue.frames().list.clear();
     }
 }
 
@@ -158,7 +197,7 @@ impl Hub {
     /// A new connection's queue; register the returned `Conn` where it belongs.
     pub fn connection(&self, queue: usize) -> (Conn, Mailbox) {
         let queue = Arc::new(Queue {
-            frames: Mutex::new(VecDeque::new()),
+            frames: Mutex::new(Frames::default()),
             capacity: queue.max(1),
             waker: AtomicWaker::new(),
             kicked: AtomicBool::new(false),
@@ -311,21 +350,52 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_queue_kicks_only_that_connection() {
+    async fn a_reader_rides_out_a_burst_and_one_that_stopped_is_kicked() {
         let hub = Hub::default();
-        let (slow, slow_box) = hub.connection(1);
-        let (fast, fast_box) = hub.connection(8);
+        let (slow, slow_box) = hub.connection(2);
+        let (fast, fast_box) = hub.connection(2);
         hub.add_agent(&["i".into()], slow);
         hub.add_agent(&["i".into()], fast);
         let f: Frame = "{}".into();
-        assert_eq!(hub.to_agents("i", &f, None), 2);
-        assert_eq!(&*fast_box.recv().await, "{}");
-        // The slow one never reads: its second frame overflows.
+        // A burst past both queues' capacity, within the room a connection may hold.
+        for _ in 0..2 * BURST_ROOM {
+            assert_eq!(hub.to_agents("i", &f, None), 2);
+        }
+        assert_eq!(hub.slow_dropped(), 0);
+        // The fast one takes its frames; the slow one took nothing and is full.
+        for _ in 0..2 * BURST_ROOM {
+            assert_eq!(&*fast_box.recv().await, "{}");
+        }
         assert_eq!(hub.to_agents("i", &f, None), 1);
         slow_box.kicked().await;
         assert_eq!(hub.slow_dropped(), 1);
         assert_eq!(&*fast_box.recv().await, "{}");
         assert!(fast_box.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_that_takes_nothing_for_a_while_is_kicked() {
+        let hub = Hub::default();
+        let (stuck, stuck_box) = hub.connection(2);
+        let (taking, taking_box) = hub.connection(2);
+        hub.add_agent(&["i".into()], stuck);
+        hub.add_agent(&["i".into()], taking);
+        let f: Frame = "{}".into();
+        for _ in 0..3 {
+            assert_eq!(hub.to_agents("i", &f, None), 2);
+        }
+        std::thread::sleep(STALLED + Duration::from_millis(50));
+        // Both are over capacity and far from the burst room; only the one that took
+        // a frame in the meantime is still reading.
+        assert!(taking_box.try_recv().is_some());
+        assert_eq!(hub.to_agents("i", &f, None), 1);
+        stuck_box.kicked().await;
+        assert_eq!(hub.slow_dropped(), 1);
+        let mut got = 0;
+        while taking_box.try_recv().is_some() {
+            got += 1;
+        }
+        assert_eq!(got, 3);
     }
 
     #[tokio::test]
@@ -353,7 +423,7 @@ mod tests {
         }
         assert_eq!(rest, 999);
         assert_eq!(
-            mailbox.queue.frames().capacity(),
+            mailbox.queue.frames().list.capacity(),
             0,
             "the burst's room is freed"
         );
