@@ -312,19 +312,8 @@ pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
             let mut deadline = None;
             if r.visitor_online {
                 conv.seen_seq = conv.last_seq;
-            } else if let (Some(delay), None) = (r.follow_up_delay_ms, conv.follow_up_due) {
-                let visitor =
-                    parse_id(&conv.visitor_id).and_then(|v| load_visitor(kv, v).ok().flatten());
-                if visitor.is_some_and(|v| v.email.is_some() || v.contact_id.is_some()) {
-                    let due = r.now as u64 + delay;
-                    b.put(
-                        Tree::Deadlines,
-                        keys::deadline(due, DeadlineKind::FollowUp, r.conversation),
-                        Vec::new(),
-                    );
-                    conv.follow_up_due = Some(due as Millis);
-                    deadline = Some((due, DeadlineKind::FollowUp));
-                }
+            } else if let Some(delay) = r.follow_up_delay_ms {
+                deadline = arm_follow_up(kv, &mut b, r.conversation, &mut conv, r.now, delay);
             }
             b.put_json(Tree::Conversations, keys::id(r.conversation), &conv);
             Ok((
@@ -336,6 +325,34 @@ pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
             ))
         })
         .await?
+}
+
+/// Arms the conversation's follow-up email `delay` ms after `now`, unless one is pending
+/// or the visitor has no address (neither an email nor a contact). Puts the deadline in
+/// `b`; the caller stores `conv` and schedules what this returns.
+pub(crate) fn arm_follow_up(
+    kv: &dyn Kv,
+    b: &mut Batch,
+    conv_id: Uuid,
+    conv: &mut ConversationRecord,
+    now: Millis,
+    delay: u64,
+) -> Option<(u64, DeadlineKind)> {
+    if conv.follow_up_due.is_some() {
+        return None;
+    }
+    let visitor = parse_id(&conv.visitor_id).and_then(|v| load_visitor(kv, v).ok().flatten());
+    if !visitor.is_some_and(|v| v.email.is_some() || v.contact_id.is_some()) {
+        return None;
+    }
+    let due = now as u64 + delay;
+    b.put(
+        Tree::Deadlines,
+        keys::deadline(due, DeadlineKind::FollowUp, conv_id),
+        Vec::new(),
+    );
+    conv.follow_up_due = Some(due as Millis);
+    Some((due, DeadlineKind::FollowUp))
 }
 
 /// Appends a `system` message (e.g. "follow-up sent") to an existing conversation.

@@ -3,9 +3,11 @@
 //! `conversations::append_agent` schedules a `FollowUp` deadline (`follow_up_due`) when
 //! an agent replies to an offline visitor with a known email; from there this module
 //! owns the conversation's follow-up state: marking replies seen when the visitor comes
-//! back (`seen`), and, when the deadline falls due, writing one email with every unseen
-//! reply into the outbox in the same write that clears `follow_up_due` and moves
-//! `seen_seq` (so one batch of replies is one email, and the next batch starts fresh).
+//! back (`seen`), correcting a reply's fate when the visitor came or went between its
+//! store and its delivery (`reached`, `missed`), and, when the deadline falls due,
+//! writing one email with every unseen reply into the outbox in the same write that
+//! clears `follow_up_due` and moves `seen_seq` (so one batch of replies is one email,
+//! and the next batch starts fresh).
 //! It also tells the conversation (a `system` message, to agents and to the visitor's
 //! history) when the email went out or could not.
 //!
@@ -70,6 +72,76 @@ pub async fn seen(app: &App, conv: Uuid) {
         .await;
     if let Err(e) = r {
         tracing::error!(error = %e, "could not record that a visitor saw the replies");
+    }
+}
+
+/// An agent's reply stored while the visitor was offline reached a connection of theirs
+/// after all (they came back between the store and the delivery): it counts as seen,
+/// as it would have had they been online a moment earlier, and a follow-up pending only
+/// for it is cancelled.
+pub async fn reached(app: &App, conv: Uuid, seq: u64) {
+    let r = app
+        .writer
+        .write(move |kv| {
+            let mut b = Batch::default();
+            let Some(mut c) = conversations::load(kv, conv)? else {
+                return Ok((b, ()));
+            };
+            if c.seen_seq >= seq {
+                return Ok((b, ()));
+            }
+            c.seen_seq = seq;
+            if c.seen_seq >= c.last_seq {
+                if let Some(due) = c.follow_up_due.take() {
+                    b.delete(
+                        Tree::Deadlines,
+                        keys::deadline(due.max(0) as u64, DeadlineKind::FollowUp, conv),
+                    );
+                }
+            }
+            b.put_json(Tree::Conversations, keys::id(conv), &c);
+            Ok((b, ()))
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::error!(error = %e, "could not record a reply the visitor saw");
+    }
+}
+
+/// An agent's reply stored as seen while the visitor was online reached none of their
+/// connections (they left between the store and the delivery): it is unseen after all,
+/// and gets a follow-up like a reply to an offline visitor. Nothing changes when they
+/// are back by the time this runs: their welcome, read after the reply was stored,
+/// had it.
+pub async fn missed(app: &App, conv: Uuid, seq: u64, delay_ms: u64) {
+    let inner = app.clone();
+    let now = app.now();
+    let r = app
+        .writer
+        .write(move |kv| {
+            let mut b = Batch::default();
+            let Some(mut c) = conversations::load(kv, conv)? else {
+                return Ok((b, None));
+            };
+            let online = parse_id(&c.visitor_id).is_some_and(|visitor| {
+                inner.hub.visitor_online(&VisitorKey {
+                    visitor,
+                    inbox: c.inbox.as_str().into(),
+                })
+            });
+            if online {
+                return Ok((b, None));
+            }
+            c.seen_seq = c.seen_seq.min(seq.saturating_sub(1));
+            let armed = conversations::arm_follow_up(kv, &mut b, conv, &mut c, now, delay_ms);
+            b.put_json(Tree::Conversations, keys::id(conv), &c);
+            Ok((b, armed))
+        })
+        .await;
+    match r {
+        Ok(Some((due, kind))) => app.deadlines.schedule(due, kind, conv),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "could not follow up a reply the visitor missed"),
     }
 }
 

@@ -23,6 +23,7 @@ use crate::chatflow;
 use crate::contacts::{self, Link as ContactLink, Whom};
 use crate::conversations::{self, parse_id, AgentReply};
 use crate::error::{Error, Result};
+use crate::followup;
 use crate::hub::VisitorKey;
 use crate::metrics::{ConnKind, Metrics};
 use crate::store::records::{AgentRecord, ConversationRecord};
@@ -298,6 +299,7 @@ impl<S: Socket> Session<S> {
             .map(|i| i.chatflow.follow_up.clone())
             .filter(|f| f.enabled)
             .map(|f| f.delay_secs.saturating_mul(1000));
+        let visitor_online = self.app.hub.visitor_online(&key);
         let appended = conversations::append_agent(
             &self.app.writer,
             AgentReply {
@@ -306,7 +308,7 @@ impl<S: Socket> Session<S> {
                 client_msg_id: client_msg_id.clone(),
                 text,
                 now: self.app.now(),
-                visitor_online: self.app.hub.visitor_online(&key),
+                visitor_online,
                 follow_up_delay_ms: follow_up,
             },
         )
@@ -321,7 +323,7 @@ impl<S: Socket> Session<S> {
             message: appended.message.clone(),
         })
         .into();
-        self.app.hub.to_visitor(&key, &frame, None);
+        let reached = self.app.hub.to_visitor(&key, &frame, None) > 0;
         self.app
             .hub
             .to_agents(&conv.inbox, &frame, Some(self.conn_id));
@@ -332,6 +334,14 @@ impl<S: Socket> Session<S> {
         );
         if let Some((due, kind)) = appended.deadline {
             self.app.deadlines.schedule(due, kind, id);
+        }
+        // The visitor came or went while the reply was being stored: what was assumed
+        // about them (seen, or due a follow-up) is corrected.
+        let seq = appended.message.seq;
+        match (visitor_online, reached, follow_up) {
+            (false, true, _) => followup::reached(&self.app, id, seq).await,
+            (true, false, Some(delay)) => followup::missed(&self.app, id, seq, delay).await,
+            _ => {}
         }
         Ok(())
     }

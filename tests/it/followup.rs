@@ -212,6 +212,106 @@ async fn no_email_when_the_visitor_comes_back_in_time() {
     assert_eq!((c.follow_up_due, c.seen_seq), (None, c.last_seq));
 }
 
+fn conversation(s: &TestServer, conv: &str) -> frontdesk::store::records::ConversationRecord {
+    let id = uuid::Uuid::parse_str(conv).expect("uuid");
+    frontdesk::conversations::load(s.app.kv(), id)
+        .expect("store")
+        .expect("conversation")
+}
+
+/// The visitor left between the reply's store (they were online: it counted as seen)
+/// and its delivery (no connection took it). The agent's session then calls `missed`,
+/// which this test calls itself: the window is too short to hit from outside.
+#[tokio::test]
+async fn a_reply_stored_as_seen_that_reached_no_connection_is_followed_up() {
+    let sink = SmtpSink::start();
+    let s = TestServer::start_with(mail_to(sink.port)).await;
+    s.set_chatflow(chatflow(1)).await;
+    let (mut agent, _) = s.admin().await;
+    let (mut v, w) = s.visitor().await;
+    let token = w["visitor_token"].as_str().expect("token").to_string();
+    let conv = v.say("Do you ship to Norway?").await["conversation_id"]
+        .as_str()
+        .expect("conversation id")
+        .to_string();
+    v.send(json!({"type":"submit_email","email":VISITOR_EMAIL}))
+        .await;
+    v.expect_skipping("email_captured").await;
+    let reply = agent.reply(&conv, "Yes, in 3 days.").await;
+    let seq = reply["seq"].as_u64().expect("seq");
+    let c = conversation(&s, &conv);
+    assert_eq!((c.seen_seq, c.follow_up_due), (seq, None), "stored as seen");
+    drop(v);
+    until_offline(&mut agent, &conv).await;
+
+    let id = uuid::Uuid::parse_str(&conv).expect("uuid");
+    followup::missed(&s.app, id, seq, 1000).await;
+    let c = conversation(&s, &conv);
+    assert_eq!(c.seen_seq, seq - 1);
+    assert!(c.follow_up_due.is_some(), "a follow-up is armed");
+    let got = sink.wait_for(1, WAIT).await;
+    assert_eq!(got[0].rcpt_tos(), [VISITOR_EMAIL]);
+    assert!(
+        got[0].text().contains("Yes, in 3 days."),
+        "{}",
+        got[0].text()
+    );
+    until_system(&mut agent, followup::SENT).await;
+    assert_eq!(
+        (conversation(&s, &conv).seen_seq, sink.messages().len()),
+        (seq, 1)
+    );
+
+    // Back in the widget before `missed` runs: their welcome had the reply.
+    let again = agent.reply(&conv, "Anything else?").await;
+    let again_seq = again["seq"].as_u64().expect("seq");
+    let (_back, w) = s.visitor_with(Some(&token), None).await;
+    assert!(w["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .any(|m| m["seq"] == again_seq));
+    // Once the welcome is recorded as seen, `missed` finds them online and changes nothing.
+    let until = tokio::time::Instant::now() + WAIT;
+    let before = loop {
+        let c = conversation(&s, &conv);
+        if c.follow_up_due.is_none() && c.seen_seq == c.last_seq {
+            break c;
+        }
+        assert!(tokio::time::Instant::now() < until, "never seen: {c:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    followup::missed(&s.app, id, again_seq, 1000).await;
+    let after = conversation(&s, &conv);
+    assert_eq!(
+        (after.seen_seq, after.follow_up_due),
+        (before.seen_seq, before.follow_up_due)
+    );
+}
+
+/// The visitor came back between the reply's store (they were offline: a follow-up was
+/// armed) and its delivery (their new connection took it live): `reached` counts it as
+/// seen and the follow-up does not go out.
+#[tokio::test]
+async fn a_reply_stored_for_an_offline_visitor_that_reached_them_sends_no_email() {
+    let sink = SmtpSink::start();
+    let s = TestServer::start_with(mail_to(sink.port)).await;
+    s.set_chatflow(chatflow(1)).await;
+    let (mut agent, _) = s.admin().await;
+    let (_token, conv) = visitor_leaves(&s, &mut agent, "Hello?", Some(VISITOR_EMAIL)).await;
+    let reply = agent.reply(&conv, "Hi, how can I help?").await;
+    let seq = reply["seq"].as_u64().expect("seq");
+    assert!(conversation(&s, &conv).follow_up_due.is_some(), "armed");
+
+    let id = uuid::Uuid::parse_str(&conv).expect("uuid");
+    followup::reached(&s.app, id, seq).await;
+    let c = conversation(&s, &conv);
+    assert_eq!((c.seen_seq, c.follow_up_due), (seq, None));
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(sink.messages().is_empty(), "they saw the reply live");
+    assert!(outbox(&s).is_empty());
+}
+
 #[tokio::test]
 async fn no_email_when_no_address_is_known() {
     let sink = SmtpSink::start();
