@@ -10,7 +10,7 @@ use widget_protocol::{encode, VisitorServer};
 
 use crate::app::App;
 use crate::chatflow;
-use crate::conversations::{self, parse_id, FirstMessagePlan};
+use crate::conversations::{self, FirstMessagePlan};
 use crate::hub::VisitorKey;
 use crate::metrics::Metrics;
 use crate::store::keys::{self, DeadlineKind};
@@ -50,22 +50,16 @@ pub fn fire(app: &App, conv: Uuid, due: u64) {
             .writer
             .write(move |kv| {
                 let mut b = Batch::default();
-                b.delete(
-                    Tree::Deadlines,
-                    keys::deadline(due, DeadlineKind::Prompt, conv),
-                );
-                let Some(mut c) = conversations::load(kv, conv)? else {
+                let Some(mut c) =
+                    conversations::fell_due(kv, &mut b, due, DeadlineKind::Prompt, conv)?
+                else {
                     return Ok((b, None));
                 };
                 if c.prompt != (PromptState::Pending { due: due as i64 }) {
                     return Ok((b, None));
                 }
-                let Some(visitor) = parse_id(&c.visitor_id) else {
+                let Some(key) = conversations::visitor_key(&c) else {
                     return Ok((b, None));
-                };
-                let key = VisitorKey {
-                    visitor,
-                    inbox: c.inbox.as_str().into(),
                 };
                 let online = inner.hub.visitor_online(&key);
                 c.prompt = if online {

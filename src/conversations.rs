@@ -465,17 +465,34 @@ pub fn label(contact: Option<&Contact>) -> String {
     }
 }
 
+/// A conversation's deadline fell due: its key leaves the store with `b`, the write that
+/// handles it. The conversation, if it still exists.
+pub fn fell_due(
+    kv: &dyn Kv,
+    b: &mut Batch,
+    due: u64,
+    kind: DeadlineKind,
+    conv: Uuid,
+) -> Result<Option<ConversationRecord>, StoreError> {
+    b.delete(Tree::Deadlines, keys::deadline(due, kind, conv));
+    load(kv, conv)
+}
+
+/// Whose live connections see this conversation: its visitor's, in its inbox. None for
+/// a record whose visitor id does not parse.
+pub fn visitor_key(conv: &ConversationRecord) -> Option<VisitorKey> {
+    Some(VisitorKey {
+        visitor: parse_id(&conv.visitor_id)?,
+        inbox: conv.inbox.as_str().into(),
+    })
+}
+
 pub fn summary(kv: &dyn Kv, hub: &Hub, conv: &ConversationRecord) -> Result<Summary, StoreError> {
-    let visitor_id =
-        parse_id(&conv.visitor_id).ok_or_else(|| corrupt(Tree::Conversations, "visitor id"))?;
-    let visitor = load_visitor(kv, visitor_id)?;
+    let key = visitor_key(conv).ok_or_else(|| corrupt(Tree::Conversations, "visitor id"))?;
+    let visitor = load_visitor(kv, key.visitor)?;
     let contact = match visitor.as_ref().and_then(|v| v.contact_id.as_deref()) {
         Some(id) => contact(kv, id)?,
         None => None,
-    };
-    let key = VisitorKey {
-        visitor: visitor_id,
-        inbox: conv.inbox.as_str().into(),
     };
     Ok(Summary {
         id: conv.id.clone(),

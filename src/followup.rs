@@ -21,7 +21,6 @@ use widget_protocol::{encode, AgentServer, AuthorKind, Message, Millis, VisitorS
 
 use crate::app::App;
 use crate::conversations::{self, parse_id};
-use crate::hub::VisitorKey;
 use crate::mail::{self, Delivery, Email, GaveUp};
 use crate::metrics::Metrics;
 use crate::store::keys::{self, DeadlineKind};
@@ -52,27 +51,12 @@ pub fn fire(app: &App, kind: DeadlineKind, subject: Uuid, due: u64) {
 /// After a `welcome`: the visitor sees every message, so a pending follow-up is
 /// cancelled and the next one starts after what they have now.
 pub async fn seen(app: &App, conv: Uuid) {
-    let r = app
-        .writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let Some(mut c) = conversations::load(kv, conv)? else {
-                return Ok((b, ()));
-            };
-            if let Some(due) = c.follow_up_due.take() {
-                b.delete(
-                    Tree::Deadlines,
-                    keys::deadline(due.max(0) as u64, DeadlineKind::FollowUp, conv),
-                );
-            }
-            c.seen_seq = c.last_seq;
-            b.put_json(Tree::Conversations, keys::id(conv), &c);
-            Ok((b, ()))
-        })
-        .await;
-    if let Err(e) = r {
-        tracing::error!(error = %e, "could not record that a visitor saw the replies");
-    }
+    change(app, conv, "that a visitor saw the replies", move |b, c| {
+        cancel(b, c, conv);
+        c.seen_seq = c.last_seq;
+        true
+    })
+    .await
 }
 
 /// An agent's reply stored while the visitor was offline reached a connection of theirs
@@ -80,31 +64,41 @@ pub async fn seen(app: &App, conv: Uuid) {
 /// as it would have had they been online a moment earlier, and a follow-up pending only
 /// for it is cancelled.
 pub async fn reached(app: &App, conv: Uuid, seq: u64) {
+    change(app, conv, "a reply the visitor saw", move |b, c| {
+        if c.seen_seq >= seq {
+            return false;
+        }
+        c.seen_seq = seq;
+        if c.seen_seq >= c.last_seq {
+            cancel(b, c, conv);
+        }
+        true
+    })
+    .await
+}
+
+/// Changes a conversation's follow-up state in one write; `f` returns whether it changed
+/// anything to store.
+async fn change(
+    app: &App,
+    conv: Uuid,
+    what: &str,
+    f: impl FnOnce(&mut Batch, &mut ConversationRecord) -> bool + Send + 'static,
+) {
     let r = app
         .writer
         .write(move |kv| {
             let mut b = Batch::default();
-            let Some(mut c) = conversations::load(kv, conv)? else {
-                return Ok((b, ()));
-            };
-            if c.seen_seq >= seq {
-                return Ok((b, ()));
-            }
-            c.seen_seq = seq;
-            if c.seen_seq >= c.last_seq {
-                if let Some(due) = c.follow_up_due.take() {
-                    b.delete(
-                        Tree::Deadlines,
-                        keys::deadline(due.max(0) as u64, DeadlineKind::FollowUp, conv),
-                    );
+            if let Some(mut c) = conversations::load(kv, conv)? {
+                if f(&mut b, &mut c) {
+                    b.put_json(Tree::Conversations, keys::id(conv), &c);
                 }
             }
-            b.put_json(Tree::Conversations, keys::id(conv), &c);
             Ok((b, ()))
         })
         .await;
     if let Err(e) = r {
-        tracing::error!(error = %e, "could not record a reply the visitor saw");
+        tracing::error!(error = %e, "could not record {what}");
     }
 }
 
@@ -123,13 +117,7 @@ pub async fn missed(app: &App, conv: Uuid, seq: u64, delay_ms: u64) {
             let Some(mut c) = conversations::load(kv, conv)? else {
                 return Ok((b, None));
             };
-            let online = parse_id(&c.visitor_id).is_some_and(|visitor| {
-                inner.hub.visitor_online(&VisitorKey {
-                    visitor,
-                    inbox: c.inbox.as_str().into(),
-                })
-            });
-            if online {
+            if conversations::visitor_key(&c).is_some_and(|k| inner.hub.visitor_online(&k)) {
                 return Ok((b, None));
             }
             c.seen_seq = c.seen_seq.min(seq.saturating_sub(1));
@@ -145,6 +133,16 @@ pub async fn missed(app: &App, conv: Uuid, seq: u64, delay_ms: u64) {
     }
 }
 
+/// Drops the conversation's pending follow-up, if any, and its deadline.
+fn cancel(b: &mut Batch, c: &mut ConversationRecord, conv: Uuid) {
+    if let Some(due) = c.follow_up_due.take() {
+        b.delete(
+            Tree::Deadlines,
+            keys::deadline(due.max(0) as u64, DeadlineKind::FollowUp, conv),
+        );
+    }
+}
+
 /// Whether `seen` has anything to record for this conversation.
 pub fn has_unseen(conv: &ConversationRecord) -> bool {
     conv.follow_up_due.is_some() || conv.seen_seq < conv.last_seq
@@ -157,11 +155,9 @@ async fn follow_up(app: &App, conv: Uuid, due: u64) {
         .writer
         .write(move |kv| {
             let mut b = Batch::default();
-            b.delete(
-                Tree::Deadlines,
-                keys::deadline(due, DeadlineKind::FollowUp, conv),
-            );
-            let Some(mut c) = conversations::load(kv, conv)? else {
+            let Some(mut c) =
+                conversations::fell_due(kv, &mut b, due, DeadlineKind::FollowUp, conv)?
+            else {
                 return Ok((b, None));
             };
             if c.follow_up_due != Some(due as Millis) {
@@ -191,12 +187,8 @@ fn compose(
     conv_id: Uuid,
     c: &ConversationRecord,
 ) -> Result<Option<Email>, StoreError> {
-    let Some(visitor_id) = parse_id(&c.visitor_id) else {
+    let Some(key) = conversations::visitor_key(c) else {
         return Ok(None);
-    };
-    let key = VisitorKey {
-        visitor: visitor_id,
-        inbox: c.inbox.as_str().into(),
     };
     if app.hub.visitor_online(&key) {
         return Ok(None);
@@ -208,7 +200,7 @@ fn compose(
     {
         return Ok(None);
     }
-    let Some(visitor) = conversations::load_visitor(kv, visitor_id)? else {
+    let Some(visitor) = conversations::load_visitor(kv, key.visitor)? else {
         return Ok(None);
     };
     let to = match (&visitor.email, &visitor.contact_id) {
@@ -402,11 +394,7 @@ async fn announce(app: &App, conversation_id: &str, text: &str) {
         message: appended.message.clone(),
     })
     .into();
-    if let Some(visitor) = parse_id(&c.visitor_id) {
-        let key = VisitorKey {
-            visitor,
-            inbox: c.inbox.as_str().into(),
-        };
+    if let Some(key) = conversations::visitor_key(c) {
         app.hub.to_visitor(&key, &frame, None);
     }
     app.hub.to_agents(&c.inbox, &frame, None);

@@ -24,7 +24,6 @@ use crate::contacts::{self, Link as ContactLink, Whom};
 use crate::conversations::{self, parse_id, AgentReply};
 use crate::error::{Error, Result};
 use crate::followup;
-use crate::hub::VisitorKey;
 use crate::metrics::{ConnKind, Metrics};
 use crate::store::records::{AgentRecord, ConversationRecord};
 use crate::validate;
@@ -287,11 +286,7 @@ impl<S: Socket> Session<S> {
         let limits = self.app.config.limits.clone();
         let text = admit(&mut self.rate, &client_msg_id, &text, &limits)?;
         let (id, conv) = self.visible(&conversation_id)?;
-        let visitor = parse_id(&conv.visitor_id).ok_or_else(Error::not_found)?;
-        let key = VisitorKey {
-            visitor,
-            inbox: conv.inbox.as_str().into(),
-        };
+        let key = conversations::visitor_key(&conv).ok_or_else(Error::not_found)?;
         let follow_up = self
             .app
             .inboxes
