@@ -90,6 +90,12 @@ type Violation = (u16, &'static str);
 
 /// The frame at the start of `data`: None while bytes are missing.
 fn parse(data: &[u8], max_frame: usize) -> Result<Option<Header>, Violation> {
+    Ok(parse_head(data, max_frame)?.filter(|h| data.len() >= h.end))
+}
+
+/// The header of the frame at the start of `data`, once the header itself is there: its
+/// payload may still be arriving (`end` past the end of `data`).
+fn parse_head(data: &[u8], max_frame: usize) -> Result<Option<Header>, Violation> {
     let [b0, b1, ..] = *data else {
         return Ok(None);
     };
@@ -135,9 +141,6 @@ fn parse(data: &[u8], max_frame: usize) -> Result<Option<Header>, Violation> {
         return Ok(None);
     };
     let start = at + 4;
-    if data.len() < start + len {
-        return Ok(None);
-    }
     Ok(Some(Header {
         fin,
         opcode,
@@ -408,6 +411,35 @@ impl WsSocket {
             } else {
                 self.pending_in.extend_from_slice(read);
             }
+            if let Err((code, reason)) = self.check_in_flight() {
+                return Poll::Ready(self.finish(Received::Violation { code, reason }));
+            }
+        }
+    }
+
+    /// A text frame still arriving is checked as far as it has come, so text that is not
+    /// UTF-8 fails when the bad bytes arrive, not once the peer has sent the rest of its
+    /// frame (which it may take its time over). A character cut in two by the chop is
+    /// not an error yet. Whole frames are left to `next_frame`.
+    fn check_in_flight(&self) -> Result<(), Violation> {
+        let data = &self.pending_in;
+        let Ok(Some(h)) = parse_head(data, self.max_frame) else {
+            // No header yet, or a broken one: `next_frame` says so.
+            return Ok(());
+        };
+        if data.len() >= h.end || data.len() <= h.start {
+            return Ok(());
+        }
+        let unchecked = match (h.opcode, &self.partial) {
+            (OP_TEXT, None) => &[][..],
+            (OP_CONTINUE, Some(p)) if p.text => &p.bytes[p.checked..],
+            _ => return Ok(()),
+        };
+        let mut text = unchecked.to_vec();
+        text.extend(unmask(&data[h.start..], h.mask));
+        match std::str::from_utf8(&text) {
+            Err(e) if e.error_len().is_some() => Err((CLOSE_INVALID, "text is not valid UTF-8")),
+            _ => Ok(()),
         }
     }
 
@@ -734,6 +766,47 @@ mod tests {
         match ws.on_frame(false, OP_CONTINUE, b"\xFF more".to_vec()) {
             Some(Received::Violation { code, .. }) => assert_eq!(code, CLOSE_INVALID),
             other => panic!("not failed at the bad fragment: {other:?}"),
+        }
+    }
+
+    /// The next message or event, if one comes within 300 ms.
+    async fn receive(ws: &mut WsSocket) -> Result<Received, tokio::time::error::Elapsed> {
+        let next = std::future::poll_fn(|cx| ws.poll_receive(cx));
+        tokio::time::timeout(std::time::Duration::from_millis(300), next).await
+    }
+
+    #[tokio::test]
+    async fn text_that_is_not_utf8_fails_before_its_frame_is_whole() {
+        use tokio::io::AsyncWriteExt;
+        // A character cut by the chop waits for the rest of its frame.
+        let (mut ws, mut client) = pair().await;
+        let f = client_frame(true, OP_TEXT, "café au lait".as_bytes());
+        let cut = 2 + 4 + 4; // header, mask, "caf" and the first byte of "é"
+        client.write_all(&f[..cut]).await.expect("write");
+        assert!(receive(&mut ws).await.is_err(), "nothing yet");
+        client.write_all(&f[cut..]).await.expect("write");
+        assert_eq!(
+            receive(&mut ws).await.ok(),
+            Some(Received::Text("café au lait".into()))
+        );
+        // A byte that can never be UTF-8 fails as it arrives, in a first frame and in
+        // a continuation, while the peer holds back the rest.
+        for opening in [None, Some(client_frame(false, OP_TEXT, b"ok "))] {
+            let (mut ws, mut client) = pair().await;
+            let opcode = if opening.is_some() {
+                OP_CONTINUE
+            } else {
+                OP_TEXT
+            };
+            if let Some(o) = &opening {
+                client.write_all(o).await.expect("write");
+            }
+            let f = client_frame(true, opcode, b"hello \xFF and the rest of a long frame");
+            client.write_all(&f[..f.len() - 10]).await.expect("write");
+            match receive(&mut ws).await {
+                Ok(Received::Violation { code, .. }) => assert_eq!(code, CLOSE_INVALID),
+                other => panic!("not failed before the frame was whole: {other:?}"),
+            }
         }
     }
 
