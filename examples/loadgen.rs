@@ -740,6 +740,8 @@ struct Visitor {
     token: String,
     welcome_messages: Vec<widget_protocol::Message>,
     has_more: bool,
+    /// The prompt the welcome says is sent and unanswered (an extension of `welcome`).
+    email_prompt: Option<String>,
 }
 
 async fn visitor_connect(
@@ -766,6 +768,7 @@ async fn visitor_connect(
                         token: w.visitor_token,
                         welcome_messages: w.messages,
                         has_more: w.has_more,
+                        email_prompt: w.email_prompt,
                     })
                 }
                 VisitorServer::Error(e) => {
@@ -2004,6 +2007,10 @@ async fn timer_visitor(
     let mut acked_at: Option<i64> = None; // server ms of the first message
     let mut reply_at: Option<i64> = None; // server ms of the agent's reply, once seen
     let mut prompts = 0u32;
+    // A welcome after a reconnect said the prompt was sent and is unanswered: the
+    // visitor sees it even if its push never reached us (the server was killed between
+    // recording it and writing it).
+    let mut prompt_in_welcome = false;
     let mut local = Report::default();
     // Until the first message is due, keep reading so that heartbeats are answered.
     if let Some(conn) = ws.as_mut() {
@@ -2039,6 +2046,7 @@ async fn timer_visitor(
                     {
                         reply_at = reply_at.or(Some(m.at));
                     }
+                    prompt_in_welcome |= v.email_prompt.is_some();
                     ws = Some(v.ws);
                     sent = false;
                 }
@@ -2118,9 +2126,13 @@ async fn timer_visitor(
                     local.add("cancel_not_in_time", 1);
                 }
                 local.add("prompts_expected", 1);
-                match prompts {
-                    0 => local.add("prompts_lost", 1),
-                    1 => local.add("prompts_ok", 1),
+                match (prompts, prompt_in_welcome) {
+                    (0, false) => local.add("prompts_lost", 1),
+                    (0, true) => {
+                        local.add("prompts_ok", 1);
+                        local.add("prompts_shown_by_welcome_only", 1);
+                    }
+                    (1, _) => local.add("prompts_ok", 1),
                     _ => local.add("prompts_doubled", 1),
                 }
             }

@@ -4,6 +4,9 @@
 //! Owns the prompt's state transitions (`Pending` to `Sent` or `Owed`, `Owed` to `Sent`);
 //! the first decision is recorded by `conversations` in the same write as the message.
 //! At most one prompt per conversation, because `Sent` is final and only set in a write.
+//! A sent prompt whose visitor's email is still unknown is also shown by every welcome
+//! ([`still_open`]): that is its state, not a second push, and it covers a push the
+//! server stopped before writing.
 
 use uuid::Uuid;
 use widget_protocol::{encode, VisitorServer};
@@ -14,7 +17,7 @@ use crate::conversations::{self, FirstMessagePlan};
 use crate::hub::VisitorKey;
 use crate::metrics::Metrics;
 use crate::store::keys::{self, DeadlineKind};
-use crate::store::records::{InboxRecord, PromptState};
+use crate::store::records::{ConversationRecord, InboxRecord, PromptState, VisitorRecord};
 use crate::store::{Batch, Tree};
 
 /// What the inbox's chatflow says for a first message, right now.
@@ -38,6 +41,21 @@ pub fn push(app: &App, key: &VisitorKey, text: String) -> bool {
         Metrics::inc(&app.metrics.prompts_sent);
     }
     n > 0
+}
+
+/// The prompt a conversation was (or will be) sent: the text its inbox had when the
+/// conversation began, else the built-in one.
+pub fn text(c: &ConversationRecord) -> String {
+    c.prompt_text
+        .clone()
+        .unwrap_or_else(|| chatflow::DEFAULT_PROMPT.to_string())
+}
+
+/// The prompt a welcome shows again: one that was sent to a visitor whose email is
+/// still unknown (see `Welcome::email_prompt`).
+pub fn still_open(c: &ConversationRecord, visitor: Option<&VisitorRecord>) -> Option<String> {
+    let known = visitor.is_some_and(|v| v.email.is_some() || v.contact_id.is_some());
+    (c.prompt == PromptState::Sent && !known).then(|| text(c))
 }
 
 /// A `no_reply` deadline fell due. Runs as its own task, so a burst of due deadlines
@@ -68,10 +86,7 @@ pub fn fire(app: &App, conv: Uuid, due: u64) {
                     PromptState::Owed
                 };
                 b.put_json(Tree::Conversations, keys::id(conv), &c);
-                let text = c
-                    .prompt_text
-                    .clone()
-                    .unwrap_or_else(|| chatflow::DEFAULT_PROMPT.to_string());
+                let text = text(&c);
                 Ok((b, Some((key, online, text))))
             })
             .await;

@@ -384,6 +384,9 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     var p = null;
     try { p = JSON.parse(store('local', promptKey) || 'null'); } catch (e) { /* ignore */ }
     if (p && p.c && p.c === conversationId) showPrompt(p.t);
+    // The server's word for it too: a push this page never got (say the server stopped
+    // before writing it).
+    if (f.email_prompt) showPrompt(f.email_prompt);
     outbox.forEach(transmit);
   }
 

@@ -194,6 +194,9 @@ impl<S: Socket> Session<S> {
                 }
             }
         };
+        let email_prompt = conv
+            .as_ref()
+            .and_then(|c| capture::still_open(c, visitor.as_ref()));
         let cf = &self.inbox.chatflow;
         let active = chatflow::away_active(cf, self.app.hub.agents_online(&self.inbox.key));
         let welcome = Welcome {
@@ -208,6 +211,7 @@ impl<S: Socket> Session<S> {
                 active,
                 message: active.then(|| chatflow::away_text(cf)),
             },
+            email_prompt,
         };
         Ok((welcome, messages, conv))
     }

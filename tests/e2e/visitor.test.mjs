@@ -32,6 +32,13 @@ test('a visitor chats, is asked for their email, leaves it, and finds the histor
   await visible(w.prompt);
   assert.ok((await w.promptText.textContent()).length > 0, 'the prompt has a text');
   await screenshot(page, 'widget-prompt');
+  // The server keeps the prompt open too: with the page's own note of it gone, a reload
+  // still shows it until it is answered.
+  await page.evaluate(() => localStorage.clear());
+  await page.reload();
+  await w.open();
+  await expectText(w.texts, question);
+  await visible(w.prompt);
   await w.emailInput.fill('not-an-email');
   await w.emailSubmit.click();
   await visible(w.emailError);

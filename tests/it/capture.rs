@@ -84,8 +84,49 @@ async fn a_prompt_due_while_offline_comes_after_the_next_welcome() {
     let (mut back, _) = s.visitor_with(Some(&token), None).await;
     assert_eq!(back.expect("email_prompt").await["text"], DEFAULT_PROMPT);
     drop(back);
-    let (mut again, _) = s.visitor_with(Some(&token), None).await;
+    // Not pushed again; the welcome says it is still open.
+    let (mut again, w) = s.visitor_with(Some(&token), None).await;
+    assert_eq!(w["email_prompt"], DEFAULT_PROMPT);
     again.expect_silence(500, &[]).await;
+}
+
+/// The prompt is recorded as sent in the write that stores the first message, and pushed
+/// after it; here the visitor's connection is gone by then (as the socket of a server
+/// killed between the two would be). Every welcome shows it until the email is given.
+#[tokio::test]
+async fn a_prompt_sent_and_unanswered_is_in_every_welcome_until_the_email_is_given() {
+    let s = server(flow("first_message", 60)).await;
+    let (mut v, w) = s.visitor().await;
+    let token = w["visitor_token"].as_str().expect("token").to_string();
+    assert!(
+        w.get("email_prompt").is_none(),
+        "no prompt before a message"
+    );
+    let visitor = uuid::Uuid::parse_str(w["visitor_id"].as_str().expect("id")).expect("uuid");
+    v.send(json!({"type":"send","client_msg_id":"m1","text":"hi"}))
+        .await;
+    drop(v);
+    let until = Instant::now() + crate::support::WAIT;
+    loop {
+        let conv = frontdesk::conversations::find_for_visitor(s.app.kv(), visitor, "default")
+            .expect("store");
+        if conv.is_some_and(|c| c.prompt == frontdesk::store::records::PromptState::Sent) {
+            break;
+        }
+        assert!(Instant::now() < until, "the message was never stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..2 {
+        let (mut back, w) = s.visitor_with(Some(&token), None).await;
+        assert_eq!(w["email_prompt"], DEFAULT_PROMPT);
+        back.expect_silence(300, &[]).await;
+    }
+    let (mut back, _) = s.visitor_with(Some(&token), None).await;
+    back.send(json!({"type":"submit_email","email":"ada@example.com"}))
+        .await;
+    back.expect_skipping("email_captured").await;
+    let (_, w) = s.visitor_with(Some(&token), None).await;
+    assert!(w.get("email_prompt").is_none(), "answered: {w}");
 }
 
 #[tokio::test]

@@ -75,4 +75,10 @@ pub struct Welcome {
     pub email: Option<String>,
     #[serde(default)]
     pub away: AwayState,
+    /// **[ext]** The email prompt this conversation was sent and its visitor has not
+    /// answered (their email is still unknown): show it again. Absent otherwise. A
+    /// prompt is pushed once; this is its state, so a tab that opens later, or one
+    /// that missed the push (the server stopped before writing it), shows it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_prompt: Option<String>,
 }

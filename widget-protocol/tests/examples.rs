@@ -479,6 +479,23 @@ fn extensions_round_trip_and_stay_optional() {
     );
     assert_eq!(decode::<Summary>(&v.to_string()).expect("again"), s);
 
+    // `welcome.email_prompt`: absent (the contract's welcome) unless a prompt is open.
+    let w = r#"{"type":"welcome","protocol":1,"visitor_token":"t","visitor_id":"v","conversation_id":"c","messages":[],"has_more":false,"email":null,"away":{"active":false,"message":null}}"#;
+    let VisitorServer::Welcome(mut welcome) = decode(w).expect("welcome") else {
+        panic!("not a welcome");
+    };
+    assert_eq!(welcome.email_prompt, None);
+    assert!(value(&encode(&VisitorServer::Welcome(welcome.clone())))
+        .get("email_prompt")
+        .is_none());
+    welcome.email_prompt = Some("Your email?".into());
+    let v = value(&encode(&VisitorServer::Welcome(welcome.clone())));
+    assert_eq!(v["email_prompt"], "Your email?");
+    assert_eq!(
+        decode::<VisitorServer>(&v.to_string()).expect("again"),
+        VisitorServer::Welcome(welcome)
+    );
+
     // `history.before` null: the newest page.
     let f: VisitorClient =
         decode(r#"{"type":"history","before":null,"limit":20}"#).expect("null before");
