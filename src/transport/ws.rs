@@ -151,10 +151,15 @@ fn parse_head(data: &[u8], max_frame: usize) -> Result<Option<Header>, Violation
 }
 
 fn unmask(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    unmask_from(payload, mask, 0)
+}
+
+/// Unmasks payload bytes that start `offset` bytes into their frame's payload.
+fn unmask_from(payload: &[u8], mask: [u8; 4], offset: usize) -> Vec<u8> {
     payload
         .iter()
-        .zip(mask.iter().cycle())
-        .map(|(b, m)| b ^ m)
+        .enumerate()
+        .map(|(i, b)| b ^ mask[(offset + i) % 4])
         .collect()
 }
 
@@ -275,6 +280,10 @@ pub struct WsSocket {
     pending_in: Vec<u8>,
     /// A fragmented message so far.
     partial: Option<Partial>,
+    /// Of the text frame in flight at the head of `pending_in`: how much is known to be
+    /// UTF-8 (counting the unchecked end of `partial` first), so each read checks only
+    /// what it brought, however finely the peer chops a frame.
+    in_flight_checked: usize,
     out: VecDeque<Out>,
     out_bytes: usize,
     max_frame: usize,
@@ -293,6 +302,7 @@ impl WsSocket {
             io,
             pending_in: read_ahead.to_vec(),
             partial: None,
+            in_flight_checked: 0,
             out: VecDeque::new(),
             out_bytes: 0,
             max_frame: limits.max_frame_bytes,
@@ -421,7 +431,7 @@ impl WsSocket {
     /// UTF-8 fails when the bad bytes arrive, not once the peer has sent the rest of its
     /// frame (which it may take its time over). A character cut in two by the chop is
     /// not an error yet. Whole frames are left to `next_frame`.
-    fn check_in_flight(&self) -> Result<(), Violation> {
+    fn check_in_flight(&mut self) -> Result<(), Violation> {
         let data = &self.pending_in;
         let Ok(Some(h)) = parse_head(data, self.max_frame) else {
             // No header yet, or a broken one: `next_frame` says so.
@@ -430,17 +440,23 @@ impl WsSocket {
         if data.len() >= h.end || data.len() <= h.start {
             return Ok(());
         }
-        let unchecked = match (h.opcode, &self.partial) {
+        let carry = match (h.opcode, &self.partial) {
             (OP_TEXT, None) => &[][..],
             (OP_CONTINUE, Some(p)) if p.text => &p.bytes[p.checked..],
             _ => return Ok(()),
         };
-        let mut text = unchecked.to_vec();
-        text.extend(unmask(&data[h.start..], h.mask));
+        // The stream checked is `carry` then the payload so far, from where the last
+        // check stopped (at most three bytes of a cut character before the new ones).
+        let from = self.in_flight_checked;
+        let mut text = carry.get(from..).unwrap_or_default().to_vec();
+        let skip = from.saturating_sub(carry.len());
+        text.extend(unmask_from(&data[h.start + skip..], h.mask, skip));
         match std::str::from_utf8(&text) {
-            Err(e) if e.error_len().is_some() => Err((CLOSE_INVALID, "text is not valid UTF-8")),
-            _ => Ok(()),
+            Ok(_) => self.in_flight_checked += text.len(),
+            Err(e) if e.error_len().is_none() => self.in_flight_checked += e.valid_up_to(),
+            Err(_) => return Err((CLOSE_INVALID, "text is not valid UTF-8")),
         }
+        Ok(())
     }
 
     /// Keeps unparsed bytes for the next call.
@@ -468,6 +484,7 @@ impl WsSocket {
             Err((code, reason)) => return (data.len(), Some(Received::Violation { code, reason })),
         };
         let payload = unmask(&data[h.start..h.end], h.mask);
+        self.in_flight_checked = 0;
         (h.end, self.on_frame(h.fin, h.opcode, payload))
     }
 
@@ -808,6 +825,42 @@ mod tests {
                 other => panic!("not failed before the frame was whole: {other:?}"),
             }
         }
+    }
+
+    /// Byte by byte, with a read between bytes: each read checks only what it brought
+    /// (the cursor follows the bytes, a cut character waits for the rest), and the
+    /// message is the same as if the frame had come whole.
+    #[tokio::test]
+    async fn a_text_frame_chopped_byte_by_byte_is_checked_as_it_comes() {
+        use tokio::io::AsyncWriteExt;
+        let (mut ws, mut client) = pair().await;
+        // "café au lait, 日本" in two fragments that cut the "é" in two.
+        let opening = client_frame(false, OP_TEXT, b"caf\xC3");
+        let mut tail = vec![0xA9];
+        tail.extend_from_slice(" au lait, 日本".as_bytes());
+        let rest = client_frame(true, OP_CONTINUE, &tail);
+        client.write_all(&opening).await.expect("write");
+        let mut most_checked = 0;
+        let mut got = None;
+        for b in &rest {
+            client.write_all(&[*b]).await.expect("write");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            let polled = std::future::poll_fn(|cx| Poll::Ready(ws.poll_receive(cx))).await;
+            if let Poll::Ready(r) = polled {
+                got = Some(r);
+                break;
+            }
+            // The carried byte of "é" and the payload so far, never more.
+            let arrived = ws.pending_in.len().saturating_sub(2 + 4);
+            assert!(ws.in_flight_checked <= 1 + arrived);
+            most_checked = most_checked.max(ws.in_flight_checked);
+        }
+        let got = match got {
+            Some(r) => r,
+            None => receive(&mut ws).await.expect("the message"),
+        };
+        assert_eq!(got, Received::Text("café au lait, 日本".into()));
+        assert!(most_checked > 10, "checked as it came: {most_checked}");
     }
 
     #[tokio::test]
