@@ -54,7 +54,7 @@ pub fn text(c: &ConversationRecord) -> String {
 /// The prompt a welcome shows again: one that was sent to a visitor whose email is
 /// still unknown (see `Welcome::email_prompt`).
 pub fn still_open(c: &ConversationRecord, visitor: Option<&VisitorRecord>) -> Option<String> {
-    let known = visitor.is_some_and(|v| v.email.is_some() || v.contact_id.is_some());
+    let known = visitor.is_some_and(VisitorRecord::reachable);
     (c.prompt == PromptState::Sent && !known).then(|| text(c))
 }
 

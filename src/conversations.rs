@@ -207,7 +207,7 @@ pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended>
                 ..Appended::stored(message, conv.clone())
             };
             if conv.prompt == PromptState::None {
-                let known = visitor.email.is_some() || visitor.contact_id.is_some();
+                let known = visitor.reachable();
                 let plan = &s.plan;
                 if let Some(away) = &plan.away {
                     let author = Author {
@@ -342,7 +342,7 @@ pub(crate) fn arm_follow_up(
         return None;
     }
     let visitor = parse_id(&conv.visitor_id).and_then(|v| load_visitor(kv, v).ok().flatten());
-    if !visitor.is_some_and(|v| v.email.is_some() || v.contact_id.is_some()) {
+    if !visitor.is_some_and(|v| v.reachable()) {
         return None;
     }
     let due = now as u64 + delay;

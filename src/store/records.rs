@@ -42,6 +42,14 @@ pub struct VisitorRecord {
     pub page: Option<Page>,
 }
 
+impl VisitorRecord {
+    /// Whether the team can reach them by email: they gave one, or an agent linked them
+    /// to a contact. Such a visitor is never prompted, and may be followed up.
+    pub fn reachable(&self) -> bool {
+        self.email.is_some() || self.contact_id.is_some()
+    }
+}
+
 /// Where a conversation's email-capture prompt stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
