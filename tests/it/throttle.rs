@@ -307,3 +307,40 @@ async fn during_the_grace_period_summaries_still_show_the_visitor_online() {
     assert_eq!(listed["id"], conv.as_str());
     assert_eq!(listed["visitor"]["online"], true);
 }
+
+#[tokio::test]
+async fn an_agents_replies_are_limited_across_their_connections() {
+    let s = TestServer::start_with(|c| {
+        c.limits.rate_count = 4;
+        c.limits.rate_window = Duration::from_secs(60);
+    })
+    .await;
+    let (mut v, _) = s.visitor().await;
+    let conv = v.say("hi").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (mut a1, _) = s.admin().await;
+    let (mut a2, _) = s.admin().await;
+    let mut acked = 0;
+    for i in 0..6 {
+        let a = if i % 2 == 0 { &mut a1 } else { &mut a2 };
+        let id = format!("r{i}");
+        a.send(json!({"type":"reply","conversation_id":conv,"client_msg_id":id,"text":"hello"}))
+            .await;
+        let f = loop {
+            let f = a.next().await.expect("an answer");
+            if (f["type"] == "ack" && f["client_msg_id"] == id.as_str())
+                || (f["type"] == "error" && f["ref"] == id.as_str())
+            {
+                break f;
+            }
+        };
+        if f["type"] == "ack" {
+            acked += 1;
+        } else {
+            assert_eq!(f["code"], "rate_limited", "{f}");
+        }
+    }
+    assert_eq!(acked, 4);
+}
