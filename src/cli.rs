@@ -37,7 +37,7 @@ pub struct DataArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage inboxes (server stopped).
     #[command(subcommand)]
     Inbox(InboxCommand),

@@ -211,16 +211,26 @@ mod tests {
 
     #[test]
     fn rates_parse_and_print() {
-        let r: Rate = "5/10m".parse().unwrap();
+        let r: Rate = "5/10m".parse().expect("parses");
         assert_eq!(r, Rate::new(5, Duration::from_secs(600)));
         assert_eq!(r.to_string(), "5 per 10 min");
         assert_eq!(
-            "120/10s".parse::<Rate>().unwrap().to_string(),
+            "120/10s".parse::<Rate>().expect("parses").to_string(),
             "120 per 10 s"
         );
-        assert_eq!("3/500ms".parse::<Rate>().unwrap().window.as_millis(), 500);
-        assert_eq!("600/1h".parse::<Rate>().unwrap().to_string(), "600 per 1 h");
-        assert_eq!("0".parse::<Rate>().unwrap().count, 0);
+        assert_eq!(
+            "3/500ms"
+                .parse::<Rate>()
+                .expect("parses")
+                .window
+                .as_millis(),
+            500
+        );
+        assert_eq!(
+            "600/1h".parse::<Rate>().expect("parses").to_string(),
+            "600 per 1 h"
+        );
+        assert_eq!("0".parse::<Rate>().expect("parses").count, 0);
         for bad in ["", "5", "5/", "5/10", "x/10s", "5/0s", "5/10y", "-1/10s"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
         }

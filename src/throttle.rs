@@ -211,7 +211,9 @@ mod tests {
         for i in 0..20 {
             assert!(r.check(&1, t0 + Duration::from_millis(i)).is_ok(), "{i}");
         }
-        let wait = r.check(&1, t0 + Duration::from_millis(100)).unwrap_err();
+        let wait = r
+            .check(&1, t0 + Duration::from_millis(100))
+            .expect_err("refused");
         assert!(
             wait <= Duration::from_millis(500) && wait > Duration::ZERO,
             "{wait:?}"
@@ -287,14 +289,17 @@ mod tests {
 
     #[test]
     fn ipv6_addresses_are_keyed_by_their_64_prefix() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("an address");
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().expect("an address");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("an address");
         assert_eq!(address_key(a), address_key(b));
         assert_ne!(address_key(a), address_key(c));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
-        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("an address");
+        assert_eq!(
+            address_key(mapped),
+            "192.0.2.7".parse::<IpAddr>().expect("an address")
+        );
+        let v4: IpAddr = "192.0.2.7".parse().expect("an address");
         assert_eq!(address_key(v4), v4);
     }
 
@@ -302,7 +307,7 @@ mod tests {
     fn the_refusal_says_when_to_retry() {
         let r = rule(1, 30_000, 10);
         assert!(r.admit(&1).is_ok());
-        let e = r.admit(&1).unwrap_err();
+        let e = r.admit(&1).expect_err("refused");
         assert_eq!(e.code(), ErrorCode::RateLimited);
         let text = e.to_string();
         assert!(text.contains("try again in 30 s"), "{text}");

@@ -53,7 +53,8 @@ fn listed_texts(ready: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn one_address_cannot_flood_an_inbox_with_new_conversations() {
-    let s = TestServer::start_with(|c| c.limits.new_conversations_per_address = per_minute(3)).await;
+    let s =
+        TestServer::start_with(|c| c.limits.new_conversations_per_address = per_minute(3)).await;
     let mut refused = 0;
     let mut visitors = Vec::new();
     for i in 0..10 {
@@ -118,7 +119,10 @@ async fn new_visitors_past_the_address_limit_are_refused_but_returning_ones_are_
     assert_eq!(c.set_cookie, None, "no token minted past the limit");
     c.send(json!({"type":"hello"})).await;
     let e = c.expect_error("rate_limited").await;
-    assert!(e["message"].as_str().unwrap_or_default().contains("try again in"));
+    assert!(e["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("try again in"));
     assert_eq!(c.expect_closed().await, Closed::Code(1013));
     // A returning visitor with their token is served, from the same address.
     let (_v, w) = s.visitor_with(Some(&tokens[0]), None).await;
@@ -160,7 +164,9 @@ async fn a_visitors_tabs_and_reconnects_share_one_send_limit() {
     assert_eq!((acked, refused), (10, 20));
     // As stored: ten messages, whatever tab sent them.
     let (mut a, ready) = s.admin().await;
-    let conv = ready["conversations"][0]["id"].as_str().expect("conversation");
+    let conv = ready["conversations"][0]["id"]
+        .as_str()
+        .expect("conversation");
     a.send(json!({"type":"open","conversation_id":conv,"limit":200}))
         .await;
     let open = a.expect_skipping("conversation").await;
@@ -269,8 +275,8 @@ fn presence_updates(frames: &[Value], conv: &str) -> Vec<bool> {
 #[tokio::test]
 async fn quick_reconnects_do_not_flap_presence_and_a_departure_is_announced_once() {
     let grace = 1_500;
-    let s = TestServer::start_with(|c| c.limits.presence_grace = Duration::from_millis(grace))
-        .await;
+    let s =
+        TestServer::start_with(|c| c.limits.presence_grace = Duration::from_millis(grace)).await;
     let (v, token, conv, mut agent) = visitor_with_conversation(&s).await;
     let mut v = Some(v);
     for _ in 0..200 {
@@ -297,8 +303,7 @@ async fn quick_reconnects_do_not_flap_presence_and_a_departure_is_announced_once
 
 #[tokio::test]
 async fn during_the_grace_period_summaries_still_show_the_visitor_online() {
-    let s =
-        TestServer::start_with(|c| c.limits.presence_grace = Duration::from_secs(30)).await;
+    let s = TestServer::start_with(|c| c.limits.presence_grace = Duration::from_secs(30)).await;
     let (v, _token, conv, _agent) = visitor_with_conversation(&s).await;
     drop(v);
     tokio::time::sleep(Duration::from_millis(200)).await;

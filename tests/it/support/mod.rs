@@ -303,7 +303,8 @@ impl Client {
         let socket = tokio::net::TcpSocket::new_v4()?;
         socket.bind(SocketAddr::new(from, 0))?;
         let stream = socket.connect(to).await?;
-        let (ws, resp) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await?;
+        let (ws, resp) =
+            tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await?;
         let set_cookie = resp
             .headers()
             .get("set-cookie")
