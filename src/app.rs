@@ -23,6 +23,7 @@ use crate::identity::{Identity, IdentityError};
 use crate::inboxes::{Inboxes, DEFAULT_INBOX};
 use crate::metrics::Metrics;
 use crate::store::{self, Kv, StoreError, Writer};
+use crate::throttle::Throttles;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -90,6 +91,8 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub metrics: Metrics,
     pub deadlines: Deadlines,
+    /// The rate limits shared by every connection.
+    pub throttle: Throttles,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -210,16 +213,20 @@ impl App {
             first.admin_token = Some(token);
         }
         let deadlines = Deadlines::load(kv.as_ref())?;
+        let limits = &config.limits;
+        let hub = Hub::new(limits.presence_grace, limits.throttle_max_keys);
+        let throttle = Throttles::new(limits);
         let app = App(Arc::new(Inner {
             config,
             kv,
             writer,
             identity,
-            hub: Hub::default(),
+            hub,
             inboxes,
             clock,
             metrics: Metrics::default(),
             deadlines,
+            throttle,
             shutdown,
         }));
         Ok((app, writer_thread, first))

@@ -11,7 +11,7 @@ use widget_protocol::Role;
 
 use crate::app::{Offline, OpenError};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, MailConfig};
+use crate::config::{Config, MailConfig, Rate};
 use crate::inboxes::normalize_origin;
 use crate::server::{ServeError, Server};
 use crate::{agents, shutdown};
@@ -37,7 +37,7 @@ pub struct DataArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage inboxes (server stopped).
     #[command(subcommand)]
     Inbox(InboxCommand),
@@ -65,9 +65,12 @@ pub struct ServeArgs {
     /// Another origin allowed to open the agent socket (repeatable).
     #[arg(long = "agent-origin")]
     pub agent_origins: Vec<String>,
-    /// `send`/`reply` frames one connection may send per 10 s (0: no limit).
+    /// `send` frames one visitor (across tabs and reconnects), and `reply` frames one
+    /// agent, may send per 10 s (0: no limit).
     #[arg(long, default_value_t = 20)]
     pub rate_limit: u32,
+    #[command(flatten)]
+    pub throttle: ThrottleArgs,
     /// Most WebSocket connections in total.
     #[arg(long, default_value_t = 50_000)]
     pub max_connections: usize,
@@ -93,6 +96,51 @@ pub struct ServeArgs {
     /// Serve /ws/echo for WebSocket conformance tests. Never in production.
     #[arg(long, hide = true)]
     pub test_echo: bool,
+}
+
+/// Shared rate limits, each COUNT/WINDOW (a burst of COUNT, then one more every
+/// WINDOW/COUNT; WINDOW in ms, s, m or h; 0: no limit). An address is an IPv4 address
+/// or an IPv6 /64.
+#[derive(Debug, Args)]
+pub struct ThrottleArgs {
+    /// `send` frames from one client address.
+    #[arg(long, default_value = "120/10s", value_name = "COUNT/WINDOW")]
+    pub send_rate_per_ip: Rate,
+    /// New visitors (tokens minted) for one client address.
+    #[arg(long, default_value = "100/10m", value_name = "COUNT/WINDOW")]
+    pub new_visitors_per_ip: Rate,
+    /// New conversations started from one client address.
+    #[arg(long, default_value = "20/10m", value_name = "COUNT/WINDOW")]
+    pub new_conversations_per_ip: Rate,
+    /// New conversations started in one inbox.
+    #[arg(long, default_value = "600/10m", value_name = "COUNT/WINDOW")]
+    pub new_conversations_per_inbox: Rate,
+    /// `submit_email` frames from one visitor.
+    #[arg(long, default_value = "5/10m", value_name = "COUNT/WINDOW")]
+    pub email_rate: Rate,
+    /// `submit_email` frames from one client address.
+    #[arg(long, default_value = "30/10m", value_name = "COUNT/WINDOW")]
+    pub email_rate_per_ip: Rate,
+    /// Keys (visitors, addresses, …) each shared limit tracks; past it new keys share one limit.
+    #[arg(long, default_value_t = 100_000)]
+    pub throttle_max_keys: usize,
+    /// Milliseconds a visitor's departure is held before agents hear of it (a reload or
+    /// reconnect within it is not announced at all; 0: announce at once).
+    #[arg(long, default_value_t = 2500)]
+    pub presence_grace_ms: u64,
+}
+
+impl ThrottleArgs {
+    fn apply(&self, l: &mut crate::config::Limits) {
+        l.send_per_address = self.send_rate_per_ip;
+        l.new_visitors_per_address = self.new_visitors_per_ip;
+        l.new_conversations_per_address = self.new_conversations_per_ip;
+        l.new_conversations_per_inbox = self.new_conversations_per_inbox;
+        l.email_per_visitor = self.email_rate;
+        l.email_per_address = self.email_rate_per_ip;
+        l.throttle_max_keys = self.throttle_max_keys.max(1);
+        l.presence_grace = std::time::Duration::from_millis(self.presence_grace_ms);
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +226,7 @@ impl ServeArgs {
         c.limits.heartbeat = std::time::Duration::from_secs(self.heartbeat_secs);
         c.limits.max_connections = self.max_connections;
         c.limits.rate_count = self.rate_limit;
+        self.throttle.apply(&mut c.limits);
         c.limits.max_connections_per_ip = self.max_connections_per_ip;
         c.secure_cookie = self.secure_cookie;
         for o in &self.agent_origins {

@@ -13,9 +13,26 @@ pub struct Limits {
     pub max_email_chars: usize,
     /// Bytes of one WebSocket message (and frame).
     pub max_frame_bytes: usize,
-    /// `send`/`reply` frames allowed per `rate_window` per connection; 0 means no limit.
+    /// `send` frames allowed per `rate_window` per visitor (across their connections),
+    /// and `reply` frames per agent; 0 means no limit.
     pub rate_count: u32,
     pub rate_window: Duration,
+    /// `send` frames from one client address (see `throttle::address_key`).
+    pub send_per_address: Rate,
+    /// Visitor tokens minted for one client address.
+    pub new_visitors_per_address: Rate,
+    /// Conversations started from one client address.
+    pub new_conversations_per_address: Rate,
+    /// Conversations started in one inbox.
+    pub new_conversations_per_inbox: Rate,
+    /// `submit_email` frames per visitor, and per client address.
+    pub email_per_visitor: Rate,
+    pub email_per_address: Rate,
+    /// Keys each shared limit tracks at most; past it, new keys share one bucket.
+    pub throttle_max_keys: usize,
+    /// How long a visitor who lost their last connection still counts as online: one
+    /// who comes back within it causes no presence update to agents.
+    pub presence_grace: Duration,
     /// Time a client has to send `hello` / `auth`.
     pub hello_timeout: Duration,
     /// Time a client has to finish the HTTP upgrade.
@@ -41,6 +58,15 @@ impl Default for Limits {
             max_frame_bytes: 64 * 1024,
             rate_count: 20,
             rate_window: Duration::from_secs(10),
+            // A shop's office or a household behind one address stays well inside these.
+            send_per_address: Rate::new(120, Duration::from_secs(10)),
+            new_visitors_per_address: Rate::new(100, Duration::from_secs(600)),
+            new_conversations_per_address: Rate::new(20, Duration::from_secs(600)),
+            new_conversations_per_inbox: Rate::new(600, Duration::from_secs(600)),
+            email_per_visitor: Rate::new(5, Duration::from_secs(600)),
+            email_per_address: Rate::new(30, Duration::from_secs(600)),
+            throttle_max_keys: 100_000,
+            presence_grace: Duration::from_millis(2500),
             hello_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             max_history: 200,
@@ -53,6 +79,65 @@ impl Default for Limits {
             max_connections_per_ip: 50_000,
             heartbeat: Duration::from_secs(20),
         }
+    }
+}
+
+/// `count` events per `window` for one key: a burst of `count`, then one more every
+/// `window / count`. A count of 0 means no limit. Written and parsed as `COUNT/WINDOW`
+/// (`20/10s`, `5/10m`, `600/1h`, `0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub window: Duration,
+}
+
+impl Rate {
+    pub const fn new(count: u32, window: Duration) -> Self {
+        Rate { count, window }
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.window.as_millis();
+        let (n, unit) = match ms {
+            _ if ms % 3_600_000 == 0 && ms > 0 => (ms / 3_600_000, "h"),
+            _ if ms % 60_000 == 0 && ms > 0 => (ms / 60_000, "min"),
+            _ if ms % 1_000 == 0 => (ms / 1_000, "s"),
+            _ => (ms, "ms"),
+        };
+        write!(f, "{} per {n} {unit}", self.count)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("expected COUNT/WINDOW such as 20/10s, 5/10m or 600/1h (or 0 for no limit), got {0:?}")]
+pub struct BadRate(String);
+
+impl std::str::FromStr for Rate {
+    type Err = BadRate;
+    fn from_str(s: &str) -> Result<Self, BadRate> {
+        let bad = || BadRate(s.to_string());
+        if s.trim() == "0" {
+            return Ok(Rate::new(0, Duration::from_secs(1)));
+        }
+        let (count, window) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let window = window.trim();
+        let split = window.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (n, unit) = window.split_at(split);
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        let window = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            _ => return Err(bad()),
+        };
+        if window.is_zero() {
+            return Err(bad());
+        }
+        Ok(Rate::new(count, window))
     }
 }
 
@@ -116,6 +201,38 @@ impl Config {
             agent_origins: Vec::new(),
             mail: MailConfig::default(),
             test_echo: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_and_print() {
+        let r: Rate = "5/10m".parse().expect("parses");
+        assert_eq!(r, Rate::new(5, Duration::from_secs(600)));
+        assert_eq!(r.to_string(), "5 per 10 min");
+        assert_eq!(
+            "120/10s".parse::<Rate>().expect("parses").to_string(),
+            "120 per 10 s"
+        );
+        assert_eq!(
+            "3/500ms"
+                .parse::<Rate>()
+                .expect("parses")
+                .window
+                .as_millis(),
+            500
+        );
+        assert_eq!(
+            "600/1h".parse::<Rate>().expect("parses").to_string(),
+            "600 per 1 h"
+        );
+        assert_eq!("0".parse::<Rate>().expect("parses").count, 0);
+        for bad in ["", "5", "5/", "5/10", "x/10s", "5/0s", "5/10y", "-1/10s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad:?}");
         }
     }
 }

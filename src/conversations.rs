@@ -500,7 +500,7 @@ pub fn summary(kv: &dyn Kv, hub: &Hub, conv: &ConversationRecord) -> Result<Summ
         visitor: SummaryVisitor {
             id: conv.visitor_id.clone(),
             label: label(contact.as_ref()),
-            online: hub.visitor_online(&key),
+            online: hub.visitor_shown_online(&key),
             contact,
             page: visitor.and_then(|v| v.page),
         },

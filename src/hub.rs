@@ -1,13 +1,14 @@
 //! The hub: every live connection, who it belongs to, and fan-out to them.
 //!
-//! It owns presence (a visitor is online while one of their connections is open; which
-//! inboxes have agents connected) and delivery of already-encoded frames. Delivery never
+//! It owns presence (a visitor is online while one of their connections is open, and
+//! for a grace period after the last one closed, so that a reload or a reconnect is not
+//! announced to agents as leaving and coming back; which inboxes have agents connected) and delivery of already-encoded frames. Delivery never
 //! waits: each connection has a bounded queue, and a connection that stopped reading is
 //! kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
 //! anything, while one that is reading gets room for a burst. It must not touch the
 //! store, and never holds a map guard across an await.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use futures::task::AtomicWaker;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 /// One frame, encoded once and shared by every recipient.
@@ -177,23 +179,60 @@ pub struct VisitorKey {
     pub inbox: Arc<str>,
 }
 
+/// A hub without a grace period (every departure is announced at once); see [`Hub::new`].
 #[derive(Default)]
 pub struct Hub {
     next_id: AtomicU64,
     visitors: DashMap<VisitorKey, Vec<Conn>>,
     agents: DashMap<Arc<str>, Vec<Conn>>,
     dropped_slow: AtomicU64,
+    /// How long a departure is held before it is announced.
+    grace: Duration,
+    /// The most departures held at once; past it they are announced at once.
+    max_leaving: usize,
+    leaving: Mutex<Leaving>,
+    /// Woken when a departure is held, for the task that announces them when due.
+    departure_held: Notify,
 }
 
-/// Whether a registration changed a visitor's presence.
+/// Visitors whose last connection closed less than the grace period ago.
+#[derive(Default)]
+struct Leaving {
+    /// The held departure of each such visitor (its number).
+    held: HashMap<VisitorKey, u64>,
+    /// When each departure falls due, in order (the grace period is the same for all).
+    /// An entry whose number is no longer in `held` was cancelled by a return.
+    due: VecDeque<(Instant, VisitorKey, u64)>,
+    next: u64,
+}
+
+/// Whether a registration changed a visitor's presence as agents see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presence {
     CameOnline,
+    /// Gone, to be announced now.
     WentOffline,
+    /// Gone, announced once the grace period ends without a return (see
+    /// [`Hub::take_departures`]).
+    Leaving,
     Unchanged,
 }
 
 impl Hub {
+    /// A hub that holds a visitor's departure for `grace` (at most `max_leaving` at
+    /// once) before it counts as one.
+    pub fn new(grace: Duration, max_leaving: usize) -> Self {
+        Hub {
+            grace,
+            max_leaving,
+            ..Hub::default()
+        }
+    }
+
+    fn leaving(&self) -> MutexGuard<'_, Leaving> {
+        self.leaving.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// A new connection's queue; register the returned `Conn` where it belongs.
     pub fn connection(&self, queue: usize) -> (Conn, Mailbox) {
         let queue = Arc::new(Queue {
@@ -214,32 +253,92 @@ impl Hub {
         )
     }
 
+    /// Registers a visitor connection. A visitor whose departure is still held came
+    /// back within the grace period: nothing changed for agents.
     pub fn add_visitor(&self, key: VisitorKey, conn: Conn) -> Presence {
         let mut entry = self.visitors.entry(key).or_default();
         entry.push(conn);
-        if entry.len() == 1 {
-            Presence::CameOnline
-        } else {
+        if entry.len() > 1 {
+            return Presence::Unchanged;
+        }
+        // Under the entry's lock, as the hold in `remove_visitor` is.
+        if self.leaving().held.remove(entry.key()).is_some() {
             Presence::Unchanged
+        } else {
+            Presence::CameOnline
         }
     }
 
     pub fn remove_visitor(&self, key: &VisitorKey, id: u64) -> Presence {
-        let emptied = match self.visitors.get_mut(key) {
-            Some(mut conns) => {
-                conns.retain(|c| c.id != id);
-                conns.is_empty()
-            }
-            None => return Presence::Unchanged,
+        let dashmap::Entry::Occupied(mut entry) = self.visitors.entry(key.clone()) else {
+            return Presence::Unchanged;
         };
-        if emptied && self.visitors.remove_if(key, |_, c| c.is_empty()).is_some() {
-            return Presence::WentOffline;
+        entry.get_mut().retain(|c| c.id != id);
+        if !entry.get().is_empty() {
+            return Presence::Unchanged;
         }
-        Presence::Unchanged
+        let held = self.hold_departure(key);
+        entry.remove();
+        if held {
+            Presence::Leaving
+        } else {
+            Presence::WentOffline
+        }
     }
 
+    /// Holds a departure for the grace period; false when it is to be announced now.
+    fn hold_departure(&self, key: &VisitorKey) -> bool {
+        if self.grace.is_zero() {
+            return false;
+        }
+        let mut l = self.leaving();
+        if l.held.len() >= self.max_leaving || l.due.len() >= self.max_leaving {
+            return false;
+        }
+        l.next += 1;
+        let n = l.next;
+        l.held.insert(key.clone(), n);
+        l.due
+            .push_back((Instant::now() + self.grace, key.clone(), n));
+        drop(l);
+        self.departure_held.notify_one();
+        true
+    }
+
+    /// The departures whose grace period ended by `now` (the visitor did not come back):
+    /// to be announced. Also when the next one falls due.
+    pub fn take_departures(&self, now: Instant) -> (Vec<VisitorKey>, Option<Instant>) {
+        let mut l = self.leaving();
+        let mut gone = Vec::new();
+        while let Some((due, _, _)) = l.due.front() {
+            if *due > now {
+                return (gone, Some(*due));
+            }
+            let Some((_, key, n)) = l.due.pop_front() else {
+                break;
+            };
+            if l.held.get(&key) == Some(&n) {
+                l.held.remove(&key);
+                gone.push(key);
+            }
+        }
+        (gone, None)
+    }
+
+    /// Resolves when a departure is held (see [`Hub::take_departures`]).
+    pub fn departure_held(&self) -> &Notify {
+        &self.departure_held
+    }
+
+    /// Whether one of the visitor's connections is open.
     pub fn visitor_online(&self, key: &VisitorKey) -> bool {
         self.visitors.get(key).is_some_and(|c| !c.is_empty())
+    }
+
+    /// Whether agents see the visitor online: connected, or gone for less than the
+    /// grace period.
+    pub fn visitor_shown_online(&self, key: &VisitorKey) -> bool {
+        self.visitor_online(key) || self.leaving().held.contains_key(key)
     }
 
     pub fn add_agent(&self, inboxes: &[Arc<str>], conn: Conn) {
@@ -347,6 +446,55 @@ mod tests {
         assert_eq!(hub.remove_visitor(&key("x"), aid), Presence::Unchanged);
         assert_eq!(hub.remove_visitor(&key("x"), bid), Presence::WentOffline);
         assert!(!hub.visitor_online(&key("x")));
+    }
+
+    #[test]
+    fn a_return_within_the_grace_period_is_no_change_and_a_departure_falls_due_once() {
+        let hub = Hub::new(Duration::from_millis(200), 100);
+        let conn = |hub: &Hub| {
+            let (c, m) = hub.connection(4);
+            (c.id, c, m)
+        };
+        let (a, ca, _ma) = conn(&hub);
+        assert_eq!(hub.add_visitor(key("x"), ca), Presence::CameOnline);
+        assert_eq!(hub.remove_visitor(&key("x"), a), Presence::Leaving);
+        assert!(!hub.visitor_online(&key("x")));
+        assert!(hub.visitor_shown_online(&key("x")));
+        // Back within the grace period: nothing for agents, and nothing falls due.
+        let (b, cb, _mb) = conn(&hub);
+        assert_eq!(hub.add_visitor(key("x"), cb), Presence::Unchanged);
+        let later = Instant::now() + Duration::from_secs(1);
+        assert_eq!(hub.take_departures(later).0, Vec::<VisitorKey>::new());
+        // Gone for good: due once, after the grace period.
+        assert_eq!(hub.remove_visitor(&key("x"), b), Presence::Leaving);
+        let (now, next) = hub.take_departures(Instant::now());
+        assert!(now.is_empty());
+        assert!(next.is_some());
+        let later = Instant::now() + Duration::from_secs(1);
+        assert_eq!(hub.take_departures(later).0, vec![key("x")]);
+        assert!(hub.take_departures(later).0.is_empty());
+        assert!(!hub.visitor_shown_online(&key("x")));
+        // Then coming back is news.
+        let (_, cc, _mc) = conn(&hub);
+        assert_eq!(hub.add_visitor(key("x"), cc), Presence::CameOnline);
+    }
+
+    #[test]
+    fn held_departures_are_bounded() {
+        let hub = Hub::new(Duration::from_secs(60), 2);
+        let mut boxes = Vec::new();
+        let mut outcomes = Vec::new();
+        for inbox in ["a", "b", "c"] {
+            let (c, m) = hub.connection(4);
+            let id = c.id;
+            boxes.push(m);
+            hub.add_visitor(key(inbox), c);
+            outcomes.push(hub.remove_visitor(&key(inbox), id));
+        }
+        assert_eq!(
+            outcomes,
+            [Presence::Leaving, Presence::Leaving, Presence::WentOffline]
+        );
     }
 
     #[tokio::test]

@@ -96,6 +96,7 @@ impl Server {
             active: active.clone(),
         };
         let deadlines = tokio::spawn(capture::run_deadlines(app.clone()));
+        let departures = tokio::spawn(crate::session::visitor::run_departures(app.clone()));
         tokio::pin!(signal);
         loop {
             tokio::select! {
@@ -126,6 +127,7 @@ impl Server {
             tracing::warn!("some connections did not close in time");
         }
         let _ = deadlines.await;
+        let _ = departures.await;
         // Everything queued before this point is on disk once this returns.
         if let Err(e) = app.writer.write(|_| Ok((Batch::default(), ()))).await {
             tracing::error!(error = %e, "final flush failed");

@@ -14,9 +14,8 @@ use widget_protocol::{
     SummaryUpdates, VisitorServer,
 };
 
-use super::rate_limit::{admit, RateLimit};
 use super::visitor::{broadcast_summary, SummaryNews};
-use super::{Link, Socket};
+use super::{admit, Link, Socket};
 use crate::agents;
 use crate::app::App;
 use crate::chatflow;
@@ -37,7 +36,8 @@ struct Session<S> {
     agent: AgentRecord,
     inboxes: Vec<Arc<str>>,
     conn_id: u64,
-    rate: RateLimit,
+    /// The key of the per-agent reply limit.
+    agent_key: Arc<str>,
 }
 
 /// Runs an agent connection: `auth` and `ready` here, the rest in a task of its own that
@@ -67,7 +67,7 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
     app.hub.add_agent(&inboxes, conn);
     link.attach(mailbox);
     let mut s = Session {
-        rate: RateLimit::new(app.config.limits.rate_count, app.config.limits.rate_window),
+        agent_key: agent.id.as_str().into(),
         app: app.clone(),
         link,
         agent,
@@ -284,7 +284,10 @@ impl<S: Socket> Session<S> {
     ) -> Result<()> {
         let started = Instant::now();
         let limits = self.app.config.limits.clone();
-        let text = admit(&mut self.rate, &client_msg_id, &text, &limits)?;
+        let throttle = &self.app.throttle;
+        let text = admit(&client_msg_id, &text, &limits, || {
+            throttle.reply_per_agent.admit(&self.agent_key)
+        })?;
         let (id, conv) = self.visible(&conversation_id)?;
         let key = conversations::visitor_key(&conv).ok_or_else(Error::not_found)?;
         let follow_up = self

@@ -7,7 +7,6 @@
 //! must not touch the store directly; they call the domain modules.
 
 pub mod agent;
-pub mod rate_limit;
 pub mod visitor;
 
 use std::time::{Duration, Instant};
@@ -35,6 +34,25 @@ const MAX_BURST: usize = 256;
 /// message (each loopback or LAN send costs the sender as much as the receiver's TCP
 /// work). Acks and answers are never delayed: they are written directly, not queued.
 const COALESCE: Duration = Duration::from_millis(2);
+
+/// The checks every `send` and `reply` passes before anything is stored: a usable
+/// `client_msg_id`, the rate limits (`throttled`), and the text's length. Returns the
+/// trimmed text.
+pub fn admit(
+    client_msg_id: &str,
+    text: &str,
+    limits: &crate::config::Limits,
+    throttled: impl FnOnce() -> crate::error::Result<()>,
+) -> crate::error::Result<String> {
+    if client_msg_id.is_empty() || client_msg_id.len() > 128 {
+        return Err(crate::error::Error::rejected(
+            widget_protocol::ErrorCode::BadFrame,
+            "client_msg_id must be 1 to 128 bytes",
+        ));
+    }
+    throttled()?;
+    crate::validate::text(text, limits)
+}
 
 /// What the transport hands a session.
 #[derive(Debug)]

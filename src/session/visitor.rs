@@ -5,16 +5,16 @@
 //! inbox's agents get `message`, agents get `conversation_updated`. It must never send
 //! a visitor anything of another visitor, nor contact data they did not type.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use widget_protocol::{
-    encode, AgentServer, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome,
+    close, encode, AgentServer, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome,
     PROTOCOL_VERSION,
 };
 
-use super::rate_limit::{admit, RateLimit};
-use super::{Link, Socket};
+use super::{admit, Link, Socket};
 use crate::app::App;
 use crate::capture;
 use crate::chatflow;
@@ -26,13 +26,18 @@ use crate::hub::{Presence, VisitorKey};
 use crate::identity::VisitorIdentity;
 use crate::metrics::{ConnKind, Metrics};
 use crate::store::records::{ConversationRecord, InboxRecord, PromptState};
+use crate::throttle::address_key;
 use crate::validate;
 
 /// What the transport learned at the handshake.
 pub struct Handshake {
     pub inbox: Arc<InboxRecord>,
-    /// From the `fd_visitor` cookie, or minted for the `Set-Cookie` of this handshake.
-    pub cookie_identity: VisitorIdentity,
+    /// The client's address, for per-address limits.
+    pub client: IpAddr,
+    /// From the `fd_visitor` cookie, or minted for the `Set-Cookie` of this handshake;
+    /// or why none was minted (too many new visitors from this address), which refuses
+    /// a `hello` that brings no token of its own.
+    pub cookie_identity: Result<VisitorIdentity, Error>,
 }
 
 struct Session<S> {
@@ -42,7 +47,11 @@ struct Session<S> {
     key: VisitorKey,
     conn_id: u64,
     page: Option<Page>,
-    rate: RateLimit,
+    /// The key of per-address limits (see `throttle::address_key`).
+    address: IpAddr,
+    /// Whether the visitor is known to have a conversation in this inbox (so a `send`
+    /// does not start one).
+    has_conversation: bool,
 }
 
 /// Runs a visitor connection: `hello` and the welcome here, the rest in a task of its own
@@ -70,13 +79,14 @@ async fn open<S: Socket>(app: App, hs: Handshake, socket: S) -> Option<Session<S
     let presence = app.hub.add_visitor(key.clone(), conn);
     link.attach(mailbox);
     let mut s = Session {
-        rate: RateLimit::new(app.config.limits.rate_count, app.config.limits.rate_window),
         app: app.clone(),
         link,
         inbox: hs.inbox.clone(),
         key,
         conn_id,
         page,
+        address: address_key(hs.client),
+        has_conversation: false,
     };
     s.welcome(&identity, resume_after, presence).await;
     Some(s)
@@ -100,10 +110,19 @@ async fn await_hello<S: Socket>(
                 page,
             } => {
                 // The hello token wins when it verifies; a bad one silently falls back.
-                let identity = visitor_token
+                let from_hello = visitor_token
                     .as_deref()
-                    .and_then(|t| app.identity.verify(t))
-                    .unwrap_or_else(|| hs.cookie_identity.clone());
+                    .and_then(|t| app.identity.verify(t));
+                let identity = match (from_hello, &hs.cookie_identity) {
+                    (Some(id), _) => id,
+                    (None, Ok(id)) => id.clone(),
+                    (None, Err(refused)) => {
+                        link.send_error(refused.to_frame(None)).await;
+                        link.close(close::TRY_AGAIN_LATER, "too many new visitors")
+                            .await;
+                        return None;
+                    }
+                };
                 return Some((identity, resume_after, page.map(clean_page)));
             }
             _ => {
@@ -144,6 +163,7 @@ impl<S: Socket> Session<S> {
         let built = self.build_welcome(identity, resume_after);
         match built {
             Ok((welcome, messages, conv)) => {
+                self.has_conversation = conv.is_some();
                 let frame = VisitorServer::Welcome(welcome);
                 self.link.send_with_messages(&frame, &messages).await;
                 if let Some(conv) = conv {
@@ -227,8 +247,9 @@ impl<S: Socket> Session<S> {
             while let Some(frame) = self.link.next_frame::<VisitorClient>().await {
                 Box::pin(self.answer(frame)).await;
             }
+            // A departure held for the grace period is announced by `run_departures`.
             if self.app.hub.remove_visitor(&self.key, self.conn_id) == Presence::WentOffline {
-                self.presence_changed();
+                announce_presence(&self.app, &self.key);
             }
             self.app.metrics.connection_closed(ConnKind::Visitor);
             drop(held);
@@ -280,11 +301,25 @@ impl<S: Socket> Session<S> {
 
     async fn send(&mut self, client_msg_id: String, text: String) -> Result<()> {
         let started = Instant::now();
-        let limits = &self.app.config.limits;
-        let text = admit(&mut self.rate, &client_msg_id, &text, limits)?;
+        let app = &self.app;
+        let throttle = &app.throttle;
+        let text = admit(&client_msg_id, &text, &app.config.limits, || {
+            throttle.send_per_visitor.admit(&self.key.visitor)?;
+            throttle.send_per_address.admit(&self.address)
+        })?;
         // The inbox's settings as they are now (an admin may have changed them).
         if let Some(fresh) = self.app.inboxes.get(&self.inbox.key) {
             self.inbox = fresh;
+        }
+        if !self.has_conversation && self.conversation()?.is_none() {
+            // This message would start a conversation.
+            let throttle = &self.app.throttle;
+            throttle
+                .new_conversations_per_address
+                .admit(&self.address)?;
+            throttle
+                .new_conversations_per_inbox
+                .admit(&self.key.inbox)?;
         }
         let appended = conversations::append_visitor(
             &self.app.writer,
@@ -299,6 +334,7 @@ impl<S: Socket> Session<S> {
             },
         )
         .await?;
+        self.has_conversation = true;
         self.link
             .send_ack(client_msg_id, appended.message.clone(), started)
             .await;
@@ -341,6 +377,9 @@ impl<S: Socket> Session<S> {
 
     async fn submit_email(&mut self, email: String) -> Result<()> {
         let email = validate::email(&email, &self.app.config.limits)?;
+        let throttle = &self.app.throttle;
+        throttle.email_per_visitor.admit(&self.key.visitor)?;
+        throttle.email_per_address.admit(&self.address)?;
         let linked = contacts::link(
             &self.app.writer,
             Whom::Visitor {
@@ -367,17 +406,47 @@ impl<S: Socket> Session<S> {
         Ok(())
     }
 
-    fn presence_changed(&self) {
-        match self.conversation() {
-            Ok(Some(conv)) => self.broadcast_summary(&conv),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "could not announce a visitor leaving"),
-        }
-    }
-
     /// `conversation_updated` to the inbox's agents.
     fn broadcast_summary(&self, conv: &ConversationRecord) {
         broadcast_summary(&self.app, conv, SummaryNews::More);
+    }
+}
+
+/// Tells the inbox's agents that a visitor left (their conversation's summary).
+fn announce_presence(app: &App, key: &VisitorKey) {
+    match conversations::find_for_visitor(app.kv(), key.visitor, &key.inbox) {
+        Ok(Some(conv)) => broadcast_summary(app, &conv, SummaryNews::More),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not announce a visitor leaving"),
+    }
+}
+
+/// Announces the departures the hub held once their grace period ends without the
+/// visitor coming back: one task for all of them, until shutdown.
+pub async fn run_departures(app: App) {
+    let mut stop = app.shutdown.clone();
+    loop {
+        // Register interest before looking, so a departure held in between is seen.
+        let held = app.hub.departure_held().notified();
+        tokio::pin!(held);
+        held.as_mut().enable();
+        let (gone, next) = app.hub.take_departures(Instant::now());
+        for key in gone {
+            if !app.hub.visitor_online(&key) {
+                announce_presence(&app, &key);
+            }
+        }
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = held => {}
+            _ = sleep => {}
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP side: routes, and the checks a WebSocket handshake must pass.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use crate::app::App;
 use crate::inboxes::{normalize_origin, DEFAULT_INBOX};
 use crate::metrics::Metrics;
 use crate::session;
+use crate::throttle::address_key;
 
 pub type Body = Full<Bytes>;
 
@@ -47,6 +48,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
+    let client = client_ip(peer, &req);
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -72,7 +74,7 @@ pub async fn handle(
             );
             r
         }
-        "/ws/visitor" => visitor_upgrade(&t, peer, req),
+        "/ws/visitor" => visitor_upgrade(&t, peer, client, req),
         "/ws/agent" => agent_upgrade(&t, peer, req),
         "/ws/echo" if t.app.config.test_echo => {
             upgrade(&t, peer, req, None, |t, upgraded, held| async move {
@@ -101,6 +103,11 @@ pub async fn handle(
     Ok(resp)
 }
 
+/// The address of the client this request is from, for per-address limits.
+fn client_ip(peer: SocketAddr, _req: &Request<Incoming>) -> IpAddr {
+    peer.ip()
+}
+
 fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.uri()
         .query()?
@@ -114,7 +121,12 @@ fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> Option<&str>
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn visitor_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+fn visitor_upgrade(
+    t: &Transport,
+    peer: SocketAddr,
+    client: IpAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let key = query_param(&req, "inbox")
         .unwrap_or(DEFAULT_INBOX)
         .to_string();
@@ -132,16 +144,28 @@ fn visitor_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> R
     }
     let from_cookie =
         header_str(&req, header::COOKIE).and_then(|c| t.app.identity.from_cookie_header(c));
+    // A new visitor is counted when their token is minted. Over the limit, the
+    // connection still opens (a widget with a token in its `hello` is unaffected), but
+    // without one: a `hello` without a token is then refused.
     let (identity, set_cookie) = match from_cookie {
-        Some(id) => (id, None),
-        None => {
-            let id = t.app.identity.mint(t.app.now());
-            let cookie = t.app.identity.set_cookie(&id.token);
-            (id, Some(cookie))
-        }
+        Some(id) => (Ok(id), None),
+        None => match t
+            .app
+            .throttle
+            .new_visitors_per_address
+            .admit(&address_key(client))
+        {
+            Ok(()) => {
+                let id = t.app.identity.mint(t.app.now());
+                let cookie = t.app.identity.set_cookie(&id.token);
+                (Ok(id), Some(cookie))
+            }
+            Err(refused) => (Err(refused), None),
+        },
     };
     let hs = session::visitor::Handshake {
         inbox,
+        client,
         cookie_identity: identity,
     };
     upgrade(

@@ -698,7 +698,12 @@ async fn the_agent_endpoint_accepts_only_its_own_and_configured_origins() {
 #[tokio::test]
 async fn a_client_that_answers_no_ping_is_closed_and_its_presence_cleared() {
     let beat = Duration::from_millis(300);
-    let s = TestServer::start_with(|c| c.limits.heartbeat = beat).await;
+    let s = TestServer::start_with(|c| {
+        c.limits.heartbeat = beat;
+        // Timed from the close: the departure is announced at once, not after a grace.
+        c.limits.presence_grace = Duration::ZERO;
+    })
+    .await;
     let (mut agent, _) = s.admin().await;
     // A client that does answer pings (tungstenite does, while it reads) stays.
     let (mut alive, _) = s.visitor().await;
@@ -762,6 +767,7 @@ async fn a_reader_that_stops_is_dropped_and_recovers_while_others_keep_up() {
         c.limits.outbound_queue = 16;
         c.limits.max_write_buffer_bytes = 16 * 1024;
         c.limits.rate_count = 1_000_000;
+        c.limits.send_per_address.count = 0;
     })
     .await;
     let (mut talker, w) = s.visitor().await;

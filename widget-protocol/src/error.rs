@@ -92,6 +92,9 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The server is shutting down, or the client stopped answering.
     pub const GOING_AWAY: u16 = 1001;
+    /// Extension: a rate limit refused the connection (a new visitor from an address
+    /// over its limit); the `error` frame before it says when to retry.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Extension: the connection's outbound queue overflowed (the client did not read);
     /// reconnect with `resume_after`.
     pub const TOO_SLOW: u16 = 4029;

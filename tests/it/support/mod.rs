@@ -199,6 +199,22 @@ impl TestServer {
         (c, w)
     }
 
+    /// A visitor socket on the default inbox from the local address `from` (see
+    /// [`Client::connect_from`]), after `hello` and `welcome`.
+    pub async fn visitor_from(
+        &self,
+        from: std::net::IpAddr,
+        token: Option<&str>,
+    ) -> (Client, Value) {
+        let mut c = Client::connect_from(&self.ws_url("/ws/visitor?inbox=default"), from)
+            .await
+            .expect("visitor connects");
+        c.send(json!({"type":"hello","visitor_token":token,"page":{"url":"https://shop.example/p","title":"Shop"}}))
+            .await;
+        let w = c.expect("welcome").await;
+        (c, w)
+    }
+
     /// An agent socket after `auth` and `ready`.
     pub async fn agent(&self, token: &str) -> (Client, Value) {
         let mut c = Client::connect(&self.ws_url("/ws/agent"))
@@ -266,6 +282,29 @@ impl Client {
                 .insert("origin", HeaderValue::from_str(o).expect("origin header"));
         }
         let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
+        let set_cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Client { ws, set_cookie })
+    }
+
+    /// Like [`Client::connect`], from the local address `from`: any 127.x.y.z reaches a
+    /// server on 127.0.0.1, so a test can be several client addresses.
+    pub async fn connect_from(
+        url: &str,
+        from: std::net::IpAddr,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let req = url.into_client_request()?;
+        let host = req.uri().host().unwrap_or("127.0.0.1").to_string();
+        let port = req.uri().port_u16().unwrap_or(80);
+        let to: SocketAddr = format!("{host}:{port}").parse().expect("a literal address");
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(from, 0))?;
+        let stream = socket.connect(to).await?;
+        let (ws, resp) =
+            tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream)).await?;
         let set_cookie = resp
             .headers()
             .get("set-cookie")
