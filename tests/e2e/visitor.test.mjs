@@ -190,8 +190,8 @@ test('a long conversation shows its last page, and "Load earlier" fetches the re
   await w.open();
   const tag = uniq();
   await w.send(`message 1 ${tag}`);
-  // 59 more from the same visitor over three extra connections (the rate limit is per
-  // connection), as three more tabs would.
+  // 59 more from the same visitor over three extra connections, as three more tabs would
+  // (the test's server allows this many sends per visitor).
   const acked = await page.evaluate(async ({ url, tag }) => {
     const token = decodeURIComponent(document.cookie.match(/fd_visitor_token=([^;]*)/)[1]);
     const tab = (from, to) => new Promise((resolve, reject) => {
