@@ -100,10 +100,16 @@ async fn await_hello<S: Socket>(
                 page,
             } => {
                 // The hello token wins when it verifies; a bad one silently falls back.
-                let identity = visitor_token
+                // The same visitor as the cookie's keeps the cookie's token when the
+                // handshake renewed it, so the page and the cookie agree.
+                let from_hello = visitor_token
                     .as_deref()
-                    .and_then(|t| app.identity.verify(t))
-                    .unwrap_or_else(|| hs.cookie_identity.clone());
+                    .and_then(|t| app.identity.verify(t, app.now()));
+                let cookie = &hs.cookie_identity;
+                let identity = match from_hello {
+                    Some(h) if !(h.visitor_id == cookie.visitor_id && cookie.fresh) => h,
+                    _ => cookie.clone(),
+                };
                 return Some((identity, resume_after, page.map(clean_page)));
             }
             _ => {

@@ -130,16 +130,14 @@ fn visitor_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> R
             );
         }
     }
-    let from_cookie =
-        header_str(&req, header::COOKIE).and_then(|c| t.app.identity.from_cookie_header(c));
-    let (identity, set_cookie) = match from_cookie {
-        Some(id) => (id, None),
-        None => {
-            let id = t.app.identity.mint(t.app.now());
-            let cookie = t.app.identity.set_cookie(&id.token);
-            (id, Some(cookie))
-        }
-    };
+    let now = t.app.now();
+    let from_cookie = header_str(&req, header::COOKIE)
+        .and_then(|c| t.app.identity.from_cookie_header(c, now));
+    let identity = from_cookie.unwrap_or_else(|| t.app.identity.mint(now));
+    // A cookie that verified as it was needs no new one; a renewed or new token does.
+    let set_cookie = identity
+        .fresh
+        .then(|| t.app.identity.set_cookie(&identity.token));
     let hs = session::visitor::Handshake {
         inbox,
         cookie_identity: identity,
