@@ -47,6 +47,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
+    let host = header_str(&req, header::HOST).map(str::to_string);
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -93,6 +94,11 @@ pub async fn handle(
                     "x-content-type-options",
                     HeaderValue::from_static("nosniff"),
                 );
+                if let Some(policy) = a.policy {
+                    for (name, value) in policy.headers(host.as_deref()) {
+                        h.insert(name, value);
+                    }
+                }
                 r
             }
             None => plain(StatusCode::NOT_FOUND, "not found"),

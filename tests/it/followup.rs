@@ -106,7 +106,13 @@ async fn visitor_leaves(
 #[tokio::test]
 async fn three_quick_replies_to_an_offline_visitor_make_one_email_with_all_three() {
     let sink = SmtpSink::start();
-    let s = TestServer::start_with(mail_to(sink.port)).await;
+    // The default inbox has no configured origins: the link is --public-url, never the
+    // page the visitor reported (tests/it/secrets.rs).
+    let s = TestServer::start_with(|c| {
+        mail_to(sink.port)(c);
+        c.mail.public_url = Some("https://chat.acme.test/".into());
+    })
+    .await;
     s.set_chatflow(chatflow(1)).await;
     let maja = s.create_agent("Maja Berg", &["default"], Role::Agent).await;
     let (mut agent, _) = s.agent(&maja).await;
@@ -158,7 +164,7 @@ async fn three_quick_replies_to_an_offline_visitor_make_one_email_with_all_three
             "Where is my order #42?",
             "Maja Berg",
             "Default",
-            "https://shop.example/p",
+            "https://chat.acme.test/",
         ] {
             assert!(part.contains(t), "{t:?} missing from {part}");
         }
