@@ -577,7 +577,12 @@ mod tests {
             continue_link(Some(page), origins, public)
         };
         assert_eq!(
-            link("https://shop.example/p/42?next=//evil.example#x", &own, public).as_deref(),
+            link(
+                "https://shop.example/p/42?next=//evil.example#x",
+                &own,
+                public
+            )
+            .as_deref(),
             Some("https://shop.example/p/42")
         );
         assert_eq!(
@@ -625,7 +630,10 @@ mod tests {
             assert!(!part.contains("https://evil"), "{part}");
             assert!(part.contains("https[:]//evil[.]example/login"), "{part}");
             assert!(part.contains("Order #4.5 ok?"), "{part}");
-            assert!(part.contains("See www.acme.test"), "agents' text is kept: {part}");
+            assert!(
+                part.contains("See www.acme.test"),
+                "agents' text is kept: {part}"
+            );
         }
     }
 }

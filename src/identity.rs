@@ -48,7 +48,6 @@ pub struct VisitorIdentity {
     pub fresh: bool,
 }
 
-
 impl Identity {
     /// Loads the key from `dir`, creating it (mode 0600) on first start.
     pub fn load_or_create(dir: &Path, secure: bool) -> Result<Self, IdentityError> {

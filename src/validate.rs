@@ -189,7 +189,9 @@ mod tests {
         assert_eq!(email(nfd, &l).ok().as_deref(), Some(nfc));
         assert_eq!(email(nfc, &l).ok().as_deref(), Some(nfc));
         assert_eq!(
-            email(" Ada.Lovelace+x@Mail.Example.org ", &l).ok().as_deref(),
+            email(" Ada.Lovelace+x@Mail.Example.org ", &l)
+                .ok()
+                .as_deref(),
             Some("Ada.Lovelace+x@Mail.Example.org"),
             "ASCII addresses are kept as they were"
         );
@@ -203,7 +205,12 @@ mod tests {
             assert_eq!(e.code(), ErrorCode::InvalidName, "{bad:?}");
         }
         // Persian and Indic names need the zero-width (non-)joiner.
-        assert!(name("\u{0645}\u{06CC}\u{200C}\u{0631}\u{0648}\u{062F}", "first name", &l).is_ok());
+        assert!(name(
+            "\u{0645}\u{06CC}\u{200C}\u{0631}\u{0648}\u{062F}",
+            "first name",
+            &l
+        )
+        .is_ok());
     }
 
     #[test]

@@ -105,7 +105,10 @@ mod tests {
         for path in ["/", "/inbox"] {
             let page = get(path).map(|a| a.body).unwrap_or_default();
             for tag in page.split("<script").skip(1) {
-                assert!(tag.trim_start().starts_with("src="), "{path}: inline script");
+                assert!(
+                    tag.trim_start().starts_with("src="),
+                    "{path}: inline script"
+                );
             }
         }
         let inbox = get("/inbox").map(|a| a.body).unwrap_or_default();

@@ -137,8 +137,8 @@ fn visitor_upgrade(t: &Transport, peer: SocketAddr, req: Request<Incoming>) -> R
         }
     }
     let now = t.app.now();
-    let from_cookie = header_str(&req, header::COOKIE)
-        .and_then(|c| t.app.identity.from_cookie_header(c, now));
+    let from_cookie =
+        header_str(&req, header::COOKIE).and_then(|c| t.app.identity.from_cookie_header(c, now));
     let identity = from_cookie.unwrap_or_else(|| t.app.identity.mint(now));
     // A cookie that verified as it was needs no new one; a renewed or new token does.
     let set_cookie = identity
