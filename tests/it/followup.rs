@@ -21,7 +21,7 @@ const FROM: &str = "Acme Support <support@acme.test>";
 const VISITOR_EMAIL: &str = "ada@example.com";
 
 /// Mail settings pointing at `port`, with retries quick enough for tests.
-fn mail_to(port: u16) -> impl FnOnce(&mut Config) {
+pub(crate) fn mail_to(port: u16) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
         c.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
         c.mail.from = Some(FROM.into());
@@ -31,7 +31,7 @@ fn mail_to(port: u16) -> impl FnOnce(&mut Config) {
     }
 }
 
-fn chatflow(delay_secs: u64) -> Value {
+pub(crate) fn chatflow(delay_secs: u64) -> Value {
     json!({"email_capture":{"when":"never"},"follow_up":{"enabled":true,"delay_secs":delay_secs}})
 }
 
@@ -60,7 +60,7 @@ async fn outbox_until(
 }
 
 /// Skips frames until this conversation's summary says the visitor is offline.
-async fn until_offline(agent: &mut Client, conv: &str) {
+pub(crate) async fn until_offline(agent: &mut Client, conv: &str) {
     loop {
         let f = agent.expect_skipping("conversation_updated").await;
         if f["conversation"]["id"] == conv && f["conversation"]["visitor"]["online"] == false {

@@ -10,4 +10,5 @@ mod crash;
 mod followup;
 mod fuzz_corpus;
 mod hardening;
+mod secrets;
 mod visitor;
