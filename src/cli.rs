@@ -88,7 +88,7 @@ pub struct ServeArgs {
     /// Reply-To of follow-up emails.
     #[arg(long)]
     pub reply_to: Option<String>,
-    /// This server's public URL, for links in emails.
+    /// Where follow-up emails link when the visitor's page is not on the inbox's origins.
     #[arg(long)]
     pub public_url: Option<String>,
     /// Serve /ws/echo for WebSocket conformance tests. Never in production.
