@@ -98,7 +98,7 @@ impl Identity {
     pub fn verify(&self, token: &str, now: Millis) -> Option<VisitorIdentity> {
         let found = self.decrypt(token)?;
         let age = now.saturating_sub(found.issued_at);
-        if age > TOKEN_LIFETIME_MS || age < -CLOCK_SKEW_MS {
+        if !(-CLOCK_SKEW_MS..=TOKEN_LIFETIME_MS).contains(&age) {
             return None;
         }
         if age > RENEW_AFTER_MS {
