@@ -59,14 +59,15 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Creates (if needed) and locks `dir`. Fails at once if another process holds it.
+    /// Creates (if needed, 0700) and locks `dir`. Fails at once if another process
+    /// holds it. What is in it is made owner-only (see [`tighten`]).
     pub fn lock(dir: &Path) -> Result<DataDir, OpenError> {
-        std::fs::create_dir_all(dir).map_err(|e| OpenError::CreateDir {
+        crate::fsutil::create_private_dir(dir).map_err(|e| OpenError::CreateDir {
             path: dir.display().to_string(),
             reason: e.to_string(),
         })?;
         let path = dir.join("lock");
-        let file = std::fs::OpenOptions::new()
+        let file = crate::fsutil::private_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -77,8 +78,28 @@ impl DataDir {
             })?;
         file.try_lock_exclusive()
             .map_err(|_| OpenError::Locked(dir.display().to_string()))?;
+        tighten(dir)?;
         Ok(DataDir { _lock: file })
     }
+}
+
+/// Takes group and other permissions off the data directory and everything in it: the
+/// store, the log and the secrets are the server's alone. Runs when the directory is
+/// locked (a directory made by hand or an older version) and again once the store has
+/// opened (the engine creates its own files under the process umask).
+pub fn tighten(dir: &Path) -> Result<(), OpenError> {
+    let changed = crate::fsutil::tighten(dir).map_err(|e| OpenError::Write {
+        path: dir.display().to_string(),
+        reason: format!("cannot make it readable by its owner only: {e}"),
+    })?;
+    if changed > 0 {
+        tracing::info!(
+            dir = %dir.display(),
+            entries = changed,
+            "made the data directory readable by its owner only"
+        );
+    }
+    Ok(())
 }
 
 pub struct Inner {
@@ -106,6 +127,9 @@ impl Deref for App {
     }
 }
 
+/// The file in the data directory that holds the first admin's token (0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
 /// What `App::open` made on a new data directory.
 #[derive(Debug, Default)]
 pub struct FirstStart {
@@ -125,6 +149,7 @@ impl Offline {
     pub fn open(dir: &Path) -> Result<Offline, OpenError> {
         let data = DataDir::lock(dir)?;
         let (kv, wal) = store::open(dir)?;
+        tighten(dir)?;
         let (writer, writer_thread) = start_writer(data, dir, &kv, wal);
         let inboxes = Inboxes::load(kv.clone())?;
         Ok(Offline {
@@ -184,6 +209,7 @@ impl App {
         let dir = config.data_dir.clone();
         let data = DataDir::lock(&dir)?;
         let (kv, wal) = store::open(&dir)?;
+        tighten(&dir)?;
         let (writer, writer_thread) = start_writer(data, &dir, &kv, wal);
         let identity = Identity::load_or_create(&dir, config.secure_cookie)?;
         let inboxes = Inboxes::load(kv.clone())?;
@@ -203,7 +229,7 @@ impl App {
                 now,
             )
             .await?;
-            let path = dir.join("admin-token");
+            let path = dir.join(ADMIN_TOKEN_FILE);
             crate::fsutil::write_private(&path, format!("{token}\n").as_bytes()).map_err(|e| {
                 OpenError::Write {
                     path: path.display().to_string(),

@@ -2,6 +2,7 @@
 //! directory (`inbox`, `agent`, `outbox`). Raw arguments are validated once into a
 //! `Config` or a command; every failure is a `CliError` that `main` prints as one line.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -90,7 +91,7 @@ pub struct ServeArgs {
     /// Reply-To of follow-up emails.
     #[arg(long)]
     pub reply_to: Option<String>,
-    /// This server's public URL, for links in emails.
+    /// Where follow-up emails link when the visitor's page is not on the inbox's origins.
     #[arg(long)]
     pub public_url: Option<String>,
     /// Serve /ws/echo for WebSocket conformance tests. Never in production.
@@ -284,8 +285,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             rt.block_on(async {
                 let server = Server::bind(config).await?;
                 if let Some(token) = server.admin_token() {
-                    println!("created the first admin agent; its token (shown once, also in the data directory's admin-token file):");
-                    println!("{token}");
+                    let file = server.app().config.data_dir.join(crate::app::ADMIN_TOKEN_FILE);
+                    // A terminal is a person reading; anything else (a service manager,
+                    // a pipe) may be kept in logs, so the token stays in its file.
+                    if std::io::stdout().is_terminal() {
+                        println!("created the first admin agent; its token (shown once, also in {}):", file.display());
+                        println!("{token}");
+                    } else {
+                        println!("created the first admin agent; its token is in {} (readable by this user only)", file.display());
+                    }
                 }
                 println!("frontdesk listening on http://{}", server.local_addr());
                 Ok::<_, CliError>(server.run(shutdown::signal()).await?)

@@ -150,7 +150,8 @@ pub struct MailConfig {
     pub smtp_url: Option<String>,
     pub from: Option<String>,
     pub reply_to: Option<String>,
-    /// Base URL of this server, for links in emails when the page is unknown.
+    /// Where follow-up emails link when the visitor's page is not on one of the
+    /// inbox's origins (see `followup::continue_link`).
     pub public_url: Option<String>,
     /// Wait before the first retry of a failed delivery; doubles per attempt.
     pub retry_base: Duration,

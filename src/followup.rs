@@ -229,12 +229,15 @@ fn compose(
         .iter()
         .rev()
         .find(|m| m.author.kind == AuthorKind::Visitor);
-    let inbox_name = inbox.map_or_else(|| c.inbox.clone(), |i| i.name.clone());
-    let link = visitor
-        .page
-        .and_then(|p| p.url)
-        .or_else(|| app.config.mail.public_url.clone())
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+    let inbox_name = inbox
+        .as_ref()
+        .map_or_else(|| c.inbox.clone(), |i| i.name.clone());
+    let origins = inbox.as_ref().map_or(&[][..], |i| i.origins.as_slice());
+    let link = continue_link(
+        visitor.page.and_then(|p| p.url).as_deref(),
+        origins,
+        app.config.mail.public_url.as_deref(),
+    );
     let (subject, text, html) = render(&Content {
         inbox: &inbox_name,
         replies: &replies,
@@ -250,13 +253,84 @@ fn compose(
     }))
 }
 
+/// Where "continue the conversation" points. The page the visitor reported is only a
+/// claim, and the email goes out from the team's sender to an address nobody verified:
+/// so it is linked only when it is on one of the inbox's configured origins (the team's
+/// own site), and then without user info, query or fragment (the path is the page;
+/// a query could steer an open redirect). Otherwise `--public-url`, else the inbox's
+/// first origin, else no link. Never a host the visitor chose.
+pub fn continue_link(
+    page: Option<&str>,
+    origins: &[String],
+    public_url: Option<&str>,
+) -> Option<String> {
+    let web = |u: &url::Url| matches!(u.scheme(), "http" | "https") && u.host().is_some();
+    let parse = |s: &str| url::Url::parse(s).ok().filter(web);
+    let own: Vec<url::Origin> = origins
+        .iter()
+        .filter_map(|o| parse(o))
+        .map(|u| u.origin())
+        .collect();
+    let on_own_site = page.and_then(parse).filter(|u| own.contains(&u.origin()));
+    if let Some(mut u) = on_own_site {
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u.set_query(None);
+        u.set_fragment(None);
+        return Some(u.to_string());
+    }
+    public_url
+        .and_then(parse)
+        .map(|u| u.to_string())
+        .or_else(|| own.first().map(|o| o.ascii_serialization()))
+}
+
+/// The visitor's own text, quoted back in an email the team sends: anything a mail
+/// client would turn into a link (`scheme://`, `www.`, `host.tld`, `a@host.tld`) is
+/// broken up (`https[:]//evil[.]example`), so nothing a visitor typed becomes a
+/// clickable link under the team's name.
+fn defang(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if looks_linkable(word) {
+            out.push_str(&word.replace("://", "[:]//").replace('.', "[.]"));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for ch in s.chars() {
+        if ch.is_whitespace() {
+            flush(&mut word, &mut out);
+            out.push(ch);
+        } else {
+            word.push(ch);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// Whether a word would be auto-linked: it has a scheme, or a dot followed by a label
+/// of two or more letters (a top-level domain).
+fn looks_linkable(word: &str) -> bool {
+    if word.contains("://") || word.to_ascii_lowercase().starts_with("www.") {
+        return true;
+    }
+    word.split('.').skip(1).any(|label| {
+        let letters: String = label.chars().take_while(|c| c.is_alphabetic()).collect();
+        letters.chars().count() >= 2
+    })
+}
+
 /// What goes into a follow-up email.
 pub struct Content<'a> {
     pub inbox: &'a str,
     /// Agent replies, oldest first; not empty.
     pub replies: &'a [Message],
     pub last_visitor: Option<&'a Message>,
-    /// Where to continue the chat (an http(s) URL).
+    /// Where to continue the chat (an http(s) URL, from [`continue_link`]).
     pub link: Option<&'a str>,
 }
 
@@ -297,10 +371,11 @@ pub fn render(c: &Content<'_>) -> (String, String, String) {
         ));
     }
     if let Some(v) = c.last_visitor {
-        text.push_str(&format!("Your last message:\n{}\n\n", indent(&v.text)));
+        let quoted = defang(&v.text);
+        text.push_str(&format!("Your last message:\n{}\n\n", indent(&quoted)));
         html.push_str(&format!(
             "<p style=\"color:#666\">Your last message:</p>\n<blockquote style=\"color:#666\">{}</blockquote>\n",
-            paragraph(&v.text)
+            paragraph(&quoted)
         ));
     }
     if let Some(link) = c.link {
@@ -492,5 +567,73 @@ mod tests {
         );
         assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
         assert!(html.contains("Acme &quot;Shop&quot;"));
+    }
+
+    #[test]
+    fn the_link_is_never_a_host_the_visitor_chose() {
+        let own = vec!["https://shop.example".to_string()];
+        let public = Some("https://chat.acme.test/");
+        let link = |page: &str, origins: &[String], public: Option<&str>| {
+            continue_link(Some(page), origins, public)
+        };
+        assert_eq!(
+            link(
+                "https://shop.example/p/42?next=//evil.example#x",
+                &own,
+                public
+            )
+            .as_deref(),
+            Some("https://shop.example/p/42")
+        );
+        assert_eq!(
+            link("https://evil.example/login", &own, public).as_deref(),
+            Some("https://chat.acme.test/")
+        );
+        assert_eq!(
+            link("https://shop.example@evil.example/", &own, None).as_deref(),
+            Some("https://shop.example")
+        );
+        assert_eq!(
+            link("http://shop.example/p", &own, None).as_deref(),
+            Some("https://shop.example"),
+            "another scheme is another origin"
+        );
+        assert_eq!(
+            link("https://user:pw@SHOP.example:443/p", &own, None).as_deref(),
+            Some("https://shop.example/p")
+        );
+        assert_eq!(link("https://evil.example/", &[], None), None);
+        assert_eq!(
+            link("https://evil.example/", &[], public).as_deref(),
+            Some("https://chat.acme.test/")
+        );
+        assert_eq!(continue_link(None, &[], None), None);
+    }
+
+    #[test]
+    fn links_in_the_visitors_quoted_text_are_broken_up() {
+        let replies = [msg(AuthorKind::Agent, Some("Maja"), "See www.acme.test", 2)];
+        let v = msg(
+            AuthorKind::Visitor,
+            None,
+            "Your account is locked: https://evil.example/login or evil.example, mail a@evil.example. Order #4.5 ok?",
+            1,
+        );
+        let (_, text, html) = render(&Content {
+            inbox: "Acme",
+            replies: &replies,
+            last_visitor: Some(&v),
+            link: None,
+        });
+        for part in [&text, &html] {
+            assert!(!part.contains("evil.example"), "{part}");
+            assert!(!part.contains("https://evil"), "{part}");
+            assert!(part.contains("https[:]//evil[.]example/login"), "{part}");
+            assert!(part.contains("Order #4.5 ok?"), "{part}");
+            assert!(
+                part.contains("See www.acme.test"),
+                "agents' text is kept: {part}"
+            );
+        }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! A token is the `cookie` crate's private-jar encryption (AES-256-GCM, authenticated,
 //! bound to the cookie name `fd_visitor`) of `KEYVERSION.VISITORID.ISSUEDMS`. The key
-//! lives in the data directory. This module owns minting, verifying and the
-//! `Set-Cookie` header; it must not touch the store: a token costs no write.
+//! lives in the data directory. This module owns minting, verifying (with the token's
+//! lifetime: one cookie lifetime from its issue time, never from the future), renewing
+//! a token in use, and the `Set-Cookie` header; it must not touch the store: a token
+//! costs no write.
 
 use std::path::Path;
 
@@ -14,6 +16,13 @@ use widget_protocol::Millis;
 pub const COOKIE_NAME: &str = "fd_visitor";
 /// 395 days, as the protocol says.
 pub const COOKIE_MAX_AGE_SECS: i64 = 34_128_000;
+/// A token lives as long as the cookie that carries it, counted from its issue time.
+pub const TOKEN_LIFETIME_MS: Millis = COOKIE_MAX_AGE_SECS * 1000;
+/// A token used when it is older than this is replaced by a fresh one for the same
+/// visitor, so a visitor who keeps coming back never reaches the lifetime.
+pub const RENEW_AFTER_MS: Millis = 24 * 60 * 60 * 1000;
+/// How far in the future an issue time may be (clocks of a restarted or moved server).
+pub const CLOCK_SKEW_MS: Millis = 5 * 60 * 1000;
 const KEY_VERSION: u32 = 1;
 const KEY_FILE: &str = "visitor-token.key";
 
@@ -34,6 +43,9 @@ pub struct VisitorIdentity {
     pub visitor_id: Uuid,
     pub token: String,
     pub issued_at: Millis,
+    /// Minted or renewed just now: the client must be given this token (in `welcome`,
+    /// and in `Set-Cookie` when the handshake made it).
+    pub fresh: bool,
 }
 
 impl Identity {
@@ -58,7 +70,10 @@ impl Identity {
     }
 
     pub fn mint(&self, now: Millis) -> VisitorIdentity {
-        let visitor_id = Uuid::new_v4();
+        self.mint_for(Uuid::new_v4(), now)
+    }
+
+    fn mint_for(&self, visitor_id: Uuid, now: Millis) -> VisitorIdentity {
         let plain = format!("{KEY_VERSION}.{visitor_id}.{now}");
         let mut jar = CookieJar::new();
         jar.private_mut(&self.key)
@@ -71,12 +86,28 @@ impl Identity {
             visitor_id,
             token,
             issued_at: now,
+            fresh: true,
         }
     }
 
-    /// The visitor a token names, or `None` for anything forged, garbled or from
-    /// another key: such a client silently becomes a new visitor.
-    pub fn verify(&self, token: &str) -> Option<VisitorIdentity> {
+    /// The visitor a token names, or `None` for anything forged, garbled, from another
+    /// key, expired (issued more than [`TOKEN_LIFETIME_MS`] before `now`) or issued in
+    /// the future (beyond [`CLOCK_SKEW_MS`]): such a client silently becomes a new
+    /// visitor. A valid token older than [`RENEW_AFTER_MS`] comes back renewed: the same
+    /// visitor with a fresh token (see [`VisitorIdentity::renewed`]).
+    pub fn verify(&self, token: &str, now: Millis) -> Option<VisitorIdentity> {
+        let found = self.decrypt(token)?;
+        let age = now.saturating_sub(found.issued_at);
+        if !(-CLOCK_SKEW_MS..=TOKEN_LIFETIME_MS).contains(&age) {
+            return None;
+        }
+        if age > RENEW_AFTER_MS {
+            return Some(self.mint_for(found.visitor_id, now));
+        }
+        Some(found)
+    }
+
+    fn decrypt(&self, token: &str) -> Option<VisitorIdentity> {
         if token.is_empty() || token.len() > 512 {
             return None;
         }
@@ -95,15 +126,16 @@ impl Identity {
             visitor_id,
             token: token.to_string(),
             issued_at,
+            fresh: false,
         })
     }
 
     /// Reads `fd_visitor` from a `Cookie` request header and verifies it.
-    pub fn from_cookie_header(&self, header: &str) -> Option<VisitorIdentity> {
+    pub fn from_cookie_header(&self, header: &str, now: Millis) -> Option<VisitorIdentity> {
         Cookie::split_parse(header.to_string())
             .filter_map(Result::ok)
             .filter(|c| c.name() == COOKIE_NAME)
-            .find_map(|c| self.verify(c.value()))
+            .find_map(|c| self.verify(c.value(), now))
     }
 
     /// The `Set-Cookie` value for a token.
@@ -137,7 +169,7 @@ mod tests {
     fn minted_tokens_verify_and_name_the_visitor() -> R {
         let (_d, id) = identity()?;
         let v = id.mint(42);
-        let back = id.verify(&v.token).ok_or("does not verify")?;
+        let back = id.verify(&v.token, 42).ok_or("does not verify")?;
         assert_eq!(back.visitor_id, v.visitor_id);
         assert_eq!(back.issued_at, 42);
         Ok(())
@@ -151,10 +183,10 @@ mod tests {
         let mut bytes = v.token.clone().into_bytes();
         let i = bytes.len() / 2;
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-        assert!(id.verify(&String::from_utf8(bytes)?).is_none());
-        assert!(other.verify(&v.token).is_none());
-        assert!(id.verify("garbage").is_none());
-        assert!(id.verify("").is_none());
+        assert!(id.verify(&String::from_utf8(bytes)?, 1).is_none());
+        assert!(other.verify(&v.token, 1).is_none());
+        assert!(id.verify("garbage", 1).is_none());
+        assert!(id.verify("", 1).is_none());
         Ok(())
     }
 
@@ -164,7 +196,10 @@ mod tests {
         let a = Identity::load_or_create(dir.path(), false)?;
         let v = a.mint(7);
         let b = Identity::load_or_create(dir.path(), false)?;
-        assert_eq!(b.verify(&v.token).map(|x| x.visitor_id), Some(v.visitor_id));
+        assert_eq!(
+            b.verify(&v.token, 7).map(|x| x.visitor_id),
+            Some(v.visitor_id)
+        );
         Ok(())
     }
 
@@ -174,7 +209,7 @@ mod tests {
         let v = id.mint(1);
         let header = format!("a=b; {COOKIE_NAME}={}; c=d", v.token);
         assert_eq!(
-            id.from_cookie_header(&header).map(|x| x.visitor_id),
+            id.from_cookie_header(&header, 1).map(|x| x.visitor_id),
             Some(v.visitor_id)
         );
         let set = id.set_cookie(&v.token);
@@ -183,6 +218,28 @@ mod tests {
                 && set.contains("SameSite=Lax")
                 && set.contains("Max-Age=34128000")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn tokens_expire_renew_and_are_refused_from_the_future() -> R {
+        let (_d, id) = identity()?;
+        let t0: Millis = 1_700_000_000_000;
+        let v = id.mint(t0);
+        let same = id.verify(&v.token, t0 + RENEW_AFTER_MS).ok_or("young")?;
+        assert_eq!(same.token, v.token, "a young token is kept");
+        let old = id
+            .verify(&v.token, t0 + RENEW_AFTER_MS + 1)
+            .ok_or("old but valid")?;
+        assert_eq!(old.visitor_id, v.visitor_id);
+        assert!(old.fresh && old.token != v.token);
+        assert!(!same.fresh);
+        let fresh = id.verify(&old.token, t0 + TOKEN_LIFETIME_MS + 10);
+        assert_eq!(fresh.map(|f| f.visitor_id), Some(v.visitor_id));
+        assert!(id.verify(&v.token, t0 + TOKEN_LIFETIME_MS).is_some());
+        assert!(id.verify(&v.token, t0 + TOKEN_LIFETIME_MS + 1).is_none());
+        assert!(id.verify(&v.token, t0 - CLOCK_SKEW_MS).is_some());
+        assert!(id.verify(&v.token, t0 - CLOCK_SKEW_MS - 1).is_none());
         Ok(())
     }
 }

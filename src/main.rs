@@ -15,6 +15,11 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Everything this process creates (the store's files, the log, the secrets, also
+    // those the storage engine makes itself) is its owner's alone, whatever umask the
+    // service manager or shell gave it.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = frontdesk::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -46,6 +46,14 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(8);
 
 impl Server {
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        Self::bind_with_clock(config, Arc::new(crate::clock::SystemClock)).await
+    }
+
+    /// As [`Server::bind`], with the time from `clock` (tests move it by days).
+    pub async fn bind_with_clock(
+        config: Config,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<Server, ServeError> {
         let addr = config.listen;
         // Listen first: a port in use should not cost opening the store.
         let listener = TcpListener::bind(addr).await.map_err(|e| match e.kind() {
@@ -56,7 +64,7 @@ impl Server {
             },
         })?;
         let (shutdown, rx) = watch::channel(false);
-        let (app, writer_thread, first) = App::open(config, rx).await?;
+        let (app, writer_thread, first) = App::open_with_clock(config, rx, clock).await?;
         Ok(Server {
             app,
             listener,

@@ -1,5 +1,12 @@
 //! Checks on what people type: message text, names and email addresses.
+//!
+//! Invisible characters that change how text looks without showing (format characters,
+//! bidi controls) are refused where they would make two contacts look alike; emails are
+//! returned in Unicode NFC, so two spellings of one address are one contact.
 
+use icu_normalizer::ComposingNormalizerBorrowed;
+use icu_properties::props::{BidiControl, GeneralCategory};
+use icu_properties::{CodePointMapData, CodePointSetData};
 use widget_protocol::ErrorCode;
 
 use crate::config::Limits;
@@ -43,7 +50,24 @@ pub fn name(raw: &str, which: &str, limits: &Limits) -> Result<String> {
             format!("{which} contains control characters"),
         ));
     }
+    if t.chars().any(is_bidi_control) {
+        return Err(Error::rejected(
+            ErrorCode::InvalidName,
+            format!("{which} contains invisible text-direction controls"),
+        ));
+    }
     Ok(t.to_string())
+}
+
+/// Unicode general category Cf (zero-width spaces and joiners, bidi marks and
+/// embeddings, word joiners, the byte-order mark, the soft hyphen, tags, ...).
+fn is_format(c: char) -> bool {
+    CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format
+}
+
+/// The Bidi_Control property: marks, embeddings, overrides and isolates.
+fn is_bidi_control(c: char) -> bool {
+    CodePointSetData::new::<BidiControl>().contains(c)
 }
 
 /// A trimmed email address in the common `local@domain.tld` form.
@@ -58,6 +82,11 @@ pub fn email(raw: &str, limits: &Limits) -> Result<String> {
     if t.is_empty() {
         return Err(bad("it is empty"));
     }
+    if t.chars().any(is_format) {
+        return Err(bad("it contains invisible formatting characters"));
+    }
+    let nfc = ComposingNormalizerBorrowed::new_nfc().normalize(t);
+    let t = nfc.as_ref();
     if t.chars().count() > limits.max_email_chars {
         return Err(bad(&format!(
             "longer than {} characters",
@@ -137,6 +166,51 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(email(&long, &l).is_err());
+    }
+
+    #[test]
+    fn emails_refuse_format_characters_and_come_back_in_nfc() {
+        let l = Limits::default();
+        for bad in [
+            "ada\u{200B}@example.com",
+            "ada@exa\u{200D}mple.com",
+            "\u{202E}moc.elpmaxe@ada",
+            "ada\u{2060}@example.com",
+            "ada\u{2066}@example.com",
+            "\u{FEFF}ada@example.com",
+            "ada\u{00AD}@example.com",
+            "ada@example.com\u{E0001}",
+        ] {
+            let e = email(bad, &l).expect_err(bad);
+            assert_eq!(e.code(), ErrorCode::InvalidEmail, "{bad:?}");
+        }
+        let nfd = "jose\u{0301}@example.com";
+        let nfc = "jos\u{00E9}@example.com";
+        assert_eq!(email(nfd, &l).ok().as_deref(), Some(nfc));
+        assert_eq!(email(nfc, &l).ok().as_deref(), Some(nfc));
+        assert_eq!(
+            email(" Ada.Lovelace+x@Mail.Example.org ", &l)
+                .ok()
+                .as_deref(),
+            Some("Ada.Lovelace+x@Mail.Example.org"),
+            "ASCII addresses are kept as they were"
+        );
+    }
+
+    #[test]
+    fn names_refuse_bidi_controls_but_keep_joiners() {
+        let l = Limits::default();
+        for bad in ["Ada\u{202E}", "\u{2067}Ada", "A\u{200F}da", "A\u{061C}da"] {
+            let e = name(bad, "first name", &l).expect_err(bad);
+            assert_eq!(e.code(), ErrorCode::InvalidName, "{bad:?}");
+        }
+        // Persian and Indic names need the zero-width (non-)joiner.
+        assert!(name(
+            "\u{0645}\u{06CC}\u{200C}\u{0631}\u{0648}\u{062F}",
+            "first name",
+            &l
+        )
+        .is_ok());
     }
 
     #[test]

@@ -112,10 +112,13 @@ async fn await_hello<S: Socket>(
                 // The hello token wins when it verifies; a bad one silently falls back.
                 let from_hello = visitor_token
                     .as_deref()
-                    .and_then(|t| app.identity.verify(t));
+                    .and_then(|t| app.identity.verify(t, app.now()));
                 let identity = match (from_hello, &hs.cookie_identity) {
-                    (Some(id), _) => id,
-                    (None, Ok(id)) => id.clone(),
+                    // The same visitor as the cookie's keeps the cookie's token when the
+                    // handshake renewed it, so the page and the cookie agree.
+                    (Some(h), Ok(c)) if h.visitor_id == c.visitor_id && c.fresh => c.clone(),
+                    (Some(h), _) => h,
+                    (None, Ok(c)) => c.clone(),
                     (None, Err(refused)) => {
                         link.send_error(refused.to_frame(None)).await;
                         link.close(close::TRY_AGAIN_LATER, "too many new visitors")

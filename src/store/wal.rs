@@ -113,7 +113,7 @@ impl Wal {
     /// a write, never acknowledged) ends the log; damage anywhere else is an error, since
     /// the records after it were acknowledged.
     pub fn open(dir: &Path, applied: u64, kv: &dyn Kv) -> Result<(Wal, Replayed)> {
-        std::fs::create_dir_all(dir).map_err(|e| log_error(dir, e))?;
+        crate::fsutil::create_private_dir(dir).map_err(|e| log_error(dir, e))?;
         let old = segments(dir)?;
         let mut replayed = Replayed::default();
         let mut last = applied;
@@ -306,7 +306,7 @@ fn new_segment(dir: &Path, first_lsn: u64) -> Result<File> {
     let path = dir.join(segment_name(first_lsn));
     let file = match std::fs::rename(dir.join(SPARE), &path) {
         Ok(()) => OpenOptions::new().write(true).open(&path),
-        Err(_) => OpenOptions::new()
+        Err(_) => crate::fsutil::private_options()
             .create(true)
             .truncate(true)
             .write(true)
@@ -328,7 +328,7 @@ pub fn prepare_spare(dir: &Path, last_used: u64) -> Result<()> {
     let tmp = dir.join(SPARE_TMP);
     let size = last_used.saturating_mul(2).clamp(SPARE_MIN, SPARE_MAX);
     let zeros = vec![0u8; 64 * 1024];
-    let written = OpenOptions::new()
+    let written = crate::fsutil::private_options()
         .create(true)
         .truncate(true)
         .write(true)

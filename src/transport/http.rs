@@ -49,6 +49,7 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let client = client_ip(peer, &req);
+    let host = header_str(&req, header::HOST).map(str::to_string);
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -95,6 +96,11 @@ pub async fn handle(
                     "x-content-type-options",
                     HeaderValue::from_static("nosniff"),
                 );
+                if let Some(policy) = a.policy {
+                    for (name, value) in policy.headers(host.as_deref()) {
+                        h.insert(name, value);
+                    }
+                }
                 r
             }
             None => plain(StatusCode::NOT_FOUND, "not found"),
@@ -142,27 +148,27 @@ fn visitor_upgrade(
             );
         }
     }
+    let now = t.app.now();
     let from_cookie =
-        header_str(&req, header::COOKIE).and_then(|c| t.app.identity.from_cookie_header(c));
+        header_str(&req, header::COOKIE).and_then(|c| t.app.identity.from_cookie_header(c, now));
     // A new visitor is counted when their token is minted. Over the limit, the
     // connection still opens (a widget with a token in its `hello` is unaffected), but
     // without one: a `hello` without a token is then refused.
-    let (identity, set_cookie) = match from_cookie {
-        Some(id) => (Ok(id), None),
-        None => match t
+    let identity = match from_cookie {
+        Some(id) => Ok(id),
+        None => t
             .app
             .throttle
             .new_visitors_per_address
             .admit(&address_key(client))
-        {
-            Ok(()) => {
-                let id = t.app.identity.mint(t.app.now());
-                let cookie = t.app.identity.set_cookie(&id.token);
-                (Ok(id), Some(cookie))
-            }
-            Err(refused) => (Err(refused), None),
-        },
+            .map(|()| t.app.identity.mint(now)),
     };
+    // A cookie that verified as it was needs no new one; a renewed or new token does.
+    let set_cookie = identity
+        .as_ref()
+        .ok()
+        .filter(|id| id.fresh)
+        .map(|id| t.app.identity.set_cookie(&id.token));
     let hs = session::visitor::Handshake {
         inbox,
         client,

@@ -34,11 +34,22 @@ export async function launch() {
   });
 }
 
-/** Fails the test if the page ever opens a JavaScript dialog (alert, confirm, prompt). */
+/** Collects what must never happen on a page: a JavaScript dialog (alert, confirm,
+ * prompt), an uncaught error, or anything its Content-Security-Policy refused (the
+ * `securitypolicyviolation` event, and Chromium's own console line). Call it before the
+ * page navigates; assert the returned list is empty. */
 export function forbidDialogs(page) {
   const fired = [];
   page.on('dialog', async (d) => { fired.push(`${d.type()}: ${d.message()}`); await d.dismiss(); });
   page.on('pageerror', (e) => fired.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (/Content Security Policy/i.test(m.text())) fired.push(`CSP: ${m.text()}`);
+  });
+  page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`Content Security Policy violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
+    });
+  });
   return fired;
 }
 

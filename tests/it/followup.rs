@@ -21,7 +21,7 @@ const FROM: &str = "Acme Support <support@acme.test>";
 const VISITOR_EMAIL: &str = "ada@example.com";
 
 /// Mail settings pointing at `port`, with retries quick enough for tests.
-fn mail_to(port: u16) -> impl FnOnce(&mut Config) {
+pub(crate) fn mail_to(port: u16) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
         c.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}"));
         c.mail.from = Some(FROM.into());
@@ -31,7 +31,7 @@ fn mail_to(port: u16) -> impl FnOnce(&mut Config) {
     }
 }
 
-fn chatflow(delay_secs: u64) -> Value {
+pub(crate) fn chatflow(delay_secs: u64) -> Value {
     json!({"email_capture":{"when":"never"},"follow_up":{"enabled":true,"delay_secs":delay_secs}})
 }
 
@@ -60,7 +60,7 @@ async fn outbox_until(
 }
 
 /// Skips frames until this conversation's summary says the visitor is offline.
-async fn until_offline(agent: &mut Client, conv: &str) {
+pub(crate) async fn until_offline(agent: &mut Client, conv: &str) {
     loop {
         let f = agent.expect_skipping("conversation_updated").await;
         if f["conversation"]["id"] == conv && f["conversation"]["visitor"]["online"] == false {
@@ -106,7 +106,13 @@ async fn visitor_leaves(
 #[tokio::test]
 async fn three_quick_replies_to_an_offline_visitor_make_one_email_with_all_three() {
     let sink = SmtpSink::start();
-    let s = TestServer::start_with(mail_to(sink.port)).await;
+    // The default inbox has no configured origins: the link is --public-url, never the
+    // page the visitor reported (tests/it/secrets.rs).
+    let s = TestServer::start_with(|c| {
+        mail_to(sink.port)(c);
+        c.mail.public_url = Some("https://chat.acme.test/".into());
+    })
+    .await;
     s.set_chatflow(chatflow(1)).await;
     let maja = s.create_agent("Maja Berg", &["default"], Role::Agent).await;
     let (mut agent, _) = s.agent(&maja).await;
@@ -158,7 +164,7 @@ async fn three_quick_replies_to_an_offline_visitor_make_one_email_with_all_three
             "Where is my order #42?",
             "Maja Berg",
             "Default",
-            "https://shop.example/p",
+            "https://chat.acme.test/",
         ] {
             assert!(part.contains(t), "{t:?} missing from {part}");
         }

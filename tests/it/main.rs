@@ -10,5 +10,6 @@ mod crash;
 mod followup;
 mod fuzz_corpus;
 mod hardening;
+mod secrets;
 mod throttle;
 mod visitor;

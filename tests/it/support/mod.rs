@@ -10,6 +10,8 @@ pub mod smtp;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -25,8 +27,28 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use widget_protocol::Role;
 
 use frontdesk::app::App;
+use frontdesk::clock::{Clock, SystemClock};
 use frontdesk::config::Config;
 use frontdesk::Server;
+
+/// The wall clock moved by a test-controlled offset, for time-based behaviour measured
+/// in days (token lifetimes) without waiting.
+#[derive(Default)]
+pub struct FakeClock {
+    offset_ms: AtomicI64,
+}
+
+impl FakeClock {
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> widget_protocol::Millis {
+        SystemClock.now_ms() + self.offset_ms.load(Ordering::SeqCst)
+    }
+}
 
 /// How long any single expectation waits before failing the test.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -58,10 +80,29 @@ impl TestServer {
         Self::start_in(dir, path, |_| {}).await
     }
 
+    /// With the time from `clock` (see [`FakeClock`]).
+    pub async fn start_with_clock(
+        clock: Arc<FakeClock>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().to_path_buf();
+        Self::start_in_clocked(Some(dir), path, adjust, clock).await
+    }
+
     async fn start_in(
         dir: Option<tempfile::TempDir>,
         path: PathBuf,
         adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
+        Self::start_in_clocked(dir, path, adjust, Arc::new(SystemClock)).await
+    }
+
+    async fn start_in_clocked(
+        dir: Option<tempfile::TempDir>,
+        path: PathBuf,
+        adjust: impl FnOnce(&mut Config),
+        clock: Arc<dyn Clock>,
     ) -> TestServer {
         let mut config = Config::new("127.0.0.1:0".parse().expect("addr"), path.clone());
         adjust(&mut config);
@@ -69,7 +110,7 @@ impl TestServer {
         // data directory for a moment.
         let mut tries = 0;
         let server = loop {
-            match Server::bind(config.clone()).await {
+            match Server::bind_with_clock(config.clone(), clock.clone()).await {
                 Ok(s) => break s,
                 Err(frontdesk::ServeError::Open(frontdesk::app::OpenError::Locked(_)))
                     if tries < 100 =>
@@ -443,6 +484,8 @@ pub struct BinaryServer {
     pub child: tokio::process::Child,
     pub addr: SocketAddr,
     pub data: PathBuf,
+    /// What the binary printed on stdout before its "listening" line.
+    pub preamble: Vec<String>,
 }
 
 impl BinaryServer {
@@ -457,23 +500,45 @@ impl BinaryServer {
         rust_log: &str,
         stderr: Stdio,
     ) -> BinaryServer {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_frontdesk"));
+        cmd.env("RUST_LOG", rust_log).stderr(stderr);
+        Self::from_command(cmd, data, extra).await
+    }
+
+    /// Started by a shell that sets the process umask first (e.g. "022").
+    pub async fn spawn_with_umask(data: &Path, extra: &[&str], umask: &str) -> BinaryServer {
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", "umask \"$0\" && exec \"$@\"", umask])
+            .arg(env!("CARGO_BIN_EXE_frontdesk"))
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit());
+        Self::from_command(cmd, data, extra).await
+    }
+
+    /// Runs `cmd serve --listen 127.0.0.1:0 --data DATA EXTRA...` and waits for it to say
+    /// where it listens.
+    async fn from_command(
+        mut cmd: tokio::process::Command,
+        data: &Path,
+        extra: &[&str],
+    ) -> BinaryServer {
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
-            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
-            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("the frontdesk binary starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut preamble = Vec::new();
         let addr = tokio::time::timeout(WAIT, async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(rest) = line.strip_prefix("frontdesk listening on http://") {
                     return rest.trim().parse::<SocketAddr>().ok();
                 }
+                preamble.push(line);
             }
             None
         })
@@ -486,6 +551,7 @@ impl BinaryServer {
             child,
             addr,
             data: data.to_path_buf(),
+            preamble,
         }
     }
 
