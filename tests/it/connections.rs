@@ -104,13 +104,19 @@ async fn by_default_one_address_holds_200_sockets_and_another_still_connects() {
     let mut over = tcp_from(s.addr, ip(3)).await;
     let answer = read_all(&mut over).await;
     assert!(answer.starts_with("HTTP/1.1 429 "), "{answer:?}");
-    assert!(answer.to_ascii_lowercase().contains("retry-after: 5"), "{answer:?}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 5"),
+        "{answer:?}"
+    );
 
     // The slots come back when those sockets close.
     drop(silent);
     let until = tokio::time::Instant::now() + WAIT;
     while visitor_from(s.addr, ip(3), &[]).await.is_err() {
-        assert!(tokio::time::Instant::now() < until, "the slots never came back");
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the slots never came back"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -202,9 +208,13 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_count() {
         429
     );
     held.push(
-        visitor_from(s.addr, proxy, &[("forwarded", "for=\"[2001:db8::1]:4711\"")])
-            .await
-            .expect("a third client, named by Forwarded"),
+        visitor_from(
+            s.addr,
+            proxy,
+            &[("forwarded", "for=\"[2001:db8::1]:4711\"")],
+        )
+        .await
+        .expect("a third client, named by Forwarded"),
     );
 
     // The same headers from a peer that is not a trusted proxy are ignored.
@@ -261,6 +271,9 @@ async fn the_binary_raises_its_soft_descriptor_limit_to_the_hard_one() {
         .take(2)
         .collect();
     assert_eq!(open_files.len(), 2, "{limits}");
-    assert_eq!(open_files[0], open_files[1], "soft is raised to hard: {limits}");
+    assert_eq!(
+        open_files[0], open_files[1],
+        "soft is raised to hard: {limits}"
+    );
     child.kill().await.expect("kill");
 }
