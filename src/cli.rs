@@ -269,9 +269,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => {
             let config = args.into_config()?;
-            raise_fd_limit();
             rt.block_on(async {
                 let server = Server::bind(config).await?;
+                // After binding, so a start that fails says only why.
+                raise_fd_limit();
                 if let Some(token) = server.admin_token() {
                     println!("created the first admin agent; its token (shown once, also in the data directory's admin-token file):");
                     println!("{token}");
