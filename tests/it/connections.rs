@@ -155,6 +155,34 @@ async fn sockets_in_their_handshake_or_on_plain_http_count_against_the_per_addre
 }
 
 #[tokio::test]
+async fn an_idle_keep_alive_socket_gives_its_slot_back_after_the_handshake_timeout() {
+    let s = TestServer::start_with(|c| {
+        c.limits.max_connections_per_ip = 1;
+        c.limits.handshake_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let mut keep = tcp_from(s.addr, ip(7)).await;
+    keep.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(WAIT, keep.read(&mut buf))
+        .await
+        .expect("an answer")
+        .expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert_eq!(refusal(visitor_from(s.addr, ip(7), &[]).await).0, 429);
+    // Kept alive but silent: closed like a handshake that never ends, and its slot is free.
+    let rest = read_all(&mut keep).await;
+    assert!(rest.is_empty() || rest.contains("408"), "{rest:?}");
+    let until = tokio::time::Instant::now() + WAIT;
+    while visitor_from(s.addr, ip(7), &[]).await.is_err() {
+        assert!(tokio::time::Instant::now() < until, "the slot never came back");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
 async fn past_the_socket_cap_every_socket_is_answered_503_at_once() {
     let s = TestServer::start_with(|c| c.limits.max_sockets = Some(3)).await;
     let _a = tcp_from(s.addr, ip(10)).await;
