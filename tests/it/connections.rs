@@ -177,7 +177,10 @@ async fn an_idle_keep_alive_socket_gives_its_slot_back_after_the_handshake_timeo
     assert!(rest.is_empty() || rest.contains("408"), "{rest:?}");
     let until = tokio::time::Instant::now() + WAIT;
     while visitor_from(s.addr, ip(7), &[]).await.is_err() {
-        assert!(tokio::time::Instant::now() < until, "the slot never came back");
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the slot never came back"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
