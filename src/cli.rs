@@ -72,12 +72,22 @@ pub struct ServeArgs {
     pub rate_limit: u32,
     #[command(flatten)]
     pub throttle: ThrottleArgs,
-    /// Most WebSocket connections in total.
+    /// Most WebSocket connections in total (held below the socket cap).
     #[arg(long, default_value_t = 50_000)]
     pub max_connections: usize,
-    /// Most WebSocket connections from one client address.
-    #[arg(long, default_value_t = 50_000)]
+    /// Most WebSocket connections from one client address (an IPv4 address or an IPv6
+    /// /64), and as many sockets besides that are not upgraded (in their HTTP handshake
+    /// or on plain HTTP).
+    #[arg(long, default_value_t = 200)]
     pub max_connections_per_ip: usize,
+    /// Most open TCP sockets of every kind [default: the file-descriptor limit, raised
+    /// to the hard limit at start, less 128 kept for the store, logs and SMTP].
+    #[arg(long, value_name = "N")]
+    pub max_sockets: Option<usize>,
+    /// A reverse proxy (an address or a CIDR range, repeatable) whose X-Forwarded-For or
+    /// Forwarded header names the client; from any other peer those headers are ignored.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
     /// SMTP server for follow-up emails:
     /// smtp://[USER:PASS@]HOST[:PORT] (plain, port 25),
     /// smtp://…?tls=starttls (STARTTLS required, port 587; ?tls=opportunistic: if offered),
@@ -229,6 +239,10 @@ impl ServeArgs {
         c.limits.rate_count = self.rate_limit;
         self.throttle.apply(&mut c.limits);
         c.limits.max_connections_per_ip = self.max_connections_per_ip;
+        c.limits.max_sockets = self.max_sockets;
+        for p in &self.trusted_proxies {
+            c.trusted_proxies.push(parse_proxy(p)?);
+        }
         c.secure_cookie = self.secure_cookie;
         for o in &self.agent_origins {
             let n = normalize_origin(o).ok_or_else(|| {
@@ -248,6 +262,29 @@ impl ServeArgs {
         crate::mail::check(&c.mail).map_err(|e| CliError::Invalid(e.to_string()))?;
         c.test_echo = self.test_echo;
         Ok(c)
+    }
+}
+
+/// `--trusted-proxy`: `10.0.0.0/8`, `2001:db8::/32`, or a single address.
+fn parse_proxy(s: &str) -> Result<ipnet::IpNet, CliError> {
+    crate::config::parse_trusted_proxy(s).ok_or_else(|| {
+        CliError::Invalid(format!(
+            "--trusted-proxy {s:?} is not an address or a range like 10.0.0.0/8"
+        ))
+    })
+}
+
+/// Raises the soft descriptor limit to the hard one, and says what it is now.
+fn raise_fd_limit() {
+    match crate::fdlimit::raise() {
+        Ok(n) if n.soft > n.before => tracing::info!(
+            from = n.before,
+            to = n.soft,
+            hard = n.hard,
+            "raised the file-descriptor limit"
+        ),
+        Ok(n) => tracing::info!(soft = n.soft, hard = n.hard, "file-descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "keeping the file-descriptor limit as it is"),
     }
 }
 
@@ -284,6 +321,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let config = args.into_config()?;
             rt.block_on(async {
                 let server = Server::bind(config).await?;
+                // After binding, so a start that fails says only why.
+                raise_fd_limit();
                 if let Some(token) = server.admin_token() {
                     let file = server.app().config.data_dir.join(crate::app::ADMIN_TOKEN_FILE);
                     // A terminal is a person reading; anything else (a service manager,

@@ -44,8 +44,17 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// Bytes queued to one connection's socket past which its writer waits.
     pub max_write_buffer_bytes: usize,
+    /// WebSocket connections in total (503 at the upgrade past it); at most the socket cap.
     pub max_connections: usize,
+    /// Per client address (an IPv4 address, an IPv6 /64): WebSocket connections (429 at
+    /// the upgrade past it), and apart from those, sockets not upgraded (still in their
+    /// HTTP handshake or on plain HTTP; closed at accept past it). A trusted proxy's own
+    /// address is not capped at accept: its clients are counted at the upgrade.
     pub max_connections_per_ip: usize,
+    /// Open TCP sockets of every kind, counted from accept until they close (closed at
+    /// accept past it). `None`: the file-descriptor limit less `fdlimit::RESERVE`; a
+    /// number is still held below that.
+    pub max_sockets: Option<usize>,
     pub heartbeat: Duration,
 }
 
@@ -76,7 +85,9 @@ impl Default for Limits {
             outbound_queue: 4096,
             max_write_buffer_bytes: 256 * 1024,
             max_connections: 50_000,
-            max_connections_per_ip: 50_000,
+            // A household or an office behind one address.
+            max_connections_per_ip: 200,
+            max_sockets: None,
             heartbeat: Duration::from_secs(20),
         }
     }
@@ -190,6 +201,9 @@ pub struct Config {
     pub mail: MailConfig,
     /// Serve `/ws/echo` for WebSocket conformance tests.
     pub test_echo: bool,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` name the client
+    /// (`transport::http::client_ip`); from any other peer those headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -202,8 +216,18 @@ impl Config {
             agent_origins: Vec::new(),
             mail: MailConfig::default(),
             test_echo: false,
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// A `--trusted-proxy` value: a range (`10.0.0.0/8`, `2001:db8::/32`) or one address.
+pub fn parse_trusted_proxy(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .ok()
 }
 
 #[cfg(test)]

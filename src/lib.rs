@@ -16,6 +16,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod deadlines;
 pub mod error;
+pub mod fdlimit;
 pub mod followup;
 mod fsutil;
 #[doc(hidden)]

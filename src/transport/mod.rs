@@ -8,7 +8,7 @@
 
 mod assets;
 pub mod http;
-mod limiter;
+pub mod limiter;
 mod ws;
 
 pub use limiter::Limiter;

@@ -6,6 +6,7 @@ mod agents;
 mod browser;
 mod capture;
 mod cli;
+mod connections;
 mod crash;
 mod followup;
 mod fuzz_corpus;
