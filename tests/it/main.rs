@@ -10,4 +10,5 @@ mod crash;
 mod followup;
 mod fuzz_corpus;
 mod hardening;
+mod memory;
 mod visitor;
