@@ -64,8 +64,9 @@ impl Default for Limits {
             // a burst of hundreds. A visitor hears its own conversation only.
             agent_queue_bytes: 8 * 1024 * 1024,
             visitor_queue_bytes: 1024 * 1024,
-            // Dozens of the longest messages, hundreds of usual ones.
-            max_list_frame_bytes: 256 * 1024,
+            // Dozens of the longest messages, a thousand usual ones, or the newest 500
+            // conversations of a usual inbox (about 650 bytes a summary) in `ready`.
+            max_list_frame_bytes: 512 * 1024,
             message_deadline: Duration::from_secs(10),
             max_write_buffer_bytes: 256 * 1024,
             max_connections: 50_000,

@@ -212,8 +212,13 @@ fn compose(
         return Ok(None);
     };
     // More than fit in one email: the newest ones.
-    let (unseen, _) =
-        conversations::after(kv, conv_id, c.seen_seq, Cut::count(MAX_REPLIES), MAX_REPLIES)?;
+    let (unseen, _) = conversations::after(
+        kv,
+        conv_id,
+        c.seen_seq,
+        Cut::count(MAX_REPLIES),
+        MAX_REPLIES,
+    )?;
     let replies: Vec<Message> = unseen
         .decode()?
         .into_iter()
@@ -222,7 +227,9 @@ fn compose(
     if replies.is_empty() {
         return Ok(None);
     }
-    let recent = conversations::page(kv, conv_id, None, Cut::count(100))?.0.decode()?;
+    let recent = conversations::page(kv, conv_id, None, Cut::count(100))?
+        .0
+        .decode()?;
     let last_visitor = recent
         .iter()
         .rev()

@@ -497,7 +497,11 @@ mod tests {
         assert_eq!(hub.to_agents("i", &big, None), 1);
         stuck_box.kicked().await;
         assert_eq!(hub.slow_dropped(), 1);
-        assert_eq!(stuck_box.queue.frames().bytes, 900, "nothing past the budget");
+        assert_eq!(
+            stuck_box.queue.frames().bytes,
+            900,
+            "nothing past the budget"
+        );
         assert_eq!(reading_box.try_recv().as_deref(), Some(&*big));
         // Taking gives the bytes back.
         while stuck_box.try_recv().is_some() {}

@@ -224,7 +224,7 @@ impl<S: Socket> Session<S> {
                     conversation,
                     messages: Vec::new(),
                     // `false`, the longer, while the room is measured.
-            has_more: false,
+                    has_more: false,
                 };
                 let cut = Cut {
                     limit: limit as usize,

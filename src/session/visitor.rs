@@ -203,7 +203,9 @@ impl<S: Socket> Session<S> {
             },
             email_prompt,
         };
-        let room = self.link.list_room(&VisitorServer::Welcome(welcome.clone()));
+        let room = self
+            .link
+            .list_room(&VisitorServer::Welcome(welcome.clone()));
         let (messages, has_more) = match conv.as_ref().and_then(|c| parse_id(&c.id)) {
             None => (StoredMessages::default(), false),
             Some(id) => match resume_after {
@@ -277,7 +279,7 @@ impl<S: Socket> Session<S> {
                 let mut frame = VisitorServer::History {
                     messages: Vec::new(),
                     // `false`, the longer, while the room is measured.
-            has_more: false,
+                    has_more: false,
                 };
                 let cut = Cut {
                     limit: limit as usize,

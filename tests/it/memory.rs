@@ -49,7 +49,11 @@ async fn page_back(c: &mut Client, mut before: u64, floor: u64) -> Vec<u64> {
         let page = seqs(&h);
         assert!(!page.is_empty(), "an empty page with more to come: {h}");
         assert!(page.windows(2).all(|w| w[1] == w[0] + 1), "a gap: {page:?}");
-        assert_eq!(*page.last().expect("last"), before - 1, "a gap before {before}");
+        assert_eq!(
+            *page.last().expect("last"),
+            before - 1,
+            "a gap before {before}"
+        );
         got.extend(page.iter().rev());
         before = page[0];
         if h["has_more"] == false {
@@ -87,12 +91,20 @@ async fn a_replay_over_the_budget_is_paged_newest_first_and_the_rest_comes_with_
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["has_more"], true, "the rest is there");
     let newest = seqs(&welcome);
-    assert_eq!(*newest.last().expect("some messages"), last, "the newest kept");
+    assert_eq!(
+        *newest.last().expect("some messages"),
+        last,
+        "the newest kept"
+    );
     assert!(newest.windows(2).all(|w| w[1] == w[0] + 1));
     assert!(newest[0] > 6, "cut: {} messages", newest.len());
     // Paging back down to what it held fills the gap exactly once.
     let older = page_back(&mut c, newest[0], 5).await;
-    let all: Vec<u64> = older.iter().copied().chain(newest.iter().copied()).collect();
+    let all: Vec<u64> = older
+        .iter()
+        .copied()
+        .chain(newest.iter().copied())
+        .collect();
     let distinct: BTreeSet<u64> = all.iter().copied().collect();
     assert_eq!(distinct.len(), all.len(), "a message twice");
     assert!(distinct.is_superset(&(6..=last).collect()), "a gap");
@@ -143,16 +155,25 @@ async fn ready_lists_the_newest_conversations_that_fit() {
         c.expect("welcome").await;
         c.say(&format!("visitor {i}")).await;
     }
-    let mut c = Client::connect(&s.ws_url("/ws/agent")).await.expect("agent");
+    let mut c = Client::connect(&s.ws_url("/ws/agent"))
+        .await
+        .expect("agent");
     c.send(json!({"type":"auth","token":s.admin_token})).await;
     let ready = within_budget(&c.next_raw().await.expect("ready"));
     let listed = ready["conversations"].as_array().expect("conversations");
-    assert!(!listed.is_empty() && listed.len() < 40, "{} listed", listed.len());
+    assert!(
+        !listed.is_empty() && listed.len() < 40,
+        "{} listed",
+        listed.len()
+    );
     let pages: Vec<&str> = listed
         .iter()
         .map(|c| c["visitor"]["page"]["url"].as_str().expect("page"))
         .collect();
-    assert!(pages[0].starts_with("https://shop.example/39/"), "newest first");
+    assert!(
+        pages[0].starts_with("https://shop.example/39/"),
+        "newest first"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +201,11 @@ async fn a_connection_that_stops_reading_is_closed_when_its_queue_passes_its_byt
     let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
     let reading = tokio::spawn(async move {
         while let Some(f) = reader.next().await {
-            if f["type"] == "message" && got_tx.send(f["message"]["seq"].as_u64().unwrap_or(0)).is_err() {
+            if f["type"] == "message"
+                && got_tx
+                    .send(f["message"]["seq"].as_u64().unwrap_or(0))
+                    .is_err()
+            {
                 return;
             }
         }
@@ -191,7 +216,11 @@ async fn a_connection_that_stops_reading_is_closed_when_its_queue_passes_its_byt
     // Far below the frame count (4096), a few hundred KB: only bytes can stop it.
     while s.app.hub.slow_dropped() == 0 {
         assert!(sent.len() < 4000, "the silent tab was never dropped");
-        sent.push(agent.reply(&conv, &text).await["seq"].as_u64().expect("seq"));
+        sent.push(
+            agent.reply(&conv, &text).await["seq"]
+                .as_u64()
+                .expect("seq"),
+        );
     }
     eprintln!("dropped after {} replies", sent.len());
     assert_eq!(silent.expect_closed().await, Closed::Code(4029));
@@ -203,4 +232,52 @@ async fn a_connection_that_stops_reading_is_closed_when_its_queue_passes_its_byt
         assert_eq!(got, *seq);
     }
     reading.abort();
+}
+
+/// A visitor socket after `hello` and `welcome`, that sends the first fragment of a
+/// message and `rest` (the rest of it, or nothing) after `pause`.
+async fn fragment(s: &TestServer, rest: bool, pause: Duration) -> Client {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut c, _) = s.visitor().await;
+    let id = uuid::Uuid::new_v4();
+    let text =
+        json!({"type":"send","client_msg_id":id.to_string(),"text":"in two parts"}).to_string();
+    let (first, second) = text.split_at(10);
+    let opening = Frame::message(first.as_bytes().to_vec(), OpCode::Data(Data::Text), false);
+    c.send_raw(Message::Frame(opening)).await;
+    if rest {
+        tokio::time::sleep(pause).await;
+        let end = Frame::message(
+            second.as_bytes().to_vec(),
+            OpCode::Data(Data::Continue),
+            true,
+        );
+        c.send_raw(Message::Frame(end)).await;
+    }
+    c
+}
+
+#[tokio::test]
+async fn a_message_left_unfinished_is_closed_with_1008_though_the_client_answers_pings() {
+    let s = TestServer::start_with(|c| {
+        c.limits.message_deadline = Duration::from_millis(1500);
+        c.limits.heartbeat = Duration::from_millis(200);
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let mut unfinished = fragment(&s, false, Duration::ZERO).await;
+    // Reading answers every ping: without the deadline the heartbeat keeps it open.
+    let closed = tokio::time::timeout(Duration::from_secs(10), unfinished.expect_closed())
+        .await
+        .expect("closed at the deadline");
+    assert_eq!(closed, Closed::Code(1008));
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    // One finished in time is a message like any other.
+    let mut finished = fragment(&s, true, Duration::from_millis(300)).await;
+    assert_eq!(
+        finished.expect_skipping("ack").await["message"]["text"],
+        "in two parts"
+    );
 }

@@ -92,6 +92,9 @@ pub mod close {
     pub const TOO_BIG: u16 = 1009;
     /// The server is shutting down, or the client stopped answering.
     pub const GOING_AWAY: u16 = 1001;
+    /// A message (or frame) not finished within the deadline of its first fragment
+    /// (10 s by default): the standard "policy violation".
+    pub const MESSAGE_TIMEOUT: u16 = 1008;
     /// Extension: the connection's outbound queue overflowed (the client did not read);
     /// reconnect with `resume_after`.
     pub const TOO_SLOW: u16 = 4029;

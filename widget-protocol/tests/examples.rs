@@ -456,6 +456,7 @@ fn close_codes_match_the_contract() {
     // Outside the contract: the standard "going away", and our extension.
     assert_eq!(close::GOING_AWAY, 1001);
     assert_eq!(close::TOO_SLOW, 4029);
+    assert_eq!(close::MESSAGE_TIMEOUT, 1008);
     assert_eq!(PROTOCOL_VERSION, 1);
 }
 

@@ -278,7 +278,12 @@ impl Client {
     /// its window is small from the start): one that stops reading fills it quickly.
     pub async fn connect_with_rcvbuf(url: &str, rcvbuf: u32) -> Client {
         let req = url.into_client_request().expect("request");
-        let host = req.uri().authority().expect("authority").as_str().to_string();
+        let host = req
+            .uri()
+            .authority()
+            .expect("authority")
+            .as_str()
+            .to_string();
         let addr: SocketAddr = host.parse().expect("an ip:port url");
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(rcvbuf).expect("rcvbuf");
