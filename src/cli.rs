@@ -88,6 +88,22 @@ pub struct ServeArgs {
     /// Forwarded header names the client; from any other peer those headers are ignored.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
+    /// Most bytes of one server frame that carries a list (welcome, history, ready): a
+    /// longer replay or page carries the newest messages that fit, with has_more.
+    #[arg(long, default_value_t = 512 * 1024, value_name = "BYTES")]
+    pub max_list_frame_bytes: usize,
+    /// Most bytes of frames queued to one agent connection before it is closed as too
+    /// slow (4029).
+    #[arg(long, default_value_t = 8 * 1024 * 1024, value_name = "BYTES")]
+    pub agent_queue_bytes: usize,
+    /// Most bytes of frames queued to one visitor connection before it is closed as
+    /// too slow (4029).
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub visitor_queue_bytes: usize,
+    /// Seconds a client has to finish a message from its first fragment (or a frame
+    /// from its first byte) before it is closed with 1008.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub message_deadline_secs: u64,
     /// SMTP server for follow-up emails:
     /// smtp://[USER:PASS@]HOST[:PORT] (plain, port 25),
     /// smtp://…?tls=starttls (STARTTLS required, port 587; ?tls=opportunistic: if offered),
@@ -228,13 +244,14 @@ pub enum CliError {
 
 impl ServeArgs {
     pub fn into_config(self) -> Result<Config, CliError> {
-        let mut c = Config::new(self.listen, self.data.data);
+        let mut c = Config::new(self.listen, self.data.data.clone());
         if self.heartbeat_secs == 0 {
             return Err(CliError::Invalid(
                 "--heartbeat-secs must be at least 1".into(),
             ));
         }
         c.limits.heartbeat = std::time::Duration::from_secs(self.heartbeat_secs);
+        self.memory_limits(&mut c.limits)?;
         c.limits.max_connections = self.max_connections;
         c.limits.rate_count = self.rate_limit;
         self.throttle.apply(&mut c.limits);
@@ -285,6 +302,43 @@ fn raise_fd_limit() {
         ),
         Ok(n) => tracing::info!(soft = n.soft, hard = n.hard, "file-descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "keeping the file-descriptor limit as it is"),
+    }
+}
+
+/// The least a list frame may take: the longest message (4000 characters, each up to
+/// six bytes as escaped JSON) and the rest of its frame, so that paging moves on.
+const MIN_LIST_FRAME_BYTES: usize = 32 * 1024;
+/// The least a connection's queue may take: a few frames.
+const MIN_QUEUE_BYTES: usize = 64 * 1024;
+
+impl ServeArgs {
+    /// The byte budgets of frames and queues, and the deadline of a message.
+    fn memory_limits(&self, l: &mut crate::config::Limits) -> Result<(), CliError> {
+        if self.max_list_frame_bytes < MIN_LIST_FRAME_BYTES {
+            return Err(CliError::Invalid(format!(
+                "--max-list-frame-bytes must be at least {MIN_LIST_FRAME_BYTES}"
+            )));
+        }
+        for (name, v) in [
+            ("--agent-queue-bytes", self.agent_queue_bytes),
+            ("--visitor-queue-bytes", self.visitor_queue_bytes),
+        ] {
+            if v < MIN_QUEUE_BYTES {
+                return Err(CliError::Invalid(format!(
+                    "{name} must be at least {MIN_QUEUE_BYTES}"
+                )));
+            }
+        }
+        if self.message_deadline_secs == 0 {
+            return Err(CliError::Invalid(
+                "--message-deadline-secs must be at least 1".into(),
+            ));
+        }
+        l.max_list_frame_bytes = self.max_list_frame_bytes;
+        l.agent_queue_bytes = self.agent_queue_bytes;
+        l.visitor_queue_bytes = self.visitor_queue_bytes;
+        l.message_deadline = std::time::Duration::from_secs(self.message_deadline_secs);
+        Ok(())
     }
 }
 

@@ -42,6 +42,18 @@ pub struct Limits {
     /// Frames queued to one connection past which it is dropped as too slow once it
     /// takes nothing for `hub::STALLED` (or holds `hub::BURST_ROOM` times as many).
     pub outbound_queue: usize,
+    /// Bytes of frames queued to one agent connection: a frame that would take it past
+    /// this drops the connection as too slow, and from a quarter of it on the queue
+    /// counts as full (as at `outbound_queue`).
+    pub agent_queue_bytes: usize,
+    /// The same for a visitor connection (visitors are sent far less).
+    pub visitor_queue_bytes: usize,
+    /// Bytes of one frame the server sends that carries a list (a welcome, a page of
+    /// history, an agent's `ready` or `conversation`): the list is cut to what fits.
+    pub max_list_frame_bytes: usize,
+    /// Time a client has to finish a message once its first fragment (or a frame once
+    /// its first byte) arrived; past it the connection is closed with 1008.
+    pub message_deadline: Duration,
     /// Bytes queued to one connection's socket past which its writer waits.
     pub max_write_buffer_bytes: usize,
     /// WebSocket connections in total (503 at the upgrade past it); at most the socket cap.
@@ -83,6 +95,14 @@ impl Default for Limits {
             // Agents hear every message of their inboxes: a burst needs room. A queue
             // allocates as it fills, so an idle one costs nothing.
             outbound_queue: 4096,
+            // An agent hears every message of its inboxes (up to 16 KB each): room for
+            // a burst of hundreds. A visitor hears its own conversation only.
+            agent_queue_bytes: 8 * 1024 * 1024,
+            visitor_queue_bytes: 1024 * 1024,
+            // Dozens of the longest messages, a thousand usual ones, or the newest 500
+            // conversations of a usual inbox (about 650 bytes a summary) in `ready`.
+            max_list_frame_bytes: 512 * 1024,
+            message_deadline: Duration::from_secs(10),
             max_write_buffer_bytes: 256 * 1024,
             max_connections: 50_000,
             // A household or an office behind one address.

@@ -392,6 +392,12 @@ impl StoredMessages {
             .map(StoredMessages)
     }
 
+    /// Rows read newest first, in the order a frame carries them.
+    fn from_newest(mut rows: Vec<Vec<u8>>) -> Result<Self, StoreError> {
+        rows.reverse();
+        Self::from_rows(rows.into_iter())
+    }
+
     pub fn as_json(&self) -> &[String] {
         &self.0
     }
@@ -404,39 +410,92 @@ impl StoredMessages {
     }
 }
 
+/// Rows read from the store at a time while filling a byte budget: the most read past
+/// the budget is one read's worth.
+const READ_AHEAD: usize = 16;
+
+/// What a list of messages may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Cut {
+    /// The most messages.
+    pub limit: usize,
+    /// The most bytes of message JSON, counting a comma between two; the newest message
+    /// is taken whatever its size, so that paging always moves on.
+    pub bytes: usize,
+}
+
+impl Cut {
+    /// At most `limit` messages, whatever their size (for what never goes in a frame).
+    pub fn count(limit: usize) -> Cut {
+        Cut {
+            limit,
+            bytes: usize::MAX,
+        }
+    }
+}
+
+/// The newest messages with `from_seq <= seq < before` (`before` none: up to the last),
+/// oldest first, within `cut`, and whether more of that range were left out. Reads the
+/// store a few rows at a time, from the newest, and stops once the cut is reached, so
+/// an oversized list is never loaded.
+fn newest(
+    kv: &dyn Kv,
+    conv: Uuid,
+    from_seq: u64,
+    before: Option<u64>,
+    cut: Cut,
+) -> Result<(StoredMessages, bool), StoreError> {
+    let from = keys::message(conv, from_seq);
+    let mut to = keys::message(conv, before.unwrap_or(u64::MAX));
+    let limit = cut.limit.max(1);
+    let (mut rows, mut bytes) = (Vec::new(), 0usize);
+    loop {
+        let want = (limit + 1 - rows.len()).min(READ_AHEAD);
+        let chunk = kv.range_rev(Tree::Messages, &from, &to, want)?;
+        let exhausted = chunk.len() < want;
+        for (key, value) in chunk {
+            let adding = value.len() + usize::from(!rows.is_empty());
+            if rows.len() == limit || (!rows.is_empty() && bytes + adding > cut.bytes) {
+                return Ok((StoredMessages::from_newest(rows)?, true));
+            }
+            bytes += adding;
+            to = key;
+            rows.push(value);
+        }
+        if exhausted {
+            return Ok((StoredMessages::from_newest(rows)?, false));
+        }
+    }
+}
+
 /// Up to `limit` messages with `seq < before` (newest page when `before` is none),
-/// oldest first, and whether older ones exist.
+/// oldest first, within `bytes`, and whether older ones exist.
 pub fn page(
     kv: &dyn Kv,
     conv: Uuid,
     before: Option<u64>,
-    limit: u32,
+    cut: Cut,
 ) -> Result<(StoredMessages, bool), StoreError> {
-    let limit = limit.max(1) as usize;
-    let from = keys::message(conv, 0);
-    let to = keys::message(conv, before.unwrap_or(u64::MAX));
-    let mut rows = kv.range_rev(Tree::Messages, &from, &to, limit + 1)?;
-    let has_more = rows.len() > limit;
-    rows.truncate(limit);
-    let page = StoredMessages::from_rows(rows.into_iter().rev().map(|(_, v)| v))?;
-    Ok((page, has_more))
+    newest(kv, conv, 0, before, cut)
 }
 
-/// Every message with `seq > after`, oldest first; `None` when there are more than
-/// `cap` (the client should take the newest page and page back instead).
+/// Every message with `seq > after`, oldest first, and false; or, when there are more
+/// than `cut` allows, the newest of them that fit and true (the client pages back for
+/// the rest). More than `cut.limit` of them: the newest `page` only, as after a long
+/// time away.
 pub fn after(
     kv: &dyn Kv,
     conv: Uuid,
     after: u64,
-    cap: usize,
-) -> Result<Option<StoredMessages>, StoreError> {
-    let from = keys::message(conv, after.saturating_add(1));
-    let to = keys::message(conv, u64::MAX);
-    let rows = kv.range(Tree::Messages, &from, &to, cap + 1)?;
-    if rows.len() > cap {
-        return Ok(None);
+    cut: Cut,
+    page: usize,
+) -> Result<(StoredMessages, bool), StoreError> {
+    let (mut messages, more) = newest(kv, conv, after.saturating_add(1), None, cut)?;
+    if more && messages.0.len() >= cut.limit {
+        let drop = messages.0.len().saturating_sub(page.max(1));
+        messages.0.drain(..drop);
     }
-    StoredMessages::from_rows(rows.into_iter().map(|(_, v)| v)).map(Some)
+    Ok((messages, more))
 }
 
 pub fn contact(kv: &dyn Kv, id: &str) -> Result<Option<Contact>, StoreError> {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use widget_protocol::{encode, AgentServer, AuthorKind, Message, Millis, VisitorServer};
 
 use crate::app::App;
-use crate::conversations::{self, parse_id};
+use crate::conversations::{self, parse_id, Cut};
 use crate::mail::{self, Delivery, Email, GaveUp};
 use crate::metrics::Metrics;
 use crate::store::keys::{self, DeadlineKind};
@@ -211,11 +211,14 @@ fn compose(
     let Some(to) = to else {
         return Ok(None);
     };
-    let unseen = match conversations::after(kv, conv_id, c.seen_seq, MAX_REPLIES)? {
-        Some(m) => m,
-        // More than fit in one email: the newest ones.
-        None => conversations::page(kv, conv_id, None, MAX_REPLIES as u32)?.0,
-    };
+    // More than fit in one email: the newest ones.
+    let (unseen, _) = conversations::after(
+        kv,
+        conv_id,
+        c.seen_seq,
+        Cut::count(MAX_REPLIES),
+        MAX_REPLIES,
+    )?;
     let replies: Vec<Message> = unseen
         .decode()?
         .into_iter()
@@ -224,7 +227,9 @@ fn compose(
     if replies.is_empty() {
         return Ok(None);
     }
-    let recent = conversations::page(kv, conv_id, None, 100)?.0.decode()?;
+    let recent = conversations::page(kv, conv_id, None, Cut::count(100))?
+        .0
+        .decode()?;
     let last_visitor = recent
         .iter()
         .rev()

@@ -40,6 +40,8 @@ struct Queue {
     frames: Mutex<Frames>,
     /// Frames queued before the hub looks at whether the connection is still reading.
     capacity: usize,
+    /// The most bytes of frames the queue holds (see [`Budget`]).
+    max_bytes: usize,
     /// The connection's task, woken when a frame is queued or it is kicked.
     waker: AtomicWaker,
     kicked: AtomicBool,
@@ -50,6 +52,8 @@ struct Queue {
 #[derive(Default)]
 struct Frames {
     list: VecDeque<Frame>,
+    /// Bytes of the frames in `list`.
+    bytes: usize,
     /// Frames the connection's task has taken so far: its progress.
     taken: u64,
     /// When the queue was last seen at capacity, and `taken` then.
@@ -73,8 +77,31 @@ pub const STALLED: Duration = Duration::from_secs(1);
 /// cut off, and memory stays bounded either way.
 pub const BURST_ROOM: usize = 4;
 
+/// What one connection's queue may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Frames queued before the hub looks at whether the connection is still reading;
+    /// it may hold [`BURST_ROOM`] times as many while it is.
+    pub frames: usize,
+    /// Bytes of queued frames the queue never goes past: a frame that would take it over
+    /// kicks the connection (an empty queue takes any one frame). From a
+    /// [`BURST_ROOM`]th of this on, the queue counts as full, as at `frames`.
+    pub bytes: usize,
+}
+
 impl Frames {
-    /// Whether a connection whose queue is at capacity should be kicked now.
+    /// Whether the connection should be kicked rather than queue `adding` more bytes:
+    /// the frame would take it past its bytes, or the queue is full (at its frames, or a
+    /// [`BURST_ROOM`]th of its bytes) and the connection stalled.
+    fn kick_before(&mut self, q: &Queue, adding: usize) -> bool {
+        if !self.list.is_empty() && self.bytes.saturating_add(adding) > q.max_bytes {
+            return true;
+        }
+        let full = self.list.len() >= q.capacity || self.bytes >= q.max_bytes / BURST_ROOM;
+        full && self.stalled(q.capacity)
+    }
+
+    /// Whether a connection whose queue is full should be kicked now.
     fn stalled(&mut self, capacity: usize) -> bool {
         if self.list.len() >= capacity.saturating_mul(BURST_ROOM) {
             return true;
@@ -106,13 +133,14 @@ impl Conn {
         }
         {
             let mut frames = q.frames();
-            if frames.list.len() >= q.capacity && frames.stalled(q.capacity) {
+            if frames.kick_before(q, frame.len()) {
                 drop(frames);
                 q.kicked.store(true, Ordering::Release);
                 q.waker.wake();
                 return Pushed::Full;
             }
             frames.list.push_back(frame.clone());
+            frames.bytes += frame.len();
         }
         q.waker.wake();
         Pushed::Queued
@@ -130,8 +158,9 @@ impl Mailbox {
     pub fn try_recv(&self) -> Option<Frame> {
         let mut frames = self.queue.frames();
         let frame = frames.list.pop_front();
-        if frame.is_some() {
+        if let Some(f) = &frame {
             frames.taken += 1;
+            frames.bytes -= f.len();
         }
         // A burst's worth of room is given back once the burst is gone.
         if frames.list.is_empty() && frames.list.capacity() > KEEP_ROOM {
@@ -168,7 +197,9 @@ impl Mailbox {
 impl Drop for Mailbox {
     fn drop(&mut self) {
         self.queue.closed.store(true, Ordering::Release);
-        self.queue.frames().list.clear();
+        let mut frames = self.queue.frames();
+        frames.list.clear();
+        frames.bytes = 0;
     }
 }
 
@@ -234,10 +265,11 @@ impl Hub {
     }
 
     /// A new connection's queue; register the returned `Conn` where it belongs.
-    pub fn connection(&self, queue: usize) -> (Conn, Mailbox) {
+    pub fn connection(&self, budget: Budget) -> (Conn, Mailbox) {
         let queue = Arc::new(Queue {
             frames: Mutex::new(Frames::default()),
-            capacity: queue.max(1),
+            capacity: budget.frames.max(1),
+            max_bytes: budget.bytes.max(1),
             waker: AtomicWaker::new(),
             kicked: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -426,6 +458,14 @@ impl Hub {
 mod tests {
     use super::*;
 
+    /// A queue bounded in frames only.
+    fn frames(n: usize) -> Budget {
+        Budget {
+            frames: n,
+            bytes: usize::MAX,
+        }
+    }
+
     fn key(inbox: &str) -> VisitorKey {
         VisitorKey {
             visitor: Uuid::nil(),
@@ -436,8 +476,8 @@ mod tests {
     #[test]
     fn presence_follows_the_first_and_last_connection() {
         let hub = Hub::default();
-        let (a, _ma) = hub.connection(4);
-        let (b, _mb) = hub.connection(4);
+        let (a, _ma) = hub.connection(frames(4));
+        let (b, _mb) = hub.connection(frames(4));
         let (aid, bid) = (a.id, b.id);
         assert_eq!(hub.add_visitor(key("x"), a), Presence::CameOnline);
         assert_eq!(hub.add_visitor(key("x"), b), Presence::Unchanged);
@@ -452,7 +492,7 @@ mod tests {
     fn a_return_within_the_grace_period_is_no_change_and_a_departure_falls_due_once() {
         let hub = Hub::new(Duration::from_millis(200), 100);
         let conn = |hub: &Hub| {
-            let (c, m) = hub.connection(4);
+            let (c, m) = hub.connection(frames(4));
             (c.id, c, m)
         };
         let (a, ca, _ma) = conn(&hub);
@@ -485,7 +525,7 @@ mod tests {
         let mut boxes = Vec::new();
         let mut outcomes = Vec::new();
         for inbox in ["a", "b", "c"] {
-            let (c, m) = hub.connection(4);
+            let (c, m) = hub.connection(frames(4));
             let id = c.id;
             boxes.push(m);
             hub.add_visitor(key(inbox), c);
@@ -500,8 +540,8 @@ mod tests {
     #[tokio::test]
     async fn a_reader_rides_out_a_burst_and_one_that_stopped_is_kicked() {
         let hub = Hub::default();
-        let (slow, slow_box) = hub.connection(2);
-        let (fast, fast_box) = hub.connection(2);
+        let (slow, slow_box) = hub.connection(frames(2));
+        let (fast, fast_box) = hub.connection(frames(2));
         hub.add_agent(&["i".into()], slow);
         hub.add_agent(&["i".into()], fast);
         let f: Frame = "{}".into();
@@ -524,8 +564,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_that_takes_nothing_for_a_while_is_kicked() {
         let hub = Hub::default();
-        let (stuck, stuck_box) = hub.connection(2);
-        let (taking, taking_box) = hub.connection(2);
+        let (stuck, stuck_box) = hub.connection(frames(2));
+        let (taking, taking_box) = hub.connection(frames(2));
         hub.add_agent(&["i".into()], stuck);
         hub.add_agent(&["i".into()], taking);
         let f: Frame = "{}".into();
@@ -549,7 +589,7 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_connection_is_woken_and_a_burst_leaves_no_room_behind() {
         let hub = Hub::default();
-        let (conn, mailbox) = hub.connection(4096);
+        let (conn, mailbox) = hub.connection(frames(4096));
         hub.add_agent(&["i".into()], conn);
         let waiting = tokio::spawn(async move {
             let first = mailbox.recv().await;
@@ -579,5 +619,68 @@ mod tests {
         drop(mailbox);
         assert_eq!(hub.to_agents("i", &f, None), 0);
         assert_eq!(hub.slow_dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_queue_is_bounded_in_bytes_as_well_as_frames() {
+        let hub = Hub::default();
+        let budget = Budget {
+            frames: 4096,
+            bytes: 1000,
+        };
+        let (stuck, stuck_box) = hub.connection(budget);
+        let (reading, reading_box) = hub.connection(budget);
+        hub.add_agent(&["i".into()], stuck);
+        hub.add_agent(&["i".into()], reading);
+        let big: Frame = "x".repeat(300).into();
+        // Three fit in the bytes (far from the frame count); the reader takes each.
+        for _ in 0..3 {
+            assert_eq!(hub.to_agents("i", &big, None), 2);
+            assert_eq!(reading_box.try_recv().as_deref(), Some(&*big));
+        }
+        assert_eq!(stuck_box.queue.frames().bytes, 900);
+        assert_eq!(reading_box.queue.frames().bytes, 0);
+        // A fourth would take the one that took nothing past its bytes: it is kicked,
+        // the reader is not.
+        assert_eq!(hub.to_agents("i", &big, None), 1);
+        stuck_box.kicked().await;
+        assert_eq!(hub.slow_dropped(), 1);
+        assert_eq!(
+            stuck_box.queue.frames().bytes,
+            900,
+            "nothing past the budget"
+        );
+        assert_eq!(reading_box.try_recv().as_deref(), Some(&*big));
+        // Taking gives the bytes back.
+        while stuck_box.try_recv().is_some() {}
+        assert_eq!(stuck_box.queue.frames().bytes, 0);
+        // An empty queue takes one frame larger than its budget: a reader is never
+        // kicked for one big frame.
+        let huge: Frame = "y".repeat(5000).into();
+        assert_eq!(hub.to_agents("i", &huge, None), 2);
+        assert!(!reading_box.queue.kicked.load(Ordering::Acquire));
+        assert_eq!(reading_box.try_recv().as_deref(), Some(&*huge));
+        // Closing empties the count with the list.
+        drop(stuck_box);
+        assert_eq!(hub.to_agents("i", &big, None), 1);
+    }
+
+    #[tokio::test]
+    async fn a_queue_a_quarter_full_in_bytes_that_takes_nothing_is_kicked() {
+        let hub = Hub::default();
+        let (stuck, stuck_box) = hub.connection(Budget {
+            frames: 4096,
+            bytes: 4000,
+        });
+        hub.add_agent(&["i".into()], stuck);
+        let f: Frame = "z".repeat(600).into();
+        // 1200 bytes: past a quarter of the budget, not past the budget.
+        for _ in 0..2 {
+            assert_eq!(hub.to_agents("i", &f, None), 1);
+        }
+        assert_eq!(hub.to_agents("i", &f, None), 1, "full: the clock starts");
+        std::thread::sleep(STALLED + Duration::from_millis(50));
+        assert_eq!(hub.to_agents("i", &f, None), 0);
+        stuck_box.kicked().await;
     }
 }

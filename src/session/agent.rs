@@ -15,14 +15,15 @@ use widget_protocol::{
 };
 
 use super::visitor::{broadcast_summary, SummaryNews};
-use super::{admit, Link, Socket};
+use super::{admit, json_len, Link, Socket};
 use crate::agents;
 use crate::app::App;
 use crate::chatflow;
 use crate::contacts::{self, Link as ContactLink, Whom};
-use crate::conversations::{self, parse_id, AgentReply};
+use crate::conversations::{self, parse_id, AgentReply, Cut};
 use crate::error::{Error, Result};
 use crate::followup;
+use crate::hub::Budget;
 use crate::metrics::{ConnKind, Metrics};
 use crate::store::records::{AgentRecord, ConversationRecord};
 use crate::validate;
@@ -61,7 +62,11 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
         .filter(|k| app.inboxes.get(k).is_some())
         .map(|k| Arc::from(k.as_str()))
         .collect();
-    let (mut conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
+    let limits = &app.config.limits;
+    let (mut conn, mailbox) = app.hub.connection(Budget {
+        frames: limits.outbound_queue,
+        bytes: limits.agent_queue_bytes,
+    });
     conn.every_summary = summaries.is_every_message();
     let conn_id = conn.id;
     app.hub.add_agent(&inboxes, conn);
@@ -114,25 +119,39 @@ async fn await_auth<S: Socket>(
 }
 
 impl<S: Socket> Session<S> {
+    /// `ready`, with the newest conversations that fit in one list frame (and at most
+    /// [`READY_LIMIT`]); a summary is built only while there is room for it.
     async fn ready(&mut self) {
         let names: Vec<String> = self.inboxes.iter().map(|s| s.to_string()).collect();
-        let listed = conversations::list(self.app.kv(), &names, READY_LIMIT).and_then(|convs| {
-            convs
-                .iter()
-                .map(|c| conversations::summary(self.app.kv(), &self.app.hub, c))
-                .collect::<Result<Vec<_>, _>>()
+        let mut ready = AgentServer::Ready {
+            agent: AgentInfo {
+                id: self.agent.id.clone(),
+                name: self.agent.name.clone(),
+                role: self.agent.role,
+            },
+            inboxes: names.clone(),
+            conversations: Vec::new(),
+        };
+        let mut room = self.link.list_room(&ready);
+        let (kv, hub) = (self.app.kv(), &self.app.hub);
+        let listed = conversations::list(kv, &names, READY_LIMIT).and_then(|convs| {
+            let mut summaries = Vec::new();
+            for c in &convs {
+                let summary = conversations::summary(kv, hub, c)?;
+                let size = json_len(&summary) + usize::from(!summaries.is_empty());
+                if size > room {
+                    break;
+                }
+                room -= size;
+                summaries.push(summary);
+            }
+            Ok(summaries)
         });
         match listed {
-            Ok(conversations) => {
-                let ready = AgentServer::Ready {
-                    agent: AgentInfo {
-                        id: self.agent.id.clone(),
-                        name: self.agent.name.clone(),
-                        role: self.agent.role,
-                    },
-                    inboxes: names,
-                    conversations,
-                };
+            Ok(listed) => {
+                if let AgentServer::Ready { conversations, .. } = &mut ready {
+                    *conversations = listed;
+                }
                 self.link.send(&ready).await;
             }
             Err(e) => {
@@ -200,13 +219,21 @@ impl<S: Socket> Session<S> {
                 let limit = limit
                     .unwrap_or(limits.default_page)
                     .clamp(1, limits.max_history);
-                let (messages, has_more) = conversations::page(self.app.kv(), id, before, limit)?;
                 let conversation = conversations::summary(self.app.kv(), &self.app.hub, &conv)?;
-                let frame = AgentServer::Conversation {
+                let mut frame = AgentServer::Conversation {
                     conversation,
                     messages: Vec::new(),
-                    has_more,
+                    // `false`, the longer, while the room is measured.
+                    has_more: false,
                 };
+                let cut = Cut {
+                    limit: limit as usize,
+                    bytes: self.link.list_room(&frame),
+                };
+                let (messages, more) = conversations::page(self.app.kv(), id, before, cut)?;
+                if let AgentServer::Conversation { has_more, .. } = &mut frame {
+                    *has_more = more;
+                }
                 self.link.send_with_messages(&frame, &messages).await;
                 Ok(())
             }

@@ -128,6 +128,13 @@ impl<S: Socket> Link<S> {
         self.mailbox = Some(mailbox);
     }
 
+    /// Bytes left for the list of `frame` (encoded with its list empty) within the
+    /// limit on a frame that carries a list; the list is cut to them.
+    pub fn list_room<T: serde::Serialize>(&self, frame: &T) -> usize {
+        let limit = self.app.config.limits.max_list_frame_bytes;
+        limit.saturating_sub(encode(frame).len())
+    }
+
     /// Sends one frame straight to this connection.
     pub async fn send<T: serde::Serialize>(&mut self, frame: &T) {
         let text: Frame = encode(frame).into();
@@ -156,8 +163,10 @@ impl<S: Socket> Link<S> {
     /// Hands the socket one frame or ping. A peer that stops reading fills the kernel's
     /// buffers and then the socket's bounded queue, and the write waits: it gives up
     /// when the hub kicks this connection or the server shuts down meanwhile, or after
-    /// two heartbeat intervals (as dead as a peer that answers no ping). Either way the
-    /// connection is dropped without a close frame, which could not be written either.
+    /// two heartbeat intervals (as dead as a peer that answers no ping). A kicked one is
+    /// still sent its `4029` close behind what it has not read, in case it reads again
+    /// within [`CLOSE_WRITE_TIMEOUT`]; otherwise the connection is dropped without a
+    /// close frame, which could not be written either.
     /// Without this bound one stuck write would hold the task away from its heartbeat,
     /// its kick and shutdown for as long as the peer keeps the TCP connection open.
     async fn write(&mut self, item: Outbound) {
@@ -193,16 +202,23 @@ impl<S: Socket> Link<S> {
         };
         let written = tokio::select! {
             biased;
-            r = tokio::time::timeout(stuck_for, burst) => matches!(r, Ok(Ok(()))),
-            _ = kicked(mailbox) => {
-                Metrics::inc(&app.metrics.slow_consumers_dropped);
-                false
-            }
-            _ = shutdown.wait_for(|s| *s) => false,
+            r = tokio::time::timeout(stuck_for, burst) => Written::from(matches!(r, Ok(Ok(())))),
+            _ = kicked(mailbox) => Written::Kicked,
+            _ = shutdown.wait_for(|s| *s) => Written::Failed,
         };
-        if !written {
-            self.closed = true;
+        match written {
+            Written::Done => {}
+            Written::Failed => self.closed = true,
+            // It may still take the close behind what it has not read (see `close`).
+            Written::Kicked => Box::pin(self.kicked_out()).await,
         }
+    }
+
+    /// Closes a connection the hub kicked for not reading, with 4029.
+    async fn kicked_out(&mut self) {
+        Metrics::inc(&self.app.metrics.slow_consumers_dropped);
+        let reason = "too slow: reconnect with resume_after";
+        self.close(close::TOO_SLOW, reason).await;
     }
 
     /// The `ack` for a stored `send` or `reply` (the same frame on both endpoints), and
@@ -292,9 +308,7 @@ impl<S: Socket> Link<S> {
                     return Event::End;
                 }
                 Wake::Kicked => {
-                    Metrics::inc(&self.app.metrics.slow_consumers_dropped);
-                    let reason = "too slow: reconnect with resume_after";
-                    Box::pin(self.close(close::TOO_SLOW, reason)).await;
+                    Box::pin(self.kicked_out()).await;
                     return Event::End;
                 }
                 Wake::In(inbound) => {
@@ -380,6 +394,25 @@ async fn kicked(mailbox: Option<&Mailbox>) {
     }
 }
 
+/// How a write ended.
+enum Written {
+    Done,
+    /// The peer stopped reading for two heartbeats, the socket failed, or the server is
+    /// shutting down: dropped without a close frame.
+    Failed,
+    Kicked,
+}
+
+impl From<bool> for Written {
+    fn from(done: bool) -> Written {
+        if done {
+            Written::Done
+        } else {
+            Written::Failed
+        }
+    }
+}
+
 enum Wake {
     Shutdown,
     Kicked,
@@ -399,6 +432,24 @@ enum ErrorWrap {
 /// messages has `messages` as its last list-valued field of that name, and a string
 /// value cannot contain this text unescaped, so the last match is the field.
 const EMPTY_MESSAGES: &str = "\"messages\":[]";
+
+/// Bytes of `value` as JSON, counted without building the text.
+fn json_len<T: serde::Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, nor can serialising a protocol type.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
 
 /// Encodes `frame` (built with `messages: []`) with the given message JSON spliced in.
 fn encode_with_messages<T: serde::Serialize>(frame: &T, messages: &[String]) -> String {

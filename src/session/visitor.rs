@@ -19,10 +19,10 @@ use crate::app::App;
 use crate::capture;
 use crate::chatflow;
 use crate::contacts::{self, Link as ContactLink, Whom};
-use crate::conversations::{self, parse_id, Appended, StoredMessages, VisitorSend};
+use crate::conversations::{self, parse_id, Appended, Cut, StoredMessages, VisitorSend};
 use crate::error::{Error, Result};
 use crate::followup;
-use crate::hub::{Presence, VisitorKey};
+use crate::hub::{Budget, Presence, VisitorKey};
 use crate::identity::VisitorIdentity;
 use crate::metrics::{ConnKind, Metrics};
 use crate::store::records::{ConversationRecord, InboxRecord, PromptState};
@@ -70,7 +70,11 @@ pub async fn run<S: Socket>(app: App, hs: Handshake, socket: S, held: impl Send 
 async fn open<S: Socket>(app: App, hs: Handshake, socket: S) -> Option<Session<S>> {
     let mut link = Link::new(socket, &app);
     let (identity, resume_after, page) = await_hello(&app, &mut link, &hs).await?;
-    let (conn, mailbox) = app.hub.connection(app.config.limits.outbound_queue);
+    let limits = &app.config.limits;
+    let (conn, mailbox) = app.hub.connection(Budget {
+        frames: limits.outbound_queue,
+        bytes: limits.visitor_queue_bytes,
+    });
     let key = VisitorKey {
         visitor: identity.visitor_id,
         inbox: hs.inbox.key.as_str().into(),
@@ -202,33 +206,19 @@ impl<S: Socket> Session<S> {
         let conv = self.conversation()?;
         let visitor = conversations::load_visitor(kv, identity.visitor_id)?;
         let limits = &self.app.config.limits;
-        let (messages, has_more) = match conv.as_ref().and_then(|c| parse_id(&c.id)) {
-            None => (StoredMessages::default(), false),
-            Some(id) => {
-                let resumed = match resume_after {
-                    Some(after) if after > 0 => {
-                        conversations::after(kv, id, after, limits.max_history as usize * 5)?
-                    }
-                    _ => None,
-                };
-                match resumed {
-                    Some(m) => (m, false),
-                    None => conversations::page(kv, id, None, limits.default_page)?,
-                }
-            }
-        };
         let email_prompt = conv
             .as_ref()
             .and_then(|c| capture::still_open(c, visitor.as_ref()));
         let cf = &self.inbox.chatflow;
         let active = chatflow::away_active(cf, self.app.hub.agents_online(&self.inbox.key));
-        let welcome = Welcome {
+        let mut welcome = Welcome {
             protocol: PROTOCOL_VERSION,
             visitor_token: identity.token.clone(),
             visitor_id: identity.visitor_id.to_string(),
             conversation_id: conv.as_ref().map(|c| c.id.clone()),
             messages: Vec::new(),
-            has_more,
+            // `false`, the longer, while the room is measured.
+            has_more: false,
             email: visitor.and_then(|v| v.email),
             away: AwayState {
                 active,
@@ -236,6 +226,29 @@ impl<S: Socket> Session<S> {
             },
             email_prompt,
         };
+        let room = self
+            .link
+            .list_room(&VisitorServer::Welcome(welcome.clone()));
+        let (messages, has_more) = match conv.as_ref().and_then(|c| parse_id(&c.id)) {
+            None => (StoredMessages::default(), false),
+            Some(id) => match resume_after {
+                Some(after) if after > 0 => {
+                    let cut = Cut {
+                        limit: limits.max_history as usize * 5,
+                        bytes: room,
+                    };
+                    conversations::after(kv, id, after, cut, limits.default_page as usize)?
+                }
+                _ => {
+                    let cut = Cut {
+                        limit: limits.default_page as usize,
+                        bytes: room,
+                    };
+                    conversations::page(kv, id, None, cut)?
+                }
+            },
+        };
+        welcome.has_more = has_more;
         Ok((welcome, messages, conv))
     }
 
@@ -287,15 +300,22 @@ impl<S: Socket> Session<S> {
                 let limit = limit
                     .unwrap_or(limits.default_page)
                     .clamp(1, limits.max_history);
-                let (messages, has_more) = match self.conversation()?.and_then(|c| parse_id(&c.id))
-                {
-                    Some(id) => conversations::page(self.app.kv(), id, before, limit)?,
+                let mut frame = VisitorServer::History {
+                    messages: Vec::new(),
+                    // `false`, the longer, while the room is measured.
+                    has_more: false,
+                };
+                let cut = Cut {
+                    limit: limit as usize,
+                    bytes: self.link.list_room(&frame),
+                };
+                let (messages, more) = match self.conversation()?.and_then(|c| parse_id(&c.id)) {
+                    Some(id) => conversations::page(self.app.kv(), id, before, cut)?,
                     None => (StoredMessages::default(), false),
                 };
-                let frame = VisitorServer::History {
-                    messages: Vec::new(),
-                    has_more,
-                };
+                if let VisitorServer::History { has_more, .. } = &mut frame {
+                    *has_more = more;
+                }
                 self.link.send_with_messages(&frame, &messages).await;
                 Ok(())
             }

@@ -9,16 +9,21 @@
 //!
 //! An idle connection holds no buffer: a frame that arrives whole is read through a
 //! buffer on the stack, only the part of a frame still in flight is kept, and the queue
-//! of frames to write is released once written. (tungstenite, used before, keeps a read
+//! of frames to write is released once written. What is kept is kept for a while only:
+//! a message (or frame) in progress must be finished within `message_deadline` of its
+//! first fragment (or byte), or the connection is closed with 1008; the timer exists
+//! only while one is in progress. (tungstenite, used before, keeps a read
 //! buffer and a write buffer the size of the largest frame it wrote for as long as a
 //! connection lives: three quarters of what an idle connection cost.) The handshake
 //! itself is hyper's, with tungstenite's accept key.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Sink, Stream};
@@ -26,6 +31,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 
 use crate::config::Limits;
 use crate::hub::Frame;
@@ -42,6 +48,7 @@ const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_PROTOCOL: u16 = 1002;
 const CLOSE_INVALID: u16 = 1007;
 const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_POLICY: u16 = widget_protocol::close::MESSAGE_TIMEOUT;
 
 /// Bytes read per system call, into a buffer on the stack.
 const READ_CHUNK: usize = 4096;
@@ -294,6 +301,12 @@ pub struct WsSocket {
     read_done: bool,
     /// A close frame is queued or written: no frame may follow it.
     close_queued: bool,
+    /// Time to finish a message (or frame) once it started.
+    message_deadline: Duration,
+    /// Runs while a message or frame is in progress; none otherwise.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// What was in progress when `deadline` was set is done: the next one starts anew.
+    deadline_done: bool,
 }
 
 impl WsSocket {
@@ -309,6 +322,30 @@ impl WsSocket {
             max_out: limits.max_write_buffer_bytes,
             read_done: false,
             close_queued: false,
+            message_deadline: limits.message_deadline,
+            deadline: None,
+            deadline_done: false,
+        }
+    }
+
+    /// Waits for the peer with a message or frame in progress: Err once it had
+    /// `message_deadline` to finish it (the deadline runs from when it started, not
+    /// from its last fragment, so trickling bytes or answering pings does not extend it).
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Result<(), Violation> {
+        if self.partial.is_none() && self.pending_in.is_empty() {
+            self.deadline = None;
+            return Ok(());
+        }
+        let due = tokio::time::Instant::now() + self.message_deadline;
+        let timer = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if std::mem::take(&mut self.deadline_done) {
+            timer.as_mut().reset(due);
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Err((CLOSE_POLICY, "message not finished in time")),
+            Poll::Pending => Ok(()),
         }
     }
 
@@ -395,7 +432,12 @@ impl WsSocket {
             let mut buf = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
             let mut rb = ReadBuf::uninit(&mut buf);
             match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if let Err((code, reason)) = self.poll_deadline(cx) {
+                        return Poll::Ready(self.finish(Received::Violation { code, reason }));
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Err(_)) => return Poll::Ready(self.finish(Received::Closed)),
                 Poll::Ready(Ok(())) => {}
             }
@@ -471,6 +513,7 @@ impl WsSocket {
             self.read_done = true;
             self.pending_in = Vec::new();
             self.partial = None;
+            self.deadline = None;
         }
         r
     }
@@ -485,7 +528,12 @@ impl WsSocket {
         };
         let payload = unmask(&data[h.start..h.end], h.mask);
         self.in_flight_checked = 0;
-        (h.end, self.on_frame(h.fin, h.opcode, payload))
+        let got = self.on_frame(h.fin, h.opcode, payload);
+        // A frame is whole; unless it is part of a message, what follows starts anew.
+        if self.partial.is_none() {
+            self.deadline_done = true;
+        }
+        (h.end, got)
     }
 
     fn on_frame(&mut self, fin: bool, opcode: u8, payload: Vec<u8>) -> Option<Received> {
@@ -692,13 +740,17 @@ mod tests {
 
     /// The server's socket on a loopback connection, and the client's end.
     async fn pair() -> (WsSocket, TcpStream) {
+        pair_with(&Limits::default()).await
+    }
+
+    async fn pair_with(limits: &Limits) -> (WsSocket, TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let client = TcpStream::connect(addr).await.expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
-        let ws = WsSocket::new(server, Bytes::new(), &Limits::default());
+        let ws = WsSocket::new(server, Bytes::new(), limits);
         (ws, client)
     }
 
@@ -925,5 +977,106 @@ mod tests {
         let mut pong = [0u8; 3];
         client.read_exact(&mut pong).await.expect("pong");
         assert_eq!(pong, [0x80 | OP_PONG, 1, b'p']);
+    }
+
+    const DEADLINE: std::time::Duration = std::time::Duration::from_millis(400);
+
+    /// A socket whose messages must be finished within `deadline`.
+    async fn pair_with_deadline(deadline: std::time::Duration) -> (WsSocket, TcpStream) {
+        let limits = Limits {
+            message_deadline: deadline,
+            ..Limits::default()
+        };
+        pair_with(&limits).await
+    }
+
+    /// Until `ws` ends the connection, `step` sends the peer's next bytes every 50 ms:
+    /// what it received meanwhile, and when it ended.
+    async fn keep_sending(
+        ws: &mut WsSocket,
+        client: &mut TcpStream,
+        mut step: impl FnMut(usize) -> Vec<u8>,
+    ) -> (Vec<Received>, std::time::Duration) {
+        use tokio::io::AsyncWriteExt;
+        let started = tokio::time::Instant::now();
+        let mut got = Vec::new();
+        for i in 0.. {
+            let bytes = step(i);
+            client.write_all(&bytes).await.expect("write");
+            let until = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+            loop {
+                let next = std::future::poll_fn(|cx| ws.poll_receive(cx));
+                let Ok(r) = tokio::time::timeout_at(until, next).await else {
+                    break;
+                };
+                let ended = matches!(r, Received::Violation { .. } | Received::Closed);
+                got.push(r);
+                if ended {
+                    return (got, started.elapsed());
+                }
+            }
+            assert!(i < 200, "never closed");
+        }
+        unreachable!()
+    }
+
+    #[tokio::test]
+    async fn a_message_left_unfinished_is_closed_at_its_deadline_though_pings_keep_coming() {
+        let (mut ws, mut client) = pair_with_deadline(DEADLINE).await;
+        let (got, after) = keep_sending(&mut ws, &mut client, |i| {
+            if i == 0 {
+                client_frame(false, OP_TEXT, b"the start of a message ")
+            } else {
+                client_frame(true, OP_PING, b"still here")
+            }
+        })
+        .await;
+        let (last, pings) = got.split_last().expect("something");
+        assert!(pings.iter().all(|r| *r == Received::Alive), "{got:?}");
+        assert!(pings.len() >= 3, "pings were answered meanwhile: {got:?}");
+        match last {
+            Received::Violation { code, .. } => assert_eq!(*code, 1008),
+            other => panic!("not closed with 1008: {other:?}"),
+        }
+        assert!(after >= DEADLINE, "closed after {after:?}");
+        assert!(ws.deadline.is_none() && ws.partial.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_frame_trickled_byte_by_byte_is_closed_at_its_deadline() {
+        let (mut ws, mut client) = pair_with_deadline(DEADLINE).await;
+        let frame = client_frame(true, OP_TEXT, &[b'a'; 1000]);
+        let (got, after) = keep_sending(&mut ws, &mut client, |i| vec![frame[i]]).await;
+        assert!(
+            matches!(got[..], [Received::Violation { code: 1008, .. }]),
+            "{got:?}"
+        );
+        assert!(after >= DEADLINE);
+    }
+
+    /// Each message has the deadline from its own first fragment: messages that take
+    /// most of it each, one after the other, all arrive.
+    #[tokio::test]
+    async fn messages_finished_in_time_arrive_and_each_starts_its_own_deadline() {
+        let deadline = std::time::Duration::from_secs(1);
+        let (mut ws, mut client) = pair_with_deadline(deadline).await;
+        // Per message: an opening, three continuations and pings, the end: 250 ms,
+        // eight of them in a row: twice the deadline.
+        let (got, after) = keep_sending(&mut ws, &mut client, |i| match (i % 5, i) {
+            (_, 40) => client_frame(true, OP_CLOSE, &1000u16.to_be_bytes()),
+            (0, _) => client_frame(false, OP_TEXT, b"part"),
+            (4, _) => client_frame(true, OP_CONTINUE, b"!"),
+            (_, _) if i % 2 == 0 => client_frame(true, OP_PING, b""),
+            _ => client_frame(false, OP_CONTINUE, b" part"),
+        })
+        .await;
+        let texts = got
+            .iter()
+            .filter(|r| matches!(r, Received::Text(_)))
+            .count();
+        assert_eq!(texts, 8, "{got:?}");
+        assert_eq!(got.last(), Some(&Received::Closed), "{got:?}");
+        assert!(after > deadline);
+        assert!(ws.deadline.is_none());
     }
 }

@@ -769,6 +769,8 @@ async fn a_reader_that_stops_is_dropped_and_recovers_while_others_keep_up() {
         c.limits.max_write_buffer_bytes = 16 * 1024;
         c.limits.rate_count = 1_000_000;
         c.limits.send_per_address.count = 0;
+        // The whole replay in one welcome (paging a long one is memory.rs's).
+        c.limits.max_list_frame_bytes = 16 * 1024 * 1024;
     })
     .await;
     let (mut talker, w) = s.visitor().await;
@@ -880,7 +882,12 @@ async fn a_reader_that_stops_is_dropped_and_recovers_while_others_keep_up() {
 /// characters, ~600 KB) is bigger than the 256 KiB buffer and must still arrive.
 #[tokio::test]
 async fn frames_bigger_than_the_write_buffer_still_arrive() {
-    let s = TestServer::start_with(|c| c.limits.rate_count = 1_000).await;
+    let s = TestServer::start_with(|c| {
+        c.limits.rate_count = 1_000;
+        // Lists of them bigger than the buffer, too (the default cuts them at 512 KiB).
+        c.limits.max_list_frame_bytes = 1024 * 1024;
+    })
+    .await;
     let (mut c, w) = s.visitor().await;
     let token = w["visitor_token"].as_str().expect("token").to_string();
     let long = "日".repeat(4000);

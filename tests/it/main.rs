@@ -11,6 +11,7 @@ mod crash;
 mod followup;
 mod fuzz_corpus;
 mod hardening;
+mod memory;
 mod secrets;
 mod throttle;
 mod visitor;

@@ -95,6 +95,9 @@ pub mod close {
     /// Extension: a rate limit refused the connection (a new visitor from an address
     /// over its limit); the `error` frame before it says when to retry.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// A message (or frame) not finished within the deadline of its first fragment
+    /// (10 s by default): the standard "policy violation".
+    pub const MESSAGE_TIMEOUT: u16 = 1008;
     /// Extension: the connection's outbound queue overflowed (the client did not read);
     /// reconnect with `resume_after`.
     pub const TOO_SLOW: u16 = 4029;

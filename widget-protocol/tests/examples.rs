@@ -457,6 +457,7 @@ fn close_codes_match_the_contract() {
     assert_eq!(close::GOING_AWAY, 1001);
     assert_eq!(close::TOO_SLOW, 4029);
     assert_eq!(close::TRY_AGAIN_LATER, 1013);
+    assert_eq!(close::MESSAGE_TIMEOUT, 1008);
     assert_eq!(PROTOCOL_VERSION, 1);
 }
 

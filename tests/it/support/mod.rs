@@ -354,6 +354,41 @@ impl Client {
         Ok(Client { ws, set_cookie })
     }
 
+    /// A client whose TCP receive buffer is `rcvbuf` bytes (set before connecting, so
+    /// its window is small from the start): one that stops reading fills it quickly.
+    pub async fn connect_with_rcvbuf(url: &str, rcvbuf: u32) -> Client {
+        let req = url.into_client_request().expect("request");
+        let host = req
+            .uri()
+            .authority()
+            .expect("authority")
+            .as_str()
+            .to_string();
+        let addr: SocketAddr = host.parse().expect("an ip:port url");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(rcvbuf).expect("rcvbuf");
+        let stream = socket.connect(addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(req, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("upgrade");
+        Client {
+            ws,
+            set_cookie: None,
+        }
+    }
+
+    /// The next text frame as the server wrote it, or None when the connection ended.
+    pub async fn next_raw(&mut self) -> Option<String> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Err(_) => panic!("no frame within {WAIT:?}"),
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => return None,
+                Ok(Some(Ok(Message::Text(t)))) => return Some(t.as_str().to_string()),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     /// The `name=value` part of the handshake's Set-Cookie, for a Cookie header.
     pub fn cookie_pair(&self) -> String {
         self.set_cookie

@@ -1,0 +1,283 @@
+//! What one connection may make the server hold: frames that carry a list are cut to a
+//! byte budget (and paged), a connection's queue is bounded in bytes, and a message
+//! must be finished within a deadline.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{Client, Closed, TestServer};
+
+/// The list-frame budget these tests run with: a few dozen of their messages.
+const BUDGET: usize = 64 * 1024;
+
+/// A long message: 3000 characters of two-byte UTF-8 and a marker.
+fn long_text(i: usize) -> String {
+    format!("{i} {}", "é".repeat(3000))
+}
+
+fn seqs(frame: &Value) -> Vec<u64> {
+    frame["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
+/// A raw frame, checked to be within the budget, and its JSON.
+fn within_budget(raw: &str) -> Value {
+    assert!(
+        raw.len() <= BUDGET,
+        "a frame of {} bytes, over the {BUDGET}-byte budget",
+        raw.len()
+    );
+    serde_json::from_str(raw).expect("json")
+}
+
+/// The frames `history` answers with, paging back from `before` until `floor` (a seq
+/// the client holds) or the start: every seq, newest page first.
+async fn page_back(c: &mut Client, mut before: u64, floor: u64) -> Vec<u64> {
+    let mut got = Vec::new();
+    while before > floor + 1 {
+        c.send(json!({"type":"history","before":before,"limit":200}))
+            .await;
+        let raw = c.next_raw().await.expect("history");
+        let h = within_budget(&raw);
+        assert_eq!(h["type"], "history", "{h}");
+        let page = seqs(&h);
+        assert!(!page.is_empty(), "an empty page with more to come: {h}");
+        assert!(page.windows(2).all(|w| w[1] == w[0] + 1), "a gap: {page:?}");
+        assert_eq!(
+            *page.last().expect("last"),
+            before - 1,
+            "a gap before {before}"
+        );
+        got.extend(page.iter().rev());
+        before = page[0];
+        if h["has_more"] == false {
+            assert_eq!(before, 1, "no more, yet seq {before} is not the first");
+            break;
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_replay_over_the_budget_is_paged_newest_first_and_the_rest_comes_with_history() {
+    let s = TestServer::start_with(|c| {
+        c.limits.max_list_frame_bytes = BUDGET;
+        c.limits.rate_count = 0;
+    })
+    .await;
+    let (mut v, w) = s.visitor().await;
+    let token = w["visitor_token"].as_str().expect("token").to_string();
+    let mut last = 0;
+    for i in 0..60 {
+        last = v.say(&long_text(i)).await["seq"].as_u64().expect("seq");
+    }
+    // Far more than fits: 60 messages of about 6 KB.
+    assert!(last >= 60);
+    drop(v);
+
+    // A resume that held seq 5: the welcome carries the newest that fit.
+    let mut c = Client::connect(&s.ws_url("/ws/visitor?inbox=default"))
+        .await
+        .expect("connects");
+    c.send(json!({"type":"hello","visitor_token":token,"resume_after":5}))
+        .await;
+    let welcome = within_budget(&c.next_raw().await.expect("welcome"));
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["has_more"], true, "the rest is there");
+    let newest = seqs(&welcome);
+    assert_eq!(
+        *newest.last().expect("some messages"),
+        last,
+        "the newest kept"
+    );
+    assert!(newest.windows(2).all(|w| w[1] == w[0] + 1));
+    assert!(newest[0] > 6, "cut: {} messages", newest.len());
+    // Paging back down to what it held fills the gap exactly once.
+    let older = page_back(&mut c, newest[0], 5).await;
+    let all: Vec<u64> = older
+        .iter()
+        .copied()
+        .chain(newest.iter().copied())
+        .collect();
+    let distinct: BTreeSet<u64> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "a message twice");
+    assert!(distinct.is_superset(&(6..=last).collect()), "a gap");
+
+    // `history` for the newest page, asking for far more than fits.
+    c.send(json!({"type":"history","before":null,"limit":200}))
+        .await;
+    let h = within_budget(&c.next_raw().await.expect("history"));
+    assert_eq!(h["has_more"], true);
+    let page = seqs(&h);
+    assert_eq!(*page.last().expect("messages"), last);
+    let rest = page_back(&mut c, page[0], 0).await;
+    let mut every: Vec<u64> = rest.into_iter().chain(page).collect();
+    every.sort_unstable();
+    assert_eq!(every, (1..=last).collect::<Vec<_>>(), "every message once");
+
+    // An agent's `open` is cut the same way.
+    let (mut agent, ready) = s.admin().await;
+    let conv = ready["conversations"][0]["id"]
+        .as_str()
+        .expect("a conversation")
+        .to_string();
+    agent
+        .send(json!({"type":"open","conversation_id":conv,"limit":200}))
+        .await;
+    let raw = loop {
+        let raw = agent.next_raw().await.expect("conversation");
+        if raw.starts_with(r#"{"type":"conversation""#) {
+            break raw;
+        }
+    };
+    let opened = within_budget(&raw);
+    assert_eq!(opened["has_more"], true);
+    assert_eq!(*seqs(&opened).last().expect("messages"), last);
+}
+
+#[tokio::test]
+async fn ready_lists_the_newest_conversations_that_fit() {
+    let s = TestServer::start_with(|c| c.limits.max_list_frame_bytes = BUDGET).await;
+    // Each summary carries a 2000-character page URL: 40 of them are over the budget.
+    for i in 0..40 {
+        let mut c = Client::connect(&s.ws_url("/ws/visitor?inbox=default"))
+            .await
+            .expect("connects");
+        let url = format!("https://shop.example/{i}/{}", "p".repeat(2000));
+        c.send(json!({"type":"hello","page":{"url":url,"title":"t"}}))
+            .await;
+        c.expect("welcome").await;
+        c.say(&format!("visitor {i}")).await;
+    }
+    let mut c = Client::connect(&s.ws_url("/ws/agent"))
+        .await
+        .expect("agent");
+    c.send(json!({"type":"auth","token":s.admin_token})).await;
+    let ready = within_budget(&c.next_raw().await.expect("ready"));
+    let listed = ready["conversations"].as_array().expect("conversations");
+    assert!(
+        !listed.is_empty() && listed.len() < 40,
+        "{} listed",
+        listed.len()
+    );
+    let pages: Vec<&str> = listed
+        .iter()
+        .map(|c| c["visitor"]["page"]["url"].as_str().expect("page"))
+        .collect();
+    assert!(
+        pages[0].starts_with("https://shop.example/39/"),
+        "newest first"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_stops_reading_is_closed_when_its_queue_passes_its_bytes() {
+    let s = TestServer::start_with(|c| {
+        c.limits.visitor_queue_bytes = 64 * 1024;
+        c.limits.max_write_buffer_bytes = 16 * 1024;
+        c.limits.rate_count = 0;
+    })
+    .await;
+    let (mut reader, w) = s.visitor().await;
+    let token = w["visitor_token"].as_str().expect("token").to_string();
+    let conv = reader.say("hello").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    // A second tab of the same visitor that reads its welcome and then nothing more.
+    let url = s.ws_url("/ws/visitor?inbox=default");
+    let mut silent = Client::connect_with_rcvbuf(&url, 4096).await;
+    silent
+        .send(json!({"type":"hello","visitor_token":token}))
+        .await;
+    silent.expect("welcome").await;
+    // The reading tab takes every reply as it comes.
+    let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let reading = tokio::spawn(async move {
+        while let Some(f) = reader.next().await {
+            if f["type"] == "message"
+                && got_tx
+                    .send(f["message"]["seq"].as_u64().unwrap_or(0))
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let (mut agent, _) = s.admin().await;
+    let text = "x".repeat(3900);
+    let mut sent = Vec::new();
+    // Far below the frame count (4096), a few hundred KB: only bytes can stop it.
+    while s.app.hub.slow_dropped() == 0 {
+        assert!(sent.len() < 4000, "the silent tab was never dropped");
+        sent.push(
+            agent.reply(&conv, &text).await["seq"]
+                .as_u64()
+                .expect("seq"),
+        );
+    }
+    eprintln!("dropped after {} replies", sent.len());
+    assert_eq!(silent.expect_closed().await, Closed::Code(4029));
+    for seq in &sent {
+        let got = tokio::time::timeout(Duration::from_secs(10), got_rx.recv())
+            .await
+            .expect("the reading tab got every reply")
+            .expect("reader alive");
+        assert_eq!(got, *seq);
+    }
+    reading.abort();
+}
+
+/// A visitor socket after `hello` and `welcome`, that sends the first fragment of a
+/// message and `rest` (the rest of it, or nothing) after `pause`.
+async fn fragment(s: &TestServer, rest: bool, pause: Duration) -> Client {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut c, _) = s.visitor().await;
+    let id = uuid::Uuid::new_v4();
+    let text =
+        json!({"type":"send","client_msg_id":id.to_string(),"text":"in two parts"}).to_string();
+    let (first, second) = text.split_at(10);
+    let opening = Frame::message(first.as_bytes().to_vec(), OpCode::Data(Data::Text), false);
+    c.send_raw(Message::Frame(opening)).await;
+    if rest {
+        tokio::time::sleep(pause).await;
+        let end = Frame::message(
+            second.as_bytes().to_vec(),
+            OpCode::Data(Data::Continue),
+            true,
+        );
+        c.send_raw(Message::Frame(end)).await;
+    }
+    c
+}
+
+#[tokio::test]
+async fn a_message_left_unfinished_is_closed_with_1008_though_the_client_answers_pings() {
+    let s = TestServer::start_with(|c| {
+        c.limits.message_deadline = Duration::from_millis(1500);
+        c.limits.heartbeat = Duration::from_millis(200);
+    })
+    .await;
+    let started = tokio::time::Instant::now();
+    let mut unfinished = fragment(&s, false, Duration::ZERO).await;
+    // Reading answers every ping: without the deadline the heartbeat keeps it open.
+    let closed = tokio::time::timeout(Duration::from_secs(10), unfinished.expect_closed())
+        .await
+        .expect("closed at the deadline");
+    assert_eq!(closed, Closed::Code(1008));
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    // One finished in time is a message like any other.
+    let mut finished = fragment(&s, true, Duration::from_millis(300)).await;
+    assert_eq!(
+        finished.expect_skipping("ack").await["message"]["text"],
+        "in two parts"
+    );
+}
