@@ -769,8 +769,10 @@ async fn a_reader_that_stops_is_dropped_and_recovers_while_others_keep_up() {
         c.limits.max_write_buffer_bytes = 16 * 1024;
         c.limits.rate_count = 1_000_000;
         c.limits.send_per_address.count = 0;
-        // The whole replay in one welcome (paging a long one is memory.rs's).
-        c.limits.max_list_frame_bytes = 16 * 1024 * 1024;
+        // The whole replay in one welcome (paging a long one is memory.rs's), however
+        // many messages the flood got in before the silent readers were cut off.
+        c.limits.max_list_frame_bytes = 64 * 1024 * 1024;
+        c.limits.max_history = 2000;
     })
     .await;
     let (mut talker, w) = s.visitor().await;

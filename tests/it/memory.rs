@@ -143,7 +143,12 @@ async fn a_replay_over_the_budget_is_paged_newest_first_and_the_rest_comes_with_
 
 #[tokio::test]
 async fn ready_lists_the_newest_conversations_that_fit() {
-    let s = TestServer::start_with(|c| c.limits.max_list_frame_bytes = BUDGET).await;
+    let s = TestServer::start_with(|c| {
+        c.limits.max_list_frame_bytes = BUDGET;
+        // Forty visitors from one address start a conversation each.
+        c.limits.new_conversations_per_address.count = 0;
+    })
+    .await;
     // Each summary carries a 2000-character page URL: 40 of them are over the budget.
     for i in 0..40 {
         let mut c = Client::connect(&s.ws_url("/ws/visitor?inbox=default"))
