@@ -420,8 +420,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         println!("created the first admin agent; its token is in {} (readable by this user only)", file.display());
                     }
                 }
+                let stop = shutdown::signal();
                 println!("frontdesk listening on http://{}", server.local_addr());
-                Ok::<_, CliError>(server.run(shutdown::signal()).await?)
+                Ok::<_, CliError>(server.run(stop).await?)
             })
             .map(|closing| {
                 // Dropping the runtime drops the last tasks holding the app; then the

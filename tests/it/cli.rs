@@ -206,3 +206,19 @@ async fn serve_names_the_mail_option_that_is_wrong() {
         "--smtp-url \"smtp://u:***@h?tls=x\" is not usable: tls=x is not one of starttls, required, opportunistic (expected smtp://",
     );
 }
+
+/// A SIGTERM the moment the server says it listens stops it cleanly: its handler must
+/// be in place before that line is printed, or the signal kills the process the default
+/// way. Several starts, as a late handler loses only a race.
+#[tokio::test]
+async fn a_sigterm_right_after_the_listening_line_stops_the_server_cleanly() {
+    for attempt in 0..8 {
+        let data = tempfile::tempdir().expect("temp dir");
+        let server = BinaryServer::spawn(data.path(), &[]).await;
+        let status = server.terminate().await;
+        assert!(
+            status.success(),
+            "start {attempt}: SIGTERM right after start ended the server with {status}"
+        );
+    }
+}
