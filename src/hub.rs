@@ -1,9 +1,10 @@
-//! The hub: every live connection, who it belongs to, and fan-out to them.
+//! The hub: every live connection, who it belongs to, and delivery to them (who hears
+//! what is `fanout`'s to decide).
 //!
 //! It owns presence (a visitor is online while one of their connections is open, and
 //! for a grace period after the last one closed, so that a reload or a reconnect is not
-//! announced to agents as leaving and coming back; which inboxes have agents connected) and delivery of already-encoded frames. Delivery never
-//! waits: each connection has a bounded queue, and a connection that stopped reading is
+//! announced to agents as leaving and coming back; which inboxes have agents
+//! connected) and delivery of already-encoded frames. Delivery never waits: each connection has a bounded queue, and a connection that stopped reading is
 //! kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
 //! anything, while one that is reading gets room for a burst. It must not touch the
 //! store, and never holds a map guard across an await.
@@ -395,8 +396,9 @@ impl Hub {
         self.agents.get(inbox).is_some_and(|c| !c.is_empty())
     }
 
-    /// To every connection of a visitor in an inbox, except `skip`.
-    pub fn to_visitor(&self, key: &VisitorKey, frame: &Frame, skip: Option<u64>) -> usize {
+    /// To every connection of a visitor in an inbox, except `skip`. Only `fanout`, which
+    /// decides who hears what, delivers.
+    pub(crate) fn to_visitor(&self, key: &VisitorKey, frame: &Frame, skip: Option<u64>) -> usize {
         match self.visitors.get(key) {
             Some(conns) => self.deliver(conns.iter(), frame, skip),
             None => 0,
@@ -404,7 +406,7 @@ impl Hub {
     }
 
     /// To every agent connection of an inbox, except `skip`.
-    pub fn to_agents(&self, inbox: &str, frame: &Frame, skip: Option<u64>) -> usize {
+    pub(crate) fn to_agents(&self, inbox: &str, frame: &Frame, skip: Option<u64>) -> usize {
         match self.agents.get(inbox) {
             Some(conns) => self.deliver(conns.iter(), frame, skip),
             None => 0,
@@ -421,7 +423,7 @@ impl Hub {
 
     /// A `conversation_updated` that only repeats what a `message` frame just said: to
     /// the agents that want one after every message.
-    pub fn to_agents_wanting_every_summary(&self, inbox: &str, frame: &Frame) -> usize {
+    pub(crate) fn to_agents_wanting_every_summary(&self, inbox: &str, frame: &Frame) -> usize {
         match self.agents.get(inbox) {
             Some(conns) => self.deliver(conns.iter().filter(|c| c.every_summary), frame, None),
             None => 0,
