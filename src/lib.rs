@@ -33,6 +33,7 @@ pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod store;
+pub mod text;
 pub mod throttle;
 pub mod transport;
 pub mod validate;
