@@ -9,11 +9,11 @@
 //! server stopped before writing.
 
 use uuid::Uuid;
-use widget_protocol::{encode, VisitorServer};
 
 use crate::app::App;
 use crate::chatflow;
 use crate::conversations::{self, FirstMessagePlan};
+use crate::fanout::{self, Event};
 use crate::hub::VisitorKey;
 use crate::metrics::Metrics;
 use crate::store::keys::{self, DeadlineKind};
@@ -35,12 +35,12 @@ pub fn plan(app: &App, inbox: &InboxRecord) -> FirstMessagePlan {
 
 /// Pushes the prompt to every connection of the visitor; true if any got it.
 pub fn push(app: &App, key: &VisitorKey, text: String) -> bool {
-    let frame = encode(&VisitorServer::EmailPrompt { text }).into();
-    let n = app.hub.to_visitor(key, &frame, None);
-    if n > 0 {
+    let prompt = Event::EmailPrompt { key, text: &text };
+    let reached = fanout::publish(app, &prompt).is_some_and(|d| d.visitors > 0);
+    if reached {
         Metrics::inc(&app.metrics.prompts_sent);
     }
-    n > 0
+    reached
 }
 
 /// The prompt a conversation was (or will be) sent: the text its inbox had when the

@@ -19,10 +19,11 @@
 pub mod email;
 
 use uuid::Uuid;
-use widget_protocol::{encode, AgentServer, AuthorKind, Message, Millis, VisitorServer};
+use widget_protocol::{AuthorKind, Message, Millis};
 
 use crate::app::App;
 use crate::conversations::{self, parse_id, Cut};
+use crate::fanout::{self, Event, SummaryNews};
 use crate::mail::{self, Delivery, Email, GaveUp};
 use crate::metrics::Metrics;
 use crate::store::keys::{self, DeadlineKind};
@@ -299,23 +300,9 @@ async fn announce(app: &App, conversation_id: &str, text: &str) {
                 return;
             }
         };
-    let c = &appended.conversation;
-    let frame = encode(&VisitorServer::Message {
-        message: appended.message.clone(),
-    })
-    .into();
-    if let Some(key) = conversations::visitor_key(c) {
-        app.hub.to_visitor(&key, &frame, None);
-    }
-    app.hub.to_agents(&c.inbox, &frame, None);
-    match conversations::summary(app.kv(), &app.hub, c) {
-        Ok(summary) => {
-            let frame = encode(&AgentServer::ConversationUpdated {
-                conversation: summary,
-            })
-            .into();
-            app.hub.to_agents(&c.inbox, &frame, None);
-        }
-        Err(e) => tracing::warn!(error = %e, "could not build a conversation summary"),
-    }
+    let conv = &appended.conversation;
+    let message = &appended.message;
+    fanout::publish(app, &Event::SystemMessage { conv, message });
+    let news = SummaryNews::More;
+    fanout::publish(app, &Event::SummaryChanged { conv, news });
 }

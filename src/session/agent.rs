@@ -10,11 +10,10 @@ use std::time::Instant;
 
 use uuid::Uuid;
 use widget_protocol::{
-    close, encode, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Role,
-    SummaryUpdates, VisitorServer,
+    close, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Role,
+    SummaryUpdates,
 };
 
-use super::visitor::{broadcast_summary, SummaryNews};
 use super::{admit, json_len, Link, Socket};
 use crate::agents;
 use crate::app::App;
@@ -22,6 +21,7 @@ use crate::chatflow;
 use crate::contacts::{self, Link as ContactLink, Whom};
 use crate::conversations::{self, parse_id, AgentReply, Cut};
 use crate::error::{Error, Result};
+use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
 use crate::hub::Budget;
 use crate::metrics::{ConnKind, Metrics};
@@ -344,19 +344,15 @@ impl<S: Socket> Session<S> {
         if appended.duplicate {
             return Ok(());
         }
-        let frame = encode(&VisitorServer::Message {
-            message: appended.message.clone(),
-        })
-        .into();
-        let reached = self.app.hub.to_visitor(&key, &frame, None) > 0;
-        self.app
-            .hub
-            .to_agents(&conv.inbox, &frame, Some(self.conn_id));
-        broadcast_summary(
-            &self.app,
-            &appended.conversation,
-            SummaryNews::LastMessageOnly,
-        );
+        let conv = &appended.conversation;
+        let reply = Event::AgentReply {
+            conv,
+            message: &appended.message,
+            from: self.conn_id,
+        };
+        let reached = fanout::publish(&self.app, &reply).is_some_and(|d| d.visitors > 0);
+        let news = SummaryNews::LastMessageOnly;
+        fanout::publish(&self.app, &Event::SummaryChanged { conv, news });
         if let Some((due, kind)) = appended.deadline {
             self.app.deadlines.schedule(due, kind, id);
         }
@@ -396,7 +392,8 @@ impl<S: Socket> Session<S> {
             })
             .await;
         if let Some(conv) = &linked.conversation {
-            broadcast_summary(&self.app, conv, SummaryNews::More);
+            let news = SummaryNews::More;
+            fanout::publish(&self.app, &Event::SummaryChanged { conv, news });
         }
         Ok(())
     }
@@ -415,15 +412,15 @@ impl<S: Socket> Session<S> {
             .inboxes
             .set_chatflow(&self.app.writer, &inbox, valid)
             .await?;
-        let frame = encode(&AgentServer::Chatflow {
-            inbox: inbox.clone(),
-            chatflow: rec.chatflow.clone(),
-        });
         // Every agent of the inbox sees the new settings, this one included.
-        self.link.send_raw(frame.clone().into()).await;
-        self.app
-            .hub
-            .to_agents(&inbox, &frame.into(), Some(self.conn_id));
+        let changed = Event::ChatflowChanged {
+            inbox: &inbox,
+            chatflow: &rec.chatflow,
+            from: self.conn_id,
+        };
+        if let Some(sent) = fanout::publish(&self.app, &changed) {
+            self.link.send_raw(sent.frame).await;
+        }
         Ok(())
     }
 }

@@ -1,17 +1,15 @@
 //! A visitor's connection: `hello`, then messages, history and their email.
 //!
 //! Owns the order of a visitor session (nothing before `hello`, one `welcome`, then any
-//! frame) and who hears what: the sender gets `ack`, the visitor's other tabs and the
-//! inbox's agents get `message`, agents get `conversation_updated`. It must never send
-//! a visitor anything of another visitor, nor contact data they did not type.
+//! frame): the sender gets `ack`, and the rest hear of it through `fanout`. It must
+//! never send a visitor anything of another visitor, nor contact data they did not type.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use widget_protocol::{
-    close, encode, AgentServer, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome,
-    PROTOCOL_VERSION,
+    close, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome, PROTOCOL_VERSION,
 };
 
 use super::{admit, Link, Socket};
@@ -21,6 +19,7 @@ use crate::chatflow;
 use crate::contacts::{self, Link as ContactLink, Whom};
 use crate::conversations::{self, parse_id, Appended, Cut, StoredMessages, VisitorSend};
 use crate::error::{Error, Result};
+use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
 use crate::hub::{Budget, Presence, VisitorKey};
 use crate::identity::VisitorIdentity;
@@ -175,7 +174,7 @@ impl<S: Socket> Session<S> {
                 self.link.send_with_messages(&frame, &messages).await;
                 if let Some(conv) = conv {
                     if presence == Presence::CameOnline {
-                        self.broadcast_summary(&conv);
+                        fanout::publish(&self.app, &Event::PresenceChanged { conv: &conv });
                     }
                     if conv.prompt == PromptState::Owed {
                         if let Some(id) = parse_id(&conv.id) {
@@ -369,27 +368,24 @@ impl<S: Socket> Session<S> {
 
     /// Everyone else who should see a new message, and what it started.
     fn fan_out(&self, a: &Appended) {
-        let hub = &self.app.hub;
-        let frame = encode(&VisitorServer::Message {
-            message: a.message.clone(),
-        })
-        .into();
-        hub.to_visitor(&self.key, &frame, Some(self.conn_id));
-        hub.to_agents(&self.inbox.key, &frame, None);
-        if let Some(system) = &a.system {
-            let frame = encode(&VisitorServer::Message {
-                message: system.clone(),
-            })
-            .into();
-            hub.to_visitor(&self.key, &frame, None);
-            hub.to_agents(&self.inbox.key, &frame, None);
+        let (app, conv) = (&self.app, &a.conversation);
+        fanout::publish(
+            app,
+            &Event::VisitorMessage {
+                conv,
+                message: &a.message,
+                from: self.conn_id,
+            },
+        );
+        if let Some(message) = &a.system {
+            fanout::publish(app, &Event::SystemMessage { conv, message });
         }
         let news = if a.created || a.visitor_changed {
             SummaryNews::More
         } else {
             SummaryNews::LastMessageOnly
         };
-        broadcast_summary(&self.app, &a.conversation, news);
+        fanout::publish(app, &Event::SummaryChanged { conv, news });
         if let Some(text) = &a.prompt_now {
             capture::push(&self.app, &self.key, text.clone());
         }
@@ -417,28 +413,28 @@ impl<S: Socket> Session<S> {
         if linked.created {
             Metrics::inc(&self.app.metrics.contacts_created);
         }
-        // Every tab of this visitor learns the email they typed (and hides its form).
-        let frame = encode(&VisitorServer::EmailCaptured { email }).into();
-        self.app
-            .hub
-            .to_visitor(&self.key, &frame, Some(self.conn_id));
-        self.link.send_raw(frame).await;
+        let captured = Event::EmailCaptured {
+            key: &self.key,
+            email: &email,
+            from: self.conn_id,
+        };
+        if let Some(sent) = fanout::publish(&self.app, &captured) {
+            self.link.send_raw(sent.frame).await;
+        }
         if let Some(conv) = &linked.conversation {
-            self.broadcast_summary(conv);
+            let news = SummaryNews::More;
+            fanout::publish(&self.app, &Event::SummaryChanged { conv, news });
         }
         Ok(())
-    }
-
-    /// `conversation_updated` to the inbox's agents.
-    fn broadcast_summary(&self, conv: &ConversationRecord) {
-        broadcast_summary(&self.app, conv, SummaryNews::More);
     }
 }
 
 /// Tells the inbox's agents that a visitor left (their conversation's summary).
 fn announce_presence(app: &App, key: &VisitorKey) {
     match conversations::find_for_visitor(app.kv(), key.visitor, &key.inbox) {
-        Ok(Some(conv)) => broadcast_summary(app, &conv, SummaryNews::More),
+        Ok(Some(conv)) => {
+            fanout::publish(app, &Event::PresenceChanged { conv: &conv });
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "could not announce a visitor leaving"),
     }
@@ -470,37 +466,5 @@ pub async fn run_departures(app: App) {
             _ = held => {}
             _ = sleep => {}
         }
-    }
-}
-
-/// What changed in a summary, for the agents that asked only for changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SummaryNews {
-    /// A new message, and nothing else the `message` frame does not carry.
-    LastMessageOnly,
-    /// Anything more: a new conversation, the visitor's page, contact or presence.
-    More,
-}
-
-/// `conversation_updated` for a conversation, to every agent of its inbox (with
-/// `LastMessageOnly`, only to those that want it after every message).
-pub fn broadcast_summary(app: &App, conv: &ConversationRecord, news: SummaryNews) {
-    if news == SummaryNews::LastMessageOnly && !app.hub.wants_every_summary(&conv.inbox) {
-        return;
-    }
-    match conversations::summary(app.kv(), &app.hub, conv) {
-        Ok(summary) => {
-            let frame = encode(&AgentServer::ConversationUpdated {
-                conversation: summary,
-            })
-            .into();
-            match news {
-                SummaryNews::More => app.hub.to_agents(&conv.inbox, &frame, None),
-                SummaryNews::LastMessageOnly => {
-                    app.hub.to_agents_wanting_every_summary(&conv.inbox, &frame)
-                }
-            };
-        }
-        Err(e) => tracing::warn!(error = %e, "could not build a conversation summary"),
     }
 }
