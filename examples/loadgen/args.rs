@@ -163,34 +163,44 @@ macro_rules! relay_options {
         #[derive(Debug, Args)]
         pub struct $name {
             /// Visitors that send.
-            #[arg(id = concat!($prefix, "visitors"), long = concat!($prefix, "visitors"), default_value_t = 1000)]
+            #[arg(id = concat!($prefix, "visitors"), long = concat!($prefix, "visitors"))]
+            #[arg(value_name = "N", default_value_t = 1000)]
             pub visitors: usize,
             /// Agents that receive every message.
-            #[arg(id = concat!($prefix, "agents"), long = concat!($prefix, "agents"), default_value_t = 50)]
+            #[arg(id = concat!($prefix, "agents"), long = concat!($prefix, "agents"))]
+            #[arg(value_name = "N", default_value_t = 50)]
             pub agents: usize,
             /// Messages per second offered, in total.
-            #[arg(id = concat!($prefix, "rate"), long = concat!($prefix, "rate"), default_value_t = $rate)]
+            #[arg(id = concat!($prefix, "rate"), long = concat!($prefix, "rate"))]
+            #[arg(value_name = "MSGS_PER_S", default_value_t = $rate)]
             pub rate: f64,
             /// Seconds of sending before measuring.
-            #[arg(id = concat!($prefix, "warmup-secs"), long = concat!($prefix, "warmup-secs"), default_value = "2", value_parser = secs)]
+            #[arg(id = concat!($prefix, "warmup-secs"), long = concat!($prefix, "warmup-secs"))]
+            #[arg(value_name = "SECS", default_value = "2", value_parser = secs)]
             pub warmup: Duration,
             /// Seconds of measured sending.
-            #[arg(id = concat!($prefix, "duration-secs"), long = concat!($prefix, "duration-secs"), default_value = "10", value_parser = secs)]
+            #[arg(id = concat!($prefix, "duration-secs"), long = concat!($prefix, "duration-secs"))]
+            #[arg(value_name = "SECS", default_value = "10", value_parser = secs)]
             pub duration: Duration,
             /// Seconds to wait for the last acks and deliveries.
-            #[arg(id = concat!($prefix, "drain-secs"), long = concat!($prefix, "drain-secs"), default_value = "3", value_parser = secs)]
+            #[arg(id = concat!($prefix, "drain-secs"), long = concat!($prefix, "drain-secs"))]
+            #[arg(value_name = "SECS", default_value = "3", value_parser = secs)]
             pub drain: Duration,
             /// Bytes of each message text (padded).
-            #[arg(id = concat!($prefix, "text-bytes"), long = concat!($prefix, "text-bytes"), default_value_t = 64)]
+            #[arg(id = concat!($prefix, "text-bytes"), long = concat!($prefix, "text-bytes"))]
+            #[arg(value_name = "BYTES", default_value_t = 64)]
             pub text_bytes: usize,
             /// Agents that decode every frame and measure (default: min(agents, 5)).
             #[arg(id = concat!($prefix, "measure-agents"), long = concat!($prefix, "measure-agents"))]
+            #[arg(value_name = "N")]
             pub measure_agents: Option<usize>,
             /// Agents that never read.
-            #[arg(id = concat!($prefix, "slow-agents"), long = concat!($prefix, "slow-agents"), default_value_t = 0)]
+            #[arg(id = concat!($prefix, "slow-agents"), long = concat!($prefix, "slow-agents"))]
+            #[arg(value_name = "N", default_value_t = 0)]
             pub slow_agents: usize,
             /// Write every ack here (`.N` per shard), for `verify`.
             #[arg(id = concat!($prefix, "acked-log"), long = concat!($prefix, "acked-log"))]
+            #[arg(value_name = "FILE")]
             pub acked_log: Option<String>,
         }
 
