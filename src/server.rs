@@ -28,9 +28,7 @@ use crate::capture;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::Batch;
-use crate::transport::http::{
-    handle, is_trusted_proxy, refusal, Active, Transport, RETRY_AFTER_SECS,
-};
+use crate::transport::http::{handle, refusal, Active, Transport, RETRY_AFTER_SECS};
 use crate::transport::limiter::{Refused, Slot};
 use crate::transport::Limiter;
 
@@ -149,7 +147,7 @@ impl Server {
                             continue;
                         }
                     };
-                    let key = (!is_trusted_proxy(&app.config, peer.ip())).then_some(peer.ip());
+                    let key = (!crate::transport::proxy::is_trusted_proxy(&app.config, peer.ip())).then_some(peer.ip());
                     match transport.limiter.accept(key) {
                         Ok(slot) => {
                             let _ = stream.set_nodelay(true);
