@@ -377,9 +377,7 @@ impl ServeArgs {
 /// How many task polls a worker makes before it looks at the runtime's shared queue.
 /// An acknowledgement's task is woken by the writer thread, which is not a worker, so
 /// it waits in that queue while a worker runs fan-out tasks from its own; tokio's
-/// self-tuned default let it wait longer. Measured at 1,000 msgs/s with 50 agents,
-/// eight alternating pairs: send→ack p50 0.60 against 0.73 ms, and 95 against 92 % of
-/// acks within 2 ms by the server's own clock.
+/// self-tuned default lets it wait longer (BENCHMARKS.md has the comparison).
 const SHARED_QUEUE_EVERY: u32 = 4;
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
