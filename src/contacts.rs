@@ -61,39 +61,31 @@ pub async fn link(
     now: Millis,
 ) -> Result<Linked> {
     writer
-        .write(move |kv| {
+        .transact(move |kv| {
             let mut b = Batch::default();
             let (visitor_id, conv) = match &whom {
                 Whom::Visitor { visitor, inbox } => (
                     *visitor,
                     conversations::find_for_visitor(kv, *visitor, inbox)?,
                 ),
-                Whom::Conversation(id) => match conversations::load(kv, *id)? {
-                    Some(c) => match parse_id(&c.visitor_id) {
-                        Some(v) => (v, Some(c)),
-                        None => return Ok((b, Err(Error::not_found()))),
-                    },
-                    None => return Ok((b, Err(Error::not_found()))),
-                },
+                Whom::Conversation(id) => {
+                    let c = conversations::load(kv, *id)?.ok_or_else(Error::not_found)?;
+                    let v = parse_id(&c.visitor_id).ok_or_else(Error::not_found)?;
+                    (v, Some(c))
+                }
             };
             let existing = lookup(kv, &email)?;
             let (contact, created) = match (&how, existing) {
                 (Link::Create { .. }, Some(_)) => {
-                    return Ok((
-                        b,
-                        Err(Error::rejected(
-                            ErrorCode::ContactExists,
-                            "a contact with this email exists already",
-                        )),
+                    return Err(Error::rejected(
+                        ErrorCode::ContactExists,
+                        "a contact with this email exists already",
                     ))
                 }
                 (Link::Assign, None) => {
-                    return Ok((
-                        b,
-                        Err(Error::rejected(
-                            ErrorCode::ContactNotFound,
-                            "no contact has this email",
-                        )),
+                    return Err(Error::rejected(
+                        ErrorCode::ContactNotFound,
+                        "no contact has this email",
                     ))
                 }
                 (_, Some(c)) => (c, false),
@@ -154,14 +146,14 @@ pub async fn link(
             });
             Ok((
                 b,
-                Ok(Linked {
+                Linked {
                     contact,
                     created,
                     conversation,
-                }),
+                },
             ))
         })
-        .await?
+        .await
 }
 
 fn new_contact(

@@ -287,13 +287,11 @@ pub struct AgentReply {
 
 pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
     writer
-        .write(move |kv| {
+        .transact(move |kv| {
             let mut b = Batch::default();
-            let Some(mut conv) = load(kv, r.conversation)? else {
-                return Ok((b, Err(Error::not_found())));
-            };
+            let mut conv = load(kv, r.conversation)?.ok_or_else(Error::not_found)?;
             if let Some(message) = earlier(kv, r.conversation, &r.client_msg_id)? {
-                return Ok((b, Ok(duplicate(message, conv))));
+                return Ok((b, duplicate(message, conv)));
             }
             let author = Author {
                 kind: AuthorKind::Agent,
@@ -318,13 +316,13 @@ pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
             b.put_json(Tree::Conversations, keys::id(r.conversation), &conv);
             Ok((
                 b,
-                Ok(Appended {
+                Appended {
                     deadline,
                     ..Appended::stored(message, conv)
-                }),
+                },
             ))
         })
-        .await?
+        .await
 }
 
 /// Arms the conversation's follow-up email `delay` ms after `now`, unless one is pending
