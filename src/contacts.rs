@@ -6,14 +6,16 @@
 //! each, so "look up, then create" cannot race: two agents creating the same email at
 //! once get one contact and one `contact_exists`. Linking changes who a visitor is in
 //! the inbox; it never gives the visitor anything of the contact's other conversations.
+//! What a link does to the conversation's prompt is `capture`'s ([`PromptEvent::EmailKnown`]).
 
 use uuid::Uuid;
 use widget_protocol::{Contact, ContactSource, ErrorCode, Millis};
 
+use crate::capture::{self, PromptEvent};
 use crate::conversations::{self, parse_id};
 use crate::error::{Error, Result};
-use crate::store::keys::{self, DeadlineKind};
-use crate::store::records::{ConversationRecord, PromptState, VisitorRecord};
+use crate::store::keys;
+use crate::store::records::{ConversationRecord, VisitorRecord};
 use crate::store::{self, Batch, Kv, StoreError, Tree, Writer};
 
 pub fn lookup(kv: &dyn Kv, email: &str) -> Result<Option<Contact>, StoreError> {
@@ -125,20 +127,8 @@ pub async fn link(
             }
             b.put_json(Tree::Visitors, keys::id(visitor_id), &visitor);
             let conversation = conv.map(|mut c| {
-                if let PromptState::Pending { due } = c.prompt {
-                    if let Some(id) = parse_id(&c.id) {
-                        b.delete(
-                            Tree::Deadlines,
-                            keys::deadline(due as u64, DeadlineKind::Prompt, id),
-                        );
-                    }
-                }
-                if matches!(
-                    c.prompt,
-                    PromptState::Pending { .. } | PromptState::Owed | PromptState::None
-                ) {
-                    c.prompt = PromptState::Cancelled;
-                    if let Some(id) = parse_id(&c.id) {
+                if let Some(id) = parse_id(&c.id) {
+                    if capture::apply(&mut b, id, &mut c, PromptEvent::EmailKnown).changed {
                         b.put_json(Tree::Conversations, keys::id(id), &c);
                     }
                 }

@@ -3,8 +3,9 @@
 //!
 //! Every append runs inside one writer closure, so `seq` is gap-free and a resent
 //! `client_msg_id` finds the first message, however many connections race. This module
-//! decides nothing about prompts beyond recording what `capture` planned, and never
-//! talks to a socket.
+//! decides nothing about prompts: it hands each message to `capture`'s state machine
+//! ([`crate::capture::PromptState::step`]) in the same write and stores what it says.
+//! It never talks to a socket.
 
 use uuid::Uuid;
 use widget_protocol::{
@@ -12,6 +13,7 @@ use widget_protocol::{
     UNKNOWN_VISITOR,
 };
 
+use crate::capture::{self, PromptEvent};
 use crate::error::{Error, Result};
 use crate::hub::{Hub, VisitorKey};
 use crate::store::keys::{self, DeadlineKind};
@@ -206,8 +208,7 @@ pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended>
                 visitor_changed,
                 ..Appended::stored(message, conv.clone())
             };
-            if conv.prompt == PromptState::None {
-                let known = visitor.reachable();
+            if conv.prompt.before_first_message() {
                 let plan = &s.plan;
                 if let Some(away) = &plan.away {
                     let author = Author {
@@ -224,21 +225,15 @@ pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended>
                     ));
                     conv.seen_seq = conv.last_seq;
                 }
-                conv.prompt = if known || plan.when == CaptureWhen::Never {
-                    PromptState::Cancelled
-                } else if plan.away.is_some() || plan.when == CaptureWhen::FirstMessage {
-                    out.prompt_now = Some(plan.prompt_text.clone());
-                    PromptState::Sent
-                } else {
-                    let due = s.now as u64 + plan.delay_ms;
-                    b.put(
-                        Tree::Deadlines,
-                        keys::deadline(due, DeadlineKind::Prompt, conv_id),
-                        Vec::new(),
-                    );
-                    out.deadline = Some((due, DeadlineKind::Prompt));
-                    PromptState::Pending { due: due as Millis }
+                let first = PromptEvent::FirstMessage {
+                    when: plan.when,
+                    away: plan.away.is_some(),
+                    reachable: visitor.reachable(),
+                    due: s.now.saturating_add(plan.delay_ms as Millis),
                 };
+                let step = capture::apply(&mut b, conv_id, &mut conv, first);
+                out.prompt_now = step.push.then(|| plan.prompt_text.clone());
+                out.deadline = step.deadline;
                 conv.prompt_text = Some(plan.prompt_text.clone());
             }
             b.put_json(Tree::Conversations, keys::id(conv_id), &conv);
@@ -299,14 +294,8 @@ pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
             };
             let message = push(&mut b, &mut conv, r.conversation, author, r.text, r.now);
             remember(&mut b, r.conversation, &r.client_msg_id, message.seq);
-            if let PromptState::Pending { due } = conv.prompt {
-                // An agent answered in time: no prompt.
-                b.delete(
-                    Tree::Deadlines,
-                    keys::deadline(due as u64, DeadlineKind::Prompt, r.conversation),
-                );
-                conv.prompt = PromptState::Cancelled;
-            }
+            // An agent answered in time: no prompt.
+            capture::apply(&mut b, r.conversation, &mut conv, PromptEvent::AgentReplied);
             let mut deadline = None;
             if r.visitor_online {
                 conv.seen_seq = conv.last_seq;

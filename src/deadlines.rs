@@ -15,9 +15,25 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::store::keys::{self, DeadlineKind};
-use crate::store::{Kv, StoreError, Tree};
+use crate::store::{Batch, Kv, StoreError, Tree};
 
 pub type Entry = (u64, DeadlineKind, Uuid);
+
+/// Persists a deadline with `b`, the write that sets the state it belongs to. Hand it to
+/// [`Deadlines::schedule`] once `b` is durable.
+pub fn persist(b: &mut Batch, due: u64, kind: DeadlineKind, subject: Uuid) {
+    b.put(
+        Tree::Deadlines,
+        keys::deadline(due, kind, subject),
+        Vec::new(),
+    );
+}
+
+/// Drops a persisted deadline with `b` (a copy still queued in memory fires harmlessly:
+/// its owner re-checks the stored state).
+pub fn cancel(b: &mut Batch, due: u64, kind: DeadlineKind, subject: Uuid) {
+    b.delete(Tree::Deadlines, keys::deadline(due, kind, subject));
+}
 
 #[derive(Default)]
 pub struct Deadlines {
