@@ -19,7 +19,7 @@ use widget_protocol::{encode, CaptureWhen, Millis, VisitorServer};
 use crate::app::App;
 use crate::chatflow;
 use crate::conversations::{self, FirstMessagePlan};
-use crate::deadlines;
+use crate::deadlines::{self, Change};
 use crate::hub::VisitorKey;
 use crate::metrics::Metrics;
 use crate::store::keys::{self, DeadlineKind};
@@ -54,10 +54,8 @@ pub enum PromptEvent {
 pub enum PromptEffect {
     /// Push the prompt to the visitor's connections, once the write is durable.
     Push,
-    /// Persist (and then schedule) a `Prompt` deadline at this time.
-    Arm(Millis),
-    /// Drop the persisted `Prompt` deadline of this time.
-    Disarm(Millis),
+    /// Arm or disarm the `Prompt` deadline.
+    Deadline(Change),
 }
 
 impl PromptState {
@@ -82,10 +80,12 @@ impl PromptState {
                 } else if away || when == CaptureWhen::FirstMessage {
                     (Sent, Some(Push))
                 } else {
-                    (Pending { due }, Some(Arm(due)))
+                    (Pending { due }, Some(Deadline(Change::Arm(due))))
                 }
             }
-            (Pending { due }, AgentReplied | EmailKnown) => (Cancelled, Some(Disarm(due))),
+            (Pending { due }, AgentReplied | EmailKnown) => {
+                (Cancelled, Some(Deadline(Change::Disarm(due))))
+            }
             (None | Owed, EmailKnown) => (Cancelled, Option::None),
             (Pending { due }, Due { due: fell, online }) if due == fell => {
                 if online {
@@ -106,27 +106,6 @@ impl PromptState {
     }
 }
 
-/// The deadline side of a prompt effect, written with `b`: an armed deadline (to
-/// schedule once `b` is durable) is returned.
-pub fn persist_deadline(
-    b: &mut Batch,
-    conv: Uuid,
-    effect: Option<PromptEffect>,
-) -> Option<(u64, DeadlineKind)> {
-    match effect? {
-        PromptEffect::Arm(due) => {
-            let due = due.max(0) as u64;
-            deadlines::persist(b, due, DeadlineKind::Prompt, conv);
-            Some((due, DeadlineKind::Prompt))
-        }
-        PromptEffect::Disarm(due) => {
-            deadlines::cancel(b, due.max(0) as u64, DeadlineKind::Prompt, conv);
-            Option::None
-        }
-        PromptEffect::Push => Option::None,
-    }
-}
-
 /// Applies `event` to a conversation's prompt and persists the deadline side of it in
 /// `b`. Whether the state changed, whether to push, and a deadline to schedule.
 pub fn apply(
@@ -141,7 +120,12 @@ pub fn apply(
     Applied {
         changed,
         push: effect == Some(PromptEffect::Push),
-        deadline: persist_deadline(b, conv_id, effect),
+        deadline: match effect {
+            Some(PromptEffect::Deadline(change)) => {
+                deadlines::apply(b, DeadlineKind::Prompt, conv_id, change)
+            }
+            _ => Option::None,
+        },
     }
 }
 
@@ -317,7 +301,7 @@ pub async fn run_deadlines(app: App) {
 
 #[cfg(test)]
 mod tests {
-    use super::PromptEffect::{Arm, Disarm, Push};
+    use super::PromptEffect::{Deadline, Push};
     use super::*;
 
     const DUE: Millis = 5_000;
@@ -387,9 +371,10 @@ mod tests {
                     ..
                 },
             ) => (Sent, Some(Push)),
-            (None, FirstMessage { .. }) => (Pending { due: DUE }, Some(Arm(DUE))),
-            (Pending { .. }, AgentReplied) => (Cancelled, Some(Disarm(DUE))),
-            (Pending { .. }, EmailKnown) => (Cancelled, Some(Disarm(DUE))),
+            (None, FirstMessage { .. }) => (Pending { due: DUE }, Some(Deadline(Change::Arm(DUE)))),
+            (Pending { .. }, AgentReplied | EmailKnown) => {
+                (Cancelled, Some(Deadline(Change::Disarm(DUE))))
+            }
             (None | Owed, EmailKnown) => (Cancelled, Option::None),
             (
                 Pending { .. },

@@ -15,6 +15,7 @@ use widget_protocol::{
 
 use crate::capture::{self, PromptEvent};
 use crate::error::{Error, Result};
+use crate::followup::state::{self as follow_up, FollowUpEvent};
 use crate::hub::{Hub, VisitorKey};
 use crate::store::keys::{self, DeadlineKind};
 use crate::store::records::{ConversationRecord, PromptState, VisitorRecord};
@@ -200,8 +201,10 @@ pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended>
             };
             let message = push(&mut b, &mut conv, conv_id, author, s.text, s.now);
             remember(&mut b, conv_id, &s.client_msg_id, message.seq);
-            // The visitor is reading the conversation right now.
-            conv.seen_seq = conv.last_seq;
+            let read = FollowUpEvent::VisitorRead {
+                last_seq: conv.last_seq,
+            };
+            follow_up::apply(&mut b, conv_id, &mut conv, read);
 
             let mut out = Appended {
                 created,
@@ -223,7 +226,10 @@ pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended>
                         away.clone(),
                         s.now,
                     ));
-                    conv.seen_seq = conv.last_seq;
+                    let read = FollowUpEvent::VisitorRead {
+                        last_seq: conv.last_seq,
+                    };
+                    follow_up::apply(&mut b, conv_id, &mut conv, read);
                 }
                 let first = PromptEvent::FirstMessage {
                     when: plan.when,
@@ -296,12 +302,16 @@ pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
             remember(&mut b, r.conversation, &r.client_msg_id, message.seq);
             // An agent answered in time: no prompt.
             capture::apply(&mut b, r.conversation, &mut conv, PromptEvent::AgentReplied);
-            let mut deadline = None;
-            if r.visitor_online {
-                conv.seen_seq = conv.last_seq;
-            } else if let Some(delay) = r.follow_up_delay_ms {
-                deadline = arm_follow_up(kv, &mut b, r.conversation, &mut conv, r.now, delay);
-            }
+            // Only an offline visitor's address matters (for the follow-up email).
+            let reachable = !r.visitor_online && visitor_reachable(kv, &conv);
+            let replied = FollowUpEvent::AgentReplied {
+                seq: message.seq,
+                online: r.visitor_online,
+                delay: r.follow_up_delay_ms.map(|d| d as Millis),
+                reachable,
+                now: r.now,
+            };
+            let deadline = follow_up::apply(&mut b, r.conversation, &mut conv, replied).deadline;
             b.put_json(Tree::Conversations, keys::id(r.conversation), &conv);
             Ok((
                 b,
@@ -312,6 +322,14 @@ pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
             ))
         })
         .await
+}
+
+/// Whether the team can email the conversation's visitor (see [`VisitorRecord::reachable`]);
+/// an unreadable visitor record counts as no address.
+fn visitor_reachable(kv: &dyn Kv, conv: &ConversationRecord) -> bool {
+    parse_id(&conv.visitor_id)
+        .and_then(|v| load_visitor(kv, v).ok().flatten())
+        .is_some_and(|v| v.reachable())
 }
 
 /// Arms the conversation's follow-up email `delay` ms after `now`, unless one is pending
@@ -328,8 +346,7 @@ pub(crate) fn arm_follow_up(
     if conv.follow_up_due.is_some() {
         return None;
     }
-    let visitor = parse_id(&conv.visitor_id).and_then(|v| load_visitor(kv, v).ok().flatten());
-    if !visitor.is_some_and(|v| v.reachable()) {
+    if !visitor_reachable(kv, conv) {
         return None;
     }
     let due = now as u64 + delay;

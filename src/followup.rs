@@ -16,6 +16,8 @@
 //! made one line wherever it reaches a header. It must never show a visitor contact
 //! data they did not type, so the system message names no address.
 
+pub mod state;
+
 use uuid::Uuid;
 use widget_protocol::{encode, AgentServer, AuthorKind, Message, Millis, VisitorServer};
 
