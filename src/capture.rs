@@ -18,13 +18,13 @@ use widget_protocol::{encode, CaptureWhen, Millis, VisitorServer};
 
 use crate::app::App;
 use crate::chatflow;
-use crate::conversations::{self, FirstMessagePlan};
-use crate::deadlines::{self, Change};
+use crate::conversations::FirstMessagePlan;
+use crate::deadlines::Change;
 use crate::hub::VisitorKey;
 use crate::metrics::Metrics;
-use crate::store::keys::{self, DeadlineKind};
+use crate::store::api::PromptFired;
+use crate::store::keys::DeadlineKind;
 use crate::store::records::{ConversationRecord, InboxRecord, PromptState, VisitorRecord};
-use crate::store::{Batch, Tree};
 
 /// What happens to a conversation, as far as its prompt is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,14 +106,9 @@ impl PromptState {
     }
 }
 
-/// Applies `event` to a conversation's prompt and persists the deadline side of it in
-/// `b`. Whether the state changed, whether to push, and a deadline to schedule.
-pub fn apply(
-    b: &mut Batch,
-    conv_id: Uuid,
-    conv: &mut ConversationRecord,
-    event: PromptEvent,
-) -> Applied {
+/// Applies `event` to a conversation's prompt: whether it changed, whether to push, and
+/// what to do with its `Prompt` deadline (the store writes that with the conversation).
+pub fn apply(conv: &mut ConversationRecord, event: PromptEvent) -> Applied {
     let (next, effect) = conv.prompt.step(event);
     let changed = next != conv.prompt;
     conv.prompt = next;
@@ -121,9 +116,7 @@ pub fn apply(
         changed,
         push: effect == Some(PromptEffect::Push),
         deadline: match effect {
-            Some(PromptEffect::Deadline(change)) => {
-                deadlines::apply(b, DeadlineKind::Prompt, conv_id, change)
-            }
+            Some(PromptEffect::Deadline(change)) => Some(change),
             _ => Option::None,
         },
     }
@@ -134,7 +127,7 @@ pub fn apply(
 pub struct Applied {
     pub changed: bool,
     pub push: bool,
-    pub deadline: Option<(u64, DeadlineKind)>,
+    pub deadline: Option<Change>,
 }
 
 /// What the inbox's chatflow says for a first message, right now.
@@ -180,46 +173,20 @@ pub fn still_open(c: &ConversationRecord, visitor: Option<&VisitorRecord>) -> Op
 pub fn fire(app: &App, conv: Uuid, due: u64) {
     let app = app.clone();
     tokio::spawn(async move {
-        let inner = app.clone();
-        let result = app
-            .writer
-            .write(move |kv| {
-                let mut b = Batch::default();
-                let Some(mut c) =
-                    conversations::fell_due(kv, &mut b, due, DeadlineKind::Prompt, conv)?
-                else {
-                    return Ok((b, None));
-                };
-                let Some(key) = conversations::visitor_key(&c) else {
-                    return Ok((b, None));
-                };
-                let online = inner.hub.visitor_online(&key);
-                let due_at = due as Millis;
-                let step = apply(
-                    &mut b,
-                    conv,
-                    &mut c,
-                    PromptEvent::Due {
-                        due: due_at,
-                        online,
-                    },
-                );
-                if !step.changed {
-                    return Ok((b, None));
-                }
-                b.put_json(Tree::Conversations, keys::id(conv), &c);
-                let text = text(&c);
-                Ok((b, Some((key, step.push, text))))
-            })
-            .await;
-        match result {
-            Ok(Some((key, true, text))) => {
+        let hub = app.clone();
+        let online = Box::new(move |key: &VisitorKey| hub.hub.visitor_online(key));
+        match app.store.prompt_due(conv, due, online).await {
+            Ok(Some(PromptFired {
+                key,
+                push: true,
+                text,
+            })) => {
                 if !push(&app, &key, text) {
                     // They left between the check and the push: owe it to them.
                     mark_owed(&app, conv).await;
                 }
             }
-            Ok(Some((key, false, _))) => {
+            Ok(Some(PromptFired { key, .. })) => {
                 // They came online while the write was made durable: their welcome may
                 // have read the conversation before `Owed` reached the store. Deliver
                 // now; `deliver_owed` moves `Owed` to `Sent` once, whoever calls first.
@@ -234,40 +201,14 @@ pub fn fire(app: &App, conv: Uuid, due: u64) {
 }
 
 async fn mark_owed(app: &App, conv: Uuid) {
-    let r = app
-        .writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            if let Some(mut c) = conversations::load(kv, conv)? {
-                if apply(&mut b, conv, &mut c, PromptEvent::PushMissed).changed {
-                    b.put_json(Tree::Conversations, keys::id(conv), &c);
-                }
-            }
-            Ok((b, ()))
-        })
-        .await;
-    if let Err(e) = r {
+    if let Err(e) = app.store.prompt_event(conv, PromptEvent::PushMissed).await {
         tracing::error!(error = %e, "could not record an owed prompt");
     }
 }
 
 /// After a `welcome`: a prompt that fell due while the visitor was away is sent now.
 pub async fn deliver_owed(app: &App, key: &VisitorKey, conv: Uuid) {
-    let r = app
-        .writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let Some(mut c) = conversations::load(kv, conv)? else {
-                return Ok((b, None));
-            };
-            if !apply(&mut b, conv, &mut c, PromptEvent::VisitorBack).push {
-                return Ok((b, None));
-            }
-            b.put_json(Tree::Conversations, keys::id(conv), &c);
-            Ok((b, Some(text(&c))))
-        })
-        .await;
-    match r {
+    match app.store.prompt_event(conv, PromptEvent::VisitorBack).await {
         Ok(Some(text)) => {
             if !push(app, key, text) {
                 mark_owed(app, conv).await;
@@ -436,10 +377,9 @@ mod tests {
     }
 
     #[test]
-    fn applying_a_step_writes_its_deadline() {
-        let conv = Uuid::from_u128(7);
+    fn applying_a_step_keeps_the_state_and_names_its_deadline() {
         let mut c = ConversationRecord {
-            id: conv.to_string(),
+            id: Uuid::from_u128(7).to_string(),
             inbox: "default".into(),
             visitor_id: Uuid::from_u128(8).to_string(),
             created_at: 0,
@@ -457,20 +397,13 @@ mod tests {
             reachable: false,
             due: DUE,
         };
-        let mut b = Batch::default();
-        let step = apply(&mut b, conv, &mut c, first);
+        let step = apply(&mut c, first);
         assert_eq!((step.changed, step.push), (true, false));
-        assert_eq!(step.deadline, Some((DUE as u64, DeadlineKind::Prompt)));
-        let key = keys::deadline(DUE as u64, DeadlineKind::Prompt, conv);
-        assert_eq!(
-            b.ops,
-            vec![(Tree::Deadlines, key.clone(), Some(Vec::new()))]
-        );
-
-        let mut b = Batch::default();
-        let step = apply(&mut b, conv, &mut c, PromptEvent::AgentReplied);
+        assert_eq!(step.deadline, Some(Change::Arm(DUE)));
+        assert_eq!(c.prompt, PromptState::Pending { due: DUE });
+        let step = apply(&mut c, PromptEvent::AgentReplied);
         assert_eq!(c.prompt, PromptState::Cancelled);
-        assert_eq!((step.changed, step.deadline), (true, None));
-        assert_eq!(b.ops, vec![(Tree::Deadlines, key, None)]);
+        assert_eq!(step.deadline, Some(Change::Disarm(DUE)));
+        assert!(!apply(&mut c, PromptEvent::AgentReplied).changed);
     }
 }

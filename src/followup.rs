@@ -462,15 +462,18 @@ async fn announce(app: &App, conversation_id: &str, text: &str) {
     let Some(conv) = parse_id(conversation_id) else {
         return;
     };
-    let appended =
-        match conversations::append_system(&app.writer, conv, text.to_string(), app.now()).await {
-            Ok(Some(a)) => a,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "could not record a follow-up in its conversation");
-                return;
-            }
-        };
+    let appended = match app
+        .store
+        .append_system(conv, text.to_string(), app.now())
+        .await
+    {
+        Ok(Some(a)) => a,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "could not record a follow-up in its conversation");
+            return;
+        }
+    };
     let c = &appended.conversation;
     let frame = encode(&VisitorServer::Message {
         message: appended.message.clone(),
@@ -480,7 +483,7 @@ async fn announce(app: &App, conversation_id: &str, text: &str) {
         app.hub.to_visitor(&key, &frame, None);
     }
     app.hub.to_agents(&c.inbox, &frame, None);
-    match conversations::summary(app.kv(), &app.hub, c) {
+    match conversations::summary(app.store.as_ref(), &app.hub, c) {
         Ok(summary) => {
             let frame = encode(&AgentServer::ConversationUpdated {
                 conversation: summary,

@@ -7,13 +7,10 @@
 //! `conversations`, the welcome and the deadline in `followup`) call it and apply the
 //! effect; none of them decides anything about follow-ups itself.
 
-use uuid::Uuid;
 use widget_protocol::Millis;
 
-use crate::deadlines::{self, Change};
-use crate::store::keys::DeadlineKind;
+use crate::deadlines::Change;
 use crate::store::records::ConversationRecord;
-use crate::store::Batch;
 
 /// A conversation's follow-up state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,14 +185,10 @@ impl FollowUp {
     }
 }
 
-/// Applies `event` to a conversation's follow-up and persists the deadline side of it in
-/// `b`. Whether the state changed, a deadline to schedule, and an email to write.
-pub fn apply(
-    b: &mut Batch,
-    conv_id: Uuid,
-    conv: &mut ConversationRecord,
-    event: FollowUpEvent,
-) -> Applied {
+/// Applies `event` to a conversation's follow-up: whether it changed, what to do with
+/// its `FollowUp` deadline (the store writes that with the conversation), and whether to
+/// write the email.
+pub fn apply(conv: &mut ConversationRecord, event: FollowUpEvent) -> Applied {
     let before = FollowUp::of(conv);
     let (next, effect) = before.step(event);
     next.store(conv);
@@ -205,9 +198,7 @@ pub fn apply(
         email_after: None,
     };
     match effect {
-        Some(FollowUpEffect::Deadline(change)) => {
-            out.deadline = deadlines::apply(b, DeadlineKind::FollowUp, conv_id, change)
-        }
+        Some(FollowUpEffect::Deadline(change)) => out.deadline = Some(change),
         Some(FollowUpEffect::Email { after }) => out.email_after = Some(after),
         None => {}
     }
@@ -218,7 +209,7 @@ pub fn apply(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
     pub changed: bool,
-    pub deadline: Option<(u64, DeadlineKind)>,
+    pub deadline: Option<Change>,
     /// Write the email for the agent replies after this seq.
     pub email_after: Option<u64>,
 }
