@@ -252,7 +252,7 @@ pub struct Delivered {
 /// summary, or it could not be read (logged).
 pub fn publish(app: &App, event: &Event) -> Option<Delivered> {
     deliver(&app.hub, event, |conv| {
-        conversations::summary(app.kv(), &app.hub, conv)
+        conversations::summary(app.store.as_ref(), &app.hub, conv)
             .map_err(|e| tracing::warn!(error = %e, "could not build a conversation summary"))
             .ok()
     })

@@ -17,6 +17,7 @@
 //! they did not type, so the system message names no address.
 
 pub mod email;
+pub mod state;
 
 use uuid::Uuid;
 use widget_protocol::{AuthorKind, Message, Millis};
@@ -291,15 +292,18 @@ async fn announce(app: &App, conversation_id: &str, text: &str) {
     let Some(conv) = parse_id(conversation_id) else {
         return;
     };
-    let appended =
-        match conversations::append_system(&app.writer, conv, text.to_string(), app.now()).await {
-            Ok(Some(a)) => a,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "could not record a follow-up in its conversation");
-                return;
-            }
-        };
+    let appended = match app
+        .store
+        .append_system(conv, text.to_string(), app.now())
+        .await
+    {
+        Ok(Some(a)) => a,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "could not record a follow-up in its conversation");
+            return;
+        }
+    };
     let conv = &appended.conversation;
     let message = &appended.message;
     fanout::publish(app, &Event::SystemMessage { conv, message });

@@ -16,8 +16,8 @@ use super::{admit, Link, Socket};
 use crate::app::App;
 use crate::capture;
 use crate::chatflow;
-use crate::contacts::{self, Link as ContactLink, Whom};
-use crate::conversations::{self, parse_id, Appended, Cut, StoredMessages, VisitorSend};
+use crate::contacts::{Link as ContactLink, Whom};
+use crate::conversations::{parse_id, Appended, Cut, StoredMessages, VisitorSend};
 use crate::error::{Error, Result};
 use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
@@ -153,11 +153,10 @@ pub(crate) fn clean_page(p: Page) -> Page {
 
 impl<S: Socket> Session<S> {
     fn conversation(&self) -> Result<Option<ConversationRecord>> {
-        Ok(conversations::find_for_visitor(
-            self.app.kv(),
-            self.key.visitor,
-            &self.inbox.key,
-        )?)
+        Ok(self
+            .app
+            .store
+            .conversation_for_visitor(self.key.visitor, &self.inbox.key)?)
     }
 
     async fn welcome(
@@ -201,9 +200,9 @@ impl<S: Socket> Session<S> {
         identity: &VisitorIdentity,
         resume_after: Option<u64>,
     ) -> Result<(Welcome, StoredMessages, Option<ConversationRecord>)> {
-        let kv = self.app.kv();
+        let store = self.app.store.as_ref();
         let conv = self.conversation()?;
-        let visitor = conversations::load_visitor(kv, identity.visitor_id)?;
+        let visitor = store.visitor(identity.visitor_id)?;
         let limits = &self.app.config.limits;
         let email_prompt = conv
             .as_ref()
@@ -236,14 +235,14 @@ impl<S: Socket> Session<S> {
                         limit: limits.max_history as usize * 5,
                         bytes: room,
                     };
-                    conversations::after(kv, id, after, cut, limits.default_page as usize)?
+                    store.after(id, after, cut, limits.default_page as usize)?
                 }
                 _ => {
                     let cut = Cut {
                         limit: limits.default_page as usize,
                         bytes: room,
                     };
-                    conversations::page(kv, id, None, cut)?
+                    store.page(id, None, cut)?
                 }
             },
         };
@@ -309,7 +308,7 @@ impl<S: Socket> Session<S> {
                     bytes: self.link.list_room(&frame),
                 };
                 let (messages, more) = match self.conversation()?.and_then(|c| parse_id(&c.id)) {
-                    Some(id) => conversations::page(self.app.kv(), id, before, cut)?,
+                    Some(id) => self.app.store.page(id, before, cut)?,
                     None => (StoredMessages::default(), false),
                 };
                 if let VisitorServer::History { has_more, .. } = &mut frame {
@@ -343,9 +342,10 @@ impl<S: Socket> Session<S> {
                 .new_conversations_per_inbox
                 .admit(&self.key.inbox)?;
         }
-        let appended = conversations::append_visitor(
-            &self.app.writer,
-            VisitorSend {
+        let appended = self
+            .app
+            .store
+            .append_visitor(VisitorSend {
                 visitor: self.key.visitor,
                 inbox: self.inbox.key.clone(),
                 client_msg_id: client_msg_id.clone(),
@@ -353,9 +353,8 @@ impl<S: Socket> Session<S> {
                 page: self.page.clone(),
                 now: self.app.now(),
                 plan: capture::plan(&self.app, &self.inbox),
-            },
-        )
-        .await?;
+            })
+            .await?;
         self.has_conversation = true;
         self.link
             .send_ack(client_msg_id, appended.message.clone(), started)
@@ -399,17 +398,19 @@ impl<S: Socket> Session<S> {
         let throttle = &self.app.throttle;
         throttle.email_per_visitor.admit(&self.key.visitor)?;
         throttle.email_per_address.admit(&self.address)?;
-        let linked = contacts::link(
-            &self.app.writer,
-            Whom::Visitor {
-                visitor: self.key.visitor,
-                inbox: self.inbox.key.clone(),
-            },
-            email.clone(),
-            ContactLink::Captured,
-            self.app.now(),
-        )
-        .await?;
+        let linked = self
+            .app
+            .store
+            .link_contact(
+                Whom::Visitor {
+                    visitor: self.key.visitor,
+                    inbox: self.inbox.key.clone(),
+                },
+                email.clone(),
+                ContactLink::Captured,
+                self.app.now(),
+            )
+            .await?;
         if linked.created {
             Metrics::inc(&self.app.metrics.contacts_created);
         }
@@ -431,7 +432,7 @@ impl<S: Socket> Session<S> {
 
 /// Tells the inbox's agents that a visitor left (their conversation's summary).
 fn announce_presence(app: &App, key: &VisitorKey) {
-    match conversations::find_for_visitor(app.kv(), key.visitor, &key.inbox) {
+    match app.store.conversation_for_visitor(key.visitor, &key.inbox) {
         Ok(Some(conv)) => {
             fanout::publish(app, &Event::PresenceChanged { conv: &conv });
         }
