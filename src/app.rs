@@ -22,6 +22,7 @@ use crate::hub::Hub;
 use crate::identity::{Identity, IdentityError};
 use crate::inboxes::{Inboxes, DEFAULT_INBOX};
 use crate::metrics::Metrics;
+use crate::store::api::Outbox;
 use crate::store::{self, Kv, KvStore, Store, StoreError, Writer};
 use crate::throttle::Throttles;
 
@@ -107,8 +108,10 @@ pub struct Inner {
     /// What the domain keeps, in its own words: every conversation, message and contact
     /// read and write goes through it.
     pub store: Arc<dyn Store>,
+    /// The follow-up emails waiting or sent, and their delivery attempts.
+    pub outbox: Arc<dyn Outbox>,
     /// The engine and its writer under `store`, for what is not behind it yet (inboxes,
-    /// agents, follow-ups, the outbox) and for the health check and metrics.
+    /// agents) and for the health check and metrics.
     pub kv: Arc<dyn Kv>,
     pub writer: Writer,
     pub identity: Identity,
@@ -144,6 +147,7 @@ pub struct FirstStart {
 
 /// The store opened for the command-line tools (no server, no sockets).
 pub struct Offline {
+    pub outbox: Arc<dyn Outbox>,
     pub kv: Arc<dyn Kv>,
     pub writer: Writer,
     pub inboxes: Inboxes,
@@ -158,6 +162,7 @@ impl Offline {
         let (writer, writer_thread) = start_writer(data, dir, &kv, wal);
         let inboxes = Inboxes::load(kv.clone())?;
         Ok(Offline {
+            outbox: Arc::new(KvStore::new(kv.clone(), writer.clone())),
             kv,
             writer,
             inboxes,
@@ -168,12 +173,13 @@ impl Offline {
     /// Flushes and stops the writer, then seals the store.
     pub fn close(self) {
         let Offline {
+            outbox,
             kv,
             writer,
             inboxes,
             writer_thread,
         } = self;
-        drop((kv, writer, inboxes));
+        drop((outbox, kv, writer, inboxes));
         let _ = writer_thread.join();
     }
 }
@@ -247,9 +253,11 @@ impl App {
         let limits = &config.limits;
         let hub = Hub::new(limits.presence_grace, limits.throttle_max_keys);
         let throttle = Throttles::new(limits);
+        let backend = Arc::new(KvStore::new(kv.clone(), writer.clone()));
         let app = App(Arc::new(Inner {
             config,
-            store: Arc::new(KvStore::new(kv.clone(), writer.clone())),
+            store: backend.clone(),
+            outbox: backend,
             kv,
             writer,
             identity,

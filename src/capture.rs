@@ -207,7 +207,14 @@ async fn mark_owed(app: &App, conv: Uuid) {
     }
 }
 
-/// After a `welcome`: a prompt that fell due while the visitor was away is sent now.
+/// After a `welcome` of `conv` (id `id`): the prompt owed to the visitor is sent now.
+pub async fn visitor_back(app: &App, key: &VisitorKey, id: Uuid, conv: &ConversationRecord) {
+    if conv.prompt == PromptState::Owed {
+        deliver_owed(app, key, id).await;
+    }
+}
+
+/// A prompt that fell due while the visitor was away is sent now.
 pub async fn deliver_owed(app: &App, key: &VisitorKey, conv: Uuid) {
     match app.store.prompt_event(conv, PromptEvent::VisitorBack).await {
         Ok(Some(text)) => {

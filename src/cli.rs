@@ -558,7 +558,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// `frontdesk outbox list`: tab-separated, oldest first.
 fn outbox_list(data: &DataArg) -> Result<(), CliError> {
     let off = offline(data)?;
-    let list = crate::mail::list(off.kv.as_ref());
+    let list = off.outbox.outbox();
     off.close();
     for r in list.map_err(|e| CliError::Open(e.into()))? {
         println!(

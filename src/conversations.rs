@@ -23,12 +23,6 @@ use crate::store::keys::DeadlineKind;
 use crate::store::records::{ConversationRecord, PromptState, VisitorRecord};
 use crate::store::{self, Store, StoreError, Tree};
 
-/// Engine-level reads and deadline claims for the writes not yet behind [`Store`] (the
-/// follow-up's and the outbox's): they move into the backend with those writes.
-pub(crate) use crate::store::kv_store::{
-    after, arm_follow_up, contact, fell_due, load, load_visitor, page,
-};
-
 /// What the inbox's chatflow says to do after a visitor's first message, decided
 /// before the write from settings and presence.
 #[derive(Debug, Clone)]

@@ -1,13 +1,14 @@
 //! Follow-up emails to visitors who left before reading agent replies.
 //!
-//! `conversations::append_agent` schedules a `FollowUp` deadline (`follow_up_due`) when
-//! an agent replies to an offline visitor with a known email; from there this module
-//! owns the conversation's follow-up state: marking replies seen when the visitor comes
-//! back (`seen`), correcting a reply's fate when the visitor came or went between its
-//! store and its delivery (`reached`, `missed`), and, when the deadline falls due,
-//! writing one email with every unseen reply into the outbox in the same write that
-//! clears `follow_up_due` and moves `seen_seq` (so one batch of replies is one email,
-//! and the next batch starts fresh).
+//! The follow-up's rules are its state machine, [`state::FollowUp::step`]: an agent's
+//! reply to an offline visitor with a known email arms a `FollowUp` deadline; the
+//! visitor coming back (`visitor_back`) marks every reply seen; a reply that reached
+//! them, or missed them, after all (`reply_delivered`) corrects its fate; and when the
+//! deadline falls due, one email with every unseen reply goes into the outbox in the
+//! same write that clears `follow_up_due` and moves `seen_seq` (so one batch of replies
+//! is one email, and the next batch starts fresh). This module tells the store what
+//! happened (`Store::follow_up_event`, `Store::follow_up_due`) and handles what the
+//! writes return; it decides nothing outside the machine.
 //! It also tells the conversation (a `system` message, to agents and to the visitor's
 //! history) when the email went out or could not.
 //!
@@ -23,13 +24,17 @@ use uuid::Uuid;
 use widget_protocol::{AuthorKind, Message, Millis};
 
 use crate::app::App;
+use crate::capture;
 use crate::conversations::{self, parse_id, Cut};
 use crate::fanout::{self, Event, SummaryNews};
+use crate::hub::VisitorKey;
 use crate::mail::{self, Delivery, Email, GaveUp};
 use crate::metrics::Metrics;
-use crate::store::keys::{self, DeadlineKind};
+use crate::store::api::Reads;
+use crate::store::keys::DeadlineKind;
 use crate::store::records::ConversationRecord;
-use crate::store::{Batch, Kv, StoreError, Tree};
+use crate::store::StoreError;
+use state::{FollowUp, FollowUpNews};
 
 pub use email::{continue_link, render, Content};
 
@@ -54,15 +59,35 @@ pub fn fire(app: &App, kind: DeadlineKind, subject: Uuid, due: u64) {
     });
 }
 
-/// After a `welcome`: the visitor sees every message, so a pending follow-up is
-/// cancelled and the next one starts after what they have now.
-pub async fn seen(app: &App, conv: Uuid) {
-    change(app, conv, "that a visitor saw the replies", move |b, c| {
-        cancel(b, c, conv);
-        c.seen_seq = c.last_seq;
-        true
-    })
-    .await
+/// After a `welcome` of `conv`: the prompt owed to the visitor is sent, and, as they
+/// now see every message, a pending follow-up is cancelled and the next one starts
+/// after what they have.
+pub async fn visitor_back(app: &App, key: &VisitorKey, conv: &ConversationRecord) {
+    let Some(id) = parse_id(&conv.id) else {
+        return;
+    };
+    capture::visitor_back(app, key, id, conv).await;
+    if FollowUp::unseen_in(conv) {
+        news(app, id, FollowUpNews::Welcomed).await;
+    }
+}
+
+/// An agent's reply `seq` was stored assuming the visitor `was_online`; `reached`: it
+/// reached a connection of theirs. When they came or went in between, what was assumed
+/// (seen, or due a follow-up `delay` ms later) is corrected.
+pub async fn reply_delivered(
+    app: &App,
+    conv: Uuid,
+    seq: u64,
+    was_online: bool,
+    reached_them: bool,
+    delay: Option<u64>,
+) {
+    match (was_online, reached_them, delay) {
+        (false, true, _) => reached(app, conv, seq).await,
+        (true, false, Some(delay)) => missed(app, conv, seq, delay).await,
+        _ => {}
+    }
 }
 
 /// An agent's reply stored while the visitor was offline reached a connection of theirs
@@ -70,42 +95,7 @@ pub async fn seen(app: &App, conv: Uuid) {
 /// as it would have had they been online a moment earlier, and a follow-up pending only
 /// for it is cancelled.
 pub async fn reached(app: &App, conv: Uuid, seq: u64) {
-    change(app, conv, "a reply the visitor saw", move |b, c| {
-        if c.seen_seq >= seq {
-            return false;
-        }
-        c.seen_seq = seq;
-        if c.seen_seq >= c.last_seq {
-            cancel(b, c, conv);
-        }
-        true
-    })
-    .await
-}
-
-/// Changes a conversation's follow-up state in one write; `f` returns whether it changed
-/// anything to store.
-async fn change(
-    app: &App,
-    conv: Uuid,
-    what: &str,
-    f: impl FnOnce(&mut Batch, &mut ConversationRecord) -> bool + Send + 'static,
-) {
-    let r = app
-        .writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            if let Some(mut c) = conversations::load(kv, conv)? {
-                if f(&mut b, &mut c) {
-                    b.put_json(Tree::Conversations, keys::id(conv), &c);
-                }
-            }
-            Ok((b, ()))
-        })
-        .await;
-    if let Err(e) = r {
-        tracing::error!(error = %e, "could not record {what}");
-    }
+    news(app, conv, FollowUpNews::Reached { seq }).await
 }
 
 /// An agent's reply stored as seen while the visitor was online reached none of their
@@ -114,85 +104,48 @@ async fn change(
 /// are back by the time this runs: their welcome, read after the reply was stored,
 /// had it.
 pub async fn missed(app: &App, conv: Uuid, seq: u64, delay_ms: u64) {
-    let inner = app.clone();
     let now = app.now();
-    let r = app
-        .writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let Some(mut c) = conversations::load(kv, conv)? else {
-                return Ok((b, None));
-            };
-            if conversations::visitor_key(&c).is_some_and(|k| inner.hub.visitor_online(&k)) {
-                return Ok((b, None));
-            }
-            c.seen_seq = c.seen_seq.min(seq.saturating_sub(1));
-            let armed = conversations::arm_follow_up(kv, &mut b, conv, &mut c, now, delay_ms);
-            b.put_json(Tree::Conversations, keys::id(conv), &c);
-            Ok((b, armed))
-        })
-        .await;
-    match r {
+    let delay = delay_ms as Millis;
+    news(app, conv, FollowUpNews::Missed { seq, delay, now }).await
+}
+
+/// Steps the conversation's follow-up in the store and schedules what it armed.
+async fn news(app: &App, conv: Uuid, news: FollowUpNews) {
+    let inner = app.clone();
+    let online = Box::new(move |k: &VisitorKey| inner.hub.visitor_online(k));
+    match app.store.follow_up_event(conv, news, online).await {
         Ok(Some((due, kind))) => app.deadlines.schedule(due, kind, conv),
         Ok(None) => {}
-        Err(e) => tracing::error!(error = %e, "could not follow up a reply the visitor missed"),
+        Err(e) => tracing::error!(error = %e, ?news, "could not record what the visitor saw"),
     }
-}
-
-/// Drops the conversation's pending follow-up, if any, and its deadline.
-fn cancel(b: &mut Batch, c: &mut ConversationRecord, conv: Uuid) {
-    if let Some(due) = c.follow_up_due.take() {
-        b.delete(
-            Tree::Deadlines,
-            keys::deadline(due.max(0) as u64, DeadlineKind::FollowUp, conv),
-        );
-    }
-}
-
-/// Whether `seen` has anything to record for this conversation.
-pub fn has_unseen(conv: &ConversationRecord) -> bool {
-    conv.follow_up_due.is_some() || conv.seen_seq < conv.last_seq
 }
 
 async fn follow_up(app: &App, conv: Uuid, due: u64) {
     let inner = app.clone();
-    let now = app.now();
-    let r = app
-        .writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let Some(mut c) =
-                conversations::fell_due(kv, &mut b, due, DeadlineKind::FollowUp, conv)?
-            else {
-                return Ok((b, None));
-            };
-            if c.follow_up_due != Some(due as Millis) {
-                return Ok((b, None));
-            }
-            let email = compose(kv, &inner, conv, &c)?;
-            c.follow_up_due = None;
-            c.seen_seq = c.last_seq;
-            b.put_json(Tree::Conversations, keys::id(conv), &c);
-            let queued = email.map(|e| mail::enqueue(&mut b, e, now));
-            Ok((b, queued))
-        })
-        .await;
-    match r {
+    let compose = Box::new(
+        move |reads: &dyn Reads, c: &ConversationRecord, after: u64| {
+            compose(reads, &inner, c, after)
+        },
+    );
+    match app.store.follow_up_due(conv, due, app.now(), compose).await {
         Ok(Some((id, due))) => app.deadlines.schedule(due, DeadlineKind::Delivery, id),
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "could not fire a follow-up deadline"),
     }
 }
 
-/// The email for a conversation's unseen replies, or None when none is due: the visitor
-/// is online (they read the replies), the follow-up was turned off, no address is
-/// known, or there is no agent reply after `seen_seq`.
+/// The email for a conversation's replies after `after`, or None when none is due: the
+/// visitor is online (they read the replies), the follow-up was turned off, no address
+/// is known, or there is no agent reply after `after`.
 fn compose(
-    kv: &dyn Kv,
+    reads: &dyn Reads,
     app: &App,
-    conv_id: Uuid,
     c: &ConversationRecord,
+    after: u64,
 ) -> Result<Option<Email>, StoreError> {
+    let Some(conv_id) = parse_id(&c.id) else {
+        return Ok(None);
+    };
     let Some(key) = conversations::visitor_key(c) else {
         return Ok(None);
     };
@@ -206,36 +159,28 @@ fn compose(
     {
         return Ok(None);
     }
-    let Some(visitor) = conversations::load_visitor(kv, key.visitor)? else {
+    let Some(visitor) = reads.visitor(key.visitor)? else {
         return Ok(None);
     };
     let to = match (&visitor.email, &visitor.contact_id) {
         (Some(e), _) => Some(e.clone()),
-        (None, Some(id)) => conversations::contact(kv, id)?.map(|ct| ct.email),
+        (None, Some(id)) => reads.contact(id)?.map(|ct| ct.email),
         (None, None) => None,
     };
     let Some(to) = to else {
         return Ok(None);
     };
     // More than fit in one email: the newest ones.
-    let (unseen, _) = conversations::after(
-        kv,
-        conv_id,
-        c.seen_seq,
-        Cut::count(MAX_REPLIES),
-        MAX_REPLIES,
-    )?;
+    let (unseen, _) = reads.after(conv_id, after, Cut::count(MAX_REPLIES), MAX_REPLIES)?;
     let replies: Vec<Message> = unseen
         .decode()?
         .into_iter()
-        .filter(|m| m.seq > c.seen_seq && m.author.kind == AuthorKind::Agent)
+        .filter(|m| m.seq > after && m.author.kind == AuthorKind::Agent)
         .collect();
     if replies.is_empty() {
         return Ok(None);
     }
-    let recent = conversations::page(kv, conv_id, None, Cut::count(100))?
-        .0
-        .decode()?;
+    let recent = reads.page(conv_id, None, Cut::count(100))?.0.decode()?;
     let last_visitor = recent
         .iter()
         .rev()

@@ -4,8 +4,9 @@
 //! [`FollowUp::step`] is a pure function from the state and an event to the new state
 //! and at most one effect (arm or disarm the `FollowUp` deadline, or write the email).
 //! The writes that carry the events (an agent's reply and a visitor's message in
-//! `conversations`, the welcome and the deadline in `followup`) call it and apply the
-//! effect; none of them decides anything about follow-ups itself.
+//! `conversations`'s plans, the welcome, a reply reached or missed and the deadline in
+//! the store's `follow_up_event` and `follow_up_due`) call it and apply the effect;
+//! none of them decides anything about follow-ups itself.
 
 use widget_protocol::Millis;
 
@@ -54,6 +55,50 @@ pub enum FollowUpEvent {
     Due { due: Millis, last_seq: u64 },
 }
 
+/// What a session learns about the visitor and a conversation's replies, before the
+/// write that finds the rest: [`FollowUpNews::event`] makes it an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpNews {
+    /// A `welcome` went to the visitor with every message.
+    Welcomed,
+    /// Reply `seq`, stored while the visitor was offline, reached a connection of theirs.
+    Reached { seq: u64 },
+    /// Reply `seq`, stored as seen, reached none of their connections; `delay`: the
+    /// inbox's follow-up delay.
+    Missed {
+        seq: u64,
+        delay: Millis,
+        now: Millis,
+    },
+}
+
+impl FollowUpNews {
+    /// The event, given what the write finds: the conversation's last seq, whether the
+    /// visitor is online now, and whether the team has their email (each asked only when
+    /// the event needs it).
+    pub fn event(
+        self,
+        last_seq: u64,
+        online: impl FnOnce() -> bool,
+        reachable: impl FnOnce() -> bool,
+    ) -> FollowUpEvent {
+        match self {
+            FollowUpNews::Welcomed => FollowUpEvent::Welcomed { last_seq },
+            FollowUpNews::Reached { seq } => FollowUpEvent::Reached { seq, last_seq },
+            FollowUpNews::Missed { seq, delay, now } => {
+                let online = online();
+                FollowUpEvent::Missed {
+                    seq,
+                    online,
+                    delay,
+                    reachable: !online && reachable(),
+                    now,
+                }
+            }
+        }
+    }
+}
+
 /// What the write that made a step must do besides storing the new state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FollowUpEffect {
@@ -80,6 +125,11 @@ impl FollowUp {
     /// Whether a welcome has anything to record.
     pub fn has_unseen(self, last_seq: u64) -> bool {
         self.due.is_some() || self.seen_seq < last_seq
+    }
+
+    /// Whether the welcome of conversation `c` has anything to record.
+    pub fn unseen_in(c: &ConversationRecord) -> bool {
+        FollowUp::of(c).has_unseen(c.last_seq)
     }
 
     /// The follow-up's state machine. An event that does not apply leaves the state as

@@ -1,10 +1,13 @@
 //! The at-most-once delivery of one outbox email, as the module `mail` describes it: a
 //! due `Delivery` deadline [`begin`]s an attempt (recorded `Sending` with its watchdog
 //! before the first byte leaves), `smtp::attempt` runs it, and
-//! [`finish`] records its outcome (sent, queued again after [`backoff`], or failed).
+//! [`record_outcome`] records its outcome (sent, queued again after [`backoff`], or
+//! failed).
 //!
-//! It owns every change of an `OutboxRecord`'s state after `enqueue`. It must not retry
-//! anything the server may have taken, and logs errors only without the recipient.
+//! It owns every change of an `OutboxRecord`'s state after `enqueue`, as pure steps
+//! ([`begin`], [`record_outcome`]) that the store's `Outbox` carries out in one write
+//! each. It must not retry anything the server may have taken, and logs errors only
+//! without the recipient.
 
 use std::time::Duration;
 
@@ -12,12 +15,11 @@ use uuid::Uuid;
 use widget_protocol::Millis;
 
 use super::smtp::{self, without_address, Attempt, Sender};
-use super::{get, MailError};
+use super::MailError;
 use crate::app::App;
 use crate::config::MailConfig;
-use crate::store::keys::{self, DeadlineKind};
+use crate::deadlines::Change;
 use crate::store::records::{OutboxRecord, OutboxState};
-use crate::store::{Batch, Kv, StoreError, Tree};
 
 /// Why an email will not be sent (again).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +55,9 @@ pub fn backoff(c: &MailConfig, attempts: u32) -> Duration {
 }
 
 /// What a due deadline finds the email ready for.
-enum Begin {
-    /// Nothing to do; apply the batch (it may delete a stale deadline).
+#[derive(Debug)]
+pub enum Begin {
+    /// Nothing to do (the write may delete a stale deadline).
     Nothing,
     /// No SMTP server: leave everything as it is.
     Waiting,
@@ -63,14 +66,32 @@ enum Begin {
     Interrupted(OutboxRecord),
 }
 
+/// What one write does to an email: the record to store (if it changed), the changes
+/// to its `Delivery` deadlines, and what the caller learns.
+#[derive(Debug)]
+pub struct Step<T> {
+    pub record: Option<OutboxRecord>,
+    pub deadlines: Vec<Change>,
+    pub out: T,
+}
+
+impl<T> Step<T> {
+    fn only(out: T) -> Step<T> {
+        Step {
+            record: None,
+            deadlines: Vec::new(),
+            out,
+        }
+    }
+}
+
 /// A `Delivery` deadline for email `id` fell due: attempt it, record the outcome.
 pub async fn deliver(app: &App, id: Uuid, due: u64) -> Result<Delivery, MailError> {
     let sender = Sender::from_config(&app.config.mail)?;
     let configured = sender.is_some();
-    let now = app.now();
     let begin = app
-        .writer
-        .write(move |kv| begin(kv, id, due, configured, now))
+        .outbox
+        .claim_delivery(id, due, configured, app.now())
         .await?;
     let record = match begin {
         Begin::Nothing => return Ok(Delivery::Nothing),
@@ -91,76 +112,66 @@ pub async fn deliver(app: &App, id: Uuid, due: u64) -> Result<Delivery, MailErro
         return Ok(Delivery::Nothing);
     };
     let outcome = smtp::attempt(&sender, &record).await;
-    finish(app, id, &record.to, record.attempts, outcome).await
+    log_outcome(id, &record.to, record.attempts, &outcome);
+    let ended = Ended {
+        attempt_no: record.attempts,
+        outcome,
+        now: app.now(),
+        mail: app.config.mail.clone(),
+    };
+    Ok(app.outbox.record_attempt(id, ended).await?)
 }
 
-/// The write a due deadline makes: a queued email becomes `Sending` with one more
-/// attempt and its watchdog deadline; one still `Sending` was interrupted and fails; a
-/// stale deadline is deleted.
-fn begin(
-    kv: &dyn Kv,
-    id: Uuid,
-    due: u64,
-    configured: bool,
-    now: Millis,
-) -> Result<(Batch, Begin), StoreError> {
-    let mut b = Batch::default();
-    let key = keys::deadline(due, DeadlineKind::Delivery, id);
-    let Some(mut r) = get(kv, id)? else {
-        b.delete(Tree::Deadlines, key);
-        return Ok((b, Begin::Nothing));
+/// The write a due deadline `due` makes on the email `r`: a queued email becomes
+/// `Sending` with one more attempt and its watchdog deadline; one still `Sending` was
+/// interrupted and fails; a stale deadline is deleted.
+pub fn begin(r: Option<OutboxRecord>, due: u64, configured: bool, now: Millis) -> Step<Begin> {
+    let stale = Step {
+        deadlines: vec![Change::Disarm(due as Millis)],
+        ..Step::only(Begin::Nothing)
+    };
+    let Some(mut r) = r else {
+        return stale;
     };
     if r.next_attempt_at != Some(due as Millis) {
-        b.delete(Tree::Deadlines, key);
-        return Ok((b, Begin::Nothing));
+        return stale;
     }
     match r.state {
-        OutboxState::Queued if !configured => Ok((b, Begin::Waiting)),
+        OutboxState::Queued if !configured => Step::only(Begin::Waiting),
         OutboxState::Queued => {
-            b.delete(Tree::Deadlines, key);
             r.state = OutboxState::Sending;
             r.attempts += 1;
             // The watchdog: only a restart ever loads it (see the module docs of `mail`).
-            let watchdog = (now.max(0) as u64).max(due + 1);
-            r.next_attempt_at = Some(watchdog as Millis);
-            b.put(
-                Tree::Deadlines,
-                keys::deadline(watchdog, DeadlineKind::Delivery, id),
-                Vec::new(),
-            );
-            b.put_json(Tree::Outbox, keys::id(id), &r);
-            Ok((b, Begin::Send(r)))
+            let watchdog = (now.max(0) as u64).max(due + 1) as Millis;
+            r.next_attempt_at = Some(watchdog);
+            Step {
+                record: Some(r.clone()),
+                deadlines: vec![Change::Disarm(due as Millis), Change::Arm(watchdog)],
+                out: Begin::Send(r),
+            }
         }
         OutboxState::Sending => {
-            b.delete(Tree::Deadlines, key);
             r.state = OutboxState::Failed;
             r.next_attempt_at = None;
             r.last_error = Some("interrupted; may have been sent".to_string());
-            b.put_json(Tree::Outbox, keys::id(id), &r);
-            Ok((b, Begin::Interrupted(r)))
+            Step {
+                record: Some(r.clone()),
+                out: Begin::Interrupted(r),
+                ..stale
+            }
         }
-        OutboxState::Sent | OutboxState::Failed => {
-            b.delete(Tree::Deadlines, key);
-            Ok((b, Begin::Nothing))
-        }
+        OutboxState::Sent | OutboxState::Failed => stale,
     }
 }
 
-/// Records the outcome of attempt number `attempt_no`.
-async fn finish(
-    app: &App,
-    id: Uuid,
-    to: &str,
-    attempt_no: u32,
-    outcome: Attempt,
-) -> Result<Delivery, MailError> {
-    log_outcome(id, to, attempt_no, &outcome);
-    let now = app.now();
-    let mail = app.config.mail.clone();
-    Ok(app
-        .writer
-        .write(move |kv| record_outcome(kv, id, attempt_no, outcome, now, &mail))
-        .await?)
+/// How an attempt ended, for the write that records it.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub attempt_no: u32,
+    pub outcome: Attempt,
+    pub now: Millis,
+    /// The retry settings.
+    pub mail: MailConfig,
 }
 
 /// One log line per attempt, without the recipient's address.
@@ -178,50 +189,49 @@ fn log_outcome(id: Uuid, to: &str, attempt_no: u32, outcome: &Attempt) {
     }
 }
 
-/// The write that ends attempt `attempt_no`: its watchdog deleted, the record settled.
-fn record_outcome(
-    kv: &dyn Kv,
-    id: Uuid,
-    attempt_no: u32,
-    outcome: Attempt,
-    now: Millis,
-    mail: &MailConfig,
-) -> Result<(Batch, Delivery), StoreError> {
-    let mut b = Batch::default();
-    let Some(mut r) = get(kv, id)? else {
-        return Ok((b, Delivery::Nothing));
+/// The write that ends an attempt on the email `r`: its watchdog deleted, the record
+/// settled.
+pub fn record_outcome(r: Option<OutboxRecord>, ended: Ended) -> Step<Delivery> {
+    let Ended {
+        attempt_no,
+        outcome,
+        now,
+        mail,
+    } = ended;
+    let Some(mut r) = r else {
+        return Step::only(Delivery::Nothing);
     };
     if r.state != OutboxState::Sending || r.attempts != attempt_no {
         // Someone else recorded this attempt's end (it cannot happen in one
         // process); the truth that it was sent still wins.
+        let mut step = Step::only(Delivery::Nothing);
         if outcome == Attempt::Sent && r.state != OutboxState::Sent {
             r.state = OutboxState::Sent;
             r.sent_at = Some(now);
-            b.put_json(Tree::Outbox, keys::id(id), &r);
+            step.record = Some(r);
         }
-        return Ok((b, Delivery::Nothing));
+        return step;
     }
-    if let Some(watchdog) = r.next_attempt_at.take() {
-        b.delete(
-            Tree::Deadlines,
-            keys::deadline(watchdog.max(0) as u64, DeadlineKind::Delivery, id),
-        );
+    let mut deadlines: Vec<Change> = r
+        .next_attempt_at
+        .take()
+        .map(Change::Disarm)
+        .into_iter()
+        .collect();
+    let delivery = settle(&mut r, outcome, now, &mail);
+    if let Delivery::Retry { due } = delivery {
+        deadlines.push(Change::Arm(due as Millis));
     }
-    let delivery = settle(&mut b, &mut r, id, outcome, now, mail);
-    b.put_json(Tree::Outbox, keys::id(id), &r);
-    Ok((b, delivery))
+    Step {
+        record: Some(r),
+        deadlines,
+        out: delivery,
+    }
 }
 
-/// What an attempt's outcome makes of its record: sent; queued again after the backoff,
-/// with the next attempt's deadline in `b`; or failed for good.
-fn settle(
-    b: &mut Batch,
-    r: &mut OutboxRecord,
-    id: Uuid,
-    outcome: Attempt,
-    now: Millis,
-    mail: &MailConfig,
-) -> Delivery {
+/// What an attempt's outcome makes of its record: sent; queued again after the backoff
+/// (the caller arms the next attempt's deadline); or failed for good.
+fn settle(r: &mut OutboxRecord, outcome: Attempt, now: Millis, mail: &MailConfig) -> Delivery {
     let conversation_id = r.conversation_id.clone();
     match outcome {
         Attempt::Sent => {
@@ -236,11 +246,6 @@ fn settle(
             r.state = OutboxState::Queued;
             r.next_attempt_at = Some(due as Millis);
             r.last_error = Some(e);
-            b.put(
-                Tree::Deadlines,
-                keys::deadline(due, DeadlineKind::Delivery, id),
-                Vec::new(),
-            );
             Delivery::Retry { due }
         }
         Attempt::Retry(e) => {

@@ -36,8 +36,8 @@
 //!
 //! # Layout
 //!
-//! This file is the outbox: its records, [`enqueue`], [`list`], [`get`], and the
-//! settings [`check`]. [`url`] parses the SMTP server's URL, [`delivery`] is the
+//! This file is the outbox: its records ([`queued`]) and the settings [`check`]; the
+//! store's `Outbox` keeps them (enqueue, claim, record an attempt, list). [`url`] parses the SMTP server's URL, [`delivery`] is the
 //! at-most-once state machine above, and `smtp` runs one SMTP session. Errors name
 //! settings, not command-line flags: the command line words them.
 
@@ -48,13 +48,13 @@ pub mod url;
 use uuid::Uuid;
 use widget_protocol::Millis;
 
-pub use delivery::{backoff, deliver, Delivery, GaveUp};
+pub use delivery::{backoff, deliver, Begin, Delivery, Ended, GaveUp, Step};
+pub use smtp::Attempt;
 pub use url::{Security, SmtpTarget};
 
 use crate::config::MailConfig;
-use crate::store::keys::{self, DeadlineKind};
 use crate::store::records::{OutboxRecord, OutboxState};
-use crate::store::{self, Batch, Kv, StoreError, Tree};
+use crate::store::StoreError;
 use crate::text::one_line;
 
 /// An address like those the settings take, for error messages.
@@ -134,11 +134,10 @@ pub struct Email {
     pub html: String,
 }
 
-/// Adds `email` to the outbox in `b`, due at once. Returns its id and deadline, for the
-/// caller to schedule once the batch is written.
-pub fn enqueue(b: &mut Batch, email: Email, now: Millis) -> (Uuid, u64) {
+/// The outbox record for `email`, queued and due at once (`next_attempt_at`; the store
+/// arms its `Delivery` deadline in the same write).
+pub fn queued(email: Email, now: Millis) -> (Uuid, OutboxRecord) {
     let id = Uuid::now_v7();
-    let due = now.max(0) as u64;
     let record = OutboxRecord {
         id: id.to_string(),
         message_id: format!("<{id}@frontdesk>"),
@@ -151,28 +150,10 @@ pub fn enqueue(b: &mut Batch, email: Email, now: Millis) -> (Uuid, u64) {
         attempts: 0,
         last_error: None,
         state: OutboxState::Queued,
-        next_attempt_at: Some(due as Millis),
+        next_attempt_at: Some(now.max(0)),
         sent_at: None,
     };
-    b.put_json(Tree::Outbox, keys::id(id), &record);
-    b.put(
-        Tree::Deadlines,
-        keys::deadline(due, DeadlineKind::Delivery, id),
-        Vec::new(),
-    );
-    (id, due)
-}
-
-/// Every email in the outbox, oldest first (ids are time-ordered).
-pub fn list(kv: &dyn Kv) -> Result<Vec<OutboxRecord>, StoreError> {
-    kv.scan_prefix(Tree::Outbox, b"", usize::MAX)?
-        .into_iter()
-        .map(|(_, v)| store::decode(Tree::Outbox, &v))
-        .collect()
-}
-
-pub fn get(kv: &dyn Kv, id: Uuid) -> Result<Option<OutboxRecord>, StoreError> {
-    store::get_json(kv, Tree::Outbox, &keys::id(id))
+    (id, record)
 }
 
 /// The name of a state, as `outbox list` prints it.

@@ -64,7 +64,7 @@ impl Sender {
 
 /// The result of one SMTP attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Attempt {
+pub enum Attempt {
     Sent,
     /// The server did not get the message: safe to try again.
     Retry(String),
@@ -182,8 +182,7 @@ pub(super) fn without_address(error: &str, to: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::{enqueue, Email};
-    use crate::store::{Batch, Tree};
+    use crate::mail::{queued, Email};
 
     #[test]
     fn logged_smtp_errors_name_no_recipient() {
@@ -209,9 +208,7 @@ mod tests {
         })
         .expect("valid")
         .expect("configured");
-        let mut b = Batch::default();
-        let (id, _) = enqueue(
-            &mut b,
+        let (id, record) = queued(
             Email {
                 conversation_id: "c".into(),
                 to: "ada@example.com".into(),
@@ -221,13 +218,6 @@ mod tests {
             },
             1_764_082_800_123,
         );
-        let record: OutboxRecord = b
-            .ops
-            .iter()
-            .find(|(t, _, _)| *t == Tree::Outbox)
-            .and_then(|(_, _, v)| v.as_ref())
-            .map(|v| serde_json::from_slice(v).expect("record"))
-            .expect("an outbox put");
         let raw =
             String::from_utf8(build(&sender, &record).expect("builds").formatted()).expect("ascii");
         let head = raw.split("\r\n\r\n").next().expect("headers");

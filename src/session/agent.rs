@@ -361,14 +361,8 @@ impl<S: Socket> Session<S> {
         if let Some((due, kind)) = appended.deadline {
             self.app.deadlines.schedule(due, kind, id);
         }
-        // The visitor came or went while the reply was being stored: what was assumed
-        // about them (seen, or due a follow-up) is corrected.
         let seq = appended.message.seq;
-        match (visitor_online, reached, follow_up) {
-            (false, true, _) => followup::reached(&self.app, id, seq).await,
-            (true, false, Some(delay)) => followup::missed(&self.app, id, seq, delay).await,
-            _ => {}
-        }
+        followup::reply_delivered(&self.app, id, seq, visitor_online, reached, follow_up).await;
         Ok(())
     }
 

@@ -24,7 +24,7 @@ use crate::followup;
 use crate::hub::{Budget, Presence, VisitorKey};
 use crate::identity::VisitorIdentity;
 use crate::metrics::{ConnKind, Metrics};
-use crate::store::records::{ConversationRecord, InboxRecord, PromptState};
+use crate::store::records::{ConversationRecord, InboxRecord};
 use crate::throttle::address_key;
 use crate::validate;
 
@@ -175,17 +175,7 @@ impl<S: Socket> Session<S> {
                     if presence == Presence::CameOnline {
                         fanout::publish(&self.app, &Event::PresenceChanged { conv: &conv });
                     }
-                    if conv.prompt == PromptState::Owed {
-                        if let Some(id) = parse_id(&conv.id) {
-                            capture::deliver_owed(&self.app, &self.key, id).await;
-                        }
-                    }
-                    // They now see every reply: no follow-up email for these.
-                    if followup::has_unseen(&conv) {
-                        if let Some(id) = parse_id(&conv.id) {
-                            followup::seen(&self.app, id).await;
-                        }
-                    }
+                    followup::visitor_back(&self.app, &self.key, &conv).await;
                 }
             }
             Err(e) => {

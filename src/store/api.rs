@@ -19,8 +19,11 @@ use crate::capture::PromptEvent;
 use crate::contacts::{Link, Linked, Whom};
 use crate::conversations::{AgentReply, Appended, Cut, StoredMessages, VisitorSend};
 use crate::error::Result;
+use crate::followup::state::FollowUpNews;
 use crate::hub::VisitorKey;
-use crate::store::records::{ConversationRecord, VisitorRecord};
+use crate::mail::{Begin, Delivery, Email, Ended};
+use crate::store::keys::DeadlineKind;
+use crate::store::records::{ConversationRecord, OutboxRecord, VisitorRecord};
 use crate::store::StoreError;
 
 /// Whether a visitor has a live connection, asked at the moment a write is made.
@@ -32,6 +35,36 @@ pub struct PromptFired {
     pub key: VisitorKey,
     pub push: bool,
     pub text: String,
+}
+
+/// Writes the follow-up email of a conversation for its replies after `after`, reading
+/// what it needs inside the write; None: no email is due.
+pub type ComposeEmail = Box<
+    dyn FnOnce(&dyn Reads, &ConversationRecord, u64) -> Result<Option<Email>, StoreError> + Send,
+>;
+
+/// What a domain function may read inside a write: it sees every earlier write.
+pub trait Reads {
+    fn visitor(&self, id: Uuid) -> Result<Option<VisitorRecord>, StoreError>;
+
+    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError>;
+
+    /// As [`Store::page`].
+    fn page(
+        &self,
+        conversation: Uuid,
+        before: Option<u64>,
+        cut: Cut,
+    ) -> Result<(StoredMessages, bool), StoreError>;
+
+    /// As [`Store::after`].
+    fn after(
+        &self,
+        conversation: Uuid,
+        after: u64,
+        cut: Cut,
+        page: usize,
+    ) -> Result<(StoredMessages, bool), StoreError>;
 }
 
 #[async_trait::async_trait]
@@ -79,6 +112,26 @@ pub trait Store: Send + Sync {
         event: PromptEvent,
     ) -> Result<Option<String>, StoreError>;
 
+    /// Steps the conversation's follow-up with what a session learnt (`online` is asked
+    /// in the write). The deadline it armed, for the scheduler.
+    async fn follow_up_event(
+        &self,
+        conversation: Uuid,
+        news: FollowUpNews,
+        online: Online,
+    ) -> Result<Option<(u64, DeadlineKind)>, StoreError>;
+
+    /// Claims the follow-up deadline `due` of `conversation`; when it is the pending one,
+    /// the visitor has seen everything from now on and `compose`'s email, if any, goes
+    /// into the outbox in the same write. The email's id and its delivery deadline.
+    async fn follow_up_due(
+        &self,
+        conversation: Uuid,
+        due: u64,
+        now: Millis,
+        compose: ComposeEmail,
+    ) -> Result<Option<(Uuid, u64)>, StoreError>;
+
     /// Resolves once every write submitted before it is durable.
     async fn sync(&self) -> Result<(), StoreError>;
 
@@ -124,4 +177,25 @@ pub trait Store: Send + Sync {
 
     /// The contact with this email, whatever its case.
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError>;
+}
+
+/// The outbox, in the words of `mail`'s at-most-once delivery: each call is one durable
+/// write that carries out one of `mail::delivery`'s steps.
+#[async_trait::async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims email `id` for the attempt its `Delivery` deadline `due` stands for
+    /// ([`crate::mail::delivery::begin`]).
+    async fn claim_delivery(
+        &self,
+        id: Uuid,
+        due: u64,
+        configured: bool,
+        now: Millis,
+    ) -> Result<Begin, StoreError>;
+
+    /// Records how an attempt ended ([`crate::mail::delivery::record_outcome`]).
+    async fn record_attempt(&self, id: Uuid, ended: Ended) -> Result<Delivery, StoreError>;
+
+    /// Every email in the outbox, oldest first.
+    fn outbox(&self) -> Result<Vec<OutboxRecord>, StoreError>;
 }

@@ -36,7 +36,7 @@ pub(crate) fn chatflow(delay_secs: u64) -> Value {
 }
 
 fn outbox(s: &TestServer) -> Vec<OutboxRecord> {
-    frontdesk::mail::list(s.app.kv()).expect("outbox readable")
+    s.app.outbox.outbox().expect("outbox readable")
 }
 
 /// Polls the outbox until `done` holds for its records.

@@ -5,16 +5,19 @@
 //! message is a row of `messages` plus its `client_ids` entry, a conversation a row of
 //! `conversations` plus its two indexes, a deadline a key of `deadlines`. Each method
 //! reads what the domain's plan needs, calls the plan (`conversations`, `contacts`,
-//! `capture`), and turns it into one batch, so a visitor's `send` stays one writer
+//! `capture`, `followup`, `mail::delivery`), and turns it into one batch, so a visitor's `send` stays one writer
 //! round trip and one log sync shared with its group. It decides nothing itself.
+
+mod outbox;
+mod read;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use uuid::Uuid;
-use widget_protocol::{Contact, Message, Millis};
+use widget_protocol::{Contact, Millis};
 
-use super::api::{Online, PromptFired, Store};
+use super::api::{ComposeEmail, Online, PromptFired, Reads, Store};
 use super::keys::{self, DeadlineKind};
 use super::records::{ConversationRecord, VisitorRecord};
 use super::{Batch, Kv, StoreError, Tree, Writer};
@@ -25,6 +28,13 @@ use crate::conversations::{
 };
 use crate::deadlines;
 use crate::error::{Error, Result};
+use crate::followup::state::{
+    self as follow_up, FollowUp, FollowUpEffect, FollowUpEvent, FollowUpNews,
+};
+use read::{
+    contact, corrupt, earlier, find_for_visitor, load, load_visitor, lookup, visitor_reachable,
+    KvReads,
+};
 
 /// The domain store on a key-value engine.
 #[derive(Clone)]
@@ -37,70 +47,6 @@ impl KvStore {
     pub fn new(kv: Arc<dyn Kv>, writer: Writer) -> KvStore {
         KvStore { kv, writer }
     }
-}
-
-fn corrupt(tree: Tree, what: &str) -> StoreError {
-    StoreError::Corrupt {
-        tree,
-        reason: what.to_string(),
-    }
-}
-
-pub(crate) fn load(kv: &dyn Kv, id: Uuid) -> Result<Option<ConversationRecord>, StoreError> {
-    super::get_json(kv, Tree::Conversations, &keys::id(id))
-}
-
-fn find_for_visitor(
-    kv: &dyn Kv,
-    visitor: Uuid,
-    inbox: &str,
-) -> Result<Option<ConversationRecord>, StoreError> {
-    match kv.get(Tree::ConvByVisitor, &keys::conv_by_visitor(visitor, inbox))? {
-        None => Ok(None),
-        Some(id) => {
-            let id = keys::read_id(&id)
-                .ok_or_else(|| corrupt(Tree::ConvByVisitor, "conversation id"))?;
-            load(kv, id)
-        }
-    }
-}
-
-pub(crate) fn load_visitor(
-    kv: &dyn Kv,
-    visitor: Uuid,
-) -> Result<Option<VisitorRecord>, StoreError> {
-    super::get_json(kv, Tree::Visitors, &keys::id(visitor))
-}
-
-fn lookup(kv: &dyn Kv, email: &str) -> Result<Option<Contact>, StoreError> {
-    match kv.get(Tree::ContactEmails, &keys::contact_email(email))? {
-        None => Ok(None),
-        Some(id) => super::get_json(kv, Tree::Contacts, &id),
-    }
-}
-
-pub(crate) fn contact(kv: &dyn Kv, id: &str) -> Result<Option<Contact>, StoreError> {
-    match parse_id(id) {
-        Some(id) => super::get_json(kv, Tree::Contacts, &keys::id(id)),
-        None => Ok(None),
-    }
-}
-
-/// Whether the team can email the conversation's visitor (see [`VisitorRecord::reachable`]);
-/// an unreadable visitor record counts as no address.
-pub(crate) fn visitor_reachable(kv: &dyn Kv, conv: &ConversationRecord) -> bool {
-    parse_id(&conv.visitor_id)
-        .and_then(|v| load_visitor(kv, v).ok().flatten())
-        .is_some_and(|v| v.reachable())
-}
-
-/// The earlier message for a repeated `client_msg_id`, if any.
-fn earlier(kv: &dyn Kv, conv_id: Uuid, client_msg_id: &str) -> Result<Option<Message>, StoreError> {
-    let Some(seq) = kv.get(Tree::ClientIds, &keys::client_id(conv_id, client_msg_id))? else {
-        return Ok(None);
-    };
-    let seq = keys::read_u64(&seq).ok_or_else(|| corrupt(Tree::ClientIds, "seq"))?;
-    super::get_json(kv, Tree::Messages, &keys::message(conv_id, seq))
 }
 
 fn remember(b: &mut Batch, conv_id: Uuid, client_msg_id: &str, seq: u64) {
@@ -133,70 +79,9 @@ fn write_plan(b: &mut Batch, conv_id: Uuid, plan: &Plan) -> Option<(u64, Deadlin
     armed
 }
 
-/// Rows read from the store at a time while filling a byte budget: the most read past
-/// the budget is one read's worth.
-const READ_AHEAD: usize = 16;
-
-/// The newest messages with `from_seq <= seq < before` (`before` none: up to the last),
-/// oldest first, within `cut`, and whether more of that range were left out. Reads the
-/// store a few rows at a time, from the newest, and stops once the cut is reached, so
-/// an oversized list is never loaded.
-pub(crate) fn newest(
-    kv: &dyn Kv,
-    conv: Uuid,
-    from_seq: u64,
-    before: Option<u64>,
-    cut: Cut,
-) -> Result<(StoredMessages, bool), StoreError> {
-    let from = keys::message(conv, from_seq);
-    let mut to = keys::message(conv, before.unwrap_or(u64::MAX));
-    let limit = cut.limit.max(1);
-    let (mut rows, mut bytes) = (Vec::new(), 0usize);
-    loop {
-        let want = (limit + 1 - rows.len()).min(READ_AHEAD);
-        let chunk = kv.range_rev(Tree::Messages, &from, &to, want)?;
-        let exhausted = chunk.len() < want;
-        for (key, value) in chunk {
-            let adding = value.len() + usize::from(!rows.is_empty());
-            if rows.len() == limit || (!rows.is_empty() && bytes + adding > cut.bytes) {
-                return Ok((StoredMessages::from_newest(rows)?, true));
-            }
-            bytes += adding;
-            to = key;
-            rows.push(value);
-        }
-        if exhausted {
-            return Ok((StoredMessages::from_newest(rows)?, false));
-        }
-    }
-}
-
-pub(crate) fn page(
-    kv: &dyn Kv,
-    conversation: Uuid,
-    before: Option<u64>,
-    cut: Cut,
-) -> Result<(StoredMessages, bool), StoreError> {
-    newest(kv, conversation, 0, before, cut)
-}
-
-pub(crate) fn after(
-    kv: &dyn Kv,
-    conversation: Uuid,
-    after: u64,
-    cut: Cut,
-    page: usize,
-) -> Result<(StoredMessages, bool), StoreError> {
-    let (mut messages, more) = newest(kv, conversation, after.saturating_add(1), None, cut)?;
-    if more && messages.len() >= cut.limit {
-        messages.keep_newest(page.max(1));
-    }
-    Ok((messages, more))
-}
-
 /// A conversation's deadline fell due: its key leaves the store with `b`, the write that
 /// handles it. The conversation, if it still exists.
-pub(crate) fn fell_due(
+fn fell_due(
     kv: &dyn Kv,
     b: &mut Batch,
     due: u64,
@@ -205,28 +90,6 @@ pub(crate) fn fell_due(
 ) -> Result<Option<ConversationRecord>, StoreError> {
     deadlines::apply(b, kind, conv, deadlines::Change::Disarm(due as Millis));
     load(kv, conv)
-}
-
-/// Arms the conversation's follow-up email `delay` ms after `now`, unless one is pending
-/// or the visitor has no address. Puts the deadline in `b`; the caller stores `conv` and
-/// schedules what this returns.
-pub(crate) fn arm_follow_up(
-    kv: &dyn Kv,
-    b: &mut Batch,
-    conv_id: Uuid,
-    conv: &mut ConversationRecord,
-    now: Millis,
-    delay: u64,
-) -> Option<(u64, DeadlineKind)> {
-    let event = crate::followup::state::FollowUpEvent::Missed {
-        seq: conv.seen_seq.saturating_add(1),
-        online: false,
-        delay: delay as Millis,
-        reachable: visitor_reachable(kv, conv),
-        now,
-    };
-    let step = crate::followup::state::apply(conv, event);
-    deadlines::apply(b, DeadlineKind::FollowUp, conv_id, step.deadline?)
 }
 
 #[async_trait]
@@ -429,6 +292,66 @@ impl Store for KvStore {
             .await
     }
 
+    async fn follow_up_event(
+        &self,
+        conversation: Uuid,
+        news: FollowUpNews,
+        online: Online,
+    ) -> Result<Option<(u64, DeadlineKind)>, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                let Some(mut c) = load(kv, conversation)? else {
+                    return Ok((b, None));
+                };
+                let event = news.event(
+                    c.last_seq,
+                    || conversations::visitor_key(&c).is_some_and(|k| online(&k)),
+                    || visitor_reachable(kv, &c),
+                );
+                let step = follow_up::apply(&mut c, event);
+                let armed = step.deadline.and_then(|change| {
+                    deadlines::apply(&mut b, DeadlineKind::FollowUp, conversation, change)
+                });
+                if step.changed {
+                    put_conversation(&mut b, conversation, &c);
+                }
+                Ok((b, armed))
+            })
+            .await
+    }
+
+    async fn follow_up_due(
+        &self,
+        conversation: Uuid,
+        due: u64,
+        now: Millis,
+        compose: ComposeEmail,
+    ) -> Result<Option<(Uuid, u64)>, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                let Some(mut c) = fell_due(kv, &mut b, due, DeadlineKind::FollowUp, conversation)?
+                else {
+                    return Ok((b, None));
+                };
+                let event = FollowUpEvent::Due {
+                    due: due as Millis,
+                    last_seq: c.last_seq,
+                };
+                let (next, effect) = FollowUp::of(&c).step(event);
+                let Some(FollowUpEffect::Email { after }) = effect else {
+                    return Ok((b, None));
+                };
+                let email = compose(&KvReads(kv), &c, after)?;
+                next.store(&mut c);
+                put_conversation(&mut b, conversation, &c);
+                let queued = email.map(|e| outbox::put_email(&mut b, e, now));
+                Ok((b, queued))
+            })
+            .await
+    }
+
     async fn sync(&self) -> Result<(), StoreError> {
         self.writer.write(|_| Ok((Batch::default(), ()))).await
     }
@@ -473,7 +396,7 @@ impl Store for KvStore {
         before: Option<u64>,
         cut: Cut,
     ) -> Result<(StoredMessages, bool), StoreError> {
-        page(self.kv.as_ref(), conversation, before, cut)
+        KvReads(self.kv.as_ref()).page(conversation, before, cut)
     }
 
     fn after(
@@ -483,7 +406,7 @@ impl Store for KvStore {
         cut: Cut,
         page: usize,
     ) -> Result<(StoredMessages, bool), StoreError> {
-        self::after(self.kv.as_ref(), conversation, after, cut, page)
+        KvReads(self.kv.as_ref()).after(conversation, after, cut, page)
     }
 
     fn visitor(&self, id: Uuid) -> Result<Option<VisitorRecord>, StoreError> {

@@ -1,0 +1,174 @@
+//! The engine-level reads of [`super::KvStore`]: a record by its key, a conversation by
+//! its visitor, a contact by its email, and pages of messages cut to a budget. They run
+//! on the engine for `Store`'s reads and on the writer's view inside a write, where
+//! [`KvReads`] lends them to a domain function that decides what to read.
+
+use uuid::Uuid;
+use widget_protocol::{Contact, Message};
+
+use crate::conversations::{parse_id, Cut, StoredMessages};
+use crate::store::api::Reads;
+use crate::store::keys;
+use crate::store::records::{ConversationRecord, VisitorRecord};
+use crate::store::{Kv, StoreError, Tree};
+
+pub(super) fn corrupt(tree: Tree, what: &str) -> StoreError {
+    StoreError::Corrupt {
+        tree,
+        reason: what.to_string(),
+    }
+}
+
+pub(super) fn load(kv: &dyn Kv, id: Uuid) -> Result<Option<ConversationRecord>, StoreError> {
+    crate::store::get_json(kv, Tree::Conversations, &keys::id(id))
+}
+
+pub(super) fn find_for_visitor(
+    kv: &dyn Kv,
+    visitor: Uuid,
+    inbox: &str,
+) -> Result<Option<ConversationRecord>, StoreError> {
+    match kv.get(Tree::ConvByVisitor, &keys::conv_by_visitor(visitor, inbox))? {
+        None => Ok(None),
+        Some(id) => {
+            let id = keys::read_id(&id)
+                .ok_or_else(|| corrupt(Tree::ConvByVisitor, "conversation id"))?;
+            load(kv, id)
+        }
+    }
+}
+
+pub(super) fn load_visitor(
+    kv: &dyn Kv,
+    visitor: Uuid,
+) -> Result<Option<VisitorRecord>, StoreError> {
+    crate::store::get_json(kv, Tree::Visitors, &keys::id(visitor))
+}
+
+pub(super) fn lookup(kv: &dyn Kv, email: &str) -> Result<Option<Contact>, StoreError> {
+    match kv.get(Tree::ContactEmails, &keys::contact_email(email))? {
+        None => Ok(None),
+        Some(id) => crate::store::get_json(kv, Tree::Contacts, &id),
+    }
+}
+
+pub(super) fn contact(kv: &dyn Kv, id: &str) -> Result<Option<Contact>, StoreError> {
+    match parse_id(id) {
+        Some(id) => crate::store::get_json(kv, Tree::Contacts, &keys::id(id)),
+        None => Ok(None),
+    }
+}
+
+/// Whether the team can email the conversation's visitor (see [`VisitorRecord::reachable`]);
+/// an unreadable visitor record counts as no address.
+pub(super) fn visitor_reachable(kv: &dyn Kv, conv: &ConversationRecord) -> bool {
+    parse_id(&conv.visitor_id)
+        .and_then(|v| load_visitor(kv, v).ok().flatten())
+        .is_some_and(|v| v.reachable())
+}
+
+/// The earlier message for a repeated `client_msg_id`, if any.
+pub(super) fn earlier(
+    kv: &dyn Kv,
+    conv_id: Uuid,
+    client_msg_id: &str,
+) -> Result<Option<Message>, StoreError> {
+    let Some(seq) = kv.get(Tree::ClientIds, &keys::client_id(conv_id, client_msg_id))? else {
+        return Ok(None);
+    };
+    let seq = keys::read_u64(&seq).ok_or_else(|| corrupt(Tree::ClientIds, "seq"))?;
+    crate::store::get_json(kv, Tree::Messages, &keys::message(conv_id, seq))
+}
+
+/// Rows read from the store at a time while filling a byte budget: the most read past
+/// the budget is one read's worth.
+const READ_AHEAD: usize = 16;
+
+/// The newest messages with `from_seq <= seq < before` (`before` none: up to the last),
+/// oldest first, within `cut`, and whether more of that range were left out. Reads the
+/// store a few rows at a time, from the newest, and stops once the cut is reached, so
+/// an oversized list is never loaded.
+pub(super) fn newest(
+    kv: &dyn Kv,
+    conv: Uuid,
+    from_seq: u64,
+    before: Option<u64>,
+    cut: Cut,
+) -> Result<(StoredMessages, bool), StoreError> {
+    let from = keys::message(conv, from_seq);
+    let mut to = keys::message(conv, before.unwrap_or(u64::MAX));
+    let limit = cut.limit.max(1);
+    let (mut rows, mut bytes) = (Vec::new(), 0usize);
+    loop {
+        let want = (limit + 1 - rows.len()).min(READ_AHEAD);
+        let chunk = kv.range_rev(Tree::Messages, &from, &to, want)?;
+        let exhausted = chunk.len() < want;
+        for (key, value) in chunk {
+            let adding = value.len() + usize::from(!rows.is_empty());
+            if rows.len() == limit || (!rows.is_empty() && bytes + adding > cut.bytes) {
+                return Ok((StoredMessages::from_newest(rows)?, true));
+            }
+            bytes += adding;
+            to = key;
+            rows.push(value);
+        }
+        if exhausted {
+            return Ok((StoredMessages::from_newest(rows)?, false));
+        }
+    }
+}
+
+pub(super) fn page(
+    kv: &dyn Kv,
+    conversation: Uuid,
+    before: Option<u64>,
+    cut: Cut,
+) -> Result<(StoredMessages, bool), StoreError> {
+    newest(kv, conversation, 0, before, cut)
+}
+
+pub(super) fn after(
+    kv: &dyn Kv,
+    conversation: Uuid,
+    after: u64,
+    cut: Cut,
+    page: usize,
+) -> Result<(StoredMessages, bool), StoreError> {
+    let (mut messages, more) = newest(kv, conversation, after.saturating_add(1), None, cut)?;
+    if more && messages.len() >= cut.limit {
+        messages.keep_newest(page.max(1));
+    }
+    Ok((messages, more))
+}
+
+/// The reads of a write in progress, for a domain function that decides what to read.
+pub(super) struct KvReads<'a>(pub(super) &'a dyn Kv);
+
+impl Reads for KvReads<'_> {
+    fn visitor(&self, id: Uuid) -> Result<Option<VisitorRecord>, StoreError> {
+        load_visitor(self.0, id)
+    }
+
+    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError> {
+        contact(self.0, id)
+    }
+
+    fn page(
+        &self,
+        conversation: Uuid,
+        before: Option<u64>,
+        cut: Cut,
+    ) -> Result<(StoredMessages, bool), StoreError> {
+        page(self.0, conversation, before, cut)
+    }
+
+    fn after(
+        &self,
+        conversation: Uuid,
+        after: u64,
+        cut: Cut,
+        page: usize,
+    ) -> Result<(StoredMessages, bool), StoreError> {
+        self::after(self.0, conversation, after, cut, page)
+    }
+}
