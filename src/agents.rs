@@ -1,10 +1,8 @@
 //! Agents: who may use the inbox, with which role, for which inboxes.
 //!
-//! Owns the `agents` and `agent_tokens` trees. A token is 32 random bytes shown once;
-//! only its SHA-256 is stored, so a copy of the data directory does not leak working
-//! tokens. It must not know about sockets.
-
-use std::sync::Arc;
+//! Owns the agents' tokens: a token is 32 random bytes shown once; only its SHA-256 is
+//! stored (by the store's [`Admin`]), so a copy of the data directory does not leak
+//! working tokens. It must not know about sockets.
 
 use base64::Engine;
 use rand::RngCore;
@@ -13,8 +11,8 @@ use uuid::Uuid;
 use widget_protocol::{Millis, Role};
 
 use crate::error::Result;
+use crate::store::api::Admin;
 use crate::store::records::AgentRecord;
-use crate::store::{self, keys, Batch, Kv, Tree, Writer};
 
 /// A new token: 256 bits from the OS generator, URL-safe text.
 pub fn new_token() -> String {
@@ -32,7 +30,7 @@ fn token_hash(token: &str) -> Vec<u8> {
 
 /// Creates an agent and returns it with its token (the only time the token exists).
 pub async fn create(
-    writer: &Writer,
+    admin: &dyn Admin,
     name: &str,
     role: Role,
     inboxes: Vec<String>,
@@ -47,61 +45,29 @@ pub async fn create(
         created_at: now,
         revoked: false,
     };
-    let stored = rec.clone();
-    let hash = token_hash(&token);
-    writer
-        .write(move |_kv| {
-            let id = Uuid::parse_str(&stored.id).unwrap_or_default();
-            let mut b = Batch::default();
-            b.put_json(Tree::Agents, keys::id(id), &stored);
-            b.put(Tree::AgentTokens, hash, keys::id(id));
-            Ok((b, ()))
-        })
-        .await?;
+    admin.create_agent(rec.clone(), token_hash(&token)).await?;
     Ok((rec, token))
 }
 
 /// The agent a token belongs to, unless unknown or revoked.
-pub fn authenticate(kv: &dyn Kv, token: &str) -> Result<Option<AgentRecord>> {
-    let Some(id) = kv.get(Tree::AgentTokens, &token_hash(token))? else {
-        return Ok(None);
-    };
-    let rec: Option<AgentRecord> = store::get_json(kv, Tree::Agents, &id)?;
+pub fn authenticate(admin: &dyn Admin, token: &str) -> Result<Option<AgentRecord>> {
+    let rec = admin.agent_by_token(&token_hash(token))?;
     Ok(rec.filter(|a| !a.revoked))
 }
 
-pub fn list(kv: &dyn Kv) -> Result<Vec<AgentRecord>> {
-    let mut out = Vec::new();
-    for (_, v) in kv.scan_prefix(Tree::Agents, b"", usize::MAX)? {
-        out.push(store::decode::<AgentRecord>(Tree::Agents, &v)?);
-    }
+/// Every agent, oldest first.
+pub fn list(admin: &dyn Admin) -> Result<Vec<AgentRecord>> {
+    let mut out = admin.agents()?;
     out.sort_by_key(|a| a.created_at);
     Ok(out)
 }
 
 /// Revokes an agent; `Ok(false)` when no agent has that id.
-pub async fn revoke(writer: &Writer, id: Uuid) -> Result<bool> {
-    Ok(writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let Some(mut rec) = store::get_json::<AgentRecord>(kv, Tree::Agents, &keys::id(id))?
-            else {
-                return Ok((b, false));
-            };
-            rec.revoked = true;
-            b.put_json(Tree::Agents, keys::id(id), &rec);
-            // Forget the token hash too, so the token can never authenticate again.
-            for (k, v) in kv.scan_prefix(Tree::AgentTokens, b"", usize::MAX)? {
-                if v == keys::id(id) {
-                    b.delete(Tree::AgentTokens, k);
-                }
-            }
-            Ok((b, true))
-        })
-        .await?)
+pub async fn revoke(admin: &dyn Admin, id: Uuid) -> Result<bool> {
+    Ok(admin.revoke_agent(id).await?)
 }
 
 /// Whether any agent exists (first start creates the admin).
-pub fn any(kv: &Arc<dyn Kv>) -> Result<bool> {
-    Ok(!kv.scan_prefix(Tree::Agents, b"", 1)?.is_empty())
+pub fn any(admin: &dyn Admin) -> Result<bool> {
+    Ok(admin.any_agent()?)
 }

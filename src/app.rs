@@ -22,7 +22,7 @@ use crate::hub::Hub;
 use crate::identity::{Identity, IdentityError};
 use crate::inboxes::{Inboxes, DEFAULT_INBOX};
 use crate::metrics::Metrics;
-use crate::store::api::Outbox;
+use crate::store::api::{Admin, Outbox};
 use crate::store::{self, Kv, KvStore, Store, StoreError, Writer};
 use crate::throttle::Throttles;
 
@@ -110,8 +110,10 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     /// The follow-up emails waiting or sent, and their delivery attempts.
     pub outbox: Arc<dyn Outbox>,
-    /// The engine and its writer under `store`, for what is not behind it yet (inboxes,
-    /// agents) and for the health check and metrics.
+    /// Inboxes and agents.
+    pub admin: Arc<dyn Admin>,
+    /// The engine and its writer under the store, for the health check and the metrics
+    /// only (they watch the engine itself): the domain goes through `store`.
     pub kv: Arc<dyn Kv>,
     pub writer: Writer,
     pub identity: Identity,
@@ -148,8 +150,7 @@ pub struct FirstStart {
 /// The store opened for the command-line tools (no server, no sockets).
 pub struct Offline {
     pub outbox: Arc<dyn Outbox>,
-    pub kv: Arc<dyn Kv>,
-    pub writer: Writer,
+    pub admin: Arc<dyn Admin>,
     pub inboxes: Inboxes,
     writer_thread: std::thread::JoinHandle<()>,
 }
@@ -160,11 +161,11 @@ impl Offline {
         let (kv, wal) = store::open(dir)?;
         tighten(dir)?;
         let (writer, writer_thread) = start_writer(data, dir, &kv, wal);
-        let inboxes = Inboxes::load(kv.clone())?;
+        let backend = Arc::new(KvStore::new(kv, writer));
+        let inboxes = Inboxes::load(backend.clone())?;
         Ok(Offline {
-            outbox: Arc::new(KvStore::new(kv.clone(), writer.clone())),
-            kv,
-            writer,
+            outbox: backend.clone(),
+            admin: backend,
             inboxes,
             writer_thread,
         })
@@ -174,12 +175,11 @@ impl Offline {
     pub fn close(self) {
         let Offline {
             outbox,
-            kv,
-            writer,
+            admin,
             inboxes,
             writer_thread,
         } = self;
-        drop((outbox, kv, writer, inboxes));
+        drop((outbox, admin, inboxes));
         let _ = writer_thread.join();
     }
 }
@@ -223,17 +223,18 @@ impl App {
         tighten(&dir)?;
         let (writer, writer_thread) = start_writer(data, &dir, &kv, wal);
         let identity = Identity::load_or_create(&dir, config.secure_cookie)?;
-        let inboxes = Inboxes::load(kv.clone())?;
+        let backend = Arc::new(KvStore::new(kv.clone(), writer.clone()));
+        let inboxes = Inboxes::load(backend.clone())?;
         let now = clock.now_ms();
         if inboxes.get(DEFAULT_INBOX).is_none() {
             inboxes
-                .create(&writer, DEFAULT_INBOX, "Default", Vec::new(), now)
+                .create(DEFAULT_INBOX, "Default", Vec::new(), now)
                 .await?;
         }
         let mut first = FirstStart::default();
-        if !agents::any(&kv)? {
+        if !agents::any(backend.as_ref())? {
             let (_, token) = agents::create(
-                &writer,
+                backend.as_ref(),
                 "Admin",
                 Role::Admin,
                 vec![DEFAULT_INBOX.to_string()],
@@ -249,15 +250,15 @@ impl App {
             })?;
             first.admin_token = Some(token);
         }
-        let deadlines = Deadlines::load(kv.as_ref())?;
+        let deadlines = Deadlines::new(backend.deadlines()?);
         let limits = &config.limits;
         let hub = Hub::new(limits.presence_grace, limits.throttle_max_keys);
         let throttle = Throttles::new(limits);
-        let backend = Arc::new(KvStore::new(kv.clone(), writer.clone()));
         let app = App(Arc::new(Inner {
             config,
             store: backend.clone(),
-            outbox: backend,
+            outbox: backend.clone(),
+            admin: backend,
             kv,
             writer,
             identity,

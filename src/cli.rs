@@ -450,7 +450,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             let off = offline(&data)?;
             let created = rt.block_on(off.inboxes.create(
-                &off.writer,
                 &key,
                 name.trim(),
                 normalized,
@@ -500,7 +499,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             let role = if admin { Role::Admin } else { Role::Agent };
             let made = rt.block_on(agents::create(
-                &off.writer,
+                off.admin.as_ref(),
                 name.trim(),
                 role,
                 inboxes,
@@ -519,7 +518,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Agent(AgentCommand::List { data }) => {
             let off = offline(&data)?;
-            let list = agents::list(off.kv.as_ref());
+            let list = agents::list(off.admin.as_ref());
             off.close();
             for a in list? {
                 let state = if a.revoked { "revoked" } else { "active" };
@@ -542,7 +541,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 ))
             })?;
             let off = offline(&data)?;
-            let done = rt.block_on(agents::revoke(&off.writer, uuid));
+            let done = rt.block_on(agents::revoke(off.admin.as_ref(), uuid));
             off.close();
             match done? {
                 true => {

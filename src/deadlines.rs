@@ -16,7 +16,7 @@ use uuid::Uuid;
 use widget_protocol::Millis;
 
 use crate::store::keys::{self, DeadlineKind};
-use crate::store::{Batch, Kv, StoreError, Tree};
+use crate::store::{Batch, Tree};
 
 pub type Entry = (u64, DeadlineKind, Uuid);
 
@@ -64,19 +64,13 @@ pub struct Deadlines {
 }
 
 impl Deadlines {
-    /// Reads every persisted deadline. Start-up cost grows with pending deadlines, not
-    /// with stored messages.
-    pub fn load(kv: &dyn Kv) -> Result<Self, StoreError> {
-        let mut set = BTreeSet::new();
-        for (k, _) in kv.scan_prefix(Tree::Deadlines, b"", usize::MAX)? {
-            if let Some(e) = keys::read_deadline(&k) {
-                set.insert(e);
-            }
-        }
-        Ok(Deadlines {
-            queue: Mutex::new(set),
+    /// The queue of the persisted deadlines (`Store::deadlines`). Start-up cost grows
+    /// with pending deadlines, not with stored messages.
+    pub fn new(pending: Vec<Entry>) -> Self {
+        Deadlines {
+            queue: Mutex::new(pending.into_iter().collect()),
             wake: Notify::new(),
-        })
+        }
     }
 
     pub fn schedule(&self, due: u64, kind: DeadlineKind, subject: Uuid) {

@@ -1,8 +1,9 @@
 //! Inboxes: their keys, names, allowed origins and chatflow settings.
 //!
-//! Owns the `inboxes` tree. Reads are cached in memory (inboxes change rarely and are
-//! read on every visitor handshake); every write goes through the writer and refreshes
-//! the cache. It must not decide what a chatflow does, only keep it.
+//! Owns what an inbox may be (its key, its origins) and a cache of them in memory
+//! (inboxes change rarely and are read on every visitor handshake); the store's
+//! [`Admin`] keeps them, and every write through here refreshes the cache. It must not
+//! decide what a chatflow does, only keep it.
 
 use std::sync::Arc;
 
@@ -10,13 +11,14 @@ use dashmap::DashMap;
 use widget_protocol::{Chatflow, ErrorCode, Millis};
 
 use crate::error::{Error, Result};
+use crate::store::api::Admin;
 use crate::store::records::InboxRecord;
-use crate::store::{self, Batch, Kv, Tree, Writer};
+use crate::store::StoreError;
 
 pub const DEFAULT_INBOX: &str = "default";
 
 pub struct Inboxes {
-    kv: Arc<dyn Kv>,
+    admin: Arc<dyn Admin>,
     cache: DashMap<String, Arc<InboxRecord>>,
 }
 
@@ -44,13 +46,12 @@ pub fn normalize_origin(raw: &str) -> Option<String> {
 }
 
 impl Inboxes {
-    pub fn load(kv: Arc<dyn Kv>) -> Result<Self> {
+    pub fn load(admin: Arc<dyn Admin>) -> Result<Self> {
         let cache = DashMap::new();
-        for (_, v) in kv.scan_prefix(Tree::Inboxes, b"", usize::MAX)? {
-            let rec: InboxRecord = store::decode(Tree::Inboxes, &v)?;
+        for rec in admin.inboxes()? {
             cache.insert(rec.key.clone(), Arc::new(rec));
         }
-        Ok(Inboxes { kv, cache })
+        Ok(Inboxes { admin, cache })
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<InboxRecord>> {
@@ -66,7 +67,6 @@ impl Inboxes {
     /// Creates an inbox; `Ok(false)` when the key exists already.
     pub async fn create(
         &self,
-        writer: &Writer,
         key: &str,
         name: &str,
         origins: Vec<String>,
@@ -85,41 +85,19 @@ impl Inboxes {
             chatflow: Chatflow::default(),
             created_at: now,
         };
-        let stored = rec.clone();
-        let created = writer
-            .write(move |kv| {
-                let mut b = Batch::default();
-                if kv.get(Tree::Inboxes, stored.key.as_bytes())?.is_some() {
-                    return Ok((b, false));
-                }
-                b.put_json(Tree::Inboxes, stored.key.as_bytes(), &stored);
-                Ok((b, true))
-            })
-            .await?;
+        let created = self.admin.create_inbox(rec.clone()).await?;
         if created {
             self.cache.insert(rec.key.clone(), Arc::new(rec));
         }
         Ok(created)
     }
 
-    pub async fn set_chatflow(
-        &self,
-        writer: &Writer,
-        key: &str,
-        chatflow: Chatflow,
-    ) -> Result<Arc<InboxRecord>> {
-        let key_owned = key.to_string();
-        let updated = writer
-            .write(move |kv| {
-                let mut b = Batch::default();
-                let mut rec: InboxRecord =
-                    store::get_json(kv, Tree::Inboxes, key_owned.as_bytes())?
-                        .ok_or(store::StoreError::Closed)?;
-                rec.chatflow = chatflow;
-                b.put_json(Tree::Inboxes, key_owned.as_bytes(), &rec);
-                Ok((b, rec))
-            })
-            .await?;
+    pub async fn set_chatflow(&self, key: &str, chatflow: Chatflow) -> Result<Arc<InboxRecord>> {
+        let updated = self
+            .admin
+            .set_chatflow(key.to_string(), chatflow)
+            .await?
+            .ok_or(StoreError::Closed)?;
         let updated = Arc::new(updated);
         self.cache.insert(key.to_string(), updated.clone());
         Ok(updated)
@@ -127,9 +105,7 @@ impl Inboxes {
 
     /// Re-reads one inbox from the store (after a write by another path).
     pub fn refresh(&self, key: &str) -> Result<()> {
-        if let Some(rec) =
-            store::get_json::<InboxRecord>(self.kv.as_ref(), Tree::Inboxes, key.as_bytes())?
-        {
+        if let Some(rec) = self.admin.inbox(key)? {
             self.cache.insert(key.to_string(), Arc::new(rec));
         }
         Ok(())

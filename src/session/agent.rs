@@ -94,7 +94,7 @@ async fn await_auth<S: Socket>(
             .await?;
         match frame {
             AgentClient::Auth { token, summaries } => {
-                match agents::authenticate(app.kv(), &token) {
+                match agents::authenticate(app.admin.as_ref(), &token) {
                     Ok(Some(agent)) => return Some((agent, summaries)),
                     Ok(None) => {
                         link.close(close::BAD_TOKEN, "bad agent token").await;
@@ -403,11 +403,7 @@ impl<S: Socket> Session<S> {
             ));
         }
         let valid = chatflow::validate(proposed)?;
-        let rec = self
-            .app
-            .inboxes
-            .set_chatflow(&self.app.writer, &inbox, valid)
-            .await?;
+        let rec = self.app.inboxes.set_chatflow(&inbox, valid).await?;
         // Every agent of the inbox sees the new settings, this one included.
         let changed = Event::ChatflowChanged {
             inbox: &inbox,

@@ -13,7 +13,7 @@
 //! Writes resolve once durable. Reads see every write that has resolved.
 
 use uuid::Uuid;
-use widget_protocol::{Contact, Millis};
+use widget_protocol::{Chatflow, Contact, Millis};
 
 use crate::capture::PromptEvent;
 use crate::contacts::{Link, Linked, Whom};
@@ -23,7 +23,9 @@ use crate::followup::state::FollowUpNews;
 use crate::hub::VisitorKey;
 use crate::mail::{Begin, Delivery, Email, Ended};
 use crate::store::keys::DeadlineKind;
-use crate::store::records::{ConversationRecord, OutboxRecord, VisitorRecord};
+use crate::store::records::{
+    AgentRecord, ConversationRecord, InboxRecord, OutboxRecord, VisitorRecord,
+};
 use crate::store::StoreError;
 
 /// Whether a visitor has a live connection, asked at the moment a write is made.
@@ -132,6 +134,9 @@ pub trait Store: Send + Sync {
         compose: ComposeEmail,
     ) -> Result<Option<(Uuid, u64)>, StoreError>;
 
+    /// Every persisted deadline, for the queue at start.
+    fn deadlines(&self) -> Result<Vec<crate::deadlines::Entry>, StoreError>;
+
     /// Resolves once every write submitted before it is durable.
     async fn sync(&self) -> Result<(), StoreError>;
 
@@ -198,4 +203,39 @@ pub trait Outbox: Send + Sync {
 
     /// Every email in the outbox, oldest first.
     fn outbox(&self) -> Result<Vec<OutboxRecord>, StoreError>;
+}
+
+/// Inboxes and agents: the settings an admin changes, on a running server or with the
+/// command-line tools on a stopped one.
+#[async_trait::async_trait]
+pub trait Admin: Send + Sync {
+    /// Stores a new inbox; false when one has its key already.
+    async fn create_inbox(&self, inbox: InboxRecord) -> Result<bool, StoreError>;
+
+    /// Sets an inbox's chatflow; the updated inbox, or None when there is none.
+    async fn set_chatflow(
+        &self,
+        key: String,
+        chatflow: Chatflow,
+    ) -> Result<Option<InboxRecord>, StoreError>;
+
+    fn inbox(&self, key: &str) -> Result<Option<InboxRecord>, StoreError>;
+
+    fn inboxes(&self) -> Result<Vec<InboxRecord>, StoreError>;
+
+    /// Stores a new agent with the hash of its token.
+    async fn create_agent(&self, agent: AgentRecord, token_hash: Vec<u8>)
+        -> Result<(), StoreError>;
+
+    /// Marks the agent revoked and forgets its token; false when no agent has this id.
+    async fn revoke_agent(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    /// The agent whose token has this hash, revoked or not.
+    fn agent_by_token(&self, token_hash: &[u8]) -> Result<Option<AgentRecord>, StoreError>;
+
+    /// Every agent, in no particular order.
+    fn agents(&self) -> Result<Vec<AgentRecord>, StoreError>;
+
+    /// Whether any agent exists.
+    fn any_agent(&self) -> Result<bool, StoreError>;
 }

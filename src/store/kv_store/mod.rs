@@ -8,6 +8,7 @@
 //! `capture`, `followup`, `mail::delivery`), and turns it into one batch, so a visitor's `send` stays one writer
 //! round trip and one log sync shared with its group. It decides nothing itself.
 
+mod admin;
 mod outbox;
 mod read;
 
@@ -46,6 +47,15 @@ pub struct KvStore {
 impl KvStore {
     pub fn new(kv: Arc<dyn Kv>, writer: Writer) -> KvStore {
         KvStore { kv, writer }
+    }
+
+    /// Every record of `tree`, in key order.
+    fn all<T: serde::de::DeserializeOwned>(&self, tree: Tree) -> Result<Vec<T>, StoreError> {
+        self.kv
+            .scan_prefix(tree, b"", usize::MAX)?
+            .into_iter()
+            .map(|(_, v)| super::decode(tree, &v))
+            .collect()
     }
 }
 
@@ -350,6 +360,14 @@ impl Store for KvStore {
                 Ok((b, queued))
             })
             .await
+    }
+
+    fn deadlines(&self) -> Result<Vec<deadlines::Entry>, StoreError> {
+        let rows = self.kv.scan_prefix(Tree::Deadlines, b"", usize::MAX)?;
+        Ok(rows
+            .iter()
+            .filter_map(|(k, _)| keys::read_deadline(k))
+            .collect())
     }
 
     async fn sync(&self) -> Result<(), StoreError> {

@@ -70,10 +70,6 @@ impl Outbox for KvStore {
     }
 
     fn outbox(&self) -> Result<Vec<OutboxRecord>, StoreError> {
-        self.kv
-            .scan_prefix(Tree::Outbox, b"", usize::MAX)?
-            .into_iter()
-            .map(|(_, v)| crate::store::decode(Tree::Outbox, &v))
-            .collect()
+        self.all(Tree::Outbox)
     }
 }

@@ -199,7 +199,7 @@ impl TestServer {
     /// A new agent, created through the same code path as `frontdesk agent add`.
     pub async fn create_agent(&self, name: &str, inboxes: &[&str], role: Role) -> String {
         let (_, token) = frontdesk::agents::create(
-            &self.app.writer,
+            self.app.admin.as_ref(),
             name,
             role,
             inboxes.iter().map(|s| s.to_string()).collect(),
@@ -214,7 +214,6 @@ impl TestServer {
         self.app
             .inboxes
             .create(
-                &self.app.writer,
                 key,
                 key,
                 origins.iter().map(|s| s.to_string()).collect(),
