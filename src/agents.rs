@@ -9,10 +9,10 @@ use std::sync::Arc;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 use widget_protocol::{Millis, Role};
 
 use crate::error::Result;
+use crate::ids::AgentId;
 use crate::store::records::AgentRecord;
 use crate::store::{self, keys, Batch, Kv, Tree, Writer};
 
@@ -40,7 +40,7 @@ pub async fn create(
 ) -> Result<(AgentRecord, String)> {
     let token = new_token();
     let rec = AgentRecord {
-        id: Uuid::new_v4().to_string(),
+        id: AgentId::generate(),
         name: name.to_string(),
         role,
         inboxes,
@@ -51,10 +51,9 @@ pub async fn create(
     let hash = token_hash(&token);
     writer
         .write(move |_kv| {
-            let id = Uuid::parse_str(&stored.id).unwrap_or_default();
             let mut b = Batch::default();
-            b.put_json(Tree::Agents, keys::id(id), &stored);
-            b.put(Tree::AgentTokens, hash, keys::id(id));
+            b.put_json(Tree::Agents, keys::id(stored.id), &stored);
+            b.put(Tree::AgentTokens, hash, keys::id(stored.id));
             Ok((b, ()))
         })
         .await?;
@@ -80,7 +79,7 @@ pub fn list(kv: &dyn Kv) -> Result<Vec<AgentRecord>> {
 }
 
 /// Revokes an agent; `Ok(false)` when no agent has that id.
-pub async fn revoke(writer: &Writer, id: Uuid) -> Result<bool> {
+pub async fn revoke(writer: &Writer, id: AgentId) -> Result<bool> {
     Ok(writer
         .write(move |kv| {
             let mut b = Batch::default();

@@ -542,7 +542,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 ))
             })?;
             let off = offline(&data)?;
-            let done = rt.block_on(agents::revoke(&off.writer, uuid));
+            let done = rt.block_on(agents::revoke(&off.writer, uuid.into()));
             off.close();
             match done? {
                 true => {

@@ -10,8 +10,9 @@
 use std::path::Path;
 
 use cookie::{Cookie, CookieJar, Key, SameSite};
-use uuid::Uuid;
 use widget_protocol::Millis;
+
+use crate::ids::VisitorId;
 
 pub const COOKIE_NAME: &str = "fd_visitor";
 /// 395 days, as the protocol says.
@@ -40,7 +41,7 @@ pub struct Identity {
 /// A verified (or freshly minted) visitor.
 #[derive(Debug, Clone)]
 pub struct VisitorIdentity {
-    pub visitor_id: Uuid,
+    pub visitor_id: VisitorId,
     pub token: String,
     pub issued_at: Millis,
     /// Minted or renewed just now: the client must be given this token (in `welcome`,
@@ -70,10 +71,10 @@ impl Identity {
     }
 
     pub fn mint(&self, now: Millis) -> VisitorIdentity {
-        self.mint_for(Uuid::new_v4(), now)
+        self.mint_for(VisitorId::generate(), now)
     }
 
-    fn mint_for(&self, visitor_id: Uuid, now: Millis) -> VisitorIdentity {
+    fn mint_for(&self, visitor_id: VisitorId, now: Millis) -> VisitorIdentity {
         let plain = format!("{KEY_VERSION}.{visitor_id}.{now}");
         let mut jar = CookieJar::new();
         jar.private_mut(&self.key)
@@ -120,7 +121,7 @@ impl Identity {
         if version != KEY_VERSION {
             return None;
         }
-        let visitor_id = Uuid::parse_str(parts.next()?).ok()?;
+        let visitor_id = VisitorId::parse(parts.next()?)?;
         let issued_at: Millis = parts.next()?.parse().ok()?;
         Some(VisitorIdentity {
             visitor_id,

@@ -23,8 +23,9 @@ use uuid::Uuid;
 use widget_protocol::{AuthorKind, Message, Millis};
 
 use crate::app::App;
-use crate::conversations::{self, parse_id, Cut};
+use crate::conversations::{self, Cut};
 use crate::fanout::{self, Event, SummaryNews};
+use crate::ids::{ConversationId, OutboxId};
 use crate::mail::{self, Delivery, Email, GaveUp};
 use crate::metrics::Metrics;
 use crate::store::keys::{self, DeadlineKind};
@@ -43,12 +44,12 @@ const MAX_REPLIES: usize = 200;
 
 /// A `FollowUp` or `Delivery` deadline fell due. Runs as its own task, like
 /// `capture::fire`, so slow SMTP servers never hold up the deadline queue.
-pub fn fire(app: &App, kind: DeadlineKind, subject: Uuid, due: u64) {
+pub fn fire(app: &App, kind: DeadlineKind, subject: Uuid, due: Millis) {
     let app = app.clone();
     tokio::spawn(async move {
         match kind {
-            DeadlineKind::FollowUp => follow_up(&app, subject, due).await,
-            DeadlineKind::Delivery => deliver(&app, subject, due).await,
+            DeadlineKind::FollowUp => follow_up(&app, subject.into(), due).await,
+            DeadlineKind::Delivery => deliver(&app, subject.into(), due).await,
             DeadlineKind::Prompt => {}
         }
     });
@@ -56,7 +57,7 @@ pub fn fire(app: &App, kind: DeadlineKind, subject: Uuid, due: u64) {
 
 /// After a `welcome`: the visitor sees every message, so a pending follow-up is
 /// cancelled and the next one starts after what they have now.
-pub async fn seen(app: &App, conv: Uuid) {
+pub async fn seen(app: &App, conv: ConversationId) {
     change(app, conv, "that a visitor saw the replies", move |b, c| {
         cancel(b, c, conv);
         c.seen_seq = c.last_seq;
@@ -69,7 +70,7 @@ pub async fn seen(app: &App, conv: Uuid) {
 /// after all (they came back between the store and the delivery): it counts as seen,
 /// as it would have had they been online a moment earlier, and a follow-up pending only
 /// for it is cancelled.
-pub async fn reached(app: &App, conv: Uuid, seq: u64) {
+pub async fn reached(app: &App, conv: ConversationId, seq: u64) {
     change(app, conv, "a reply the visitor saw", move |b, c| {
         if c.seen_seq >= seq {
             return false;
@@ -87,7 +88,7 @@ pub async fn reached(app: &App, conv: Uuid, seq: u64) {
 /// anything to store.
 async fn change(
     app: &App,
-    conv: Uuid,
+    conv: ConversationId,
     what: &str,
     f: impl FnOnce(&mut Batch, &mut ConversationRecord) -> bool + Send + 'static,
 ) {
@@ -113,7 +114,7 @@ async fn change(
 /// and gets a follow-up like a reply to an offline visitor. Nothing changes when they
 /// are back by the time this runs: their welcome, read after the reply was stored,
 /// had it.
-pub async fn missed(app: &App, conv: Uuid, seq: u64, delay_ms: u64) {
+pub async fn missed(app: &App, conv: ConversationId, seq: u64, delay_ms: Millis) {
     let inner = app.clone();
     let now = app.now();
     let r = app
@@ -123,11 +124,11 @@ pub async fn missed(app: &App, conv: Uuid, seq: u64, delay_ms: u64) {
             let Some(mut c) = conversations::load(kv, conv)? else {
                 return Ok((b, None));
             };
-            if conversations::visitor_key(&c).is_some_and(|k| inner.hub.visitor_online(&k)) {
+            if inner.hub.visitor_online(&conversations::visitor_key(&c)) {
                 return Ok((b, None));
             }
             c.seen_seq = c.seen_seq.min(seq.saturating_sub(1));
-            let armed = conversations::arm_follow_up(kv, &mut b, conv, &mut c, now, delay_ms);
+            let armed = conversations::arm_follow_up(kv, &mut b, &mut c, now, delay_ms);
             b.put_json(Tree::Conversations, keys::id(conv), &c);
             Ok((b, armed))
         })
@@ -140,11 +141,11 @@ pub async fn missed(app: &App, conv: Uuid, seq: u64, delay_ms: u64) {
 }
 
 /// Drops the conversation's pending follow-up, if any, and its deadline.
-fn cancel(b: &mut Batch, c: &mut ConversationRecord, conv: Uuid) {
+fn cancel(b: &mut Batch, c: &mut ConversationRecord, conv: ConversationId) {
     if let Some(due) = c.follow_up_due.take() {
         b.delete(
             Tree::Deadlines,
-            keys::deadline(due.max(0) as u64, DeadlineKind::FollowUp, conv),
+            keys::deadline(due, DeadlineKind::FollowUp, conv.uuid()),
         );
     }
 }
@@ -154,7 +155,7 @@ pub fn has_unseen(conv: &ConversationRecord) -> bool {
     conv.follow_up_due.is_some() || conv.seen_seq < conv.last_seq
 }
 
-async fn follow_up(app: &App, conv: Uuid, due: u64) {
+async fn follow_up(app: &App, conv: ConversationId, due: Millis) {
     let inner = app.clone();
     let now = app.now();
     let r = app
@@ -166,7 +167,7 @@ async fn follow_up(app: &App, conv: Uuid, due: u64) {
             else {
                 return Ok((b, None));
             };
-            if c.follow_up_due != Some(due as Millis) {
+            if c.follow_up_due != Some(due) {
                 return Ok((b, None));
             }
             let email = compose(kv, &inner, conv, &c)?;
@@ -190,12 +191,10 @@ async fn follow_up(app: &App, conv: Uuid, due: u64) {
 fn compose(
     kv: &dyn Kv,
     app: &App,
-    conv_id: Uuid,
+    conv_id: ConversationId,
     c: &ConversationRecord,
 ) -> Result<Option<Email>, StoreError> {
-    let Some(key) = conversations::visitor_key(c) else {
-        return Ok(None);
-    };
+    let key = conversations::visitor_key(c);
     if app.hub.visitor_online(&key) {
         return Ok(None);
     }
@@ -211,7 +210,7 @@ fn compose(
     };
     let to = match (&visitor.email, &visitor.contact_id) {
         (Some(e), _) => Some(e.clone()),
-        (None, Some(id)) => conversations::contact(kv, id)?.map(|ct| ct.email),
+        (None, Some(id)) => conversations::contact(kv, *id)?.map(|ct| ct.email),
         (None, None) => None,
     };
     let Some(to) = to else {
@@ -256,7 +255,7 @@ fn compose(
         link: link.as_deref(),
     });
     Ok(Some(Email {
-        conversation_id: c.id.clone(),
+        conversation_id: c.id,
         to,
         subject,
         text,
@@ -264,13 +263,13 @@ fn compose(
     }))
 }
 
-async fn deliver(app: &App, id: Uuid, due: u64) {
+async fn deliver(app: &App, id: OutboxId, due: Millis) {
     match mail::deliver(app, id, due).await {
         Ok(Delivery::Nothing) => {}
         Ok(Delivery::Retry { due }) => app.deadlines.schedule(due, DeadlineKind::Delivery, id),
         Ok(Delivery::Sent { conversation_id }) => {
             Metrics::inc(&app.metrics.follow_ups_sent);
-            announce(app, &conversation_id, SENT).await;
+            announce(app, conversation_id, SENT).await;
         }
         Ok(Delivery::Failed {
             conversation_id,
@@ -280,7 +279,7 @@ async fn deliver(app: &App, id: Uuid, due: u64) {
                 GaveUp::Undeliverable => UNDELIVERABLE,
                 GaveUp::MaybeSent => MAYBE_SENT,
             };
-            announce(app, &conversation_id, text).await;
+            announce(app, conversation_id, text).await;
         }
         Err(e) => tracing::error!(email = %id, error = %e, "could not deliver an email"),
     }
@@ -288,10 +287,7 @@ async fn deliver(app: &App, id: Uuid, due: u64) {
 
 /// A `system` message in the conversation, to its agents (with the new summary) and to
 /// any open connection of the visitor; their history keeps it.
-async fn announce(app: &App, conversation_id: &str, text: &str) {
-    let Some(conv) = parse_id(conversation_id) else {
-        return;
-    };
+async fn announce(app: &App, conv: ConversationId, text: &str) {
     let appended = match app
         .store
         .append_system(conv, text.to_string(), app.now())

@@ -8,13 +8,14 @@
 
 use std::time::Duration;
 
-use uuid::Uuid;
 use widget_protocol::Millis;
 
 use super::smtp::{self, without_address, Attempt, Sender};
 use super::{get, MailError};
 use crate::app::App;
+use crate::clock;
 use crate::config::MailConfig;
+use crate::ids::{ConversationId, OutboxId};
 use crate::store::keys::{self, DeadlineKind};
 use crate::store::records::{OutboxRecord, OutboxState};
 use crate::store::{Batch, Kv, StoreError, Tree};
@@ -34,14 +35,14 @@ pub enum Delivery {
     /// A stale deadline, or no SMTP server configured (the email waits).
     Nothing,
     Sent {
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     /// Schedule the next attempt at this time.
     Retry {
-        due: u64,
+        due: Millis,
     },
     Failed {
-        conversation_id: String,
+        conversation_id: ConversationId,
         why: GaveUp,
     },
 }
@@ -64,7 +65,7 @@ enum Begin {
 }
 
 /// A `Delivery` deadline for email `id` fell due: attempt it, record the outcome.
-pub async fn deliver(app: &App, id: Uuid, due: u64) -> Result<Delivery, MailError> {
+pub async fn deliver(app: &App, id: OutboxId, due: Millis) -> Result<Delivery, MailError> {
     let sender = Sender::from_config(&app.config.mail)?;
     let configured = sender.is_some();
     let now = app.now();
@@ -99,18 +100,18 @@ pub async fn deliver(app: &App, id: Uuid, due: u64) -> Result<Delivery, MailErro
 /// stale deadline is deleted.
 fn begin(
     kv: &dyn Kv,
-    id: Uuid,
-    due: u64,
+    id: OutboxId,
+    due: Millis,
     configured: bool,
     now: Millis,
 ) -> Result<(Batch, Begin), StoreError> {
     let mut b = Batch::default();
-    let key = keys::deadline(due, DeadlineKind::Delivery, id);
+    let key = keys::deadline(due, DeadlineKind::Delivery, id.uuid());
     let Some(mut r) = get(kv, id)? else {
         b.delete(Tree::Deadlines, key);
         return Ok((b, Begin::Nothing));
     };
-    if r.next_attempt_at != Some(due as Millis) {
+    if r.next_attempt_at != Some(due) {
         b.delete(Tree::Deadlines, key);
         return Ok((b, Begin::Nothing));
     }
@@ -121,11 +122,11 @@ fn begin(
             r.state = OutboxState::Sending;
             r.attempts += 1;
             // The watchdog: only a restart ever loads it (see the module docs of `mail`).
-            let watchdog = (now.max(0) as u64).max(due + 1);
-            r.next_attempt_at = Some(watchdog as Millis);
+            let watchdog = now.max(0).max(due + 1);
+            r.next_attempt_at = Some(watchdog);
             b.put(
                 Tree::Deadlines,
-                keys::deadline(watchdog, DeadlineKind::Delivery, id),
+                keys::deadline(watchdog, DeadlineKind::Delivery, id.uuid()),
                 Vec::new(),
             );
             b.put_json(Tree::Outbox, keys::id(id), &r);
@@ -149,7 +150,7 @@ fn begin(
 /// Records the outcome of attempt number `attempt_no`.
 async fn finish(
     app: &App,
-    id: Uuid,
+    id: OutboxId,
     to: &str,
     attempt_no: u32,
     outcome: Attempt,
@@ -164,7 +165,7 @@ async fn finish(
 }
 
 /// One log line per attempt, without the recipient's address.
-fn log_outcome(id: Uuid, to: &str, attempt_no: u32, outcome: &Attempt) {
+fn log_outcome(id: OutboxId, to: &str, attempt_no: u32, outcome: &Attempt) {
     match outcome {
         Attempt::Sent => tracing::info!(email = %id, attempt = attempt_no, "email sent"),
         Attempt::Retry(e) => {
@@ -181,7 +182,7 @@ fn log_outcome(id: Uuid, to: &str, attempt_no: u32, outcome: &Attempt) {
 /// The write that ends attempt `attempt_no`: its watchdog deleted, the record settled.
 fn record_outcome(
     kv: &dyn Kv,
-    id: Uuid,
+    id: OutboxId,
     attempt_no: u32,
     outcome: Attempt,
     now: Millis,
@@ -204,7 +205,7 @@ fn record_outcome(
     if let Some(watchdog) = r.next_attempt_at.take() {
         b.delete(
             Tree::Deadlines,
-            keys::deadline(watchdog.max(0) as u64, DeadlineKind::Delivery, id),
+            keys::deadline(watchdog, DeadlineKind::Delivery, id.uuid()),
         );
     }
     let delivery = settle(&mut b, &mut r, id, outcome, now, mail);
@@ -217,12 +218,12 @@ fn record_outcome(
 fn settle(
     b: &mut Batch,
     r: &mut OutboxRecord,
-    id: Uuid,
+    id: OutboxId,
     outcome: Attempt,
     now: Millis,
     mail: &MailConfig,
 ) -> Delivery {
-    let conversation_id = r.conversation_id.clone();
+    let conversation_id = r.conversation_id;
     match outcome {
         Attempt::Sent => {
             r.state = OutboxState::Sent;
@@ -231,14 +232,13 @@ fn settle(
             Delivery::Sent { conversation_id }
         }
         Attempt::Retry(e) if r.attempts < mail.max_attempts => {
-            let wait = backoff(mail, r.attempts).as_millis() as u64;
-            let due = now.max(0) as u64 + wait;
+            let due = clock::after(now.max(0), backoff(mail, r.attempts));
             r.state = OutboxState::Queued;
-            r.next_attempt_at = Some(due as Millis);
+            r.next_attempt_at = Some(due);
             r.last_error = Some(e);
             b.put(
                 Tree::Deadlines,
-                keys::deadline(due, DeadlineKind::Delivery, id),
+                keys::deadline(due, DeadlineKind::Delivery, id.uuid()),
                 Vec::new(),
             );
             Delivery::Retry { due }

@@ -45,13 +45,13 @@ pub mod delivery;
 mod smtp;
 pub mod url;
 
-use uuid::Uuid;
 use widget_protocol::Millis;
 
 pub use delivery::{backoff, deliver, Delivery, GaveUp};
 pub use url::{Security, SmtpTarget};
 
 use crate::config::MailConfig;
+use crate::ids::{ConversationId, OutboxId};
 use crate::store::keys::{self, DeadlineKind};
 use crate::store::records::{OutboxRecord, OutboxState};
 use crate::store::{self, Batch, Kv, StoreError, Tree};
@@ -126,7 +126,7 @@ pub fn check(c: &MailConfig) -> Result<(), MailError> {
 /// An email to put in the outbox.
 #[derive(Debug, Clone)]
 pub struct Email {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub to: String,
     /// One line; callers strip line breaks, and `compose` does again.
     pub subject: String,
@@ -136,11 +136,11 @@ pub struct Email {
 
 /// Adds `email` to the outbox in `b`, due at once. Returns its id and deadline, for the
 /// caller to schedule once the batch is written.
-pub fn enqueue(b: &mut Batch, email: Email, now: Millis) -> (Uuid, u64) {
-    let id = Uuid::now_v7();
-    let due = now.max(0) as u64;
+pub fn enqueue(b: &mut Batch, email: Email, now: Millis) -> (OutboxId, Millis) {
+    let id = OutboxId::generate();
+    let due = now.max(0);
     let record = OutboxRecord {
-        id: id.to_string(),
+        id,
         message_id: format!("<{id}@frontdesk>"),
         conversation_id: email.conversation_id,
         to: email.to,
@@ -151,13 +151,13 @@ pub fn enqueue(b: &mut Batch, email: Email, now: Millis) -> (Uuid, u64) {
         attempts: 0,
         last_error: None,
         state: OutboxState::Queued,
-        next_attempt_at: Some(due as Millis),
+        next_attempt_at: Some(due),
         sent_at: None,
     };
     b.put_json(Tree::Outbox, keys::id(id), &record);
     b.put(
         Tree::Deadlines,
-        keys::deadline(due, DeadlineKind::Delivery, id),
+        keys::deadline(due, DeadlineKind::Delivery, id.uuid()),
         Vec::new(),
     );
     (id, due)
@@ -171,7 +171,7 @@ pub fn list(kv: &dyn Kv) -> Result<Vec<OutboxRecord>, StoreError> {
         .collect()
 }
 
-pub fn get(kv: &dyn Kv, id: Uuid) -> Result<Option<OutboxRecord>, StoreError> {
+pub fn get(kv: &dyn Kv, id: OutboxId) -> Result<Option<OutboxRecord>, StoreError> {
     store::get_json(kv, Tree::Outbox, &keys::id(id))
 }
 

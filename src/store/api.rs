@@ -12,7 +12,6 @@
 //!
 //! Writes resolve once durable. Reads see every write that has resolved.
 
-use uuid::Uuid;
 use widget_protocol::{Contact, Millis};
 
 use crate::capture::PromptEvent;
@@ -20,6 +19,7 @@ use crate::contacts::{Link, Linked, Whom};
 use crate::conversations::{AgentReply, Appended, Cut, StoredMessages, VisitorSend};
 use crate::error::Result;
 use crate::hub::VisitorKey;
+use crate::ids::{ContactId, ConversationId, VisitorId};
 use crate::store::records::{ConversationRecord, VisitorRecord};
 use crate::store::StoreError;
 
@@ -48,7 +48,7 @@ pub trait Store: Send + Sync {
     /// A `system` message in an existing conversation; None when it does not exist.
     async fn append_system(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         text: String,
         now: Millis,
     ) -> Result<Option<Appended>>;
@@ -66,8 +66,8 @@ pub trait Store: Send + Sync {
     /// [`PromptEvent::Due`], asking `online` in the write. None: nothing to do.
     async fn prompt_due(
         &self,
-        conversation: Uuid,
-        due: u64,
+        conversation: ConversationId,
+        due: Millis,
         online: Online,
     ) -> Result<Option<PromptFired>, StoreError>;
 
@@ -75,19 +75,19 @@ pub trait Store: Send + Sync {
     /// pushed now.
     async fn prompt_event(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         event: PromptEvent,
     ) -> Result<Option<String>, StoreError>;
 
     /// Resolves once every write submitted before it is durable.
     async fn sync(&self) -> Result<(), StoreError>;
 
-    fn conversation(&self, id: Uuid) -> Result<Option<ConversationRecord>, StoreError>;
+    fn conversation(&self, id: ConversationId) -> Result<Option<ConversationRecord>, StoreError>;
 
     /// The visitor's conversation in `inbox`.
     fn conversation_for_visitor(
         &self,
-        visitor: Uuid,
+        visitor: VisitorId,
         inbox: &str,
     ) -> Result<Option<ConversationRecord>, StoreError>;
 
@@ -102,7 +102,7 @@ pub trait Store: Send + Sync {
     /// oldest first, and whether older ones exist.
     fn page(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         before: Option<u64>,
         cut: Cut,
     ) -> Result<(StoredMessages, bool), StoreError>;
@@ -112,15 +112,15 @@ pub trait Store: Send + Sync {
     /// back for the rest). More than `cut.limit` of them: the newest `page` only.
     fn after(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         after: u64,
         cut: Cut,
         page: usize,
     ) -> Result<(StoredMessages, bool), StoreError>;
 
-    fn visitor(&self, id: Uuid) -> Result<Option<VisitorRecord>, StoreError>;
+    fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError>;
 
-    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError>;
+    fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError>;
 
     /// The contact with this email, whatever its case.
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError>;

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use uuid::Uuid;
 use widget_protocol::{Contact, Message, Millis};
 
 use super::api::{Online, PromptFired, Store};
@@ -21,10 +20,11 @@ use super::{Batch, Kv, StoreError, Tree, Writer};
 use crate::capture::{self, PromptEvent};
 use crate::contacts::{self, Link, Linked, Whom};
 use crate::conversations::{
-    self, parse_id, AgentReply, Appended, Cut, Plan, Planned, StoredMessages, VisitorSend,
+    self, AgentReply, Appended, Cut, Plan, Planned, StoredMessages, VisitorSend,
 };
 use crate::deadlines;
 use crate::error::{Error, Result};
+use crate::ids::{ContactId, ConversationId, VisitorId};
 
 /// The domain store on a key-value engine.
 #[derive(Clone)]
@@ -46,13 +46,16 @@ fn corrupt(tree: Tree, what: &str) -> StoreError {
     }
 }
 
-pub(crate) fn load(kv: &dyn Kv, id: Uuid) -> Result<Option<ConversationRecord>, StoreError> {
+pub(crate) fn load(
+    kv: &dyn Kv,
+    id: ConversationId,
+) -> Result<Option<ConversationRecord>, StoreError> {
     super::get_json(kv, Tree::Conversations, &keys::id(id))
 }
 
 fn find_for_visitor(
     kv: &dyn Kv,
-    visitor: Uuid,
+    visitor: VisitorId,
     inbox: &str,
 ) -> Result<Option<ConversationRecord>, StoreError> {
     match kv.get(Tree::ConvByVisitor, &keys::conv_by_visitor(visitor, inbox))? {
@@ -67,35 +70,39 @@ fn find_for_visitor(
 
 pub(crate) fn load_visitor(
     kv: &dyn Kv,
-    visitor: Uuid,
+    visitor: VisitorId,
 ) -> Result<Option<VisitorRecord>, StoreError> {
     super::get_json(kv, Tree::Visitors, &keys::id(visitor))
 }
 
-fn lookup(kv: &dyn Kv, email: &str) -> Result<Option<Contact>, StoreError> {
-    match kv.get(Tree::ContactEmails, &keys::contact_email(email))? {
-        None => Ok(None),
-        Some(id) => super::get_json(kv, Tree::Contacts, &id),
-    }
+/// The contact with this email, whatever its case, and its id.
+fn lookup(kv: &dyn Kv, email: &str) -> Result<Option<(ContactId, Contact)>, StoreError> {
+    let Some(id) = kv.get(Tree::ContactEmails, &keys::contact_email(email))? else {
+        return Ok(None);
+    };
+    let id = keys::read_id(&id).ok_or_else(|| corrupt(Tree::ContactEmails, "contact id"))?;
+    Ok(contact(kv, id)?.map(|c| (id, c)))
 }
 
-pub(crate) fn contact(kv: &dyn Kv, id: &str) -> Result<Option<Contact>, StoreError> {
-    match parse_id(id) {
-        Some(id) => super::get_json(kv, Tree::Contacts, &keys::id(id)),
-        None => Ok(None),
-    }
+pub(crate) fn contact(kv: &dyn Kv, id: ContactId) -> Result<Option<Contact>, StoreError> {
+    super::get_json(kv, Tree::Contacts, &keys::id(id))
 }
 
 /// Whether the team can email the conversation's visitor (see [`VisitorRecord::reachable`]);
 /// an unreadable visitor record counts as no address.
 pub(crate) fn visitor_reachable(kv: &dyn Kv, conv: &ConversationRecord) -> bool {
-    parse_id(&conv.visitor_id)
-        .and_then(|v| load_visitor(kv, v).ok().flatten())
+    load_visitor(kv, conv.visitor_id)
+        .ok()
+        .flatten()
         .is_some_and(|v| v.reachable())
 }
 
 /// The earlier message for a repeated `client_msg_id`, if any.
-fn earlier(kv: &dyn Kv, conv_id: Uuid, client_msg_id: &str) -> Result<Option<Message>, StoreError> {
+fn earlier(
+    kv: &dyn Kv,
+    conv_id: ConversationId,
+    client_msg_id: &str,
+) -> Result<Option<Message>, StoreError> {
     let Some(seq) = kv.get(Tree::ClientIds, &keys::client_id(conv_id, client_msg_id))? else {
         return Ok(None);
     };
@@ -103,7 +110,7 @@ fn earlier(kv: &dyn Kv, conv_id: Uuid, client_msg_id: &str) -> Result<Option<Mes
     super::get_json(kv, Tree::Messages, &keys::message(conv_id, seq))
 }
 
-fn remember(b: &mut Batch, conv_id: Uuid, client_msg_id: &str, seq: u64) {
+fn remember(b: &mut Batch, conv_id: ConversationId, client_msg_id: &str, seq: u64) {
     b.put(
         Tree::ClientIds,
         keys::client_id(conv_id, client_msg_id),
@@ -111,21 +118,18 @@ fn remember(b: &mut Batch, conv_id: Uuid, client_msg_id: &str, seq: u64) {
     );
 }
 
-fn conversation_id(conv: &ConversationRecord) -> Result<Uuid, StoreError> {
-    parse_id(&conv.id).ok_or_else(|| corrupt(Tree::Conversations, "id"))
-}
-
-fn put_conversation(b: &mut Batch, conv_id: Uuid, conv: &ConversationRecord) {
-    b.put_json(Tree::Conversations, keys::id(conv_id), conv);
+fn put_conversation(b: &mut Batch, conv: &ConversationRecord) {
+    b.put_json(Tree::Conversations, keys::id(conv.id), conv);
 }
 
 /// Writes a conversation's plan into `b`: its messages, its record, its deadlines. The
 /// deadline it armed, for the scheduler.
-fn write_plan(b: &mut Batch, conv_id: Uuid, plan: &Plan) -> Option<(u64, DeadlineKind)> {
+fn write_plan(b: &mut Batch, plan: &Plan) -> Option<(Millis, DeadlineKind)> {
+    let conv_id = plan.conversation.id;
     for m in &plan.messages {
         b.put_json(Tree::Messages, keys::message(conv_id, m.seq), m);
     }
-    put_conversation(b, conv_id, &plan.conversation);
+    put_conversation(b, &plan.conversation);
     let mut armed = None;
     for &(kind, change) in &plan.deadlines {
         armed = deadlines::apply(b, kind, conv_id, change).or(armed);
@@ -143,7 +147,7 @@ const READ_AHEAD: usize = 16;
 /// an oversized list is never loaded.
 pub(crate) fn newest(
     kv: &dyn Kv,
-    conv: Uuid,
+    conv: ConversationId,
     from_seq: u64,
     before: Option<u64>,
     cut: Cut,
@@ -173,7 +177,7 @@ pub(crate) fn newest(
 
 pub(crate) fn page(
     kv: &dyn Kv,
-    conversation: Uuid,
+    conversation: ConversationId,
     before: Option<u64>,
     cut: Cut,
 ) -> Result<(StoredMessages, bool), StoreError> {
@@ -182,7 +186,7 @@ pub(crate) fn page(
 
 pub(crate) fn after(
     kv: &dyn Kv,
-    conversation: Uuid,
+    conversation: ConversationId,
     after: u64,
     cut: Cut,
     page: usize,
@@ -199,11 +203,11 @@ pub(crate) fn after(
 pub(crate) fn fell_due(
     kv: &dyn Kv,
     b: &mut Batch,
-    due: u64,
+    due: Millis,
     kind: DeadlineKind,
-    conv: Uuid,
+    conv: ConversationId,
 ) -> Result<Option<ConversationRecord>, StoreError> {
-    deadlines::apply(b, kind, conv, deadlines::Change::Disarm(due as Millis));
+    deadlines::apply(b, kind, conv, deadlines::Change::Disarm(due));
     load(kv, conv)
 }
 
@@ -213,20 +217,19 @@ pub(crate) fn fell_due(
 pub(crate) fn arm_follow_up(
     kv: &dyn Kv,
     b: &mut Batch,
-    conv_id: Uuid,
     conv: &mut ConversationRecord,
     now: Millis,
-    delay: u64,
-) -> Option<(u64, DeadlineKind)> {
+    delay: Millis,
+) -> Option<(Millis, DeadlineKind)> {
     let event = crate::followup::state::FollowUpEvent::Missed {
         seq: conv.seen_seq.saturating_add(1),
         online: false,
-        delay: delay as Millis,
+        delay,
         reachable: visitor_reachable(kv, conv),
         now,
     };
     let step = crate::followup::state::apply(conv, event);
-    deadlines::apply(b, DeadlineKind::FollowUp, conv_id, step.deadline?)
+    deadlines::apply(b, DeadlineKind::FollowUp, conv.id, step.deadline?)
 }
 
 #[async_trait]
@@ -237,14 +240,14 @@ impl Store for KvStore {
                 let mut b = Batch::default();
                 let existing = find_for_visitor(kv, s.visitor, &s.inbox)?;
                 if let Some(conv) = &existing {
-                    if let Some(message) = earlier(kv, conversation_id(conv)?, &s.client_msg_id)? {
+                    if let Some(message) = earlier(kv, conv.id, &s.client_msg_id)? {
                         return Ok((b, Appended::duplicate(message, conv.clone())));
                     }
                 }
                 let visitor = load_visitor(kv, s.visitor)?;
                 let planned = conversations::plan_visitor_message(existing, visitor, &s);
                 let plan = &planned.plan;
-                let conv_id = conversation_id(&plan.conversation)?;
+                let conv_id = plan.conversation.id;
                 if planned.created {
                     b.put(
                         Tree::ConvByVisitor,
@@ -261,7 +264,7 @@ impl Store for KvStore {
                     b.put_json(Tree::Visitors, keys::id(s.visitor), visitor);
                 }
                 remember(&mut b, conv_id, &s.client_msg_id, planned.message.seq);
-                let deadline = write_plan(&mut b, conv_id, plan);
+                let deadline = write_plan(&mut b, plan);
                 let out = Appended {
                     created: planned.created,
                     visitor_changed: planned.visitor.is_some(),
@@ -288,7 +291,7 @@ impl Store for KvStore {
                 let Planned { plan, message } =
                     conversations::plan_agent_reply(conv, reachable, &r);
                 remember(&mut b, r.conversation, &r.client_msg_id, message.seq);
-                let deadline = write_plan(&mut b, r.conversation, &plan);
+                let deadline = write_plan(&mut b, &plan);
                 let out = Appended {
                     deadline,
                     ..Appended::stored(message, plan.conversation)
@@ -300,7 +303,7 @@ impl Store for KvStore {
 
     async fn append_system(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         text: String,
         now: Millis,
     ) -> Result<Option<Appended>> {
@@ -311,7 +314,7 @@ impl Store for KvStore {
                     return Ok((b, None));
                 };
                 let Planned { plan, message } = conversations::plan_system_message(conv, text, now);
-                write_plan(&mut b, conversation, &plan);
+                write_plan(&mut b, &plan);
                 Ok((b, Some(Appended::stored(message, plan.conversation))))
             })
             .await
@@ -333,34 +336,25 @@ impl Store for KvStore {
                     }
                     Whom::Conversation(id) => {
                         let c = load(kv, *id)?.ok_or_else(Error::not_found)?;
-                        let v = parse_id(&c.visitor_id).ok_or_else(Error::not_found)?;
-                        (v, Some(c))
+                        (c.visitor_id, Some(c))
                     }
                 };
                 let existing = lookup(kv, &email)?;
                 let visitor = load_visitor(kv, visitor_id)?;
                 let plan =
                     contacts::plan_link(&how, &email, existing, visitor_id, visitor, conv, now)?;
-                let contact = &plan.linked.contact;
                 if plan.linked.created {
-                    if let Some(id) = parse_id(&contact.id) {
-                        b.put_json(Tree::Contacts, keys::id(id), contact);
-                        b.put(
-                            Tree::ContactEmails,
-                            keys::contact_email(&email),
-                            keys::id(id),
-                        );
-                    }
+                    let id = keys::id(plan.contact_id);
+                    b.put_json(Tree::Contacts, id.clone(), &plan.linked.contact);
+                    b.put(Tree::ContactEmails, keys::contact_email(&email), id);
                 }
                 b.put_json(Tree::Visitors, keys::id(visitor_id), &plan.visitor);
                 if let Some(c) = &plan.linked.conversation {
-                    if let Some(id) = parse_id(&c.id) {
-                        if let Some(change) = plan.prompt_deadline {
-                            deadlines::apply(&mut b, DeadlineKind::Prompt, id, change);
-                        }
-                        if plan.conversation_changed {
-                            put_conversation(&mut b, id, c);
-                        }
+                    if let Some(change) = plan.prompt_deadline {
+                        deadlines::apply(&mut b, DeadlineKind::Prompt, c.id, change);
+                    }
+                    if plan.conversation_changed {
+                        put_conversation(&mut b, c);
                     }
                 }
                 Ok((b, plan.linked))
@@ -370,8 +364,8 @@ impl Store for KvStore {
 
     async fn prompt_due(
         &self,
-        conversation: Uuid,
-        due: u64,
+        conversation: ConversationId,
+        due: Millis,
         online: Online,
     ) -> Result<Option<PromptFired>, StoreError> {
         self.writer
@@ -381,18 +375,16 @@ impl Store for KvStore {
                 else {
                     return Ok((b, None));
                 };
-                let Some(key) = conversations::visitor_key(&c) else {
-                    return Ok((b, None));
-                };
+                let key = conversations::visitor_key(&c);
                 let event = PromptEvent::Due {
-                    due: due as Millis,
+                    due,
                     online: online(&key),
                 };
                 let step = capture::apply(&mut c, event);
                 if !step.changed {
                     return Ok((b, None));
                 }
-                put_conversation(&mut b, conversation, &c);
+                put_conversation(&mut b, &c);
                 let text = capture::text(&c);
                 Ok((
                     b,
@@ -408,7 +400,7 @@ impl Store for KvStore {
 
     async fn prompt_event(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         event: PromptEvent,
     ) -> Result<Option<String>, StoreError> {
         self.writer
@@ -422,7 +414,7 @@ impl Store for KvStore {
                     deadlines::apply(&mut b, DeadlineKind::Prompt, conversation, change);
                 }
                 if step.changed {
-                    put_conversation(&mut b, conversation, &c);
+                    put_conversation(&mut b, &c);
                 }
                 Ok((b, step.push.then(|| capture::text(&c))))
             })
@@ -433,13 +425,13 @@ impl Store for KvStore {
         self.writer.write(|_| Ok((Batch::default(), ()))).await
     }
 
-    fn conversation(&self, id: Uuid) -> Result<Option<ConversationRecord>, StoreError> {
+    fn conversation(&self, id: ConversationId) -> Result<Option<ConversationRecord>, StoreError> {
         load(self.kv.as_ref(), id)
     }
 
     fn conversation_for_visitor(
         &self,
-        visitor: Uuid,
+        visitor: VisitorId,
         inbox: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
         find_for_visitor(self.kv.as_ref(), visitor, inbox)
@@ -469,7 +461,7 @@ impl Store for KvStore {
 
     fn page(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         before: Option<u64>,
         cut: Cut,
     ) -> Result<(StoredMessages, bool), StoreError> {
@@ -478,7 +470,7 @@ impl Store for KvStore {
 
     fn after(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         after: u64,
         cut: Cut,
         page: usize,
@@ -486,15 +478,15 @@ impl Store for KvStore {
         self::after(self.kv.as_ref(), conversation, after, cut, page)
     }
 
-    fn visitor(&self, id: Uuid) -> Result<Option<VisitorRecord>, StoreError> {
+    fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError> {
         load_visitor(self.kv.as_ref(), id)
     }
 
-    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError> {
+    fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError> {
         contact(self.kv.as_ref(), id)
     }
 
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError> {
-        lookup(self.kv.as_ref(), email)
+        Ok(lookup(self.kv.as_ref(), email)?.map(|(_, c)| c))
     }
 }

@@ -155,7 +155,7 @@ async fn three_quick_replies_to_an_offline_visitor_make_one_email_with_all_three
         format!("<{}@frontdesk>", record.id)
     );
     assert_eq!((record.state, record.attempts), (OutboxState::Sent, 1));
-    assert_eq!(record.conversation_id, conv);
+    assert_eq!(record.conversation_id.to_string(), conv);
     for part in [mail.text(), mail.html()] {
         for t in [
             "Hi Ada, let me check.",
@@ -211,7 +211,7 @@ async fn no_email_when_the_visitor_comes_back_in_time() {
         "the visitor read the reply in the widget"
     );
     assert!(outbox(&s).is_empty());
-    let id = uuid::Uuid::parse_str(&conv).expect("uuid");
+    let id = frontdesk::ids::ConversationId::parse(&conv).expect("uuid");
     let c = s
         .app
         .store
@@ -222,7 +222,7 @@ async fn no_email_when_the_visitor_comes_back_in_time() {
 }
 
 fn conversation(s: &TestServer, conv: &str) -> frontdesk::store::records::ConversationRecord {
-    let id = uuid::Uuid::parse_str(conv).expect("uuid");
+    let id = frontdesk::ids::ConversationId::parse(conv).expect("uuid");
     s.app
         .store
         .conversation(id)
@@ -255,7 +255,7 @@ async fn a_reply_stored_as_seen_that_reached_no_connection_is_followed_up() {
     drop(v);
     until_offline(&mut agent, &conv).await;
 
-    let id = uuid::Uuid::parse_str(&conv).expect("uuid");
+    let id = frontdesk::ids::ConversationId::parse(&conv).expect("uuid");
     followup::missed(&s.app, id, seq, 1000).await;
     let c = conversation(&s, &conv);
     assert_eq!(c.seen_seq, seq - 1);
@@ -314,7 +314,7 @@ async fn a_reply_stored_for_an_offline_visitor_that_reached_them_sends_no_email(
     let seq = reply["seq"].as_u64().expect("seq");
     assert!(conversation(&s, &conv).follow_up_due.is_some(), "armed");
 
-    let id = uuid::Uuid::parse_str(&conv).expect("uuid");
+    let id = frontdesk::ids::ConversationId::parse(&conv).expect("uuid");
     followup::reached(&s.app, id, seq).await;
     let c = conversation(&s, &conv);
     assert_eq!((c.seen_seq, c.follow_up_due), (seq, None));
@@ -430,7 +430,7 @@ async fn an_email_waiting_in_the_outbox_goes_out_once_after_a_restart() {
     let lines = outbox_list(&path);
     assert_eq!(lines.len(), 1, "{lines:?}");
     let l = &lines[0];
-    assert_eq!(l[0], waiting[0].id);
+    assert_eq!(l[0], waiting[0].id.to_string());
     assert_eq!(
         (l[1].as_str(), l[2].as_str(), l[3].as_str()),
         ("sent", "1", VISITOR_EMAIL)
