@@ -36,6 +36,30 @@ async fn visitor_from(
         .await
 }
 
+/// A keep-alive HTTP connection from `from` that was answered and stays open.
+async fn keep_alive(s: &TestServer, from: IpAddr) -> TcpStream {
+    let mut keep = tcp_from(s.addr, from).await;
+    keep.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(WAIT, keep.read(&mut buf))
+        .await
+        .expect("an answer")
+        .expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    keep
+}
+
+/// Waits until a visitor from `from` is let in again.
+async fn until_a_slot_is_free(s: &TestServer, from: IpAddr) {
+    let until = Instant::now() + WAIT;
+    while let Err(e) = visitor_from(s, from, &[]).await {
+        assert!(Instant::now() < until, "the slot never came back: {e}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Everything a socket receives until the server closes it.
 async fn read_all(s: &mut TcpStream) -> String {
     let mut buf = Vec::new();
@@ -73,14 +97,7 @@ async fn by_default_one_address_holds_200_sockets_and_another_still_connects() {
 
     // The slots come back when those sockets close.
     drop(silent);
-    let until = tokio::time::Instant::now() + WAIT;
-    while visitor_from(&s, ip(3), &[]).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the slots never came back"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until_a_slot_is_free(&s, ip(3)).await;
 }
 
 #[tokio::test]
@@ -92,17 +109,7 @@ async fn sockets_in_their_handshake_or_on_plain_http_count_against_the_per_addre
         .write_all(b"GET /ws/visitor HTTP/1.1\r\nHost: x\r\n")
         .await
         .expect("half a request");
-    // A keep-alive HTTP connection that was answered and stays open.
-    let mut keep = tcp_from(s.addr, ip(5)).await;
-    keep.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("request");
-    let mut buf = [0u8; 256];
-    let n = tokio::time::timeout(WAIT, keep.read(&mut buf))
-        .await
-        .expect("an answer")
-        .expect("read");
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let _keep = keep_alive(&s, ip(5)).await;
 
     assert_eq!(refusal(visitor_from(&s, ip(5), &[]).await).0, 429);
     visitor_from(&s, ip(6), &[])
@@ -120,31 +127,15 @@ async fn sockets_in_their_handshake_or_on_plain_http_count_against_the_per_addre
 async fn an_idle_keep_alive_socket_gives_its_slot_back_after_the_handshake_timeout() {
     let s = TestServer::start_with(|c| {
         c.limits.max_connections_per_ip = 1;
-        c.limits.handshake_timeout = std::time::Duration::from_millis(300);
+        c.limits.handshake_timeout = Duration::from_millis(300);
     })
     .await;
-    let mut keep = tcp_from(s.addr, ip(7)).await;
-    keep.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("request");
-    let mut buf = [0u8; 256];
-    let n = tokio::time::timeout(WAIT, keep.read(&mut buf))
-        .await
-        .expect("an answer")
-        .expect("read");
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let mut keep = keep_alive(&s, ip(7)).await;
     assert_eq!(refusal(visitor_from(&s, ip(7), &[]).await).0, 429);
     // Kept alive but silent: closed like a handshake that never ends, and its slot is free.
     let rest = read_all(&mut keep).await;
     assert!(rest.is_empty() || rest.contains("408"), "{rest:?}");
-    let until = tokio::time::Instant::now() + WAIT;
-    while visitor_from(&s, ip(7), &[]).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < until,
-            "the slot never came back"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until_a_slot_is_free(&s, ip(7)).await;
 }
 
 #[tokio::test]
@@ -322,16 +313,7 @@ async fn connection_caps_answer_503_and_429_at_the_handshake_and_others_are_serv
 
     // A slot comes back when its connection ends.
     drop(a2);
-    let until = Instant::now() + WAIT;
-    loop {
-        match visitor_from(&s, ip(3), &[]).await {
-            Ok(_) => break,
-            Err(e) => {
-                assert!(Instant::now() < until, "the slot never came back: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
+    until_a_slot_is_free(&s, ip(3)).await;
 }
 
 #[tokio::test]

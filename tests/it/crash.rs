@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::support::{seed, BinaryServer, Client, Closed, Next};
+use crate::support::{seed, seqs, BinaryServer, Client, Closed, Next};
 
 /// A new visitor after `hello` and `welcome`; its token.
 async fn visitor(server: &BinaryServer) -> (Client, String) {
@@ -84,13 +84,7 @@ async fn sigkill_right_after_acks_loses_nothing_acked() {
             .filter_map(|m| m["text"].as_str().map(str::to_string))
             .collect();
         assert_eq!(&got, texts, "acked messages lost or changed after SIGKILL");
-        let seqs: Vec<u64> = w["messages"]
-            .as_array()
-            .expect("m")
-            .iter()
-            .filter_map(|m| m["seq"].as_u64())
-            .collect();
-        assert_eq!(seqs, (1..=15).collect::<Vec<u64>>());
+        assert_eq!(seqs(&w), (1..=15).collect::<Vec<u64>>());
     }
     server.kill9().await;
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::raw::{texts_of, Raw};
-use crate::support::{Client, Closed, Connect, TestServer, WAIT};
+use crate::support::{seqs, Client, Closed, Connect, TestServer, WAIT};
 
 /// The list-frame budget these tests run with: a few dozen of their messages.
 const BUDGET: usize = 64 * 1024;
@@ -19,15 +19,6 @@ const BUDGET: usize = 64 * 1024;
 /// A long message: 3000 characters of two-byte UTF-8 and a marker.
 fn long_text(i: usize) -> String {
     format!("{i} {}", "é".repeat(3000))
-}
-
-fn seqs(frame: &Value) -> Vec<u64> {
-    frame["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["seq"].as_u64().expect("seq"))
-        .collect()
 }
 
 /// A raw frame, checked to be within the budget, and its JSON.
@@ -404,13 +395,7 @@ async fn a_reader_that_stops_is_dropped_and_recovers_while_others_keep_up() {
     back.send(json!({"type":"hello","visitor_token":token,"resume_after":tab_seen}))
         .await;
     let w = back.expect("welcome").await;
-    let seqs: Vec<u64> = w["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["seq"].as_u64())
-        .collect();
-    assert_eq!(seqs, (tab_seen + 1..=n).collect::<Vec<_>>());
+    assert_eq!(seqs(&w), (tab_seen + 1..=n).collect::<Vec<_>>());
     let (_agent, ready) = s.admin().await;
     assert_eq!(ready["conversations"][0]["last_message"]["seq"], n);
 }

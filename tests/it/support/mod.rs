@@ -50,6 +50,16 @@ impl Clock for FakeClock {
     }
 }
 
+/// The seqs of a frame's `messages` (a welcome, history or conversation), in order.
+pub fn seqs(frame: &Value) -> Vec<u64> {
+    frame["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_u64().expect("seq"))
+        .collect()
+}
+
 /// How long any single expectation waits before failing the test.
 pub const WAIT: Duration = Duration::from_secs(10);
 
