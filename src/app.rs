@@ -22,7 +22,7 @@ use crate::hub::Hub;
 use crate::identity::{Identity, IdentityError};
 use crate::inboxes::{Inboxes, DEFAULT_INBOX};
 use crate::metrics::Metrics;
-use crate::store::{self, Kv, StoreError, Writer};
+use crate::store::{self, Kv, KvStore, Store, StoreError, Writer};
 use crate::throttle::Throttles;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,11 @@ pub fn tighten(dir: &Path) -> Result<(), OpenError> {
 
 pub struct Inner {
     pub config: Config,
+    /// What the domain keeps, in its own words: every conversation, message and contact
+    /// read and write goes through it.
+    pub store: Arc<dyn Store>,
+    /// The engine and its writer under `store`, for what is not behind it yet (inboxes,
+    /// agents, follow-ups, the outbox) and for the health check and metrics.
     pub kv: Arc<dyn Kv>,
     pub writer: Writer,
     pub identity: Identity,
@@ -244,6 +249,7 @@ impl App {
         let throttle = Throttles::new(limits);
         let app = App(Arc::new(Inner {
             config,
+            store: Arc::new(KvStore::new(kv.clone(), writer.clone())),
             kv,
             writer,
             identity,

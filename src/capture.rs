@@ -1,24 +1,135 @@
-//! The email-capture prompt: planning it after a visitor's first message, firing
-//! `no_reply` deadlines, and delivering prompts owed to visitors who were offline.
+//! The email-capture prompt: the one owner of its state machine ([`PromptState::step`]),
+//! planning it from the chatflow after a visitor's first message, firing `no_reply`
+//! deadlines, and delivering prompts owed to visitors who were offline.
 //!
-//! Owns the prompt's state transitions (`Pending` to `Sent` or `Owed`, `Owed` to `Sent`);
-//! the first decision is recorded by `conversations` in the same write as the message.
-//! At most one prompt per conversation, because `Sent` is final and only set in a write.
-//! A sent prompt whose visitor's email is still unknown is also shown by every welcome
-//! ([`still_open`]): that is its state, not a second push, and it covers a push the
-//! server stopped before writing.
+//! Every change of a conversation's `prompt` is a [`PromptState::step`]: a pure function
+//! from the state and an event (the first message, an agent's reply, the email becoming
+//! known, the deadline, a push that reached no one, the visitor coming back) to the new
+//! state and at most one effect (push the prompt, arm or disarm its deadline). The
+//! writes that carry those events (`conversations`, `contacts`, and the deadline and
+//! delivery writes here) call it and apply the effect; they decide nothing themselves.
+//! At most one prompt per conversation: `Sent` is left only when a push reached no
+//! connection. A sent prompt whose visitor's email is still unknown is also shown by
+//! every welcome ([`still_open`]): that is its state, not a second push, and it covers a
+//! push the server stopped before writing.
 
 use uuid::Uuid;
-use widget_protocol::{encode, VisitorServer};
+use widget_protocol::{CaptureWhen, Millis};
 
 use crate::app::App;
 use crate::chatflow;
-use crate::conversations::{self, FirstMessagePlan};
+use crate::conversations::FirstMessagePlan;
+use crate::deadlines::Change;
+use crate::fanout::{self, Event};
 use crate::hub::VisitorKey;
 use crate::metrics::Metrics;
-use crate::store::keys::{self, DeadlineKind};
+use crate::store::api::PromptFired;
+use crate::store::keys::DeadlineKind;
 use crate::store::records::{ConversationRecord, InboxRecord, PromptState, VisitorRecord};
-use crate::store::{Batch, Tree};
+
+/// What happens to a conversation, as far as its prompt is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptEvent {
+    /// The visitor's first message was stored. `due` is when a `no_reply` prompt would
+    /// fall due; `reachable`: their email is known already.
+    FirstMessage {
+        when: CaptureWhen,
+        away: bool,
+        reachable: bool,
+        due: Millis,
+    },
+    /// An agent replied.
+    AgentReplied,
+    /// The visitor was linked to a contact (they typed their email, or an agent chose).
+    EmailKnown,
+    /// The deadline armed for `due` fell due; `online`: the visitor has a connection.
+    Due { due: Millis, online: bool },
+    /// A push of the prompt reached none of the visitor's connections.
+    PushMissed,
+    /// The visitor came back (a `welcome`).
+    VisitorBack,
+}
+
+/// What the write that made a step must do besides storing the new state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptEffect {
+    /// Push the prompt to the visitor's connections, once the write is durable.
+    Push,
+    /// Arm or disarm the `Prompt` deadline.
+    Deadline(Change),
+}
+
+impl PromptState {
+    /// The prompt's state machine: the new state and what to do about it. An event that
+    /// does not apply to the state leaves it as it is, with no effect.
+    pub fn step(self, event: PromptEvent) -> (PromptState, Option<PromptEffect>) {
+        use PromptEffect::*;
+        use PromptEvent::*;
+        use PromptState::*;
+        match (self, event) {
+            (
+                None,
+                FirstMessage {
+                    when,
+                    away,
+                    reachable,
+                    due,
+                },
+            ) => {
+                if reachable || when == CaptureWhen::Never {
+                    (Cancelled, Option::None)
+                } else if away || when == CaptureWhen::FirstMessage {
+                    (Sent, Some(Push))
+                } else {
+                    (Pending { due }, Some(Deadline(Change::Arm(due))))
+                }
+            }
+            (Pending { due }, AgentReplied | EmailKnown) => {
+                (Cancelled, Some(Deadline(Change::Disarm(due))))
+            }
+            (None | Owed, EmailKnown) => (Cancelled, Option::None),
+            (Pending { due }, Due { due: fell, online }) if due == fell => {
+                if online {
+                    (Sent, Some(Push))
+                } else {
+                    (Owed, Option::None)
+                }
+            }
+            (Sent, PushMissed) => (Owed, Option::None),
+            (Owed, VisitorBack) => (Sent, Some(Push)),
+            (state, _) => (state, Option::None),
+        }
+    }
+
+    /// No visitor message has been handled yet: the next one is the first.
+    pub fn before_first_message(self) -> bool {
+        self == PromptState::None
+    }
+}
+
+/// Applies `event` to a conversation's prompt: whether it changed, whether to push, and
+/// what to do with its `Prompt` deadline (the store writes that with the conversation).
+pub fn apply(conv: &mut ConversationRecord, event: PromptEvent) -> Applied {
+    let (next, effect) = conv.prompt.step(event);
+    let changed = next != conv.prompt;
+    conv.prompt = next;
+    Applied {
+        changed,
+        push: effect == Some(PromptEffect::Push),
+        deadline: match effect {
+            Some(PromptEffect::Deadline(change)) => Some(change),
+            _ => Option::None,
+        },
+    }
+}
+
+/// The outcome of [`apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub changed: bool,
+    pub push: bool,
+    pub deadline: Option<Change>,
+}
 
 /// What the inbox's chatflow says for a first message, right now.
 pub fn plan(app: &App, inbox: &InboxRecord) -> FirstMessagePlan {
@@ -35,12 +146,12 @@ pub fn plan(app: &App, inbox: &InboxRecord) -> FirstMessagePlan {
 
 /// Pushes the prompt to every connection of the visitor; true if any got it.
 pub fn push(app: &App, key: &VisitorKey, text: String) -> bool {
-    let frame = encode(&VisitorServer::EmailPrompt { text }).into();
-    let n = app.hub.to_visitor(key, &frame, None);
-    if n > 0 {
+    let prompt = Event::EmailPrompt { key, text: &text };
+    let reached = fanout::publish(app, &prompt).is_some_and(|d| d.visitors > 0);
+    if reached {
         Metrics::inc(&app.metrics.prompts_sent);
     }
-    n > 0
+    reached
 }
 
 /// The prompt a conversation was (or will be) sent: the text its inbox had when the
@@ -63,41 +174,20 @@ pub fn still_open(c: &ConversationRecord, visitor: Option<&VisitorRecord>) -> Op
 pub fn fire(app: &App, conv: Uuid, due: u64) {
     let app = app.clone();
     tokio::spawn(async move {
-        let inner = app.clone();
-        let result = app
-            .writer
-            .write(move |kv| {
-                let mut b = Batch::default();
-                let Some(mut c) =
-                    conversations::fell_due(kv, &mut b, due, DeadlineKind::Prompt, conv)?
-                else {
-                    return Ok((b, None));
-                };
-                if c.prompt != (PromptState::Pending { due: due as i64 }) {
-                    return Ok((b, None));
-                }
-                let Some(key) = conversations::visitor_key(&c) else {
-                    return Ok((b, None));
-                };
-                let online = inner.hub.visitor_online(&key);
-                c.prompt = if online {
-                    PromptState::Sent
-                } else {
-                    PromptState::Owed
-                };
-                b.put_json(Tree::Conversations, keys::id(conv), &c);
-                let text = text(&c);
-                Ok((b, Some((key, online, text))))
-            })
-            .await;
-        match result {
-            Ok(Some((key, true, text))) => {
+        let hub = app.clone();
+        let online = Box::new(move |key: &VisitorKey| hub.hub.visitor_online(key));
+        match app.store.prompt_due(conv, due, online).await {
+            Ok(Some(PromptFired {
+                key,
+                push: true,
+                text,
+            })) => {
                 if !push(&app, &key, text) {
                     // They left between the check and the push: owe it to them.
                     mark_owed(&app, conv).await;
                 }
             }
-            Ok(Some((key, false, _))) => {
+            Ok(Some(PromptFired { key, .. })) => {
                 // They came online while the write was made durable: their welcome may
                 // have read the conversation before `Owed` reached the store. Deliver
                 // now; `deliver_owed` moves `Owed` to `Sent` once, whoever calls first.
@@ -112,42 +202,14 @@ pub fn fire(app: &App, conv: Uuid, due: u64) {
 }
 
 async fn mark_owed(app: &App, conv: Uuid) {
-    let r = app
-        .writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            if let Some(mut c) = conversations::load(kv, conv)? {
-                if c.prompt == PromptState::Sent {
-                    c.prompt = PromptState::Owed;
-                    b.put_json(Tree::Conversations, keys::id(conv), &c);
-                }
-            }
-            Ok((b, ()))
-        })
-        .await;
-    if let Err(e) = r {
+    if let Err(e) = app.store.prompt_event(conv, PromptEvent::PushMissed).await {
         tracing::error!(error = %e, "could not record an owed prompt");
     }
 }
 
 /// After a `welcome`: a prompt that fell due while the visitor was away is sent now.
 pub async fn deliver_owed(app: &App, key: &VisitorKey, conv: Uuid) {
-    let r = app
-        .writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let Some(mut c) = conversations::load(kv, conv)? else {
-                return Ok((b, None));
-            };
-            if c.prompt != PromptState::Owed {
-                return Ok((b, None));
-            }
-            c.prompt = PromptState::Sent;
-            b.put_json(Tree::Conversations, keys::id(conv), &c);
-            Ok((b, c.prompt_text.clone()))
-        })
-        .await;
-    match r {
+    match app.store.prompt_event(conv, PromptEvent::VisitorBack).await {
         Ok(Some(text)) => {
             if !push(app, key, text) {
                 mark_owed(app, conv).await;
@@ -177,4 +239,172 @@ pub async fn run_deadlines(app: App) {
             },
         )
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PromptEffect::{Deadline, Push};
+    use super::*;
+
+    const DUE: Millis = 5_000;
+
+    fn states() -> [PromptState; 5] {
+        [
+            PromptState::None,
+            PromptState::Pending { due: DUE },
+            PromptState::Owed,
+            PromptState::Sent,
+            PromptState::Cancelled,
+        ]
+    }
+
+    /// Every event, with each of its variants that the machine tells apart.
+    fn events() -> Vec<PromptEvent> {
+        let mut all = Vec::new();
+        for when in [
+            CaptureWhen::Never,
+            CaptureWhen::FirstMessage,
+            CaptureWhen::NoReply,
+        ] {
+            for away in [false, true] {
+                for reachable in [false, true] {
+                    all.push(PromptEvent::FirstMessage {
+                        when,
+                        away,
+                        reachable,
+                        due: DUE,
+                    });
+                }
+            }
+        }
+        for due in [DUE, DUE + 1] {
+            for online in [false, true] {
+                all.push(PromptEvent::Due { due, online });
+            }
+        }
+        all.extend([
+            PromptEvent::AgentReplied,
+            PromptEvent::EmailKnown,
+            PromptEvent::PushMissed,
+            PromptEvent::VisitorBack,
+        ]);
+        all
+    }
+
+    /// The transitions that change something; every other pair leaves the state alone.
+    fn expected(
+        state: PromptState,
+        event: PromptEvent,
+    ) -> Option<(PromptState, Option<PromptEffect>)> {
+        use PromptEvent::*;
+        use PromptState::*;
+        Some(match (state, event) {
+            (
+                None,
+                FirstMessage {
+                    when, reachable, ..
+                },
+            ) if reachable || when == CaptureWhen::Never => (Cancelled, Option::None),
+            (None, FirstMessage { away: true, .. }) => (Sent, Some(Push)),
+            (
+                None,
+                FirstMessage {
+                    when: CaptureWhen::FirstMessage,
+                    ..
+                },
+            ) => (Sent, Some(Push)),
+            (None, FirstMessage { .. }) => (Pending { due: DUE }, Some(Deadline(Change::Arm(DUE)))),
+            (Pending { .. }, AgentReplied | EmailKnown) => {
+                (Cancelled, Some(Deadline(Change::Disarm(DUE))))
+            }
+            (None | Owed, EmailKnown) => (Cancelled, Option::None),
+            (
+                Pending { .. },
+                Due {
+                    due: DUE,
+                    online: true,
+                },
+            ) => (Sent, Some(Push)),
+            (
+                Pending { .. },
+                Due {
+                    due: DUE,
+                    online: false,
+                },
+            ) => (Owed, Option::None),
+            (Sent, PushMissed) => (Owed, Option::None),
+            (Owed, VisitorBack) => (Sent, Some(Push)),
+            _ => return Option::None,
+        })
+    }
+
+    #[test]
+    fn every_state_and_every_event() {
+        let mut changes = 0;
+        for state in states() {
+            for event in events() {
+                let got = state.step(event);
+                match expected(state, event) {
+                    Some(want) => {
+                        changes += 1;
+                        assert_eq!(got, want, "{state:?} on {event:?}");
+                    }
+                    None => assert_eq!(got, (state, None), "{state:?} on {event:?} changed"),
+                }
+            }
+        }
+        assert_eq!(
+            changes,
+            12 + 2 + 2 + 2 + 1 + 1,
+            "the table covers each rule"
+        );
+    }
+
+    #[test]
+    fn a_prompt_is_pushed_at_most_once_unless_it_reached_no_one() {
+        for state in states() {
+            for event in events() {
+                let (next, effect) = state.step(event);
+                if effect == Some(Push) {
+                    assert_eq!(next, PromptState::Sent, "{state:?} on {event:?}");
+                    assert_ne!(state, PromptState::Sent, "pushed twice");
+                }
+            }
+        }
+        let known_or_decided = [PromptState::Sent, PromptState::Cancelled];
+        for state in known_or_decided {
+            assert_eq!(state.step(PromptEvent::EmailKnown), (state, None));
+        }
+    }
+
+    #[test]
+    fn applying_a_step_keeps_the_state_and_names_its_deadline() {
+        let mut c = ConversationRecord {
+            id: Uuid::from_u128(7).to_string(),
+            inbox: "default".into(),
+            visitor_id: Uuid::from_u128(8).to_string(),
+            created_at: 0,
+            updated_at: 0,
+            last_seq: 1,
+            last_message: None,
+            prompt: PromptState::None,
+            prompt_text: None,
+            seen_seq: 1,
+            follow_up_due: None,
+        };
+        let first = PromptEvent::FirstMessage {
+            when: CaptureWhen::NoReply,
+            away: false,
+            reachable: false,
+            due: DUE,
+        };
+        let step = apply(&mut c, first);
+        assert_eq!((step.changed, step.push), (true, false));
+        assert_eq!(step.deadline, Some(Change::Arm(DUE)));
+        assert_eq!(c.prompt, PromptState::Pending { due: DUE });
+        let step = apply(&mut c, PromptEvent::AgentReplied);
+        assert_eq!(c.prompt, PromptState::Cancelled);
+        assert_eq!(step.deadline, Some(Change::Disarm(DUE)));
+        assert!(!apply(&mut c, PromptEvent::AgentReplied).changed);
+    }
 }

@@ -14,7 +14,9 @@ use crate::app::{Offline, OpenError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, MailConfig, Rate};
 use crate::inboxes::normalize_origin;
+use crate::mail::{MailError, Party, ADDRESS_EXAMPLE};
 use crate::server::{ServeError, Server};
+use crate::text::one_line;
 use crate::{agents, shutdown};
 
 #[derive(Debug, Parser)]
@@ -276,10 +278,40 @@ impl ServeArgs {
             public_url: self.public_url,
             ..MailConfig::default()
         };
-        crate::mail::check(&c.mail).map_err(|e| CliError::Invalid(e.to_string()))?;
+        crate::mail::check(&c.mail).map_err(mail_invalid)?;
         c.test_echo = self.test_echo;
         Ok(c)
     }
+}
+
+/// A mail setting's problem, said with the flag that holds the setting.
+fn mail_invalid(e: MailError) -> CliError {
+    let flag = |which| match which {
+        Party::Sender => "--mail-from",
+        Party::ReplyTo => "--reply-to",
+        Party::Recipient => Party::Recipient.name(),
+    };
+    CliError::Invalid(match e {
+        MailError::Url { url, reason } => format!(
+            "--smtp-url {url:?} is not usable: {reason} (expected {})",
+            crate::mail::url::FORMS
+        ),
+        MailError::MissingFrom => format!(
+            "--mail-from is required with --smtp-url (the sender of follow-up emails, e.g. \"{ADDRESS_EXAMPLE}\")"
+        ),
+        MailError::Address {
+            which,
+            value,
+            reason,
+        } => format!(
+            "{} {value:?} is not an email address like \"{ADDRESS_EXAMPLE}\": {reason}",
+            flag(which)
+        ),
+        MailError::PublicUrl(u) => {
+            format!("--public-url {u:?} must start with http:// or https://")
+        }
+        other => other.to_string(),
+    })
 }
 
 /// `--trusted-proxy`: `10.0.0.0/8`, `2001:db8::/32`, or a single address.
@@ -345,9 +377,7 @@ impl ServeArgs {
 /// How many task polls a worker makes before it looks at the runtime's shared queue.
 /// An acknowledgement's task is woken by the writer thread, which is not a worker, so
 /// it waits in that queue while a worker runs fan-out tasks from its own; tokio's
-/// self-tuned default let it wait longer. Measured at 1,000 msgs/s with 50 agents,
-/// eight alternating pairs: send→ack p50 0.60 against 0.73 ms, and 95 against 92 % of
-/// acks within 2 ms by the server's own clock.
+/// self-tuned default lets it wait longer (BENCHMARKS.md has the comparison).
 const SHARED_QUEUE_EVERY: u32 = 4;
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -388,8 +418,9 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                         println!("created the first admin agent; its token is in {} (readable by this user only)", file.display());
                     }
                 }
+                let stop = shutdown::signal();
                 println!("frontdesk listening on http://{}", server.local_addr());
-                Ok::<_, CliError>(server.run(shutdown::signal()).await?)
+                Ok::<_, CliError>(server.run(stop).await?)
             })
             .map(|closing| {
                 // Dropping the runtime drops the last tasks holding the app; then the
@@ -535,12 +566,10 @@ fn outbox_list(data: &DataArg) -> Result<(), CliError> {
             r.id,
             crate::mail::state_name(r.state),
             r.attempts,
-            crate::mail::one_line(&r.to),
-            crate::mail::one_line(&r.subject),
-            crate::mail::utc_rfc3339(r.created_at),
-            r.last_error
-                .as_deref()
-                .map_or_else(String::new, crate::mail::one_line),
+            one_line(&r.to),
+            one_line(&r.subject),
+            crate::text::utc_rfc3339(r.created_at),
+            r.last_error.as_deref().map_or_else(String::new, one_line),
         );
     }
     Ok(())

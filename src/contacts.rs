@@ -1,27 +1,21 @@
 //! Contacts: people with an email, made from a visitor who typed it or by an agent.
 //!
-//! Owns the `contacts` tree and the unique, case-insensitive `contact_emails` index. All
+//! Owns what a link does ([`plan_link`]): the contact found or made, the visitor's
+//! record, and the conversation's prompt (`capture`'s [`PromptEvent::EmailKnown`]). All
 //! three ways a visitor gets linked to a contact (the visitor's own `submit_email`, an
-//! agent's `assign_visitor`, an agent's `create_contact`) run as one writer closure
-//! each, so "look up, then create" cannot race: two agents creating the same email at
-//! once get one contact and one `contact_exists`. Linking changes who a visitor is in
-//! the inbox; it never gives the visitor anything of the contact's other conversations.
+//! agent's `assign_visitor`, an agent's `create_contact`) run as one write each in the
+//! store (`Store::link_contact`), with the unique, case-insensitive email index, so
+//! "look up, then create" cannot race: two agents creating the same email at once get
+//! one contact and one `contact_exists`. Linking changes who a visitor is in the inbox;
+//! it never gives the visitor anything of the contact's other conversations.
 
 use uuid::Uuid;
 use widget_protocol::{Contact, ContactSource, ErrorCode, Millis};
 
-use crate::conversations::{self, parse_id};
+use crate::capture::{self, PromptEvent};
+use crate::deadlines::Change;
 use crate::error::{Error, Result};
-use crate::store::keys::{self, DeadlineKind};
-use crate::store::records::{ConversationRecord, PromptState, VisitorRecord};
-use crate::store::{self, Batch, Kv, StoreError, Tree, Writer};
-
-pub fn lookup(kv: &dyn Kv, email: &str) -> Result<Option<Contact>, StoreError> {
-    match kv.get(Tree::ContactEmails, &keys::contact_email(email))? {
-        None => Ok(None),
-        Some(id) => store::get_json(kv, Tree::Contacts, &id),
-    }
-}
+use crate::store::records::{ConversationRecord, VisitorRecord};
 
 /// How the visitor is being linked.
 #[derive(Debug, Clone)]
@@ -53,142 +47,174 @@ pub enum Whom {
     Conversation(Uuid),
 }
 
-pub async fn link(
-    writer: &Writer,
-    whom: Whom,
-    email: String,
-    how: Link,
+/// What a link changes.
+#[derive(Debug, Clone)]
+pub struct LinkPlan {
+    pub linked: Linked,
+    /// The visitor's record, to store.
+    pub visitor: VisitorRecord,
+    /// The conversation's record changed (its prompt was cancelled): store it.
+    pub conversation_changed: bool,
+    /// What to do with the conversation's `Prompt` deadline.
+    pub prompt_deadline: Option<Change>,
+}
+
+/// The plan of linking `visitor_id` (stored record `visitor`, conversation `conv`) to
+/// the contact with `email` (`existing` if there is one), or the refusal.
+pub fn plan_link(
+    how: &Link,
+    email: &str,
+    existing: Option<Contact>,
+    visitor_id: Uuid,
+    visitor: Option<VisitorRecord>,
+    conv: Option<ConversationRecord>,
     now: Millis,
-) -> Result<Linked> {
-    writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let (visitor_id, conv) = match &whom {
-                Whom::Visitor { visitor, inbox } => (
-                    *visitor,
-                    conversations::find_for_visitor(kv, *visitor, inbox)?,
-                ),
-                Whom::Conversation(id) => match conversations::load(kv, *id)? {
-                    Some(c) => match parse_id(&c.visitor_id) {
-                        Some(v) => (v, Some(c)),
-                        None => return Ok((b, Err(Error::not_found()))),
-                    },
-                    None => return Ok((b, Err(Error::not_found()))),
-                },
-            };
-            let existing = lookup(kv, &email)?;
-            let (contact, created) = match (&how, existing) {
-                (Link::Create { .. }, Some(_)) => {
-                    return Ok((
-                        b,
-                        Err(Error::rejected(
-                            ErrorCode::ContactExists,
-                            "a contact with this email exists already",
-                        )),
-                    ))
-                }
-                (Link::Assign, None) => {
-                    return Ok((
-                        b,
-                        Err(Error::rejected(
-                            ErrorCode::ContactNotFound,
-                            "no contact has this email",
-                        )),
-                    ))
-                }
-                (_, Some(c)) => (c, false),
-                (Link::Captured, None) => (
-                    new_contact(&mut b, &email, None, ContactSource::EmailCapture, now),
-                    true,
-                ),
-                (
-                    Link::Create {
-                        first_name,
-                        last_name,
-                    },
-                    None,
-                ) => (
-                    new_contact(
-                        &mut b,
-                        &email,
-                        Some((first_name.clone(), last_name.clone())),
-                        ContactSource::Agent,
-                        now,
-                    ),
-                    true,
-                ),
-            };
-            let mut visitor =
-                conversations::load_visitor(kv, visitor_id)?.unwrap_or_else(|| VisitorRecord {
-                    id: visitor_id.to_string(),
-                    created_at: now,
-                    contact_id: None,
-                    email: None,
-                    page: None,
-                });
-            visitor.contact_id = Some(contact.id.clone());
-            if matches!(how, Link::Captured) {
-                // Only what the visitor typed is ever shown back to them.
-                visitor.email = Some(email.clone());
-            }
-            b.put_json(Tree::Visitors, keys::id(visitor_id), &visitor);
-            let conversation = conv.map(|mut c| {
-                if let PromptState::Pending { due } = c.prompt {
-                    if let Some(id) = parse_id(&c.id) {
-                        b.delete(
-                            Tree::Deadlines,
-                            keys::deadline(due as u64, DeadlineKind::Prompt, id),
-                        );
-                    }
-                }
-                if matches!(
-                    c.prompt,
-                    PromptState::Pending { .. } | PromptState::Owed | PromptState::None
-                ) {
-                    c.prompt = PromptState::Cancelled;
-                    if let Some(id) = parse_id(&c.id) {
-                        b.put_json(Tree::Conversations, keys::id(id), &c);
-                    }
-                }
-                c
-            });
-            Ok((
-                b,
-                Ok(Linked {
-                    contact,
-                    created,
-                    conversation,
-                }),
+) -> Result<LinkPlan> {
+    let (contact, created) = match (how, existing) {
+        (Link::Create { .. }, Some(_)) => {
+            return Err(Error::rejected(
+                ErrorCode::ContactExists,
+                "a contact with this email exists already",
             ))
-        })
-        .await?
+        }
+        (Link::Assign, None) => {
+            return Err(Error::rejected(
+                ErrorCode::ContactNotFound,
+                "no contact has this email",
+            ))
+        }
+        (_, Some(c)) => (c, false),
+        (Link::Captured, None) => (
+            new_contact(email, None, ContactSource::EmailCapture, now),
+            true,
+        ),
+        (
+            Link::Create {
+                first_name,
+                last_name,
+            },
+            None,
+        ) => (
+            new_contact(
+                email,
+                Some((first_name.clone(), last_name.clone())),
+                ContactSource::Agent,
+                now,
+            ),
+            true,
+        ),
+    };
+    let mut visitor = visitor.unwrap_or_else(|| VisitorRecord::new(visitor_id, now));
+    visitor.contact_id = Some(contact.id.clone());
+    if matches!(how, Link::Captured) {
+        // Only what the visitor typed is ever shown back to them.
+        visitor.email = Some(email.to_string());
+    }
+    let (mut conversation_changed, mut prompt_deadline) = (false, None);
+    let conversation = conv.map(|mut c| {
+        let step = capture::apply(&mut c, PromptEvent::EmailKnown);
+        (conversation_changed, prompt_deadline) = (step.changed, step.deadline);
+        c
+    });
+    Ok(LinkPlan {
+        linked: Linked {
+            contact,
+            created,
+            conversation,
+        },
+        visitor,
+        conversation_changed,
+        prompt_deadline,
+    })
 }
 
 fn new_contact(
-    b: &mut Batch,
     email: &str,
     names: Option<(String, String)>,
     source: ContactSource,
     now: Millis,
 ) -> Contact {
-    let id = Uuid::new_v4();
     let (first_name, last_name) = match names {
         Some((f, l)) => (Some(f), Some(l)),
         None => (None, None),
     };
-    let c = Contact {
-        id: id.to_string(),
+    Contact {
+        id: Uuid::new_v4().to_string(),
         email: email.to_string(),
         first_name,
         last_name,
         source,
         created_at: now,
-    };
-    b.put_json(Tree::Contacts, keys::id(id), &c);
-    b.put(
-        Tree::ContactEmails,
-        keys::contact_email(email),
-        keys::id(id),
-    );
-    c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::PromptState;
+
+    fn conv(prompt: PromptState) -> ConversationRecord {
+        ConversationRecord {
+            id: Uuid::from_u128(3).to_string(),
+            inbox: "default".into(),
+            visitor_id: Uuid::from_u128(4).to_string(),
+            created_at: 0,
+            updated_at: 0,
+            last_seq: 1,
+            last_message: None,
+            prompt,
+            prompt_text: None,
+            seen_seq: 1,
+            follow_up_due: None,
+        }
+    }
+
+    fn link(how: Link, existing: Option<Contact>, prompt: PromptState) -> Result<LinkPlan> {
+        let v = Uuid::from_u128(4);
+        plan_link(
+            &how,
+            "ada@example.com",
+            existing,
+            v,
+            None,
+            Some(conv(prompt)),
+            7,
+        )
+    }
+
+    #[test]
+    fn a_typed_email_makes_a_contact_shows_it_to_the_visitor_and_cancels_the_prompt() {
+        let p = link(Link::Captured, None, PromptState::Pending { due: 9 }).expect("linked");
+        assert!(p.linked.created);
+        assert_eq!(p.linked.contact.source, ContactSource::EmailCapture);
+        assert_eq!(p.visitor.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(
+            p.visitor.contact_id.as_deref(),
+            Some(p.linked.contact.id.as_str())
+        );
+        assert!(p.conversation_changed);
+        assert_eq!(p.prompt_deadline, Some(Change::Disarm(9)));
+    }
+
+    #[test]
+    fn an_agent_link_never_shows_the_visitor_the_contacts_email() {
+        let existing = new_contact("ada@example.com", None, ContactSource::Agent, 1);
+        let p = link(Link::Assign, Some(existing.clone()), PromptState::Sent).expect("linked");
+        assert!(!p.linked.created && p.visitor.email.is_none());
+        assert_eq!(p.linked.contact.id, existing.id);
+        assert!(!p.conversation_changed, "a sent prompt stays sent");
+    }
+
+    #[test]
+    fn creating_an_existing_email_or_assigning_an_unknown_one_is_refused() {
+        let existing = new_contact("ada@example.com", None, ContactSource::Agent, 1);
+        let create = Link::Create {
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+        };
+        let refused = link(create, Some(existing), PromptState::None).map(|_| ());
+        assert!(matches!(refused, Err(e) if e.code() == ErrorCode::ContactExists));
+        let refused = link(Link::Assign, None, PromptState::None).map(|_| ());
+        assert!(matches!(refused, Err(e) if e.code() == ErrorCode::ContactNotFound));
+    }
 }

@@ -1,10 +1,13 @@
-//! Conversations and their messages: creation on a visitor's first message, appending
-//! with per-conversation `seq` and idempotent `client_msg_id`s, paging, summaries.
+//! Conversations and their messages: what a message changes in its conversation, as
+//! pure plans that every store backend carries out, and the summaries agents see.
 //!
-//! Every append runs inside one writer closure, so `seq` is gap-free and a resent
-//! `client_msg_id` finds the first message, however many connections race. This module
-//! decides nothing about prompts beyond recording what `capture` planned, and never
-//! talks to a socket.
+//! A visitor's `send` creates the conversation and the visitor's record on the first
+//! message and appends after the last one; an agent's `reply` appends and hands the
+//! reply to the prompt and follow-up machines. The backend runs each plan inside one
+//! write (see `store::Store`), so `seq` is gap-free and a resent `client_msg_id` finds
+//! the first message, however many connections race. This module decides nothing about
+//! prompts or follow-ups: it hands each message to `capture`'s and `followup`'s state
+//! machines and keeps what they say. It never talks to a socket or to the engine.
 
 use uuid::Uuid;
 use widget_protocol::{
@@ -12,11 +15,19 @@ use widget_protocol::{
     UNKNOWN_VISITOR,
 };
 
-use crate::error::{Error, Result};
+use crate::capture::{self, PromptEvent};
+use crate::deadlines::Change;
+use crate::followup::state::{self as follow_up, FollowUpEvent};
 use crate::hub::{Hub, VisitorKey};
-use crate::store::keys::{self, DeadlineKind};
+use crate::store::keys::DeadlineKind;
 use crate::store::records::{ConversationRecord, PromptState, VisitorRecord};
-use crate::store::{self, Batch, Kv, StoreError, Tree, Writer};
+use crate::store::{self, Store, StoreError, Tree};
+
+/// Engine-level reads and deadline claims for the writes not yet behind [`Store`] (the
+/// follow-up's and the outbox's): they move into the backend with those writes.
+pub(crate) use crate::store::kv_store::{
+    after, arm_follow_up, contact, fell_due, load, load_visitor, page,
+};
 
 /// What the inbox's chatflow says to do after a visitor's first message, decided
 /// before the write from settings and presence.
@@ -48,209 +59,9 @@ pub struct Appended {
     pub deadline: Option<(u64, DeadlineKind)>,
 }
 
-fn corrupt(tree: Tree, what: &str) -> StoreError {
-    StoreError::Corrupt {
-        tree,
-        reason: what.to_string(),
-    }
-}
-
-pub fn parse_id(id: &str) -> Option<Uuid> {
-    Uuid::parse_str(id).ok()
-}
-
-pub fn load(kv: &dyn Kv, id: Uuid) -> Result<Option<ConversationRecord>, StoreError> {
-    store::get_json(kv, Tree::Conversations, &keys::id(id))
-}
-
-pub fn find_for_visitor(
-    kv: &dyn Kv,
-    visitor: Uuid,
-    inbox: &str,
-) -> Result<Option<ConversationRecord>, StoreError> {
-    match kv.get(Tree::ConvByVisitor, &keys::conv_by_visitor(visitor, inbox))? {
-        None => Ok(None),
-        Some(id) => {
-            let id = keys::read_id(&id)
-                .ok_or_else(|| corrupt(Tree::ConvByVisitor, "conversation id"))?;
-            load(kv, id)
-        }
-    }
-}
-
-pub fn load_visitor(kv: &dyn Kv, visitor: Uuid) -> Result<Option<VisitorRecord>, StoreError> {
-    store::get_json(kv, Tree::Visitors, &keys::id(visitor))
-}
-
-/// Puts a message after the conversation's last one and updates the record.
-fn push(
-    b: &mut Batch,
-    conv: &mut ConversationRecord,
-    conv_id: Uuid,
-    author: Author,
-    text: String,
-    now: Millis,
-) -> Message {
-    conv.last_seq += 1;
-    let message = Message {
-        id: Uuid::now_v7().to_string(),
-        conversation_id: conv.id.clone(),
-        seq: conv.last_seq,
-        author,
-        text,
-        at: now,
-    };
-    b.put_json(
-        Tree::Messages,
-        keys::message(conv_id, message.seq),
-        &message,
-    );
-    conv.updated_at = now;
-    conv.last_message = Some(message.clone());
-    message
-}
-
-/// The earlier message for a repeated `client_msg_id`, if any.
-fn earlier(kv: &dyn Kv, conv_id: Uuid, client_msg_id: &str) -> Result<Option<Message>, StoreError> {
-    let Some(seq) = kv.get(Tree::ClientIds, &keys::client_id(conv_id, client_msg_id))? else {
-        return Ok(None);
-    };
-    let seq = keys::read_u64(&seq).ok_or_else(|| corrupt(Tree::ClientIds, "seq"))?;
-    store::get_json(kv, Tree::Messages, &keys::message(conv_id, seq))
-}
-
-fn remember(b: &mut Batch, conv_id: Uuid, client_msg_id: &str, seq: u64) {
-    b.put(
-        Tree::ClientIds,
-        keys::client_id(conv_id, client_msg_id),
-        seq.to_be_bytes().to_vec(),
-    );
-}
-
-/// A visitor's `send`: creates the visitor record and conversation on the first message.
-pub struct VisitorSend {
-    pub visitor: Uuid,
-    pub inbox: String,
-    pub client_msg_id: String,
-    pub text: String,
-    pub page: Option<Page>,
-    pub now: Millis,
-    pub plan: FirstMessagePlan,
-}
-
-pub async fn append_visitor(writer: &Writer, s: VisitorSend) -> Result<Appended> {
-    Ok(writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let existing = find_for_visitor(kv, s.visitor, &s.inbox)?;
-            if let Some(conv) = &existing {
-                let conv_id =
-                    parse_id(&conv.id).ok_or_else(|| corrupt(Tree::Conversations, "id"))?;
-                if let Some(message) = earlier(kv, conv_id, &s.client_msg_id)? {
-                    return Ok((b, duplicate(message, conv.clone())));
-                }
-            }
-            let mut visitor = load_visitor(kv, s.visitor)?.unwrap_or_else(|| VisitorRecord {
-                id: s.visitor.to_string(),
-                created_at: s.now,
-                contact_id: None,
-                email: None,
-                page: None,
-            });
-            let visitor_changed =
-                existing.is_none() || (s.page.is_some() && visitor.page != s.page);
-            if s.page.is_some() {
-                visitor.page = s.page.clone();
-            }
-            let created = existing.is_none();
-            let mut conv = existing.unwrap_or_else(|| ConversationRecord {
-                id: Uuid::now_v7().to_string(),
-                inbox: s.inbox.clone(),
-                visitor_id: s.visitor.to_string(),
-                created_at: s.now,
-                updated_at: s.now,
-                last_seq: 0,
-                last_message: None,
-                prompt: PromptState::None,
-                prompt_text: None,
-                seen_seq: 0,
-                follow_up_due: None,
-            });
-            let conv_id = parse_id(&conv.id).ok_or_else(|| corrupt(Tree::Conversations, "id"))?;
-            if created {
-                b.put(
-                    Tree::ConvByVisitor,
-                    keys::conv_by_visitor(s.visitor, &s.inbox),
-                    keys::id(conv_id),
-                );
-                b.put(
-                    Tree::ConvByInbox,
-                    keys::conv_by_inbox(&s.inbox, conv_id),
-                    Vec::new(),
-                );
-            }
-            if visitor_changed {
-                b.put_json(Tree::Visitors, keys::id(s.visitor), &visitor);
-            }
-            let author = Author {
-                kind: AuthorKind::Visitor,
-                name: None,
-            };
-            let message = push(&mut b, &mut conv, conv_id, author, s.text, s.now);
-            remember(&mut b, conv_id, &s.client_msg_id, message.seq);
-            // The visitor is reading the conversation right now.
-            conv.seen_seq = conv.last_seq;
-
-            let mut out = Appended {
-                created,
-                visitor_changed,
-                ..Appended::stored(message, conv.clone())
-            };
-            if conv.prompt == PromptState::None {
-                let known = visitor.reachable();
-                let plan = &s.plan;
-                if let Some(away) = &plan.away {
-                    let author = Author {
-                        kind: AuthorKind::System,
-                        name: None,
-                    };
-                    out.system = Some(push(
-                        &mut b,
-                        &mut conv,
-                        conv_id,
-                        author,
-                        away.clone(),
-                        s.now,
-                    ));
-                    conv.seen_seq = conv.last_seq;
-                }
-                conv.prompt = if known || plan.when == CaptureWhen::Never {
-                    PromptState::Cancelled
-                } else if plan.away.is_some() || plan.when == CaptureWhen::FirstMessage {
-                    out.prompt_now = Some(plan.prompt_text.clone());
-                    PromptState::Sent
-                } else {
-                    let due = s.now as u64 + plan.delay_ms;
-                    b.put(
-                        Tree::Deadlines,
-                        keys::deadline(due, DeadlineKind::Prompt, conv_id),
-                        Vec::new(),
-                    );
-                    out.deadline = Some((due, DeadlineKind::Prompt));
-                    PromptState::Pending { due: due as Millis }
-                };
-                conv.prompt_text = Some(plan.prompt_text.clone());
-            }
-            b.put_json(Tree::Conversations, keys::id(conv_id), &conv);
-            out.conversation = conv;
-            Ok((b, out))
-        })
-        .await?)
-}
-
 impl Appended {
     /// A newly stored message with nothing else to do.
-    fn stored(message: Message, conversation: ConversationRecord) -> Appended {
+    pub fn stored(message: Message, conversation: ConversationRecord) -> Appended {
         Appended {
             message,
             conversation,
@@ -262,13 +73,29 @@ impl Appended {
             deadline: None,
         }
     }
+
+    /// The answer to a repeated `client_msg_id`: the first message, nothing stored.
+    pub fn duplicate(message: Message, conversation: ConversationRecord) -> Appended {
+        Appended {
+            duplicate: true,
+            ..Appended::stored(message, conversation)
+        }
+    }
 }
 
-fn duplicate(message: Message, conversation: ConversationRecord) -> Appended {
-    Appended {
-        duplicate: true,
-        ..Appended::stored(message, conversation)
-    }
+pub fn parse_id(id: &str) -> Option<Uuid> {
+    Uuid::parse_str(id).ok()
+}
+
+/// A visitor's `send`: creates the visitor record and conversation on the first message.
+pub struct VisitorSend {
+    pub visitor: Uuid,
+    pub inbox: String,
+    pub client_msg_id: String,
+    pub text: String,
+    pub page: Option<Page>,
+    pub now: Millis,
+    pub plan: FirstMessagePlan,
 }
 
 /// An agent's `reply`. The caller has checked the agent may see the conversation.
@@ -285,98 +112,166 @@ pub struct AgentReply {
     pub follow_up_delay_ms: Option<u64>,
 }
 
-pub async fn append_agent(writer: &Writer, r: AgentReply) -> Result<Appended> {
-    writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let Some(mut conv) = load(kv, r.conversation)? else {
-                return Ok((b, Err(Error::not_found())));
-            };
-            if let Some(message) = earlier(kv, r.conversation, &r.client_msg_id)? {
-                return Ok((b, Ok(duplicate(message, conv))));
-            }
-            let author = Author {
-                kind: AuthorKind::Agent,
-                name: Some(r.agent_name),
-            };
-            let message = push(&mut b, &mut conv, r.conversation, author, r.text, r.now);
-            remember(&mut b, r.conversation, &r.client_msg_id, message.seq);
-            if let PromptState::Pending { due } = conv.prompt {
-                // An agent answered in time: no prompt.
-                b.delete(
-                    Tree::Deadlines,
-                    keys::deadline(due as u64, DeadlineKind::Prompt, r.conversation),
-                );
-                conv.prompt = PromptState::Cancelled;
-            }
-            let mut deadline = None;
-            if r.visitor_online {
-                conv.seen_seq = conv.last_seq;
-            } else if let Some(delay) = r.follow_up_delay_ms {
-                deadline = arm_follow_up(kv, &mut b, r.conversation, &mut conv, r.now, delay);
-            }
-            b.put_json(Tree::Conversations, keys::id(r.conversation), &conv);
-            Ok((
-                b,
-                Ok(Appended {
-                    deadline,
-                    ..Appended::stored(message, conv)
-                }),
-            ))
-        })
-        .await?
+/// What one write changes in a conversation: the messages to append after its last one
+/// (already numbered), the record to store, and its deadlines to arm or disarm.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub conversation: ConversationRecord,
+    pub messages: Vec<Message>,
+    pub deadlines: Vec<(DeadlineKind, Change)>,
 }
 
-/// Arms the conversation's follow-up email `delay` ms after `now`, unless one is pending
-/// or the visitor has no address (neither an email nor a contact). Puts the deadline in
-/// `b`; the caller stores `conv` and schedules what this returns.
-pub(crate) fn arm_follow_up(
-    kv: &dyn Kv,
-    b: &mut Batch,
-    conv_id: Uuid,
-    conv: &mut ConversationRecord,
-    now: Millis,
-    delay: u64,
-) -> Option<(u64, DeadlineKind)> {
-    if conv.follow_up_due.is_some() {
-        return None;
+impl Plan {
+    fn of(conversation: ConversationRecord) -> Plan {
+        Plan {
+            conversation,
+            messages: Vec::new(),
+            deadlines: Vec::new(),
+        }
     }
-    let visitor = parse_id(&conv.visitor_id).and_then(|v| load_visitor(kv, v).ok().flatten());
-    if !visitor.is_some_and(|v| v.reachable()) {
-        return None;
+
+    /// Puts a message after the conversation's last one and updates the record.
+    fn push(
+        &mut self,
+        kind: AuthorKind,
+        name: Option<String>,
+        text: String,
+        now: Millis,
+    ) -> Message {
+        let conv = &mut self.conversation;
+        conv.last_seq += 1;
+        let message = Message {
+            id: Uuid::now_v7().to_string(),
+            conversation_id: conv.id.clone(),
+            seq: conv.last_seq,
+            author: Author { kind, name },
+            text,
+            at: now,
+        };
+        conv.updated_at = now;
+        conv.last_message = Some(message.clone());
+        self.messages.push(message.clone());
+        message
     }
-    let due = now as u64 + delay;
-    b.put(
-        Tree::Deadlines,
-        keys::deadline(due, DeadlineKind::FollowUp, conv_id),
-        Vec::new(),
+
+    fn deadline(&mut self, kind: DeadlineKind, change: Option<Change>) {
+        self.deadlines.extend(change.map(|c| (kind, c)));
+    }
+
+    fn follow_up(&mut self, event: FollowUpEvent) {
+        let step = follow_up::apply(&mut self.conversation, event);
+        self.deadline(DeadlineKind::FollowUp, step.deadline);
+    }
+}
+
+/// A plan and the message it was made for.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub plan: Plan,
+    pub message: Message,
+}
+
+/// What a visitor's (not repeated) message changes.
+#[derive(Debug, Clone)]
+pub struct VisitorMessagePlan {
+    pub plan: Plan,
+    pub message: Message,
+    /// The away answer appended right after it.
+    pub system: Option<Message>,
+    pub created: bool,
+    /// The visitor's record, when it is new or changed.
+    pub visitor: Option<VisitorRecord>,
+    /// Push the email prompt now, with this text.
+    pub prompt_now: Option<String>,
+}
+
+/// The plan of a visitor's message, from the visitor's conversation in the inbox and
+/// their record as stored (either may not exist yet).
+pub fn plan_visitor_message(
+    existing: Option<ConversationRecord>,
+    visitor: Option<VisitorRecord>,
+    s: &VisitorSend,
+) -> VisitorMessagePlan {
+    let mut visitor = visitor.unwrap_or_else(|| VisitorRecord::new(s.visitor, s.now));
+    let created = existing.is_none();
+    let visitor_changed = created || (s.page.is_some() && visitor.page != s.page);
+    if s.page.is_some() {
+        visitor.page = s.page.clone();
+    }
+    let mut plan = Plan::of(existing.unwrap_or_else(|| ConversationRecord {
+        id: Uuid::now_v7().to_string(),
+        inbox: s.inbox.clone(),
+        visitor_id: s.visitor.to_string(),
+        created_at: s.now,
+        updated_at: s.now,
+        last_seq: 0,
+        last_message: None,
+        prompt: PromptState::None,
+        prompt_text: None,
+        seen_seq: 0,
+        follow_up_due: None,
+    }));
+    let message = plan.push(AuthorKind::Visitor, None, s.text.clone(), s.now);
+    let read = |p: &Plan| FollowUpEvent::VisitorRead {
+        last_seq: p.conversation.last_seq,
+    };
+    plan.follow_up(read(&plan));
+    let (mut prompt_now, mut system) = (None, None);
+    if plan.conversation.prompt.before_first_message() {
+        let first = &s.plan;
+        if let Some(away) = &first.away {
+            system = Some(plan.push(AuthorKind::System, None, away.clone(), s.now));
+            plan.follow_up(read(&plan));
+        }
+        let event = PromptEvent::FirstMessage {
+            when: first.when,
+            away: first.away.is_some(),
+            reachable: visitor.reachable(),
+            due: s.now.saturating_add(first.delay_ms as Millis),
+        };
+        let step = capture::apply(&mut plan.conversation, event);
+        plan.deadline(DeadlineKind::Prompt, step.deadline);
+        prompt_now = step.push.then(|| first.prompt_text.clone());
+        plan.conversation.prompt_text = Some(first.prompt_text.clone());
+    }
+    VisitorMessagePlan {
+        plan,
+        message,
+        system,
+        created,
+        visitor: visitor_changed.then_some(visitor),
+        prompt_now,
+    }
+}
+
+/// The plan of an agent's (not repeated) reply to `conv`; `reachable`: the team has the
+/// visitor's email (see [`VisitorRecord::reachable`]).
+pub fn plan_agent_reply(conv: ConversationRecord, reachable: bool, r: &AgentReply) -> Planned {
+    let mut plan = Plan::of(conv);
+    let message = plan.push(
+        AuthorKind::Agent,
+        Some(r.agent_name.clone()),
+        r.text.clone(),
+        r.now,
     );
-    conv.follow_up_due = Some(due as Millis);
-    Some((due, DeadlineKind::FollowUp))
+    // An agent answered in time: no prompt.
+    let step = capture::apply(&mut plan.conversation, PromptEvent::AgentReplied);
+    plan.deadline(DeadlineKind::Prompt, step.deadline);
+    plan.follow_up(FollowUpEvent::AgentReplied {
+        seq: plan.conversation.last_seq,
+        online: r.visitor_online,
+        delay: r.follow_up_delay_ms.map(|d| d as Millis),
+        reachable,
+        now: r.now,
+    });
+    Planned { plan, message }
 }
 
-/// Appends a `system` message (e.g. "follow-up sent") to an existing conversation.
-pub async fn append_system(
-    writer: &Writer,
-    conversation: Uuid,
-    text: String,
-    now: Millis,
-) -> Result<Option<Appended>> {
-    Ok(writer
-        .write(move |kv| {
-            let mut b = Batch::default();
-            let Some(mut conv) = load(kv, conversation)? else {
-                return Ok((b, None));
-            };
-            let author = Author {
-                kind: AuthorKind::System,
-                name: None,
-            };
-            let message = push(&mut b, &mut conv, conversation, author, text, now);
-            b.put_json(Tree::Conversations, keys::id(conversation), &conv);
-            Ok((b, Some(Appended::stored(message, conv))))
-        })
-        .await?)
+/// The plan of a `system` message (e.g. "follow-up sent") in an existing conversation.
+pub fn plan_system_message(conv: ConversationRecord, text: String, now: Millis) -> Planned {
+    let mut plan = Plan::of(conv);
+    let message = plan.push(AuthorKind::System, None, text, now);
+    Planned { plan, message }
 }
 
 /// Messages as stored: each entry is the JSON of one wire `Message`, checked to be JSON,
@@ -386,16 +281,30 @@ pub async fn append_system(
 pub struct StoredMessages(Vec<String>);
 
 impl StoredMessages {
-    fn from_rows(rows: impl Iterator<Item = Vec<u8>>) -> Result<Self, StoreError> {
+    pub(crate) fn from_rows(rows: impl Iterator<Item = Vec<u8>>) -> Result<Self, StoreError> {
         rows.map(|v| store::check_json(Tree::Messages, v))
             .collect::<Result<Vec<_>, _>>()
             .map(StoredMessages)
     }
 
     /// Rows read newest first, in the order a frame carries them.
-    fn from_newest(mut rows: Vec<Vec<u8>>) -> Result<Self, StoreError> {
+    pub(crate) fn from_newest(mut rows: Vec<Vec<u8>>) -> Result<Self, StoreError> {
         rows.reverse();
         Self::from_rows(rows.into_iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Keeps only the newest `n`.
+    pub(crate) fn keep_newest(&mut self, n: usize) {
+        let drop = self.0.len().saturating_sub(n);
+        self.0.drain(..drop);
     }
 
     pub fn as_json(&self) -> &[String] {
@@ -409,10 +318,6 @@ impl StoredMessages {
             .collect()
     }
 }
-
-/// Rows read from the store at a time while filling a byte budget: the most read past
-/// the budget is one read's worth.
-const READ_AHEAD: usize = 16;
 
 /// What a list of messages may take.
 #[derive(Debug, Clone, Copy)]
@@ -431,77 +336,6 @@ impl Cut {
             limit,
             bytes: usize::MAX,
         }
-    }
-}
-
-/// The newest messages with `from_seq <= seq < before` (`before` none: up to the last),
-/// oldest first, within `cut`, and whether more of that range were left out. Reads the
-/// store a few rows at a time, from the newest, and stops once the cut is reached, so
-/// an oversized list is never loaded.
-fn newest(
-    kv: &dyn Kv,
-    conv: Uuid,
-    from_seq: u64,
-    before: Option<u64>,
-    cut: Cut,
-) -> Result<(StoredMessages, bool), StoreError> {
-    let from = keys::message(conv, from_seq);
-    let mut to = keys::message(conv, before.unwrap_or(u64::MAX));
-    let limit = cut.limit.max(1);
-    let (mut rows, mut bytes) = (Vec::new(), 0usize);
-    loop {
-        let want = (limit + 1 - rows.len()).min(READ_AHEAD);
-        let chunk = kv.range_rev(Tree::Messages, &from, &to, want)?;
-        let exhausted = chunk.len() < want;
-        for (key, value) in chunk {
-            let adding = value.len() + usize::from(!rows.is_empty());
-            if rows.len() == limit || (!rows.is_empty() && bytes + adding > cut.bytes) {
-                return Ok((StoredMessages::from_newest(rows)?, true));
-            }
-            bytes += adding;
-            to = key;
-            rows.push(value);
-        }
-        if exhausted {
-            return Ok((StoredMessages::from_newest(rows)?, false));
-        }
-    }
-}
-
-/// Up to `limit` messages with `seq < before` (newest page when `before` is none),
-/// oldest first, within `bytes`, and whether older ones exist.
-pub fn page(
-    kv: &dyn Kv,
-    conv: Uuid,
-    before: Option<u64>,
-    cut: Cut,
-) -> Result<(StoredMessages, bool), StoreError> {
-    newest(kv, conv, 0, before, cut)
-}
-
-/// Every message with `seq > after`, oldest first, and false; or, when there are more
-/// than `cut` allows, the newest of them that fit and true (the client pages back for
-/// the rest). More than `cut.limit` of them: the newest `page` only, as after a long
-/// time away.
-pub fn after(
-    kv: &dyn Kv,
-    conv: Uuid,
-    after: u64,
-    cut: Cut,
-    page: usize,
-) -> Result<(StoredMessages, bool), StoreError> {
-    let (mut messages, more) = newest(kv, conv, after.saturating_add(1), None, cut)?;
-    if more && messages.0.len() >= cut.limit {
-        let drop = messages.0.len().saturating_sub(page.max(1));
-        messages.0.drain(..drop);
-    }
-    Ok((messages, more))
-}
-
-pub fn contact(kv: &dyn Kv, id: &str) -> Result<Option<Contact>, StoreError> {
-    match parse_id(id) {
-        Some(id) => store::get_json(kv, Tree::Contacts, &keys::id(id)),
-        None => Ok(None),
     }
 }
 
@@ -524,19 +358,6 @@ pub fn label(contact: Option<&Contact>) -> String {
     }
 }
 
-/// A conversation's deadline fell due: its key leaves the store with `b`, the write that
-/// handles it. The conversation, if it still exists.
-pub fn fell_due(
-    kv: &dyn Kv,
-    b: &mut Batch,
-    due: u64,
-    kind: DeadlineKind,
-    conv: Uuid,
-) -> Result<Option<ConversationRecord>, StoreError> {
-    b.delete(Tree::Deadlines, keys::deadline(due, kind, conv));
-    load(kv, conv)
-}
-
 /// Whose live connections see this conversation: its visitor's, in its inbox. None for
 /// a record whose visitor id does not parse.
 pub fn visitor_key(conv: &ConversationRecord) -> Option<VisitorKey> {
@@ -546,11 +367,18 @@ pub fn visitor_key(conv: &ConversationRecord) -> Option<VisitorKey> {
     })
 }
 
-pub fn summary(kv: &dyn Kv, hub: &Hub, conv: &ConversationRecord) -> Result<Summary, StoreError> {
-    let key = visitor_key(conv).ok_or_else(|| corrupt(Tree::Conversations, "visitor id"))?;
-    let visitor = load_visitor(kv, key.visitor)?;
+pub fn summary(
+    store: &dyn Store,
+    hub: &Hub,
+    conv: &ConversationRecord,
+) -> Result<Summary, StoreError> {
+    let key = visitor_key(conv).ok_or_else(|| StoreError::Corrupt {
+        tree: Tree::Conversations,
+        reason: "visitor id".into(),
+    })?;
+    let visitor = store.visitor(key.visitor)?;
     let contact = match visitor.as_ref().and_then(|v| v.contact_id.as_deref()) {
-        Some(id) => contact(kv, id)?,
+        Some(id) => store.contact(id)?,
         None => None,
     };
     Ok(Summary {
@@ -569,24 +397,90 @@ pub fn summary(kv: &dyn Kv, hub: &Hub, conv: &ConversationRecord) -> Result<Summ
     })
 }
 
-/// The conversations of some inboxes, newest first, at most `limit`.
-pub fn list(
-    kv: &dyn Kv,
-    inboxes: &[String],
-    limit: usize,
-) -> Result<Vec<ConversationRecord>, StoreError> {
-    let mut out = Vec::new();
-    for inbox in inboxes {
-        let prefix = keys::conv_by_inbox_prefix(inbox);
-        for (k, _) in kv.scan_prefix(Tree::ConvByInbox, &prefix, usize::MAX)? {
-            let id = keys::read_id(&k[prefix.len()..])
-                .ok_or_else(|| corrupt(Tree::ConvByInbox, "id"))?;
-            if let Some(c) = load(kv, id)? {
-                out.push(c);
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(plan: FirstMessagePlan) -> VisitorSend {
+        VisitorSend {
+            visitor: Uuid::from_u128(1),
+            inbox: "default".into(),
+            client_msg_id: "c1".into(),
+            text: "hello".into(),
+            page: None,
+            now: 1_000,
+            plan,
         }
     }
-    out.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
-    out.truncate(limit);
-    Ok(out)
+
+    fn first(when: CaptureWhen, away: Option<&str>) -> FirstMessagePlan {
+        FirstMessagePlan {
+            when,
+            delay_ms: 500,
+            prompt_text: "Your email?".into(),
+            away: away.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_first_message_creates_the_conversation_and_arms_the_prompt() {
+        let p = plan_visitor_message(None, None, &send(first(CaptureWhen::NoReply, None)));
+        assert!(p.created && p.visitor.is_some() && p.system.is_none());
+        assert_eq!((p.message.seq, p.message.text.as_str()), (1, "hello"));
+        let c = &p.plan.conversation;
+        assert_eq!((c.last_seq, c.seen_seq), (1, 1));
+        assert_eq!(c.prompt, PromptState::Pending { due: 1_500 });
+        assert_eq!(c.prompt_text.as_deref(), Some("Your email?"));
+        assert_eq!(
+            p.plan.deadlines,
+            vec![(DeadlineKind::Prompt, Change::Arm(1_500))]
+        );
+        assert_eq!(p.prompt_now, None);
+    }
+
+    #[test]
+    fn an_away_inbox_answers_and_prompts_at_once_and_a_second_message_only_appends() {
+        let s = send(first(CaptureWhen::NoReply, Some("We are away")));
+        let p = plan_visitor_message(None, None, &s);
+        let system = p.system.clone().expect("the away message");
+        assert_eq!((system.seq, system.author.kind), (2, AuthorKind::System));
+        assert_eq!(p.prompt_now.as_deref(), Some("Your email?"));
+        assert_eq!(p.plan.conversation.prompt, PromptState::Sent);
+        assert!(p.plan.deadlines.is_empty());
+
+        let again = plan_visitor_message(Some(p.plan.conversation), p.visitor, &s);
+        assert!(!again.created && again.visitor.is_none());
+        assert_eq!(again.plan.messages.len(), 1);
+        assert_eq!(again.message.seq, 3);
+        assert_eq!(again.prompt_now, None);
+    }
+
+    #[test]
+    fn an_agent_reply_cancels_a_pending_prompt_and_arms_a_follow_up_for_an_offline_visitor() {
+        let p = plan_visitor_message(None, None, &send(first(CaptureWhen::NoReply, None)));
+        let reply = AgentReply {
+            conversation: Uuid::from_u128(2),
+            agent_name: "Maja".into(),
+            client_msg_id: "a1".into(),
+            text: "Hi!".into(),
+            now: 1_200,
+            visitor_online: false,
+            follow_up_delay_ms: Some(60_000),
+        };
+        let Planned { plan, message } = plan_agent_reply(p.plan.conversation, true, &reply);
+        assert_eq!(
+            (message.seq, message.author.name.as_deref()),
+            (2, Some("Maja"))
+        );
+        assert_eq!(plan.conversation.prompt, PromptState::Cancelled);
+        assert_eq!(plan.conversation.follow_up_due, Some(61_200));
+        assert_eq!(
+            plan.deadlines,
+            vec![
+                (DeadlineKind::Prompt, Change::Disarm(1_500)),
+                (DeadlineKind::FollowUp, Change::Arm(61_200)),
+            ]
+        );
+        assert_eq!(plan.conversation.seen_seq, 1, "the reply is unseen");
+    }
 }

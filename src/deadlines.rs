@@ -13,11 +13,49 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 use uuid::Uuid;
+use widget_protocol::Millis;
 
 use crate::store::keys::{self, DeadlineKind};
-use crate::store::{Kv, StoreError, Tree};
+use crate::store::{Batch, Kv, StoreError, Tree};
 
 pub type Entry = (u64, DeadlineKind, Uuid);
+
+/// What a state machine asks of its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Persist (and then schedule) a deadline at this time.
+    Arm(Millis),
+    /// Drop the persisted deadline of this time.
+    Disarm(Millis),
+}
+
+/// Applies `change` to the `kind` deadline of `subject` with `b`, the write that sets the
+/// state it belongs to; an armed one is returned, to hand to [`Deadlines::schedule`] once
+/// `b` is durable. A disarmed copy still queued in memory fires harmlessly: its owner
+/// re-checks the stored state.
+pub fn apply(
+    b: &mut Batch,
+    kind: DeadlineKind,
+    subject: Uuid,
+    change: Change,
+) -> Option<(u64, DeadlineKind)> {
+    match change {
+        Change::Arm(due) => {
+            let due = due.max(0) as u64;
+            b.put(
+                Tree::Deadlines,
+                keys::deadline(due, kind, subject),
+                Vec::new(),
+            );
+            Some((due, kind))
+        }
+        Change::Disarm(due) => {
+            let due = due.max(0) as u64;
+            b.delete(Tree::Deadlines, keys::deadline(due, kind, subject));
+            None
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct Deadlines {

@@ -1,9 +1,10 @@
-//! The hub: every live connection, who it belongs to, and fan-out to them.
+//! The hub: every live connection, who it belongs to, and delivery to them (who hears
+//! what is `fanout`'s to decide).
 //!
 //! It owns presence (a visitor is online while one of their connections is open, and
 //! for a grace period after the last one closed, so that a reload or a reconnect is not
-//! announced to agents as leaving and coming back; which inboxes have agents connected) and delivery of already-encoded frames. Delivery never
-//! waits: each connection has a bounded queue, and a connection that stopped reading is
+//! announced to agents as leaving and coming back; which inboxes have agents
+//! connected) and delivery of already-encoded frames. Delivery never waits: each connection has a bounded queue, and a connection that stopped reading is
 //! kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
 //! anything, while one that is reading gets room for a burst. It must not touch the
 //! store, and never holds a map guard across an await.
@@ -395,8 +396,9 @@ impl Hub {
         self.agents.get(inbox).is_some_and(|c| !c.is_empty())
     }
 
-    /// To every connection of a visitor in an inbox, except `skip`.
-    pub fn to_visitor(&self, key: &VisitorKey, frame: &Frame, skip: Option<u64>) -> usize {
+    /// To every connection of a visitor in an inbox, except `skip`. Only `fanout`, which
+    /// decides who hears what, delivers.
+    pub(crate) fn to_visitor(&self, key: &VisitorKey, frame: &Frame, skip: Option<u64>) -> usize {
         match self.visitors.get(key) {
             Some(conns) => self.deliver(conns.iter(), frame, skip),
             None => 0,
@@ -404,7 +406,7 @@ impl Hub {
     }
 
     /// To every agent connection of an inbox, except `skip`.
-    pub fn to_agents(&self, inbox: &str, frame: &Frame, skip: Option<u64>) -> usize {
+    pub(crate) fn to_agents(&self, inbox: &str, frame: &Frame, skip: Option<u64>) -> usize {
         match self.agents.get(inbox) {
             Some(conns) => self.deliver(conns.iter(), frame, skip),
             None => 0,
@@ -421,7 +423,7 @@ impl Hub {
 
     /// A `conversation_updated` that only repeats what a `message` frame just said: to
     /// the agents that want one after every message.
-    pub fn to_agents_wanting_every_summary(&self, inbox: &str, frame: &Frame) -> usize {
+    pub(crate) fn to_agents_wanting_every_summary(&self, inbox: &str, frame: &Frame) -> usize {
         match self.agents.get(inbox) {
             Some(conns) => self.deliver(conns.iter().filter(|c| c.every_summary), frame, None),
             None => 0,
@@ -455,232 +457,4 @@ impl Hub {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A queue bounded in frames only.
-    fn frames(n: usize) -> Budget {
-        Budget {
-            frames: n,
-            bytes: usize::MAX,
-        }
-    }
-
-    fn key(inbox: &str) -> VisitorKey {
-        VisitorKey {
-            visitor: Uuid::nil(),
-            inbox: inbox.into(),
-        }
-    }
-
-    #[test]
-    fn presence_follows_the_first_and_last_connection() {
-        let hub = Hub::default();
-        let (a, _ma) = hub.connection(frames(4));
-        let (b, _mb) = hub.connection(frames(4));
-        let (aid, bid) = (a.id, b.id);
-        assert_eq!(hub.add_visitor(key("x"), a), Presence::CameOnline);
-        assert_eq!(hub.add_visitor(key("x"), b), Presence::Unchanged);
-        assert!(hub.visitor_online(&key("x")));
-        assert!(!hub.visitor_online(&key("y")));
-        assert_eq!(hub.remove_visitor(&key("x"), aid), Presence::Unchanged);
-        assert_eq!(hub.remove_visitor(&key("x"), bid), Presence::WentOffline);
-        assert!(!hub.visitor_online(&key("x")));
-    }
-
-    #[test]
-    fn a_return_within_the_grace_period_is_no_change_and_a_departure_falls_due_once() {
-        let hub = Hub::new(Duration::from_millis(200), 100);
-        let conn = |hub: &Hub| {
-            let (c, m) = hub.connection(frames(4));
-            (c.id, c, m)
-        };
-        let (a, ca, _ma) = conn(&hub);
-        assert_eq!(hub.add_visitor(key("x"), ca), Presence::CameOnline);
-        assert_eq!(hub.remove_visitor(&key("x"), a), Presence::Leaving);
-        assert!(!hub.visitor_online(&key("x")));
-        assert!(hub.visitor_shown_online(&key("x")));
-        // Back within the grace period: nothing for agents, and nothing falls due.
-        let (b, cb, _mb) = conn(&hub);
-        assert_eq!(hub.add_visitor(key("x"), cb), Presence::Unchanged);
-        let later = Instant::now() + Duration::from_secs(1);
-        assert_eq!(hub.take_departures(later).0, Vec::<VisitorKey>::new());
-        // Gone for good: due once, after the grace period.
-        assert_eq!(hub.remove_visitor(&key("x"), b), Presence::Leaving);
-        let (now, next) = hub.take_departures(Instant::now());
-        assert!(now.is_empty());
-        assert!(next.is_some());
-        let later = Instant::now() + Duration::from_secs(1);
-        assert_eq!(hub.take_departures(later).0, vec![key("x")]);
-        assert!(hub.take_departures(later).0.is_empty());
-        assert!(!hub.visitor_shown_online(&key("x")));
-        // Then coming back is news.
-        let (_, cc, _mc) = conn(&hub);
-        assert_eq!(hub.add_visitor(key("x"), cc), Presence::CameOnline);
-    }
-
-    #[test]
-    fn held_departures_are_bounded() {
-        let hub = Hub::new(Duration::from_secs(60), 2);
-        let mut boxes = Vec::new();
-        let mut outcomes = Vec::new();
-        for inbox in ["a", "b", "c"] {
-            let (c, m) = hub.connection(frames(4));
-            let id = c.id;
-            boxes.push(m);
-            hub.add_visitor(key(inbox), c);
-            outcomes.push(hub.remove_visitor(&key(inbox), id));
-        }
-        assert_eq!(
-            outcomes,
-            [Presence::Leaving, Presence::Leaving, Presence::WentOffline]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_reader_rides_out_a_burst_and_one_that_stopped_is_kicked() {
-        let hub = Hub::default();
-        let (slow, slow_box) = hub.connection(frames(2));
-        let (fast, fast_box) = hub.connection(frames(2));
-        hub.add_agent(&["i".into()], slow);
-        hub.add_agent(&["i".into()], fast);
-        let f: Frame = "{}".into();
-        // A burst past both queues' capacity, within the room a connection may hold.
-        for _ in 0..2 * BURST_ROOM {
-            assert_eq!(hub.to_agents("i", &f, None), 2);
-        }
-        assert_eq!(hub.slow_dropped(), 0);
-        // The fast one takes its frames; the slow one took nothing and is full.
-        for _ in 0..2 * BURST_ROOM {
-            assert_eq!(&*fast_box.recv().await, "{}");
-        }
-        assert_eq!(hub.to_agents("i", &f, None), 1);
-        slow_box.kicked().await;
-        assert_eq!(hub.slow_dropped(), 1);
-        assert_eq!(&*fast_box.recv().await, "{}");
-        assert!(fast_box.try_recv().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_full_queue_that_takes_nothing_for_a_while_is_kicked() {
-        let hub = Hub::default();
-        let (stuck, stuck_box) = hub.connection(frames(2));
-        let (taking, taking_box) = hub.connection(frames(2));
-        hub.add_agent(&["i".into()], stuck);
-        hub.add_agent(&["i".into()], taking);
-        let f: Frame = "{}".into();
-        for _ in 0..3 {
-            assert_eq!(hub.to_agents("i", &f, None), 2);
-        }
-        std::thread::sleep(STALLED + Duration::from_millis(50));
-        // Both are over capacity and far from the burst room; only the one that took
-        // a frame in the meantime is still reading.
-        assert!(taking_box.try_recv().is_some());
-        assert_eq!(hub.to_agents("i", &f, None), 1);
-        stuck_box.kicked().await;
-        assert_eq!(hub.slow_dropped(), 1);
-        let mut got = 0;
-        while taking_box.try_recv().is_some() {
-            got += 1;
-        }
-        assert_eq!(got, 3);
-    }
-
-    #[tokio::test]
-    async fn a_waiting_connection_is_woken_and_a_burst_leaves_no_room_behind() {
-        let hub = Hub::default();
-        let (conn, mailbox) = hub.connection(frames(4096));
-        hub.add_agent(&["i".into()], conn);
-        let waiting = tokio::spawn(async move {
-            let first = mailbox.recv().await;
-            (first, mailbox)
-        });
-        tokio::task::yield_now().await;
-        let f: Frame = "{}".into();
-        for _ in 0..1000 {
-            assert_eq!(hub.to_agents("i", &f, None), 1);
-        }
-        let (first, mailbox) = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
-            .await
-            .expect("woken")
-            .expect("task");
-        assert_eq!(&*first, "{}");
-        let mut rest = 0;
-        while mailbox.try_recv().is_some() {
-            rest += 1;
-        }
-        assert_eq!(rest, 999);
-        assert_eq!(
-            mailbox.queue.frames().list.capacity(),
-            0,
-            "the burst's room is freed"
-        );
-        // Once the connection's side is gone, frames for it are dropped, not counted.
-        drop(mailbox);
-        assert_eq!(hub.to_agents("i", &f, None), 0);
-        assert_eq!(hub.slow_dropped(), 0);
-    }
-
-    #[tokio::test]
-    async fn a_queue_is_bounded_in_bytes_as_well_as_frames() {
-        let hub = Hub::default();
-        let budget = Budget {
-            frames: 4096,
-            bytes: 1000,
-        };
-        let (stuck, stuck_box) = hub.connection(budget);
-        let (reading, reading_box) = hub.connection(budget);
-        hub.add_agent(&["i".into()], stuck);
-        hub.add_agent(&["i".into()], reading);
-        let big: Frame = "x".repeat(300).into();
-        // Three fit in the bytes (far from the frame count); the reader takes each.
-        for _ in 0..3 {
-            assert_eq!(hub.to_agents("i", &big, None), 2);
-            assert_eq!(reading_box.try_recv().as_deref(), Some(&*big));
-        }
-        assert_eq!(stuck_box.queue.frames().bytes, 900);
-        assert_eq!(reading_box.queue.frames().bytes, 0);
-        // A fourth would take the one that took nothing past its bytes: it is kicked,
-        // the reader is not.
-        assert_eq!(hub.to_agents("i", &big, None), 1);
-        stuck_box.kicked().await;
-        assert_eq!(hub.slow_dropped(), 1);
-        assert_eq!(
-            stuck_box.queue.frames().bytes,
-            900,
-            "nothing past the budget"
-        );
-        assert_eq!(reading_box.try_recv().as_deref(), Some(&*big));
-        // Taking gives the bytes back.
-        while stuck_box.try_recv().is_some() {}
-        assert_eq!(stuck_box.queue.frames().bytes, 0);
-        // An empty queue takes one frame larger than its budget: a reader is never
-        // kicked for one big frame.
-        let huge: Frame = "y".repeat(5000).into();
-        assert_eq!(hub.to_agents("i", &huge, None), 2);
-        assert!(!reading_box.queue.kicked.load(Ordering::Acquire));
-        assert_eq!(reading_box.try_recv().as_deref(), Some(&*huge));
-        // Closing empties the count with the list.
-        drop(stuck_box);
-        assert_eq!(hub.to_agents("i", &big, None), 1);
-    }
-
-    #[tokio::test]
-    async fn a_queue_a_quarter_full_in_bytes_that_takes_nothing_is_kicked() {
-        let hub = Hub::default();
-        let (stuck, stuck_box) = hub.connection(Budget {
-            frames: 4096,
-            bytes: 4000,
-        });
-        hub.add_agent(&["i".into()], stuck);
-        let f: Frame = "z".repeat(600).into();
-        // 1200 bytes: past a quarter of the budget, not past the budget.
-        for _ in 0..2 {
-            assert_eq!(hub.to_agents("i", &f, None), 1);
-        }
-        assert_eq!(hub.to_agents("i", &f, None), 1, "full: the clock starts");
-        std::thread::sleep(STALLED + Duration::from_millis(50));
-        assert_eq!(hub.to_agents("i", &f, None), 0);
-        stuck_box.kicked().await;
-    }
-}
+mod tests;

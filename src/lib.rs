@@ -1,8 +1,10 @@
 //! frontdesk: the backend of an embeddable website live chat.
 //!
 //! Calls go one way: `server` → `transport` (HTTP and the WebSocket upgrade) →
-//! `session` (visitor, agent) → the hub of live connections and the domain modules
+//! `session` (visitor, agent) → the domain modules
 //! (`conversations`, `contacts`, `capture`, `followup`, `mail`, `inboxes`, `agents`) → `store`.
+//! Both tell other connections what happened through `fanout` (who hears what), which
+//! delivers through the `hub` of live connections.
 //! `main.rs` only parses the command line (`cli`) and maps errors to one line.
 
 pub mod agents;
@@ -16,6 +18,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod deadlines;
 pub mod error;
+pub mod fanout;
 pub mod fdlimit;
 pub mod followup;
 mod fsutil;
@@ -30,6 +33,7 @@ pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod store;
+pub mod text;
 pub mod throttle;
 pub mod transport;
 pub mod validate;

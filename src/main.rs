@@ -7,10 +7,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// mimalloc instead of glibc's allocator: sled allocates and frees on every insert and
-/// read (node copies, fragments), and at a saturated relay glibc's `malloc`/`free` were
-/// about a sixth of the server's samples. Built without transparent huge pages, which
-/// would back every arena with 2 MiB pages (about 40 MB more RSS after start-up here).
-/// Measured in BENCHMARKS.md (round 5).
+/// read (node copies, fragments), which glibc's `malloc`/`free` serve slowly. Built
+/// without transparent huge pages, which would back every arena with 2 MiB pages and
+/// grow the idle server's memory for nothing.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

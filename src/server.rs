@@ -27,10 +27,7 @@ use crate::app::{App, FirstStart, OpenError};
 use crate::capture;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::store::Batch;
-use crate::transport::http::{
-    handle, is_trusted_proxy, refusal, Active, Transport, RETRY_AFTER_SECS,
-};
+use crate::transport::http::{handle, refusal, Active, Transport, RETRY_AFTER_SECS};
 use crate::transport::limiter::{Refused, Slot};
 use crate::transport::Limiter;
 
@@ -149,7 +146,7 @@ impl Server {
                             continue;
                         }
                     };
-                    let key = (!is_trusted_proxy(&app.config, peer.ip())).then_some(peer.ip());
+                    let key = (!crate::transport::proxy::is_trusted_proxy(&app.config, peer.ip())).then_some(peer.ip());
                     match transport.limiter.accept(key) {
                         Ok(slot) => {
                             let _ = stream.set_nodelay(true);
@@ -179,7 +176,7 @@ impl Server {
         let _ = deadlines.await;
         let _ = departures.await;
         // Everything queued before this point is on disk once this returns.
-        if let Err(e) = app.writer.write(|_| Ok((Batch::default(), ()))).await {
+        if let Err(e) = app.store.sync().await {
             tracing::error!(error = %e, "final flush failed");
         }
         // The writer thread ends by itself once the last handle to the app is gone.

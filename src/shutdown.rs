@@ -1,24 +1,36 @@
-//! The signals that stop the server: SIGTERM or Ctrl-C.
+//! The signals that stop the server: SIGTERM or Ctrl-C (SIGINT).
 
-/// Resolves on the first SIGTERM or SIGINT.
-pub async fn signal() {
+use std::future::Future;
+
+/// Listens for SIGTERM and SIGINT from the moment it is called, so a signal that comes
+/// before the server first polls the returned future still stops it cleanly (instead
+/// of killing the process the default way); resolves on the first of them.
+///
+/// Call it inside the runtime, before announcing that the server is listening.
+pub fn signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut t), Ok(mut i)) => {
+                    tokio::select! {
+                        _ = t.recv() => {}
+                        _ = i.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                (Ok(mut t), Err(_)) => drop(t.recv().await),
+                (Err(_), Ok(mut i)) => drop(i.recv().await),
+                (Err(_), Err(_)) => std::future::pending().await,
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -10,18 +10,18 @@ use std::time::Instant;
 
 use uuid::Uuid;
 use widget_protocol::{
-    close, encode, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Role,
-    SummaryUpdates, VisitorServer,
+    close, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Role,
+    SummaryUpdates,
 };
 
-use super::visitor::{broadcast_summary, SummaryNews};
 use super::{admit, json_len, Link, Socket};
 use crate::agents;
 use crate::app::App;
 use crate::chatflow;
-use crate::contacts::{self, Link as ContactLink, Whom};
+use crate::contacts::{Link as ContactLink, Whom};
 use crate::conversations::{self, parse_id, AgentReply, Cut};
 use crate::error::{Error, Result};
+use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
 use crate::hub::Budget;
 use crate::metrics::{ConnKind, Metrics};
@@ -133,11 +133,11 @@ impl<S: Socket> Session<S> {
             conversations: Vec::new(),
         };
         let mut room = self.link.list_room(&ready);
-        let (kv, hub) = (self.app.kv(), &self.app.hub);
-        let listed = conversations::list(kv, &names, READY_LIMIT).and_then(|convs| {
+        let (store, hub) = (self.app.store.as_ref(), &self.app.hub);
+        let listed = store.conversations(&names, READY_LIMIT).and_then(|convs| {
             let mut summaries = Vec::new();
             for c in &convs {
-                let summary = conversations::summary(kv, hub, c)?;
+                let summary = conversations::summary(store, hub, c)?;
                 let size = json_len(&summary) + usize::from(!summaries.is_empty());
                 if size > room {
                     break;
@@ -192,7 +192,11 @@ impl<S: Socket> Session<S> {
     /// The conversation, if this agent may see it; `not_found` otherwise, either way.
     fn visible(&self, id: &str) -> Result<(Uuid, ConversationRecord)> {
         let uuid = parse_id(id).ok_or_else(Error::not_found)?;
-        let conv = conversations::load(self.app.kv(), uuid)?.ok_or_else(Error::not_found)?;
+        let conv = self
+            .app
+            .store
+            .conversation(uuid)?
+            .ok_or_else(Error::not_found)?;
         if !self.may_see(&conv.inbox) {
             return Err(Error::not_found());
         }
@@ -219,7 +223,8 @@ impl<S: Socket> Session<S> {
                 let limit = limit
                     .unwrap_or(limits.default_page)
                     .clamp(1, limits.max_history);
-                let conversation = conversations::summary(self.app.kv(), &self.app.hub, &conv)?;
+                let conversation =
+                    conversations::summary(self.app.store.as_ref(), &self.app.hub, &conv)?;
                 let mut frame = AgentServer::Conversation {
                     conversation,
                     messages: Vec::new(),
@@ -230,7 +235,7 @@ impl<S: Socket> Session<S> {
                     limit: limit as usize,
                     bytes: self.link.list_room(&frame),
                 };
-                let (messages, more) = conversations::page(self.app.kv(), id, before, cut)?;
+                let (messages, more) = self.app.store.page(id, before, cut)?;
                 if let AgentServer::Conversation { has_more, .. } = &mut frame {
                     *has_more = more;
                 }
@@ -244,7 +249,7 @@ impl<S: Socket> Session<S> {
             } => self.reply(conversation_id, client_msg_id, text).await,
             AgentClient::LookupContact { email } => {
                 let email = validate::email(&email, &limits)?;
-                let contact = contacts::lookup(self.app.kv(), &email)?;
+                let contact = self.app.store.contact_by_email(&email)?;
                 self.link
                     .send(&AgentServer::ContactLookup { email, contact })
                     .await;
@@ -325,9 +330,10 @@ impl<S: Socket> Session<S> {
             .filter(|f| f.enabled)
             .map(|f| f.delay_secs.saturating_mul(1000));
         let visitor_online = self.app.hub.visitor_online(&key);
-        let appended = conversations::append_agent(
-            &self.app.writer,
-            AgentReply {
+        let appended = self
+            .app
+            .store
+            .append_agent(AgentReply {
                 conversation: id,
                 agent_name: self.agent.name.clone(),
                 client_msg_id: client_msg_id.clone(),
@@ -335,28 +341,23 @@ impl<S: Socket> Session<S> {
                 now: self.app.now(),
                 visitor_online,
                 follow_up_delay_ms: follow_up,
-            },
-        )
-        .await?;
+            })
+            .await?;
         self.link
             .send_ack(client_msg_id, appended.message.clone(), started)
             .await;
         if appended.duplicate {
             return Ok(());
         }
-        let frame = encode(&VisitorServer::Message {
-            message: appended.message.clone(),
-        })
-        .into();
-        let reached = self.app.hub.to_visitor(&key, &frame, None) > 0;
-        self.app
-            .hub
-            .to_agents(&conv.inbox, &frame, Some(self.conn_id));
-        broadcast_summary(
-            &self.app,
-            &appended.conversation,
-            SummaryNews::LastMessageOnly,
-        );
+        let conv = &appended.conversation;
+        let reply = Event::AgentReply {
+            conv,
+            message: &appended.message,
+            from: self.conn_id,
+        };
+        let reached = fanout::publish(&self.app, &reply).is_some_and(|d| d.visitors > 0);
+        let news = SummaryNews::LastMessageOnly;
+        fanout::publish(&self.app, &Event::SummaryChanged { conv, news });
         if let Some((due, kind)) = appended.deadline {
             self.app.deadlines.schedule(due, kind, id);
         }
@@ -378,14 +379,11 @@ impl<S: Socket> Session<S> {
         how: ContactLink,
     ) -> Result<()> {
         let (id, _) = self.visible(conversation_id)?;
-        let linked = contacts::link(
-            &self.app.writer,
-            Whom::Conversation(id),
-            email,
-            how,
-            self.app.now(),
-        )
-        .await?;
+        let linked = self
+            .app
+            .store
+            .link_contact(Whom::Conversation(id), email, how, self.app.now())
+            .await?;
         if linked.created {
             Metrics::inc(&self.app.metrics.contacts_created);
         }
@@ -396,7 +394,8 @@ impl<S: Socket> Session<S> {
             })
             .await;
         if let Some(conv) = &linked.conversation {
-            broadcast_summary(&self.app, conv, SummaryNews::More);
+            let news = SummaryNews::More;
+            fanout::publish(&self.app, &Event::SummaryChanged { conv, news });
         }
         Ok(())
     }
@@ -415,15 +414,15 @@ impl<S: Socket> Session<S> {
             .inboxes
             .set_chatflow(&self.app.writer, &inbox, valid)
             .await?;
-        let frame = encode(&AgentServer::Chatflow {
-            inbox: inbox.clone(),
-            chatflow: rec.chatflow.clone(),
-        });
         // Every agent of the inbox sees the new settings, this one included.
-        self.link.send_raw(frame.clone().into()).await;
-        self.app
-            .hub
-            .to_agents(&inbox, &frame.into(), Some(self.conn_id));
+        let changed = Event::ChatflowChanged {
+            inbox: &inbox,
+            chatflow: &rec.chatflow,
+            from: self.conn_id,
+        };
+        if let Some(sent) = fanout::publish(&self.app, &changed) {
+            self.link.send_raw(sent.frame).await;
+        }
         Ok(())
     }
 }

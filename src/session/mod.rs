@@ -363,8 +363,9 @@ impl<S: Socket> Link<S> {
 /// the interval, if shorter): connections that opened within one step ping together,
 /// so an idle server wakes once per step for all of them instead of once per connection
 /// (each wake-up of an idle core is a context switch, and on a VM an exit). The step is
-/// short because a step's pings run as one burst: a second's worth of connections
-/// (thousands after a restart) pinging at one instant held a timer due then for 270 ms.
+/// short because a step's pings run as one burst: thousands of connections opened in
+/// the same second after a restart must not ping at one instant and hold up the
+/// timers due then.
 const HEARTBEAT_GRID: Duration = Duration::from_millis(50);
 const HEARTBEAT_GRID_STEPS: u32 = 20;
 

@@ -1,26 +1,25 @@
 //! A visitor's connection: `hello`, then messages, history and their email.
 //!
 //! Owns the order of a visitor session (nothing before `hello`, one `welcome`, then any
-//! frame) and who hears what: the sender gets `ack`, the visitor's other tabs and the
-//! inbox's agents get `message`, agents get `conversation_updated`. It must never send
-//! a visitor anything of another visitor, nor contact data they did not type.
+//! frame): the sender gets `ack`, and the rest hear of it through `fanout`. It must
+//! never send a visitor anything of another visitor, nor contact data they did not type.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use widget_protocol::{
-    close, encode, AgentServer, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome,
-    PROTOCOL_VERSION,
+    close, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome, PROTOCOL_VERSION,
 };
 
 use super::{admit, Link, Socket};
 use crate::app::App;
 use crate::capture;
 use crate::chatflow;
-use crate::contacts::{self, Link as ContactLink, Whom};
-use crate::conversations::{self, parse_id, Appended, Cut, StoredMessages, VisitorSend};
+use crate::contacts::{Link as ContactLink, Whom};
+use crate::conversations::{parse_id, Appended, Cut, StoredMessages, VisitorSend};
 use crate::error::{Error, Result};
+use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
 use crate::hub::{Budget, Presence, VisitorKey};
 use crate::identity::VisitorIdentity;
@@ -154,11 +153,10 @@ pub(crate) fn clean_page(p: Page) -> Page {
 
 impl<S: Socket> Session<S> {
     fn conversation(&self) -> Result<Option<ConversationRecord>> {
-        Ok(conversations::find_for_visitor(
-            self.app.kv(),
-            self.key.visitor,
-            &self.inbox.key,
-        )?)
+        Ok(self
+            .app
+            .store
+            .conversation_for_visitor(self.key.visitor, &self.inbox.key)?)
     }
 
     async fn welcome(
@@ -175,7 +173,7 @@ impl<S: Socket> Session<S> {
                 self.link.send_with_messages(&frame, &messages).await;
                 if let Some(conv) = conv {
                     if presence == Presence::CameOnline {
-                        self.broadcast_summary(&conv);
+                        fanout::publish(&self.app, &Event::PresenceChanged { conv: &conv });
                     }
                     if conv.prompt == PromptState::Owed {
                         if let Some(id) = parse_id(&conv.id) {
@@ -202,9 +200,9 @@ impl<S: Socket> Session<S> {
         identity: &VisitorIdentity,
         resume_after: Option<u64>,
     ) -> Result<(Welcome, StoredMessages, Option<ConversationRecord>)> {
-        let kv = self.app.kv();
+        let store = self.app.store.as_ref();
         let conv = self.conversation()?;
-        let visitor = conversations::load_visitor(kv, identity.visitor_id)?;
+        let visitor = store.visitor(identity.visitor_id)?;
         let limits = &self.app.config.limits;
         let email_prompt = conv
             .as_ref()
@@ -237,14 +235,14 @@ impl<S: Socket> Session<S> {
                         limit: limits.max_history as usize * 5,
                         bytes: room,
                     };
-                    conversations::after(kv, id, after, cut, limits.default_page as usize)?
+                    store.after(id, after, cut, limits.default_page as usize)?
                 }
                 _ => {
                     let cut = Cut {
                         limit: limits.default_page as usize,
                         bytes: room,
                     };
-                    conversations::page(kv, id, None, cut)?
+                    store.page(id, None, cut)?
                 }
             },
         };
@@ -310,7 +308,7 @@ impl<S: Socket> Session<S> {
                     bytes: self.link.list_room(&frame),
                 };
                 let (messages, more) = match self.conversation()?.and_then(|c| parse_id(&c.id)) {
-                    Some(id) => conversations::page(self.app.kv(), id, before, cut)?,
+                    Some(id) => self.app.store.page(id, before, cut)?,
                     None => (StoredMessages::default(), false),
                 };
                 if let VisitorServer::History { has_more, .. } = &mut frame {
@@ -344,9 +342,10 @@ impl<S: Socket> Session<S> {
                 .new_conversations_per_inbox
                 .admit(&self.key.inbox)?;
         }
-        let appended = conversations::append_visitor(
-            &self.app.writer,
-            VisitorSend {
+        let appended = self
+            .app
+            .store
+            .append_visitor(VisitorSend {
                 visitor: self.key.visitor,
                 inbox: self.inbox.key.clone(),
                 client_msg_id: client_msg_id.clone(),
@@ -354,9 +353,8 @@ impl<S: Socket> Session<S> {
                 page: self.page.clone(),
                 now: self.app.now(),
                 plan: capture::plan(&self.app, &self.inbox),
-            },
-        )
-        .await?;
+            })
+            .await?;
         self.has_conversation = true;
         self.link
             .send_ack(client_msg_id, appended.message.clone(), started)
@@ -369,27 +367,24 @@ impl<S: Socket> Session<S> {
 
     /// Everyone else who should see a new message, and what it started.
     fn fan_out(&self, a: &Appended) {
-        let hub = &self.app.hub;
-        let frame = encode(&VisitorServer::Message {
-            message: a.message.clone(),
-        })
-        .into();
-        hub.to_visitor(&self.key, &frame, Some(self.conn_id));
-        hub.to_agents(&self.inbox.key, &frame, None);
-        if let Some(system) = &a.system {
-            let frame = encode(&VisitorServer::Message {
-                message: system.clone(),
-            })
-            .into();
-            hub.to_visitor(&self.key, &frame, None);
-            hub.to_agents(&self.inbox.key, &frame, None);
+        let (app, conv) = (&self.app, &a.conversation);
+        fanout::publish(
+            app,
+            &Event::VisitorMessage {
+                conv,
+                message: &a.message,
+                from: self.conn_id,
+            },
+        );
+        if let Some(message) = &a.system {
+            fanout::publish(app, &Event::SystemMessage { conv, message });
         }
         let news = if a.created || a.visitor_changed {
             SummaryNews::More
         } else {
             SummaryNews::LastMessageOnly
         };
-        broadcast_summary(&self.app, &a.conversation, news);
+        fanout::publish(app, &Event::SummaryChanged { conv, news });
         if let Some(text) = &a.prompt_now {
             capture::push(&self.app, &self.key, text.clone());
         }
@@ -403,42 +398,44 @@ impl<S: Socket> Session<S> {
         let throttle = &self.app.throttle;
         throttle.email_per_visitor.admit(&self.key.visitor)?;
         throttle.email_per_address.admit(&self.address)?;
-        let linked = contacts::link(
-            &self.app.writer,
-            Whom::Visitor {
-                visitor: self.key.visitor,
-                inbox: self.inbox.key.clone(),
-            },
-            email.clone(),
-            ContactLink::Captured,
-            self.app.now(),
-        )
-        .await?;
+        let linked = self
+            .app
+            .store
+            .link_contact(
+                Whom::Visitor {
+                    visitor: self.key.visitor,
+                    inbox: self.inbox.key.clone(),
+                },
+                email.clone(),
+                ContactLink::Captured,
+                self.app.now(),
+            )
+            .await?;
         if linked.created {
             Metrics::inc(&self.app.metrics.contacts_created);
         }
-        // Every tab of this visitor learns the email they typed (and hides its form).
-        let frame = encode(&VisitorServer::EmailCaptured { email }).into();
-        self.app
-            .hub
-            .to_visitor(&self.key, &frame, Some(self.conn_id));
-        self.link.send_raw(frame).await;
+        let captured = Event::EmailCaptured {
+            key: &self.key,
+            email: &email,
+            from: self.conn_id,
+        };
+        if let Some(sent) = fanout::publish(&self.app, &captured) {
+            self.link.send_raw(sent.frame).await;
+        }
         if let Some(conv) = &linked.conversation {
-            self.broadcast_summary(conv);
+            let news = SummaryNews::More;
+            fanout::publish(&self.app, &Event::SummaryChanged { conv, news });
         }
         Ok(())
-    }
-
-    /// `conversation_updated` to the inbox's agents.
-    fn broadcast_summary(&self, conv: &ConversationRecord) {
-        broadcast_summary(&self.app, conv, SummaryNews::More);
     }
 }
 
 /// Tells the inbox's agents that a visitor left (their conversation's summary).
 fn announce_presence(app: &App, key: &VisitorKey) {
-    match conversations::find_for_visitor(app.kv(), key.visitor, &key.inbox) {
-        Ok(Some(conv)) => broadcast_summary(app, &conv, SummaryNews::More),
+    match app.store.conversation_for_visitor(key.visitor, &key.inbox) {
+        Ok(Some(conv)) => {
+            fanout::publish(app, &Event::PresenceChanged { conv: &conv });
+        }
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "could not announce a visitor leaving"),
     }
@@ -470,37 +467,5 @@ pub async fn run_departures(app: App) {
             _ = held => {}
             _ = sleep => {}
         }
-    }
-}
-
-/// What changed in a summary, for the agents that asked only for changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SummaryNews {
-    /// A new message, and nothing else the `message` frame does not carry.
-    LastMessageOnly,
-    /// Anything more: a new conversation, the visitor's page, contact or presence.
-    More,
-}
-
-/// `conversation_updated` for a conversation, to every agent of its inbox (with
-/// `LastMessageOnly`, only to those that want it after every message).
-pub fn broadcast_summary(app: &App, conv: &ConversationRecord, news: SummaryNews) {
-    if news == SummaryNews::LastMessageOnly && !app.hub.wants_every_summary(&conv.inbox) {
-        return;
-    }
-    match conversations::summary(app.kv(), &app.hub, conv) {
-        Ok(summary) => {
-            let frame = encode(&AgentServer::ConversationUpdated {
-                conversation: summary,
-            })
-            .into();
-            match news {
-                SummaryNews::More => app.hub.to_agents(&conv.inbox, &frame, None),
-                SummaryNews::LastMessageOnly => {
-                    app.hub.to_agents_wanting_every_summary(&conv.inbox, &frame)
-                }
-            };
-        }
-        Err(e) => tracing::warn!(error = %e, "could not build a conversation summary"),
     }
 }

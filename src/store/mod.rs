@@ -13,7 +13,9 @@
 //! A write is durable when its group's log sync returns; the engine itself is flushed
 //! only by checkpoints, off the acknowledgement path.
 
+pub mod api;
 pub mod keys;
+pub mod kv_store;
 mod overlay;
 pub mod records;
 mod sled_engine;
@@ -23,7 +25,9 @@ mod writer;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use api::Store;
 pub use keys::Tree;
+pub use kv_store::KvStore;
 pub use writer::{Writer, WriterStats};
 
 /// The schema version written in `meta`; bump it with a numbered migration.

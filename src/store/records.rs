@@ -43,6 +43,17 @@ pub struct VisitorRecord {
 }
 
 impl VisitorRecord {
+    /// A visitor seen for the first time.
+    pub fn new(id: uuid::Uuid, now: Millis) -> VisitorRecord {
+        VisitorRecord {
+            id: id.to_string(),
+            created_at: now,
+            contact_id: None,
+            email: None,
+            page: None,
+        }
+    }
+
     /// Whether the team can reach them by email: they gave one, or an agent linked them
     /// to a contact. Such a visitor is never prompted, and may be followed up.
     pub fn reachable(&self) -> bool {

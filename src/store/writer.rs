@@ -85,27 +85,39 @@ impl Writer {
     }
 
     /// Runs `f` on the writer thread, applies the batch it returns, and resolves once
-    /// that batch is durable. `f` runs after every write submitted before it.
+    /// that batch is durable. `f` runs after every write submitted before it. When `f`
+    /// returns an error (a store error, or the domain refusing the write), nothing of
+    /// what it planned is written and the caller gets that error.
+    pub async fn transact<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&dyn Kv) -> Result<(Batch, T), E> + Send + 'static,
+    {
+        let (done, wait) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |group: &mut Group<'_>| {
+            let outcome = f(&group.overlay)
+                .and_then(|(batch, value)| group.commit(batch).map(|()| value).map_err(E::from));
+            Box::new(move |flushed: Result<()>| {
+                let answer = match (outcome, flushed) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Err(e)) => Err(E::from(e)),
+                };
+                let _ = done.send(answer);
+            })
+        });
+        self.tx.send(job).map_err(|_| E::from(StoreError::Closed))?;
+        wait.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// [`Writer::transact`] for a write that can fail only in the store.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&dyn Kv) -> Result<(Batch, T)> + Send + 'static,
     {
-        let (done, wait) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |group: &mut Group<'_>| {
-            let outcome =
-                f(&group.overlay).and_then(|(batch, value)| group.commit(batch).map(|()| value));
-            Box::new(move |flushed: Result<()>| {
-                let answer = match (outcome, flushed) {
-                    (Ok(v), Ok(())) => Ok(v),
-                    (Err(e), _) => Err(e),
-                    (Ok(_), Err(e)) => Err(e),
-                };
-                let _ = done.send(answer);
-            })
-        });
-        self.tx.send(job).map_err(|_| StoreError::Closed)?;
-        wait.await.map_err(|_| StoreError::Closed)?
+        self.transact(f).await
     }
 }
 

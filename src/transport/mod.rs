@@ -9,6 +9,7 @@
 mod assets;
 pub mod http;
 pub mod limiter;
+pub mod proxy;
 mod ws;
 
 pub use limiter::Limiter;

@@ -316,15 +316,14 @@ async fn a_restart_keeps_agents_contacts_and_links() {
 
 #[tokio::test]
 async fn an_inbox_with_many_conversations_still_lets_agents_in() {
-    use frontdesk::conversations::{self, FirstMessagePlan, VisitorSend};
+    use frontdesk::conversations::{FirstMessagePlan, VisitorSend};
     let s = TestServer::start().await;
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..700 {
         let app = s.app.clone();
         sends.spawn(async move {
-            conversations::append_visitor(
-                &app.writer,
-                VisitorSend {
+            app.store
+                .append_visitor(VisitorSend {
                     visitor: uuid::Uuid::new_v4(),
                     inbox: "default".into(),
                     client_msg_id: format!("c{i}"),
@@ -337,10 +336,9 @@ async fn an_inbox_with_many_conversations_still_lets_agents_in() {
                         prompt_text: String::new(),
                         away: None,
                     },
-                },
-            )
-            .await
-            .expect("stored")
+                })
+                .await
+                .expect("stored")
         });
     }
     while let Some(r) = sends.join_next().await {

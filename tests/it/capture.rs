@@ -108,7 +108,10 @@ async fn a_prompt_sent_and_unanswered_is_in_every_welcome_until_the_email_is_giv
     drop(v);
     let until = Instant::now() + crate::support::WAIT;
     loop {
-        let conv = frontdesk::conversations::find_for_visitor(s.app.kv(), visitor, "default")
+        let conv = s
+            .app
+            .store
+            .conversation_for_visitor(visitor, "default")
             .expect("store");
         if conv.is_some_and(|c| c.prompt == frontdesk::store::records::PromptState::Sent) {
             break;
@@ -360,7 +363,7 @@ async fn admins_chatflow_is_validated() {
 
 #[tokio::test]
 async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
-    use frontdesk::conversations::{self, FirstMessagePlan, VisitorSend};
+    use frontdesk::conversations::{FirstMessagePlan, VisitorSend};
     use frontdesk::store::records::PromptState;
     use widget_protocol::CaptureWhen;
 
@@ -374,9 +377,9 @@ async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
     for i in 0..n {
         let app = app.clone();
         sends.spawn(async move {
-            let a = conversations::append_visitor(
-                &app.writer,
-                VisitorSend {
+            let a = app
+                .store
+                .append_visitor(VisitorSend {
                     visitor: uuid::Uuid::new_v4(),
                     inbox: "default".into(),
                     client_msg_id: format!("c{i}"),
@@ -389,10 +392,9 @@ async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
                         prompt_text: "p".into(),
                         away: None,
                     },
-                },
-            )
-            .await
-            .expect("stored");
+                })
+                .await
+                .expect("stored");
             let (due, kind) = a.deadline.expect("a deadline");
             let id = uuid::Uuid::parse_str(&a.conversation.id).expect("id");
             app.deadlines.schedule(due, kind, id);
@@ -410,7 +412,8 @@ async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
         let pending = ids
             .iter()
             .filter(|id| {
-                conversations::load(app.kv(), **id)
+                app.store
+                    .conversation(**id)
                     .expect("load")
                     .is_some_and(|c| c.prompt != PromptState::Owed)
             })

@@ -181,3 +181,44 @@ async fn serve_says_plainly_what_is_wrong() {
         .expect("runs");
     assert_one_line_error(&o, "cannot create the data directory");
 }
+
+#[tokio::test]
+async fn serve_names_the_mail_option_that_is_wrong() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = |mail: &[&str]| {
+        let args: Vec<&str> = ["serve", "--listen", "127.0.0.1:0"]
+            .iter()
+            .chain(mail)
+            .copied()
+            .collect();
+        frontdesk(&args, dir.path())
+    };
+    assert_one_line_error(
+        &serve(&["--reply-to", "nobody"]),
+        "--reply-to \"nobody\" is not an email address like \"Acme Support <support@acme.test>\"",
+    );
+    assert_one_line_error(
+        &serve(&["--public-url", "ftp://chat.acme.test"]),
+        "--public-url \"ftp://chat.acme.test\" must start with http:// or https://",
+    );
+    assert_one_line_error(
+        &serve(&["--smtp-url", "smtp://u:secret@h?tls=x", "--mail-from", "a@b.test"]),
+        "--smtp-url \"smtp://u:***@h?tls=x\" is not usable: tls=x is not one of starttls, required, opportunistic (expected smtp://",
+    );
+}
+
+/// A SIGTERM the moment the server says it listens stops it cleanly: its handler must
+/// be in place before that line is printed, or the signal kills the process the default
+/// way. Several starts, as a late handler loses only a race.
+#[tokio::test]
+async fn a_sigterm_right_after_the_listening_line_stops_the_server_cleanly() {
+    for attempt in 0..8 {
+        let data = tempfile::tempdir().expect("temp dir");
+        let server = BinaryServer::spawn(data.path(), &[]).await;
+        let status = server.terminate().await;
+        assert!(
+            status.success(),
+            "start {attempt}: SIGTERM right after start ended the server with {status}"
+        );
+    }
+}

@@ -206,7 +206,10 @@ async fn no_email_when_the_visitor_comes_back_in_time() {
     );
     assert!(outbox(&s).is_empty());
     let id = uuid::Uuid::parse_str(&conv).expect("uuid");
-    let c = frontdesk::conversations::load(s.app.kv(), id)
+    let c = s
+        .app
+        .store
+        .conversation(id)
         .expect("store")
         .expect("conversation");
     assert_eq!((c.follow_up_due, c.seen_seq), (None, c.last_seq));
@@ -214,7 +217,9 @@ async fn no_email_when_the_visitor_comes_back_in_time() {
 
 fn conversation(s: &TestServer, conv: &str) -> frontdesk::store::records::ConversationRecord {
     let id = uuid::Uuid::parse_str(conv).expect("uuid");
-    frontdesk::conversations::load(s.app.kv(), id)
+    s.app
+        .store
+        .conversation(id)
         .expect("store")
         .expect("conversation")
 }

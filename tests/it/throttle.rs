@@ -225,10 +225,12 @@ async fn an_email_flood_is_refused_and_creates_no_contacts() {
         }
     }
     assert_eq!(captured.len(), 5, "{captured:?}");
-    let kv = s.app.kv();
     for i in 0..30 {
         let email = format!("flood{i}@example.com");
-        let found = frontdesk::contacts::lookup(kv, &email)
+        let found = s
+            .app
+            .store
+            .contact_by_email(&email)
             .expect("lookup")
             .is_some();
         assert_eq!(found, captured.contains(&email), "{email}");

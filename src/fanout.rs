@@ -1,0 +1,299 @@
+//! Fan-out: who hears what. Every frame pushed to a connection other than the one whose
+//! request it answers goes through [`publish`]: an [`Event`] says what happened,
+//! [`audience`] decides which connections hear it, and the frame is built and encoded
+//! once and handed, shared, to the hub. The hub is the mechanism (queues, presence);
+//! this module is the policy, and nothing else calls the hub's delivery. It reads the
+//! store only to build a summary, and never writes to it.
+//!
+//! The rule it exists to keep: **a visitor never receives another visitor's data, nor
+//! contact data they did not type.** Two things hold it, both here:
+//! - [`audience`] names a visitor only as the one whose conversation the event is about
+//!   (its key taken from the conversation record), or the one who typed the email;
+//! - [`reach`] classifies every server frame of both endpoints by who may ever receive
+//!   it, and [`publish`] refuses an audience the frame's reach does not allow. No agent
+//!   frame (they carry summaries and contacts) reaches a visitor.
+
+use widget_protocol::{encode, AgentServer, Chatflow, Message, Summary, VisitorServer};
+
+use crate::app::App;
+use crate::conversations;
+use crate::hub::{Frame, Hub, VisitorKey};
+use crate::store::records::ConversationRecord;
+
+/// Something that happened which connections other than the requester's hear of.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A visitor's message, stored; `from`, their connection, got the ack.
+    VisitorMessage {
+        conv: &'a ConversationRecord,
+        message: &'a Message,
+        from: u64,
+    },
+    /// An agent's reply, stored; `from`, the agent's connection, got the ack.
+    AgentReply {
+        conv: &'a ConversationRecord,
+        message: &'a Message,
+        from: u64,
+    },
+    /// A message the server wrote in a conversation (the away answer, a follow-up's fate).
+    SystemMessage {
+        conv: &'a ConversationRecord,
+        message: &'a Message,
+    },
+    /// The conversation's summary changed, as `news` says.
+    SummaryChanged {
+        conv: &'a ConversationRecord,
+        news: SummaryNews,
+    },
+    /// The conversation's visitor came online or left, as agents see it.
+    PresenceChanged { conv: &'a ConversationRecord },
+    /// A visitor typed their email on connection `from`, which is answered directly.
+    EmailCaptured {
+        key: &'a VisitorKey,
+        email: &'a str,
+        from: u64,
+    },
+    /// The email-capture prompt, to every connection of the visitor.
+    EmailPrompt { key: &'a VisitorKey, text: &'a str },
+    /// An admin changed an inbox's chatflow on connection `from`, answered directly.
+    ChatflowChanged {
+        inbox: &'a str,
+        chatflow: &'a Chatflow,
+        from: u64,
+    },
+}
+
+/// What changed in a summary, for the agents that asked only for changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryNews {
+    /// A new message, and nothing else the `message` frame does not carry.
+    LastMessageOnly,
+    /// Anything more: a new conversation, the visitor's page, contact or presence.
+    More,
+}
+
+/// The connections that hear an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audience<'a> {
+    /// The visitor whose connections (in that inbox) hear it.
+    pub visitor: Option<VisitorKey>,
+    /// The inbox whose agents hear it, and which of them.
+    pub agents: Option<(&'a str, Agents)>,
+    /// The connection answered directly (the ack, or its own copy): skipped.
+    pub except: Option<u64>,
+}
+
+/// Which agents of an inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agents {
+    All,
+    /// Those that want `conversation_updated` after every message (`SummaryUpdates`).
+    WantingEverySummary,
+}
+
+/// Who hears each event: the one place that decides it.
+pub fn audience<'a>(event: &Event<'a>) -> Audience<'a> {
+    // The visitor a conversation belongs to, and its inbox's agents.
+    let conversation = |conv: &'a ConversationRecord, agents, except| Audience {
+        visitor: conversations::visitor_key(conv),
+        agents: Some((conv.inbox.as_str(), agents)),
+        except,
+    };
+    let agents_only = |inbox: &'a str, agents, except| Audience {
+        visitor: None,
+        agents: Some((inbox, agents)),
+        except,
+    };
+    let visitor_only = |key: &VisitorKey, except| Audience {
+        visitor: Some(key.clone()),
+        agents: None,
+        except,
+    };
+    match *event {
+        // Their other tabs and the agents; the sending tab has its ack.
+        Event::VisitorMessage { conv, from, .. } => conversation(conv, Agents::All, Some(from)),
+        // The visitor and the other agents; the replying agent has its ack.
+        Event::AgentReply { conv, from, .. } => conversation(conv, Agents::All, Some(from)),
+        Event::SystemMessage { conv, .. } => conversation(conv, Agents::All, None),
+        Event::SummaryChanged { conv, news } => {
+            let which = match news {
+                SummaryNews::LastMessageOnly => Agents::WantingEverySummary,
+                SummaryNews::More => Agents::All,
+            };
+            agents_only(&conv.inbox, which, None)
+        }
+        Event::PresenceChanged { conv } => agents_only(&conv.inbox, Agents::All, None),
+        // Only the visitor who typed it: every tab learns it and hides its form.
+        Event::EmailCaptured { key, from, .. } => visitor_only(key, Some(from)),
+        Event::EmailPrompt { key, .. } => visitor_only(key, None),
+        Event::ChatflowChanged { inbox, from, .. } => agents_only(inbox, Agents::All, Some(from)),
+    }
+}
+
+/// A server frame of either endpoint. One lives for one publication, on its way to
+/// being encoded, so the size of its largest variant costs nothing worth a box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Outgoing {
+    Visitor(VisitorServer),
+    Agent(AgentServer),
+}
+
+impl Outgoing {
+    fn encode(&self) -> Frame {
+        match self {
+            Outgoing::Visitor(f) => encode(f),
+            Outgoing::Agent(f) => encode(f),
+        }
+        .into()
+    }
+}
+
+/// Who may ever receive a frame of some kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Only the connection whose request it answers: never fanned out.
+    Requester,
+    /// The visitor whose conversation (or email) it is, on any of their connections.
+    OwnVisitor,
+    /// That visitor and the inbox's agents.
+    OwnVisitorAndAgents,
+    /// The inbox's agents; never a visitor.
+    Agents,
+}
+
+impl Reach {
+    /// Whether an audience stays within this reach.
+    pub fn allows(self, to: &Audience) -> bool {
+        let (visitor, agents) = match self {
+            Reach::Requester => (false, false),
+            Reach::OwnVisitor => (true, false),
+            Reach::OwnVisitorAndAgents => (true, true),
+            Reach::Agents => (false, true),
+        };
+        (visitor || to.visitor.is_none()) && (agents || to.agents.is_none())
+    }
+}
+
+/// Who may receive each frame of both endpoints. A new frame type does not compile
+/// until it is classified here.
+pub fn reach(frame: &Outgoing) -> Reach {
+    match frame {
+        Outgoing::Visitor(f) => match f {
+            // Answers to the visitor's own requests, about their own conversation.
+            VisitorServer::Welcome(_)
+            | VisitorServer::Ack { .. }
+            | VisitorServer::History { .. }
+            | VisitorServer::Error(_) => Reach::Requester,
+            // A message in their conversation; agents get the same bytes.
+            VisitorServer::Message { .. } => Reach::OwnVisitorAndAgents,
+            VisitorServer::EmailPrompt { .. } => Reach::OwnVisitor,
+            // Only ever the email the visitor typed themselves.
+            VisitorServer::EmailCaptured { .. } => Reach::OwnVisitor,
+        },
+        Outgoing::Agent(f) => match f {
+            // Answers to the agent's own requests.
+            AgentServer::Ready { .. }
+            | AgentServer::Conversation { .. }
+            | AgentServer::Ack { .. }
+            | AgentServer::ContactLookup { .. }
+            | AgentServer::VisitorAssigned { .. }
+            | AgentServer::Error(_) => Reach::Requester,
+            // Summaries carry contacts; settings are the team's.
+            AgentServer::ConversationUpdated { .. }
+            | AgentServer::Message { .. }
+            | AgentServer::Chatflow { .. } => Reach::Agents,
+        },
+    }
+}
+
+/// The frame an event is told with; a summary comes from `summary`.
+fn frame(
+    event: &Event,
+    summary: impl FnOnce(&ConversationRecord) -> Option<Summary>,
+) -> Option<Outgoing> {
+    let message = |m: &Message| Outgoing::Visitor(VisitorServer::Message { message: m.clone() });
+    Some(match *event {
+        Event::VisitorMessage { message: m, .. }
+        | Event::AgentReply { message: m, .. }
+        | Event::SystemMessage { message: m, .. } => message(m),
+        Event::SummaryChanged { conv, .. } | Event::PresenceChanged { conv } => {
+            Outgoing::Agent(AgentServer::ConversationUpdated {
+                conversation: summary(conv)?,
+            })
+        }
+        Event::EmailCaptured { email, .. } => Outgoing::Visitor(VisitorServer::EmailCaptured {
+            email: email.to_string(),
+        }),
+        Event::EmailPrompt { text, .. } => Outgoing::Visitor(VisitorServer::EmailPrompt {
+            text: text.to_string(),
+        }),
+        Event::ChatflowChanged {
+            inbox, chatflow, ..
+        } => Outgoing::Agent(AgentServer::Chatflow {
+            inbox: inbox.to_string(),
+            chatflow: chatflow.clone(),
+        }),
+    })
+}
+
+/// What a publication delivered.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// The encoded frame, for the connection that is answered directly.
+    pub frame: Frame,
+    /// Visitor connections it was queued for.
+    pub visitors: usize,
+    /// Agent connections it was queued for.
+    pub agents: usize,
+}
+
+/// Tells an event to its audience. None when nothing was built: no agent wants the
+/// summary, or it could not be read (logged).
+pub fn publish(app: &App, event: &Event) -> Option<Delivered> {
+    deliver(&app.hub, event, |conv| {
+        conversations::summary(app.store.as_ref(), &app.hub, conv)
+            .map_err(|e| tracing::warn!(error = %e, "could not build a conversation summary"))
+            .ok()
+    })
+}
+
+fn deliver(
+    hub: &Hub,
+    event: &Event,
+    summary: impl FnOnce(&ConversationRecord) -> Option<Summary>,
+) -> Option<Delivered> {
+    let to = audience(event);
+    if let (None, Some((inbox, Agents::WantingEverySummary))) = (&to.visitor, to.agents) {
+        // Nobody to build it for.
+        if !hub.wants_every_summary(inbox) {
+            return None;
+        }
+    }
+    let outgoing = frame(event, summary)?;
+    if !reach(&outgoing).allows(&to) {
+        debug_assert!(false, "{outgoing:?} may not reach {to:?}");
+        tracing::error!(?to, "refused to fan out a frame beyond its reach");
+        return None;
+    }
+    let frame = outgoing.encode();
+    let visitors = to
+        .visitor
+        .as_ref()
+        .map_or(0, |key| hub.to_visitor(key, &frame, to.except));
+    let agents = match to.agents {
+        None => 0,
+        Some((inbox, Agents::All)) => hub.to_agents(inbox, &frame, to.except),
+        Some((inbox, Agents::WantingEverySummary)) => {
+            hub.to_agents_wanting_every_summary(inbox, &frame)
+        }
+    };
+    Some(Delivered {
+        frame,
+        visitors,
+        agents,
+    })
+}
+
+#[cfg(test)]
+mod tests;
