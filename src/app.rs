@@ -216,7 +216,8 @@ impl App {
         let (kv, wal) = store::open(&dir)?;
         tighten(&dir)?;
         let (writer, writer_thread) = start_writer(data, &dir, &kv, wal);
-        let identity = Identity::load_or_create(&dir, config.secure_cookie)?;
+        let identity = Identity::load_or_create(&dir, config.secure_cookie)?
+            .with_lifetime(config.token_lifetime);
         let inboxes = Inboxes::load(kv.clone())?;
         let now = clock.now_ms();
         if inboxes.get(DEFAULT_INBOX).is_none() {
