@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use uuid::Uuid;
 use widget_protocol::Role;
 
 use crate::app::{Offline, OpenError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, MailConfig, Rate};
+use crate::ids::AgentId;
 use crate::inboxes::normalize_origin;
 use crate::mail::{MailError, Party, ADDRESS_EXAMPLE};
 use crate::server::{ServeError, Server};
@@ -561,13 +561,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Outbox(OutboxCommand::List { data }) => outbox_list(&data),
         Command::Agent(AgentCommand::Revoke { id, data }) => {
-            let uuid = Uuid::parse_str(&id).map_err(|_| {
+            let agent = AgentId::parse(&id).ok_or_else(|| {
                 CliError::Invalid(format!(
                     "{id:?} is not an agent id (see `frontdesk agent list`)"
                 ))
             })?;
             let off = offline(&data)?;
-            let done = rt.block_on(agents::revoke(&off.writer, uuid.into()));
+            let done = rt.block_on(agents::revoke(&off.writer, agent));
             off.close();
             match done? {
                 true => {

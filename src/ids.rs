@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident) => {
+    ($(#[$doc:meta])* $name:ident, $new:ident) => {
         $(#[$doc])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
@@ -23,6 +23,11 @@ macro_rules! id_type {
         pub struct $name(Uuid);
 
         impl $name {
+            /// A new, unique id.
+            pub fn generate() -> Self {
+                $name(Uuid::$new())
+            }
+
             pub const fn from_uuid(id: Uuid) -> Self {
                 $name(id)
             }
@@ -65,54 +70,29 @@ macro_rules! id_type {
 
 id_type!(
     /// A conversation: one visitor in one inbox. Time-ordered (UUID v7).
-    ConversationId
+    ConversationId,
+    now_v7
 );
 id_type!(
     /// A visitor, as their identity token names them.
-    VisitorId
+    VisitorId,
+    new_v4
 );
 id_type!(
     /// A contact: a person with an email, linked to visitors.
-    ContactId
+    ContactId,
+    new_v4
 );
 id_type!(
     /// A team member who answers conversations.
-    AgentId
+    AgentId,
+    new_v4
 );
 id_type!(
     /// An email in the outbox. Time-ordered (UUID v7).
-    OutboxId
+    OutboxId,
+    now_v7
 );
-
-impl ConversationId {
-    pub fn generate() -> Self {
-        ConversationId(Uuid::now_v7())
-    }
-}
-
-impl OutboxId {
-    pub fn generate() -> Self {
-        OutboxId(Uuid::now_v7())
-    }
-}
-
-impl VisitorId {
-    pub fn generate() -> Self {
-        VisitorId(Uuid::new_v4())
-    }
-}
-
-impl ContactId {
-    pub fn generate() -> Self {
-        ContactId(Uuid::new_v4())
-    }
-}
-
-impl AgentId {
-    pub fn generate() -> Self {
-        AgentId(Uuid::new_v4())
-    }
-}
 
 #[cfg(test)]
 mod tests {
