@@ -7,10 +7,10 @@
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 use widget_protocol::{Millis, Role};
 
 use crate::error::Result;
+use crate::ids::AgentId;
 use crate::store::api::Admin;
 use crate::store::records::AgentRecord;
 
@@ -38,7 +38,7 @@ pub async fn create(
 ) -> Result<(AgentRecord, String)> {
     let token = new_token();
     let rec = AgentRecord {
-        id: Uuid::new_v4().to_string(),
+        id: AgentId::generate(),
         name: name.to_string(),
         role,
         inboxes,
@@ -63,7 +63,7 @@ pub fn list(admin: &dyn Admin) -> Result<Vec<AgentRecord>> {
 }
 
 /// Revokes an agent; `Ok(false)` when no agent has that id.
-pub async fn revoke(admin: &dyn Admin, id: Uuid) -> Result<bool> {
+pub async fn revoke(admin: &dyn Admin, id: AgentId) -> Result<bool> {
     Ok(admin.revoke_agent(id).await?)
 }
 

@@ -222,7 +222,8 @@ impl App {
         let (kv, wal) = store::open(&dir)?;
         tighten(&dir)?;
         let (writer, writer_thread) = start_writer(data, &dir, &kv, wal);
-        let identity = Identity::load_or_create(&dir, config.secure_cookie)?;
+        let identity = Identity::load_or_create(&dir, config.secure_cookie)?
+            .with_lifetime(config.token_lifetime);
         let backend = Arc::new(KvStore::new(kv.clone(), writer.clone()));
         let inboxes = Inboxes::load(backend.clone())?;
         let now = clock.now_ms();

@@ -13,15 +13,16 @@
 //! every welcome ([`still_open`]): that is its state, not a second push, and it covers a
 //! push the server stopped before writing.
 
-use uuid::Uuid;
 use widget_protocol::{CaptureWhen, Millis};
 
 use crate::app::App;
 use crate::chatflow;
+use crate::clock;
 use crate::conversations::FirstMessagePlan;
 use crate::deadlines::Change;
 use crate::fanout::{self, Event};
 use crate::hub::VisitorKey;
+use crate::ids::ConversationId;
 use crate::metrics::Metrics;
 use crate::store::api::PromptFired;
 use crate::store::keys::DeadlineKind;
@@ -138,7 +139,7 @@ pub fn plan(app: &App, inbox: &InboxRecord) -> FirstMessagePlan {
         chatflow::away_active(c, app.hub.agents_online(&inbox.key)).then(|| chatflow::away_text(c));
     FirstMessagePlan {
         when: c.email_capture.when,
-        delay_ms: c.email_capture.delay_secs.saturating_mul(1000),
+        delay_ms: clock::from_secs(c.email_capture.delay_secs),
         prompt_text: chatflow::prompt_text(c),
         away,
     }
@@ -171,7 +172,7 @@ pub fn still_open(c: &ConversationRecord, visitor: Option<&VisitorRecord>) -> Op
 
 /// A `no_reply` deadline fell due. Runs as its own task, so a burst of due deadlines
 /// shares group commits instead of waiting on each other.
-pub fn fire(app: &App, conv: Uuid, due: u64) {
+pub fn fire(app: &App, conv: ConversationId, due: Millis) {
     let app = app.clone();
     tokio::spawn(async move {
         let hub = app.clone();
@@ -201,21 +202,21 @@ pub fn fire(app: &App, conv: Uuid, due: u64) {
     });
 }
 
-async fn mark_owed(app: &App, conv: Uuid) {
+async fn mark_owed(app: &App, conv: ConversationId) {
     if let Err(e) = app.store.prompt_event(conv, PromptEvent::PushMissed).await {
         tracing::error!(error = %e, "could not record an owed prompt");
     }
 }
 
-/// After a `welcome` of `conv` (id `id`): the prompt owed to the visitor is sent now.
-pub async fn visitor_back(app: &App, key: &VisitorKey, id: Uuid, conv: &ConversationRecord) {
+/// After a `welcome` of `conv`: the prompt owed to the visitor is sent now.
+pub async fn visitor_back(app: &App, key: &VisitorKey, conv: &ConversationRecord) {
     if conv.prompt == PromptState::Owed {
-        deliver_owed(app, key, id).await;
+        deliver_owed(app, key, conv.id).await;
     }
 }
 
 /// A prompt that fell due while the visitor was away is sent now.
-pub async fn deliver_owed(app: &App, key: &VisitorKey, conv: Uuid) {
+pub async fn deliver_owed(app: &App, key: &VisitorKey, conv: ConversationId) {
     match app.store.prompt_event(conv, PromptEvent::VisitorBack).await {
         Ok(Some(text)) => {
             if !push(app, key, text) {
@@ -234,9 +235,9 @@ pub async fn run_deadlines(app: App) {
     let clock = app.clock.clone();
     app.deadlines
         .run(
-            move || clock.now_ms().max(0) as u64,
+            move || clock.now_ms(),
             move |(due, kind, subject)| match kind {
-                DeadlineKind::Prompt => fire(&fire_app, subject, due),
+                DeadlineKind::Prompt => fire(&fire_app, subject.into(), due),
                 DeadlineKind::FollowUp | DeadlineKind::Delivery => {
                     crate::followup::fire(&fire_app, kind, subject, due)
                 }
@@ -387,9 +388,9 @@ mod tests {
     #[test]
     fn applying_a_step_keeps_the_state_and_names_its_deadline() {
         let mut c = ConversationRecord {
-            id: Uuid::from_u128(7).to_string(),
+            id: ConversationId::from_uuid(uuid::Uuid::from_u128(7)),
             inbox: "default".into(),
-            visitor_id: Uuid::from_u128(8).to_string(),
+            visitor_id: crate::ids::VisitorId::from_uuid(uuid::Uuid::from_u128(8)),
             created_at: 0,
             updated_at: 0,
             last_seq: 1,

@@ -7,12 +7,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use uuid::Uuid;
 use widget_protocol::Role;
 
 use crate::app::{Offline, OpenError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, MailConfig, Rate};
+use crate::ids::AgentId;
 use crate::inboxes::normalize_origin;
 use crate::mail::{MailError, Party, ADDRESS_EXAMPLE};
 use crate::server::{ServeError, Server};
@@ -65,6 +65,14 @@ pub struct ServeArgs {
     /// Mark the visitor cookie Secure (when a TLS proxy fronts the server).
     #[arg(long)]
     pub secure_cookie: bool,
+    /// Days a visitor token (and its cookie) lives from its issue time, 1 to 400
+    /// (browsers keep a cookie at most 400 days).
+    #[arg(long, default_value_t = 395, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=400))]
+    pub visitor_token_days: u32,
+    /// Hours after which a visitor token in use is replaced by a fresh one for the same
+    /// visitor (at least 1, less than the token's lifetime).
+    #[arg(long, default_value_t = 24, value_name = "HOURS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub visitor_token_renew_hours: u32,
     /// Another origin allowed to open the agent socket (repeatable).
     #[arg(long = "agent-origin")]
     pub agent_origins: Vec<String>,
@@ -263,6 +271,7 @@ impl ServeArgs {
             c.trusted_proxies.push(parse_proxy(p)?);
         }
         c.secure_cookie = self.secure_cookie;
+        c.token_lifetime = self.token_lifetime()?;
         for o in &self.agent_origins {
             let n = normalize_origin(o).ok_or_else(|| {
                 CliError::Invalid(format!(
@@ -344,6 +353,22 @@ const MIN_LIST_FRAME_BYTES: usize = 32 * 1024;
 const MIN_QUEUE_BYTES: usize = 64 * 1024;
 
 impl ServeArgs {
+    /// The visitor token's lifetime and renewal age, checked against each other.
+    fn token_lifetime(&self) -> Result<crate::identity::TokenLifetime, CliError> {
+        const HOUR_MS: i64 = 3_600_000;
+        let valid_ms = i64::from(self.visitor_token_days) * 24 * HOUR_MS;
+        let renew_after_ms = i64::from(self.visitor_token_renew_hours) * HOUR_MS;
+        if renew_after_ms >= valid_ms {
+            return Err(CliError::Invalid(
+                "--visitor-token-renew-hours must be less than --visitor-token-days".into(),
+            ));
+        }
+        Ok(crate::identity::TokenLifetime {
+            valid_ms,
+            renew_after_ms,
+        })
+    }
+
     /// The byte budgets of frames and queues, and the deadline of a message.
     fn memory_limits(&self, l: &mut crate::config::Limits) -> Result<(), CliError> {
         if self.max_list_frame_bytes < MIN_LIST_FRAME_BYTES {
@@ -535,13 +560,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Outbox(OutboxCommand::List { data }) => outbox_list(&data),
         Command::Agent(AgentCommand::Revoke { id, data }) => {
-            let uuid = Uuid::parse_str(&id).map_err(|_| {
+            let agent = AgentId::parse(&id).ok_or_else(|| {
                 CliError::Invalid(format!(
                     "{id:?} is not an agent id (see `frontdesk agent list`)"
                 ))
             })?;
             let off = offline(&data)?;
-            let done = rt.block_on(agents::revoke(off.admin.as_ref(), uuid));
+            let done = rt.block_on(agents::revoke(off.admin.as_ref(), agent));
             off.close();
             match done? {
                 true => {

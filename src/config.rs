@@ -216,6 +216,8 @@ pub struct Config {
     pub limits: Limits,
     /// Mark the visitor cookie `Secure` (when served over TLS by a proxy).
     pub secure_cookie: bool,
+    /// How long a visitor token (and its cookie) lives, and when one in use is renewed.
+    pub token_lifetime: crate::identity::TokenLifetime,
     /// Extra origins the agent endpoint accepts besides the server's own.
     pub agent_origins: Vec<String>,
     pub mail: MailConfig,
@@ -233,6 +235,7 @@ impl Config {
             data_dir,
             limits: Limits::default(),
             secure_cookie: false,
+            token_lifetime: crate::identity::TokenLifetime::default(),
             agent_origins: Vec::new(),
             mail: MailConfig::default(),
             test_echo: false,

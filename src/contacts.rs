@@ -9,12 +9,12 @@
 //! one contact and one `contact_exists`. Linking changes who a visitor is in the inbox;
 //! it never gives the visitor anything of the contact's other conversations.
 
-use uuid::Uuid;
 use widget_protocol::{Contact, ContactSource, ErrorCode, Millis};
 
 use crate::capture::{self, PromptEvent};
 use crate::deadlines::Change;
 use crate::error::{Error, Result};
+use crate::ids::{ContactId, ConversationId, VisitorId};
 use crate::store::records::{ConversationRecord, VisitorRecord};
 
 /// How the visitor is being linked.
@@ -43,14 +43,16 @@ pub struct Linked {
 /// visitor (agent side; the caller checked access).
 #[derive(Debug, Clone)]
 pub enum Whom {
-    Visitor { visitor: Uuid, inbox: String },
-    Conversation(Uuid),
+    Visitor { visitor: VisitorId, inbox: String },
+    Conversation(ConversationId),
 }
 
 /// What a link changes.
 #[derive(Debug, Clone)]
 pub struct LinkPlan {
     pub linked: Linked,
+    /// The id of `linked.contact`.
+    pub contact_id: ContactId,
     /// The visitor's record, to store.
     pub visitor: VisitorRecord,
     /// The conversation's record changed (its prompt was cancelled): store it.
@@ -60,17 +62,17 @@ pub struct LinkPlan {
 }
 
 /// The plan of linking `visitor_id` (stored record `visitor`, conversation `conv`) to
-/// the contact with `email` (`existing` if there is one), or the refusal.
+/// the contact with `email` (`existing`, with its id, if there is one), or the refusal.
 pub fn plan_link(
     how: &Link,
     email: &str,
-    existing: Option<Contact>,
-    visitor_id: Uuid,
+    existing: Option<(ContactId, Contact)>,
+    visitor_id: VisitorId,
     visitor: Option<VisitorRecord>,
     conv: Option<ConversationRecord>,
     now: Millis,
 ) -> Result<LinkPlan> {
-    let (contact, created) = match (how, existing) {
+    let ((contact_id, contact), created) = match (how, existing) {
         (Link::Create { .. }, Some(_)) => {
             return Err(Error::rejected(
                 ErrorCode::ContactExists,
@@ -105,7 +107,7 @@ pub fn plan_link(
         ),
     };
     let mut visitor = visitor.unwrap_or_else(|| VisitorRecord::new(visitor_id, now));
-    visitor.contact_id = Some(contact.id.clone());
+    visitor.contact_id = Some(contact_id);
     if matches!(how, Link::Captured) {
         // Only what the visitor typed is ever shown back to them.
         visitor.email = Some(email.to_string());
@@ -122,6 +124,7 @@ pub fn plan_link(
             created,
             conversation,
         },
+        contact_id,
         visitor,
         conversation_changed,
         prompt_deadline,
@@ -133,19 +136,21 @@ fn new_contact(
     names: Option<(String, String)>,
     source: ContactSource,
     now: Millis,
-) -> Contact {
+) -> (ContactId, Contact) {
     let (first_name, last_name) = match names {
         Some((f, l)) => (Some(f), Some(l)),
         None => (None, None),
     };
-    Contact {
-        id: Uuid::new_v4().to_string(),
+    let id = ContactId::generate();
+    let contact = Contact {
+        id: id.into(),
         email: email.to_string(),
         first_name,
         last_name,
         source,
         created_at: now,
-    }
+    };
+    (id, contact)
 }
 
 #[cfg(test)]
@@ -155,9 +160,9 @@ mod tests {
 
     fn conv(prompt: PromptState) -> ConversationRecord {
         ConversationRecord {
-            id: Uuid::from_u128(3).to_string(),
+            id: ConversationId::from_uuid(uuid::Uuid::from_u128(3)),
             inbox: "default".into(),
-            visitor_id: Uuid::from_u128(4).to_string(),
+            visitor_id: VisitorId::from_uuid(uuid::Uuid::from_u128(4)),
             created_at: 0,
             updated_at: 0,
             last_seq: 1,
@@ -169,8 +174,12 @@ mod tests {
         }
     }
 
-    fn link(how: Link, existing: Option<Contact>, prompt: PromptState) -> Result<LinkPlan> {
-        let v = Uuid::from_u128(4);
+    fn link(
+        how: Link,
+        existing: Option<(ContactId, Contact)>,
+        prompt: PromptState,
+    ) -> Result<LinkPlan> {
+        let v = VisitorId::from_uuid(uuid::Uuid::from_u128(4));
         plan_link(
             &how,
             "ada@example.com",
@@ -189,7 +198,7 @@ mod tests {
         assert_eq!(p.linked.contact.source, ContactSource::EmailCapture);
         assert_eq!(p.visitor.email.as_deref(), Some("ada@example.com"));
         assert_eq!(
-            p.visitor.contact_id.as_deref(),
+            p.visitor.contact_id.map(String::from).as_deref(),
             Some(p.linked.contact.id.as_str())
         );
         assert!(p.conversation_changed);
@@ -201,7 +210,7 @@ mod tests {
         let existing = new_contact("ada@example.com", None, ContactSource::Agent, 1);
         let p = link(Link::Assign, Some(existing.clone()), PromptState::Sent).expect("linked");
         assert!(!p.linked.created && p.visitor.email.is_none());
-        assert_eq!(p.linked.contact.id, existing.id);
+        assert_eq!(p.linked.contact.id, existing.1.id);
         assert!(!p.conversation_changed, "a sent prompt stays sent");
     }
 

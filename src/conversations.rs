@@ -9,7 +9,6 @@
 //! prompts or follow-ups: it hands each message to `capture`'s and `followup`'s state
 //! machines and keeps what they say. It never talks to a socket or to the engine.
 
-use uuid::Uuid;
 use widget_protocol::{
     Author, AuthorKind, CaptureWhen, Contact, Message, Millis, Page, Summary, SummaryVisitor,
     UNKNOWN_VISITOR,
@@ -19,6 +18,7 @@ use crate::capture::{self, PromptEvent};
 use crate::deadlines::Change;
 use crate::followup::state::{self as follow_up, FollowUpEvent};
 use crate::hub::{Hub, VisitorKey};
+use crate::ids::{ConversationId, VisitorId};
 use crate::store::keys::DeadlineKind;
 use crate::store::records::{ConversationRecord, PromptState, VisitorRecord};
 use crate::store::{self, Store, StoreError, Tree};
@@ -28,7 +28,7 @@ use crate::store::{self, Store, StoreError, Tree};
 #[derive(Debug, Clone)]
 pub struct FirstMessagePlan {
     pub when: CaptureWhen,
-    pub delay_ms: u64,
+    pub delay_ms: Millis,
     pub prompt_text: String,
     /// The away message, when the inbox is away now.
     pub away: Option<String>,
@@ -50,7 +50,7 @@ pub struct Appended {
     /// Push the email prompt now, with this text.
     pub prompt_now: Option<String>,
     /// A deadline this write persisted, for the scheduler.
-    pub deadline: Option<(u64, DeadlineKind)>,
+    pub deadline: Option<(Millis, DeadlineKind)>,
 }
 
 impl Appended {
@@ -77,13 +77,9 @@ impl Appended {
     }
 }
 
-pub fn parse_id(id: &str) -> Option<Uuid> {
-    Uuid::parse_str(id).ok()
-}
-
 /// A visitor's `send`: creates the visitor record and conversation on the first message.
 pub struct VisitorSend {
-    pub visitor: Uuid,
+    pub visitor: VisitorId,
     pub inbox: String,
     pub client_msg_id: String,
     pub text: String,
@@ -94,7 +90,7 @@ pub struct VisitorSend {
 
 /// An agent's `reply`. The caller has checked the agent may see the conversation.
 pub struct AgentReply {
-    pub conversation: Uuid,
+    pub conversation: ConversationId,
     pub agent_name: String,
     pub client_msg_id: String,
     pub text: String,
@@ -103,7 +99,7 @@ pub struct AgentReply {
     pub visitor_online: bool,
     /// Schedule a follow-up email this long after the first unseen reply, if the visitor
     /// is offline and has an email.
-    pub follow_up_delay_ms: Option<u64>,
+    pub follow_up_delay_ms: Option<Millis>,
 }
 
 /// What one write changes in a conversation: the messages to append after its last one
@@ -135,8 +131,8 @@ impl Plan {
         let conv = &mut self.conversation;
         conv.last_seq += 1;
         let message = Message {
-            id: Uuid::now_v7().to_string(),
-            conversation_id: conv.id.clone(),
+            id: uuid::Uuid::now_v7().to_string(),
+            conversation_id: conv.id.into(),
             seq: conv.last_seq,
             author: Author { kind, name },
             text,
@@ -193,9 +189,9 @@ pub fn plan_visitor_message(
         visitor.page = s.page.clone();
     }
     let mut plan = Plan::of(existing.unwrap_or_else(|| ConversationRecord {
-        id: Uuid::now_v7().to_string(),
+        id: ConversationId::generate(),
         inbox: s.inbox.clone(),
-        visitor_id: s.visitor.to_string(),
+        visitor_id: s.visitor,
         created_at: s.now,
         updated_at: s.now,
         last_seq: 0,
@@ -221,7 +217,7 @@ pub fn plan_visitor_message(
             when: first.when,
             away: first.away.is_some(),
             reachable: visitor.reachable(),
-            due: s.now.saturating_add(first.delay_ms as Millis),
+            due: s.now.saturating_add(first.delay_ms),
         };
         let step = capture::apply(&mut plan.conversation, event);
         plan.deadline(DeadlineKind::Prompt, step.deadline);
@@ -254,7 +250,7 @@ pub fn plan_agent_reply(conv: ConversationRecord, reachable: bool, r: &AgentRepl
     plan.follow_up(FollowUpEvent::AgentReplied {
         seq: plan.conversation.last_seq,
         online: r.visitor_online,
-        delay: r.follow_up_delay_ms.map(|d| d as Millis),
+        delay: r.follow_up_delay_ms,
         reachable,
         now: r.now,
     });
@@ -352,13 +348,12 @@ pub fn label(contact: Option<&Contact>) -> String {
     }
 }
 
-/// Whose live connections see this conversation: its visitor's, in its inbox. None for
-/// a record whose visitor id does not parse.
-pub fn visitor_key(conv: &ConversationRecord) -> Option<VisitorKey> {
-    Some(VisitorKey {
-        visitor: parse_id(&conv.visitor_id)?,
+/// Whose live connections see this conversation: its visitor's, in its inbox.
+pub fn visitor_key(conv: &ConversationRecord) -> VisitorKey {
+    VisitorKey {
+        visitor: conv.visitor_id,
         inbox: conv.inbox.as_str().into(),
-    })
+    }
 }
 
 pub fn summary(
@@ -366,20 +361,17 @@ pub fn summary(
     hub: &Hub,
     conv: &ConversationRecord,
 ) -> Result<Summary, StoreError> {
-    let key = visitor_key(conv).ok_or_else(|| StoreError::Corrupt {
-        tree: Tree::Conversations,
-        reason: "visitor id".into(),
-    })?;
+    let key = visitor_key(conv);
     let visitor = store.visitor(key.visitor)?;
-    let contact = match visitor.as_ref().and_then(|v| v.contact_id.as_deref()) {
+    let contact = match visitor.as_ref().and_then(|v| v.contact_id) {
         Some(id) => store.contact(id)?,
         None => None,
     };
     Ok(Summary {
-        id: conv.id.clone(),
+        id: conv.id.into(),
         inbox: conv.inbox.clone(),
         visitor: SummaryVisitor {
-            id: conv.visitor_id.clone(),
+            id: conv.visitor_id.into(),
             label: label(contact.as_ref()),
             online: hub.visitor_shown_online(&key),
             contact,
@@ -397,7 +389,7 @@ mod tests {
 
     fn send(plan: FirstMessagePlan) -> VisitorSend {
         VisitorSend {
-            visitor: Uuid::from_u128(1),
+            visitor: VisitorId::from_uuid(uuid::Uuid::from_u128(1)),
             inbox: "default".into(),
             client_msg_id: "c1".into(),
             text: "hello".into(),
@@ -453,7 +445,7 @@ mod tests {
     fn an_agent_reply_cancels_a_pending_prompt_and_arms_a_follow_up_for_an_offline_visitor() {
         let p = plan_visitor_message(None, None, &send(first(CaptureWhen::NoReply, None)));
         let reply = AgentReply {
-            conversation: Uuid::from_u128(2),
+            conversation: ConversationId::from_uuid(uuid::Uuid::from_u128(2)),
             agent_name: "Maja".into(),
             client_msg_id: "a1".into(),
             text: "Hi!".into(),

@@ -15,10 +15,11 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 use widget_protocol::Millis;
 
+use crate::clock;
 use crate::store::keys::{self, DeadlineKind};
 use crate::store::{Batch, Tree};
 
-pub type Entry = (u64, DeadlineKind, Uuid);
+pub type Entry = (Millis, DeadlineKind, Uuid);
 
 /// What a state machine asks of its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +37,12 @@ pub enum Change {
 pub fn apply(
     b: &mut Batch,
     kind: DeadlineKind,
-    subject: Uuid,
+    subject: impl Into<Uuid>,
     change: Change,
-) -> Option<(u64, DeadlineKind)> {
+) -> Option<(Millis, DeadlineKind)> {
+    let subject = subject.into();
     match change {
         Change::Arm(due) => {
-            let due = due.max(0) as u64;
             b.put(
                 Tree::Deadlines,
                 keys::deadline(due, kind, subject),
@@ -50,7 +51,6 @@ pub fn apply(
             Some((due, kind))
         }
         Change::Disarm(due) => {
-            let due = due.max(0) as u64;
             b.delete(Tree::Deadlines, keys::deadline(due, kind, subject));
             None
         }
@@ -73,7 +73,8 @@ impl Deadlines {
         }
     }
 
-    pub fn schedule(&self, due: u64, kind: DeadlineKind, subject: Uuid) {
+    pub fn schedule(&self, due: Millis, kind: DeadlineKind, subject: impl Into<Uuid>) {
+        let subject = subject.into();
         let earliest = {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             q.insert((due, kind, subject));
@@ -93,7 +94,7 @@ impl Deadlines {
     }
 
     /// Removes and returns everything due at `now`.
-    fn take_due(&self, now: u64) -> (Vec<Entry>, Option<u64>) {
+    fn take_due(&self, now: Millis) -> (Vec<Entry>, Option<Millis>) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let mut due = Vec::new();
         while let Some(first) = q.first().copied() {
@@ -109,7 +110,7 @@ impl Deadlines {
     /// Sleeps until deadlines fall due and passes each to `fire`, until `stop` resolves.
     pub async fn run<F>(
         &self,
-        now_ms: impl Fn() -> u64,
+        now_ms: impl Fn() -> Millis,
         mut fire: F,
         stop: impl std::future::Future<Output = ()>,
     ) where
@@ -127,10 +128,7 @@ impl Deadlines {
             }
             let sleep = async {
                 match next {
-                    Some(at) => {
-                        let wait = at.saturating_sub(now_ms());
-                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await
-                    }
+                    Some(at) => tokio::time::sleep(clock::until(at, now_ms())).await,
                     None => std::future::pending().await,
                 }
             };
@@ -149,11 +147,9 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
-    fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+    fn now() -> Millis {
+        use crate::clock::Clock;
+        crate::clock::SystemClock.now_ms()
     }
 
     #[tokio::test]
@@ -163,7 +159,7 @@ mod tests {
         let n = 10_000u64;
         for i in 0..n {
             d.schedule(
-                start + 50 + (i % 200),
+                start + 50 + (i % 200) as Millis,
                 DeadlineKind::Prompt,
                 Uuid::from_u128(i as u128),
             );

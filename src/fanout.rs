@@ -95,7 +95,7 @@ pub enum Agents {
 pub fn audience<'a>(event: &Event<'a>) -> Audience<'a> {
     // The visitor a conversation belongs to, and its inbox's agents.
     let conversation = |conv: &'a ConversationRecord, agents, except| Audience {
-        visitor: conversations::visitor_key(conv),
+        visitor: Some(conversations::visitor_key(conv)),
         agents: Some((conv.inbox.as_str(), agents)),
         except,
     };

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use futures::task::AtomicWaker;
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 /// One frame, encoded once and shared by every recipient.
 pub type Frame = Arc<str>;
@@ -207,7 +206,7 @@ impl Drop for Mailbox {
 /// Which visitor connections see a conversation: the visitor's, in that inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VisitorKey {
-    pub visitor: Uuid,
+    pub visitor: crate::ids::VisitorId,
     pub inbox: Arc<str>,
 }
 

@@ -10,8 +10,9 @@
 use std::path::Path;
 
 use cookie::{Cookie, CookieJar, Key, SameSite};
-use uuid::Uuid;
 use widget_protocol::Millis;
+
+use crate::ids::VisitorId;
 
 pub const COOKIE_NAME: &str = "fd_visitor";
 /// 395 days, as the protocol says.
@@ -35,12 +36,30 @@ pub enum IdentityError {
 pub struct Identity {
     key: Key,
     secure: bool,
+    lifetime: TokenLifetime,
+}
+
+/// How long a token is valid, and after how long one in use is renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenLifetime {
+    /// From its issue time; also the cookie's `Max-Age`.
+    pub valid_ms: Millis,
+    pub renew_after_ms: Millis,
+}
+
+impl Default for TokenLifetime {
+    fn default() -> Self {
+        TokenLifetime {
+            valid_ms: TOKEN_LIFETIME_MS,
+            renew_after_ms: RENEW_AFTER_MS,
+        }
+    }
 }
 
 /// A verified (or freshly minted) visitor.
 #[derive(Debug, Clone)]
 pub struct VisitorIdentity {
-    pub visitor_id: Uuid,
+    pub visitor_id: VisitorId,
     pub token: String,
     pub issued_at: Millis,
     /// Minted or renewed just now: the client must be given this token (in `welcome`,
@@ -66,14 +85,23 @@ impl Identity {
             }
             Err(e) => return Err(err(e.to_string())),
         };
-        Ok(Identity { key, secure })
+        Ok(Identity {
+            key,
+            secure,
+            lifetime: TokenLifetime::default(),
+        })
+    }
+
+    /// The same key with another token lifetime.
+    pub fn with_lifetime(self, lifetime: TokenLifetime) -> Self {
+        Identity { lifetime, ..self }
     }
 
     pub fn mint(&self, now: Millis) -> VisitorIdentity {
-        self.mint_for(Uuid::new_v4(), now)
+        self.mint_for(VisitorId::generate(), now)
     }
 
-    fn mint_for(&self, visitor_id: Uuid, now: Millis) -> VisitorIdentity {
+    fn mint_for(&self, visitor_id: VisitorId, now: Millis) -> VisitorIdentity {
         let plain = format!("{KEY_VERSION}.{visitor_id}.{now}");
         let mut jar = CookieJar::new();
         jar.private_mut(&self.key)
@@ -91,17 +119,18 @@ impl Identity {
     }
 
     /// The visitor a token names, or `None` for anything forged, garbled, from another
-    /// key, expired (issued more than [`TOKEN_LIFETIME_MS`] before `now`) or issued in
-    /// the future (beyond [`CLOCK_SKEW_MS`]): such a client silently becomes a new
-    /// visitor. A valid token older than [`RENEW_AFTER_MS`] comes back renewed: the same
-    /// visitor with a fresh token (see [`VisitorIdentity::renewed`]).
+    /// key, expired (issued more than the lifetime's `valid_ms` before `now`, by default
+    /// [`TOKEN_LIFETIME_MS`]) or issued in the future (beyond [`CLOCK_SKEW_MS`]): such a
+    /// client silently becomes a new visitor. A valid token older than `renew_after_ms`
+    /// (by default [`RENEW_AFTER_MS`]) comes back renewed: the same visitor with a fresh
+    /// token.
     pub fn verify(&self, token: &str, now: Millis) -> Option<VisitorIdentity> {
         let found = self.decrypt(token)?;
         let age = now.saturating_sub(found.issued_at);
-        if !(-CLOCK_SKEW_MS..=TOKEN_LIFETIME_MS).contains(&age) {
+        if !(-CLOCK_SKEW_MS..=self.lifetime.valid_ms).contains(&age) {
             return None;
         }
-        if age > RENEW_AFTER_MS {
+        if age > self.lifetime.renew_after_ms {
             return Some(self.mint_for(found.visitor_id, now));
         }
         Some(found)
@@ -120,7 +149,7 @@ impl Identity {
         if version != KEY_VERSION {
             return None;
         }
-        let visitor_id = Uuid::parse_str(parts.next()?).ok()?;
+        let visitor_id = VisitorId::parse(parts.next()?)?;
         let issued_at: Millis = parts.next()?.parse().ok()?;
         Some(VisitorIdentity {
             visitor_id,
@@ -142,7 +171,7 @@ impl Identity {
     pub fn set_cookie(&self, token: &str) -> String {
         let mut c = Cookie::build((COOKIE_NAME, token.to_string()))
             .path("/")
-            .max_age(cookie::time::Duration::seconds(COOKIE_MAX_AGE_SECS))
+            .max_age(cookie::time::Duration::milliseconds(self.lifetime.valid_ms))
             .http_only(true)
             .same_site(SameSite::Lax)
             .build();
@@ -240,6 +269,24 @@ mod tests {
         assert!(id.verify(&v.token, t0 + TOKEN_LIFETIME_MS + 1).is_none());
         assert!(id.verify(&v.token, t0 - CLOCK_SKEW_MS).is_some());
         assert!(id.verify(&v.token, t0 - CLOCK_SKEW_MS - 1).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_configured_lifetime_expires_renews_and_sets_the_cookie_by_itself() -> R {
+        const HOUR: Millis = 3_600_000;
+        let (_d, id) = identity()?;
+        let id = id.with_lifetime(TokenLifetime {
+            valid_ms: 48 * HOUR,
+            renew_after_ms: HOUR,
+        });
+        let t0: Millis = 1_700_000_000_000;
+        let v = id.mint(t0);
+        assert!(!id.verify(&v.token, t0 + HOUR).ok_or("young")?.fresh);
+        assert!(id.verify(&v.token, t0 + HOUR + 1).ok_or("renewed")?.fresh);
+        assert!(id.verify(&v.token, t0 + 48 * HOUR).is_some());
+        assert!(id.verify(&v.token, t0 + 48 * HOUR + 1).is_none());
+        assert!(id.set_cookie(&v.token).contains("Max-Age=172800"));
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ mod fsutil;
 pub mod fuzzing;
 pub mod hub;
 pub mod identity;
+pub mod ids;
 pub mod inboxes;
 pub mod mail;
 pub mod metrics;

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use uuid::Uuid;
 use widget_protocol::ErrorCode;
 
 use crate::config::{Limits, Rate};
 use crate::error::Error;
+use crate::ids::VisitorId;
 
 /// The key per-address limits use: an IPv4 address, or the /64 prefix of an IPv6 one
 /// (one household or office gets a /64). An IPv4-mapped IPv6 address is its IPv4 one.
@@ -147,13 +147,13 @@ fn nanos(d: Duration) -> u64 {
 
 /// Every shared limit of a running server.
 pub struct Throttles {
-    pub send_per_visitor: Rule<Uuid>,
+    pub send_per_visitor: Rule<VisitorId>,
     pub send_per_address: Rule<IpAddr>,
     pub reply_per_agent: Rule<Arc<str>>,
     pub new_visitors_per_address: Rule<IpAddr>,
     pub new_conversations_per_address: Rule<IpAddr>,
     pub new_conversations_per_inbox: Rule<Arc<str>>,
-    pub email_per_visitor: Rule<Uuid>,
+    pub email_per_visitor: Rule<VisitorId>,
     pub email_per_address: Rule<IpAddr>,
 }
 

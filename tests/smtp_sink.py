@@ -6,11 +6,13 @@ arrived) and, first, NNNN.json: the envelope, every header as parsed by Python's
 package, and the decoded text/plain and text/html parts, so tests can check both what
 was on the wire and what a mail client would show.
 
-  smtp_sink.py --port PORT --dir DIR [--hang]
+  smtp_sink.py --port PORT --dir DIR [--hang | --reject]
 
 Prints "ready" once it accepts connections, and exits when its standard input closes
 (the test that started it ended). With --hang it keeps each message but never answers
-the end of DATA, like a server that dies while the client waits for "250".
+the end of DATA, like a server that dies while the client waits for "250". With
+--reject it refuses every recipient for good with a 550 that quotes the address back,
+as real servers do.
 
 Needs aiosmtpd: Debian's python3-aiosmtpd, installed by .ci/setup-smtp.
 """
@@ -28,9 +30,10 @@ from aiosmtpd.controller import Controller
 
 
 class Sink:
-    def __init__(self, folder, hang):
+    def __init__(self, folder, hang, reject):
         self.folder = folder
         self.hang = hang
+        self.reject = reject
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
 
@@ -39,6 +42,12 @@ class Sink:
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, os.path.join(self.folder, name))
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.reject:
+            return "550 5.1.1 <%s>: recipient address rejected" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content or envelope.content
@@ -73,10 +82,11 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--dir", required=True)
     ap.add_argument("--hang", action="store_true")
+    ap.add_argument("--reject", action="store_true")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     controller = Controller(
-        Sink(args.dir, args.hang), hostname="127.0.0.1", port=args.port
+        Sink(args.dir, args.hang, args.reject), hostname="127.0.0.1", port=args.port
     )
     controller.start()
     print("ready", flush=True)

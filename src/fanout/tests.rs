@@ -209,7 +209,7 @@ impl World {
     fn new() -> World {
         let hub = Hub::default();
         let key = |visitor: u128, inbox: &str| VisitorKey {
-            visitor: Uuid::from_u128(visitor),
+            visitor: crate::ids::VisitorId::from_uuid(Uuid::from_u128(visitor)),
             inbox: inbox.into(),
         };
         let a = key(1, "x");

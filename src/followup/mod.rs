@@ -25,9 +25,10 @@ use widget_protocol::{AuthorKind, Message, Millis};
 
 use crate::app::App;
 use crate::capture;
-use crate::conversations::{self, parse_id, Cut};
+use crate::conversations::{self, Cut};
 use crate::fanout::{self, Event, SummaryNews};
 use crate::hub::VisitorKey;
+use crate::ids::{ConversationId, OutboxId};
 use crate::mail::{self, Delivery, Email, GaveUp};
 use crate::metrics::Metrics;
 use crate::store::api::Reads;
@@ -48,12 +49,12 @@ const MAX_REPLIES: usize = 200;
 
 /// A `FollowUp` or `Delivery` deadline fell due. Runs as its own task, like
 /// `capture::fire`, so slow SMTP servers never hold up the deadline queue.
-pub fn fire(app: &App, kind: DeadlineKind, subject: Uuid, due: u64) {
+pub fn fire(app: &App, kind: DeadlineKind, subject: Uuid, due: Millis) {
     let app = app.clone();
     tokio::spawn(async move {
         match kind {
-            DeadlineKind::FollowUp => follow_up(&app, subject, due).await,
-            DeadlineKind::Delivery => deliver(&app, subject, due).await,
+            DeadlineKind::FollowUp => follow_up(&app, subject.into(), due).await,
+            DeadlineKind::Delivery => deliver(&app, subject.into(), due).await,
             DeadlineKind::Prompt => {}
         }
     });
@@ -63,12 +64,9 @@ pub fn fire(app: &App, kind: DeadlineKind, subject: Uuid, due: u64) {
 /// now see every message, a pending follow-up is cancelled and the next one starts
 /// after what they have.
 pub async fn visitor_back(app: &App, key: &VisitorKey, conv: &ConversationRecord) {
-    let Some(id) = parse_id(&conv.id) else {
-        return;
-    };
-    capture::visitor_back(app, key, id, conv).await;
+    capture::visitor_back(app, key, conv).await;
     if FollowUp::unseen_in(conv) {
-        news(app, id, FollowUpNews::Welcomed).await;
+        news(app, conv.id, FollowUpNews::Welcomed).await;
     }
 }
 
@@ -77,11 +75,11 @@ pub async fn visitor_back(app: &App, key: &VisitorKey, conv: &ConversationRecord
 /// (seen, or due a follow-up `delay` ms later) is corrected.
 pub async fn reply_delivered(
     app: &App,
-    conv: Uuid,
+    conv: ConversationId,
     seq: u64,
     was_online: bool,
     reached_them: bool,
-    delay: Option<u64>,
+    delay: Option<Millis>,
 ) {
     match (was_online, reached_them, delay) {
         (false, true, _) => reached(app, conv, seq).await,
@@ -94,7 +92,7 @@ pub async fn reply_delivered(
 /// after all (they came back between the store and the delivery): it counts as seen,
 /// as it would have had they been online a moment earlier, and a follow-up pending only
 /// for it is cancelled.
-pub async fn reached(app: &App, conv: Uuid, seq: u64) {
+pub async fn reached(app: &App, conv: ConversationId, seq: u64) {
     news(app, conv, FollowUpNews::Reached { seq }).await
 }
 
@@ -103,14 +101,13 @@ pub async fn reached(app: &App, conv: Uuid, seq: u64) {
 /// and gets a follow-up like a reply to an offline visitor. Nothing changes when they
 /// are back by the time this runs: their welcome, read after the reply was stored,
 /// had it.
-pub async fn missed(app: &App, conv: Uuid, seq: u64, delay_ms: u64) {
+pub async fn missed(app: &App, conv: ConversationId, seq: u64, delay: Millis) {
     let now = app.now();
-    let delay = delay_ms as Millis;
     news(app, conv, FollowUpNews::Missed { seq, delay, now }).await
 }
 
 /// Steps the conversation's follow-up in the store and schedules what it armed.
-async fn news(app: &App, conv: Uuid, news: FollowUpNews) {
+async fn news(app: &App, conv: ConversationId, news: FollowUpNews) {
     let inner = app.clone();
     let online = Box::new(move |k: &VisitorKey| inner.hub.visitor_online(k));
     match app.store.follow_up_event(conv, news, online).await {
@@ -120,7 +117,7 @@ async fn news(app: &App, conv: Uuid, news: FollowUpNews) {
     }
 }
 
-async fn follow_up(app: &App, conv: Uuid, due: u64) {
+async fn follow_up(app: &App, conv: ConversationId, due: Millis) {
     let inner = app.clone();
     let compose = Box::new(
         move |reads: &dyn Reads, c: &ConversationRecord, after: u64| {
@@ -143,12 +140,8 @@ fn compose(
     c: &ConversationRecord,
     after: u64,
 ) -> Result<Option<Email>, StoreError> {
-    let Some(conv_id) = parse_id(&c.id) else {
-        return Ok(None);
-    };
-    let Some(key) = conversations::visitor_key(c) else {
-        return Ok(None);
-    };
+    let conv_id = c.id;
+    let key = conversations::visitor_key(c);
     if app.hub.visitor_online(&key) {
         return Ok(None);
     }
@@ -164,7 +157,7 @@ fn compose(
     };
     let to = match (&visitor.email, &visitor.contact_id) {
         (Some(e), _) => Some(e.clone()),
-        (None, Some(id)) => reads.contact(id)?.map(|ct| ct.email),
+        (None, Some(id)) => reads.contact(*id)?.map(|ct| ct.email),
         (None, None) => None,
     };
     let Some(to) = to else {
@@ -201,7 +194,7 @@ fn compose(
         link: link.as_deref(),
     });
     Ok(Some(Email {
-        conversation_id: c.id.clone(),
+        conversation_id: c.id,
         to,
         subject,
         text,
@@ -209,13 +202,13 @@ fn compose(
     }))
 }
 
-async fn deliver(app: &App, id: Uuid, due: u64) {
+async fn deliver(app: &App, id: OutboxId, due: Millis) {
     match mail::deliver(app, id, due).await {
         Ok(Delivery::Nothing) => {}
         Ok(Delivery::Retry { due }) => app.deadlines.schedule(due, DeadlineKind::Delivery, id),
         Ok(Delivery::Sent { conversation_id }) => {
             Metrics::inc(&app.metrics.follow_ups_sent);
-            announce(app, &conversation_id, SENT).await;
+            announce(app, conversation_id, SENT).await;
         }
         Ok(Delivery::Failed {
             conversation_id,
@@ -225,7 +218,7 @@ async fn deliver(app: &App, id: Uuid, due: u64) {
                 GaveUp::Undeliverable => UNDELIVERABLE,
                 GaveUp::MaybeSent => MAYBE_SENT,
             };
-            announce(app, &conversation_id, text).await;
+            announce(app, conversation_id, text).await;
         }
         Err(e) => tracing::error!(email = %id, error = %e, "could not deliver an email"),
     }
@@ -233,10 +226,7 @@ async fn deliver(app: &App, id: Uuid, due: u64) {
 
 /// A `system` message in the conversation, to its agents (with the new summary) and to
 /// any open connection of the visitor; their history keeps it.
-async fn announce(app: &App, conversation_id: &str, text: &str) {
-    let Some(conv) = parse_id(conversation_id) else {
-        return;
-    };
+async fn announce(app: &App, conv: ConversationId, text: &str) {
     let appended = match app
         .store
         .append_system(conv, text.to_string(), app.now())

@@ -10,7 +10,7 @@ fn frames(n: usize) -> Budget {
 
 fn key(inbox: &str) -> VisitorKey {
     VisitorKey {
-        visitor: Uuid::nil(),
+        visitor: crate::ids::VisitorId::from_uuid(uuid::Uuid::nil()),
         inbox: inbox.into(),
     }
 }

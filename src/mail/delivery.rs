@@ -11,14 +11,15 @@
 
 use std::time::Duration;
 
-use uuid::Uuid;
 use widget_protocol::Millis;
 
 use super::smtp::{self, without_address, Attempt, Sender};
 use super::MailError;
 use crate::app::App;
+use crate::clock;
 use crate::config::MailConfig;
 use crate::deadlines::Change;
+use crate::ids::{ConversationId, OutboxId};
 use crate::store::records::{OutboxRecord, OutboxState};
 
 /// Why an email will not be sent (again).
@@ -36,14 +37,14 @@ pub enum Delivery {
     /// A stale deadline, or no SMTP server configured (the email waits).
     Nothing,
     Sent {
-        conversation_id: String,
+        conversation_id: ConversationId,
     },
     /// Schedule the next attempt at this time.
     Retry {
-        due: u64,
+        due: Millis,
     },
     Failed {
-        conversation_id: String,
+        conversation_id: ConversationId,
         why: GaveUp,
     },
 }
@@ -86,7 +87,7 @@ impl<T> Step<T> {
 }
 
 /// A `Delivery` deadline for email `id` fell due: attempt it, record the outcome.
-pub async fn deliver(app: &App, id: Uuid, due: u64) -> Result<Delivery, MailError> {
+pub async fn deliver(app: &App, id: OutboxId, due: Millis) -> Result<Delivery, MailError> {
     let sender = Sender::from_config(&app.config.mail)?;
     let configured = sender.is_some();
     let begin = app
@@ -125,15 +126,15 @@ pub async fn deliver(app: &App, id: Uuid, due: u64) -> Result<Delivery, MailErro
 /// The write a due deadline `due` makes on the email `r`: a queued email becomes
 /// `Sending` with one more attempt and its watchdog deadline; one still `Sending` was
 /// interrupted and fails; a stale deadline is deleted.
-pub fn begin(r: Option<OutboxRecord>, due: u64, configured: bool, now: Millis) -> Step<Begin> {
+pub fn begin(r: Option<OutboxRecord>, due: Millis, configured: bool, now: Millis) -> Step<Begin> {
     let stale = Step {
-        deadlines: vec![Change::Disarm(due as Millis)],
+        deadlines: vec![Change::Disarm(due)],
         ..Step::only(Begin::Nothing)
     };
     let Some(mut r) = r else {
         return stale;
     };
-    if r.next_attempt_at != Some(due as Millis) {
+    if r.next_attempt_at != Some(due) {
         return stale;
     }
     match r.state {
@@ -142,11 +143,11 @@ pub fn begin(r: Option<OutboxRecord>, due: u64, configured: bool, now: Millis) -
             r.state = OutboxState::Sending;
             r.attempts += 1;
             // The watchdog: only a restart ever loads it (see the module docs of `mail`).
-            let watchdog = (now.max(0) as u64).max(due + 1) as Millis;
+            let watchdog = now.max(0).max(due + 1);
             r.next_attempt_at = Some(watchdog);
             Step {
                 record: Some(r.clone()),
-                deadlines: vec![Change::Disarm(due as Millis), Change::Arm(watchdog)],
+                deadlines: vec![Change::Disarm(due), Change::Arm(watchdog)],
                 out: Begin::Send(r),
             }
         }
@@ -175,7 +176,7 @@ pub struct Ended {
 }
 
 /// One log line per attempt, without the recipient's address.
-fn log_outcome(id: Uuid, to: &str, attempt_no: u32, outcome: &Attempt) {
+fn log_outcome(id: OutboxId, to: &str, attempt_no: u32, outcome: &Attempt) {
     match outcome {
         Attempt::Sent => tracing::info!(email = %id, attempt = attempt_no, "email sent"),
         Attempt::Retry(e) => {
@@ -220,7 +221,7 @@ pub fn record_outcome(r: Option<OutboxRecord>, ended: Ended) -> Step<Delivery> {
         .collect();
     let delivery = settle(&mut r, outcome, now, &mail);
     if let Delivery::Retry { due } = delivery {
-        deadlines.push(Change::Arm(due as Millis));
+        deadlines.push(Change::Arm(due));
     }
     Step {
         record: Some(r),
@@ -232,7 +233,7 @@ pub fn record_outcome(r: Option<OutboxRecord>, ended: Ended) -> Step<Delivery> {
 /// What an attempt's outcome makes of its record: sent; queued again after the backoff
 /// (the caller arms the next attempt's deadline); or failed for good.
 fn settle(r: &mut OutboxRecord, outcome: Attempt, now: Millis, mail: &MailConfig) -> Delivery {
-    let conversation_id = r.conversation_id.clone();
+    let conversation_id = r.conversation_id;
     match outcome {
         Attempt::Sent => {
             r.state = OutboxState::Sent;
@@ -241,10 +242,9 @@ fn settle(r: &mut OutboxRecord, outcome: Attempt, now: Millis, mail: &MailConfig
             Delivery::Sent { conversation_id }
         }
         Attempt::Retry(e) if r.attempts < mail.max_attempts => {
-            let wait = backoff(mail, r.attempts).as_millis() as u64;
-            let due = now.max(0) as u64 + wait;
+            let due = clock::after(now.max(0), backoff(mail, r.attempts));
             r.state = OutboxState::Queued;
-            r.next_attempt_at = Some(due as Millis);
+            r.next_attempt_at = Some(due);
             r.last_error = Some(e);
             Delivery::Retry { due }
         }

@@ -45,7 +45,6 @@ pub mod delivery;
 mod smtp;
 pub mod url;
 
-use uuid::Uuid;
 use widget_protocol::Millis;
 
 pub use delivery::{backoff, deliver, Begin, Delivery, Ended, GaveUp, Step};
@@ -53,6 +52,7 @@ pub use smtp::Attempt;
 pub use url::{Security, SmtpTarget};
 
 use crate::config::MailConfig;
+use crate::ids::{ConversationId, OutboxId};
 use crate::store::records::{OutboxRecord, OutboxState};
 use crate::store::StoreError;
 use crate::text::one_line;
@@ -126,7 +126,7 @@ pub fn check(c: &MailConfig) -> Result<(), MailError> {
 /// An email to put in the outbox.
 #[derive(Debug, Clone)]
 pub struct Email {
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub to: String,
     /// One line; callers strip line breaks, and `compose` does again.
     pub subject: String,
@@ -136,10 +136,10 @@ pub struct Email {
 
 /// The outbox record for `email`, queued and due at once (`next_attempt_at`; the store
 /// arms its `Delivery` deadline in the same write).
-pub fn queued(email: Email, now: Millis) -> (Uuid, OutboxRecord) {
-    let id = Uuid::now_v7();
+pub fn queued(email: Email, now: Millis) -> (OutboxId, OutboxRecord) {
+    let id = OutboxId::generate();
     let record = OutboxRecord {
-        id: id.to_string(),
+        id,
         message_id: format!("<{id}@frontdesk>"),
         conversation_id: email.conversation_id,
         to: email.to,

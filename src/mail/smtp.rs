@@ -82,9 +82,7 @@ fn build(sender: &Sender, r: &OutboxRecord) -> Result<lettre::Message, MailError
         .to(to)
         .subject(one_line(&r.subject))
         .message_id(Some(r.message_id.clone()))
-        .header(header::Date::new(
-            std::time::UNIX_EPOCH + Duration::from_millis(r.created_at.max(0) as u64),
-        ));
+        .header(header::Date::new(crate::clock::system_time(r.created_at)));
     if let Some(reply_to) = &sender.reply_to {
         m = m.reply_to(reply_to.clone());
     }
@@ -210,7 +208,7 @@ mod tests {
         .expect("configured");
         let (id, record) = queued(
             Email {
-                conversation_id: "c".into(),
+                conversation_id: crate::ids::ConversationId::generate(),
                 to: "ada@example.com".into(),
                 subject: "Hi\r\nBcc: evil@x.test".into(),
                 text: "t".into(),

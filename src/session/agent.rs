@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use uuid::Uuid;
 use widget_protocol::{
     close, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Role,
     SummaryUpdates,
@@ -18,12 +17,14 @@ use super::{admit, json_len, Link, Socket};
 use crate::agents;
 use crate::app::App;
 use crate::chatflow;
+use crate::clock;
 use crate::contacts::{Link as ContactLink, Whom};
-use crate::conversations::{self, parse_id, AgentReply, Cut};
+use crate::conversations::{self, AgentReply, Cut};
 use crate::error::{Error, Result};
 use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
 use crate::hub::Budget;
+use crate::ids::ConversationId;
 use crate::metrics::{ConnKind, Metrics};
 use crate::store::records::{AgentRecord, ConversationRecord};
 use crate::validate;
@@ -72,7 +73,7 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
     app.hub.add_agent(&inboxes, conn);
     link.attach(mailbox);
     let mut s = Session {
-        agent_key: agent.id.as_str().into(),
+        agent_key: agent.id.to_string().into(),
         app: app.clone(),
         link,
         agent,
@@ -125,7 +126,7 @@ impl<S: Socket> Session<S> {
         let names: Vec<String> = self.inboxes.iter().map(|s| s.to_string()).collect();
         let mut ready = AgentServer::Ready {
             agent: AgentInfo {
-                id: self.agent.id.clone(),
+                id: self.agent.id.into(),
                 name: self.agent.name.clone(),
                 role: self.agent.role,
             },
@@ -189,18 +190,19 @@ impl<S: Socket> Session<S> {
         }
     }
 
-    /// The conversation, if this agent may see it; `not_found` otherwise, either way.
-    fn visible(&self, id: &str) -> Result<(Uuid, ConversationRecord)> {
-        let uuid = parse_id(id).ok_or_else(Error::not_found)?;
+    /// The conversation, if this agent may see it; `not_found` otherwise, either way
+    /// (an id that is not a UUID included, so ids cannot be probed).
+    fn visible(&self, id: &str) -> Result<(ConversationId, ConversationRecord)> {
+        let id = ConversationId::parse(id).ok_or_else(Error::not_found)?;
         let conv = self
             .app
             .store
-            .conversation(uuid)?
+            .conversation(id)?
             .ok_or_else(Error::not_found)?;
         if !self.may_see(&conv.inbox) {
             return Err(Error::not_found());
         }
-        Ok((uuid, conv))
+        Ok((id, conv))
     }
 
     fn may_see(&self, inbox: &str) -> bool {
@@ -321,14 +323,14 @@ impl<S: Socket> Session<S> {
             throttle.reply_per_agent.admit(&self.agent_key)
         })?;
         let (id, conv) = self.visible(&conversation_id)?;
-        let key = conversations::visitor_key(&conv).ok_or_else(Error::not_found)?;
+        let key = conversations::visitor_key(&conv);
         let follow_up = self
             .app
             .inboxes
             .get(&conv.inbox)
             .map(|i| i.chatflow.follow_up.clone())
             .filter(|f| f.enabled)
-            .map(|f| f.delay_secs.saturating_mul(1000));
+            .map(|f| clock::from_secs(f.delay_secs));
         let visitor_online = self.app.hub.visitor_online(&key);
         let appended = self
             .app

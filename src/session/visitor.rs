@@ -17,7 +17,7 @@ use crate::app::App;
 use crate::capture;
 use crate::chatflow;
 use crate::contacts::{Link as ContactLink, Whom};
-use crate::conversations::{parse_id, Appended, Cut, StoredMessages, VisitorSend};
+use crate::conversations::{Appended, Cut, StoredMessages, VisitorSend};
 use crate::error::{Error, Result};
 use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
@@ -203,7 +203,7 @@ impl<S: Socket> Session<S> {
             protocol: PROTOCOL_VERSION,
             visitor_token: identity.token.clone(),
             visitor_id: identity.visitor_id.to_string(),
-            conversation_id: conv.as_ref().map(|c| c.id.clone()),
+            conversation_id: conv.as_ref().map(|c| c.id.into()),
             messages: Vec::new(),
             // `false`, the longer, while the room is measured.
             has_more: false,
@@ -217,7 +217,7 @@ impl<S: Socket> Session<S> {
         let room = self
             .link
             .list_room(&VisitorServer::Welcome(welcome.clone()));
-        let (messages, has_more) = match conv.as_ref().and_then(|c| parse_id(&c.id)) {
+        let (messages, has_more) = match conv.as_ref().map(|c| c.id) {
             None => (StoredMessages::default(), false),
             Some(id) => match resume_after {
                 Some(after) if after > 0 => {
@@ -297,7 +297,7 @@ impl<S: Socket> Session<S> {
                     limit: limit as usize,
                     bytes: self.link.list_room(&frame),
                 };
-                let (messages, more) = match self.conversation()?.and_then(|c| parse_id(&c.id)) {
+                let (messages, more) = match self.conversation()?.map(|c| c.id) {
                     Some(id) => self.app.store.page(id, before, cut)?,
                     None => (StoredMessages::default(), false),
                 };
@@ -378,8 +378,8 @@ impl<S: Socket> Session<S> {
         if let Some(text) = &a.prompt_now {
             capture::push(&self.app, &self.key, text.clone());
         }
-        if let (Some((due, kind)), Some(id)) = (a.deadline, parse_id(&a.conversation.id)) {
-            self.app.deadlines.schedule(due, kind, id);
+        if let Some((due, kind)) = a.deadline {
+            self.app.deadlines.schedule(due, kind, a.conversation.id);
         }
     }
 

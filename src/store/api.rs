@@ -12,7 +12,6 @@
 //!
 //! Writes resolve once durable. Reads see every write that has resolved.
 
-use uuid::Uuid;
 use widget_protocol::{Chatflow, Contact, Millis};
 
 use crate::capture::PromptEvent;
@@ -21,6 +20,7 @@ use crate::conversations::{AgentReply, Appended, Cut, StoredMessages, VisitorSen
 use crate::error::Result;
 use crate::followup::state::FollowUpNews;
 use crate::hub::VisitorKey;
+use crate::ids::{AgentId, ContactId, ConversationId, OutboxId, VisitorId};
 use crate::mail::{Begin, Delivery, Email, Ended};
 use crate::store::keys::DeadlineKind;
 use crate::store::records::{
@@ -47,14 +47,14 @@ pub type ComposeEmail = Box<
 
 /// What a domain function may read inside a write: it sees every earlier write.
 pub trait Reads {
-    fn visitor(&self, id: Uuid) -> Result<Option<VisitorRecord>, StoreError>;
+    fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError>;
 
-    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError>;
+    fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError>;
 
     /// As [`Store::page`].
     fn page(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         before: Option<u64>,
         cut: Cut,
     ) -> Result<(StoredMessages, bool), StoreError>;
@@ -62,7 +62,7 @@ pub trait Reads {
     /// As [`Store::after`].
     fn after(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         after: u64,
         cut: Cut,
         page: usize,
@@ -83,7 +83,7 @@ pub trait Store: Send + Sync {
     /// A `system` message in an existing conversation; None when it does not exist.
     async fn append_system(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         text: String,
         now: Millis,
     ) -> Result<Option<Appended>>;
@@ -101,8 +101,8 @@ pub trait Store: Send + Sync {
     /// [`PromptEvent::Due`], asking `online` in the write. None: nothing to do.
     async fn prompt_due(
         &self,
-        conversation: Uuid,
-        due: u64,
+        conversation: ConversationId,
+        due: Millis,
         online: Online,
     ) -> Result<Option<PromptFired>, StoreError>;
 
@@ -110,7 +110,7 @@ pub trait Store: Send + Sync {
     /// pushed now.
     async fn prompt_event(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         event: PromptEvent,
     ) -> Result<Option<String>, StoreError>;
 
@@ -118,21 +118,21 @@ pub trait Store: Send + Sync {
     /// in the write). The deadline it armed, for the scheduler.
     async fn follow_up_event(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         news: FollowUpNews,
         online: Online,
-    ) -> Result<Option<(u64, DeadlineKind)>, StoreError>;
+    ) -> Result<Option<(Millis, DeadlineKind)>, StoreError>;
 
     /// Claims the follow-up deadline `due` of `conversation`; when it is the pending one,
     /// the visitor has seen everything from now on and `compose`'s email, if any, goes
     /// into the outbox in the same write. The email's id and its delivery deadline.
     async fn follow_up_due(
         &self,
-        conversation: Uuid,
-        due: u64,
+        conversation: ConversationId,
+        due: Millis,
         now: Millis,
         compose: ComposeEmail,
-    ) -> Result<Option<(Uuid, u64)>, StoreError>;
+    ) -> Result<Option<(OutboxId, Millis)>, StoreError>;
 
     /// Every persisted deadline, for the queue at start.
     fn deadlines(&self) -> Result<Vec<crate::deadlines::Entry>, StoreError>;
@@ -140,12 +140,12 @@ pub trait Store: Send + Sync {
     /// Resolves once every write submitted before it is durable.
     async fn sync(&self) -> Result<(), StoreError>;
 
-    fn conversation(&self, id: Uuid) -> Result<Option<ConversationRecord>, StoreError>;
+    fn conversation(&self, id: ConversationId) -> Result<Option<ConversationRecord>, StoreError>;
 
     /// The visitor's conversation in `inbox`.
     fn conversation_for_visitor(
         &self,
-        visitor: Uuid,
+        visitor: VisitorId,
         inbox: &str,
     ) -> Result<Option<ConversationRecord>, StoreError>;
 
@@ -160,7 +160,7 @@ pub trait Store: Send + Sync {
     /// oldest first, and whether older ones exist.
     fn page(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         before: Option<u64>,
         cut: Cut,
     ) -> Result<(StoredMessages, bool), StoreError>;
@@ -170,15 +170,15 @@ pub trait Store: Send + Sync {
     /// back for the rest). More than `cut.limit` of them: the newest `page` only.
     fn after(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         after: u64,
         cut: Cut,
         page: usize,
     ) -> Result<(StoredMessages, bool), StoreError>;
 
-    fn visitor(&self, id: Uuid) -> Result<Option<VisitorRecord>, StoreError>;
+    fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError>;
 
-    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError>;
+    fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError>;
 
     /// The contact with this email, whatever its case.
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError>;
@@ -192,14 +192,14 @@ pub trait Outbox: Send + Sync {
     /// ([`crate::mail::delivery::begin`]).
     async fn claim_delivery(
         &self,
-        id: Uuid,
-        due: u64,
+        id: OutboxId,
+        due: Millis,
         configured: bool,
         now: Millis,
     ) -> Result<Begin, StoreError>;
 
     /// Records how an attempt ended ([`crate::mail::delivery::record_outcome`]).
-    async fn record_attempt(&self, id: Uuid, ended: Ended) -> Result<Delivery, StoreError>;
+    async fn record_attempt(&self, id: OutboxId, ended: Ended) -> Result<Delivery, StoreError>;
 
     /// Every email in the outbox, oldest first.
     fn outbox(&self) -> Result<Vec<OutboxRecord>, StoreError>;
@@ -228,7 +228,7 @@ pub trait Admin: Send + Sync {
         -> Result<(), StoreError>;
 
     /// Marks the agent revoked and forgets its token; false when no agent has this id.
-    async fn revoke_agent(&self, id: Uuid) -> Result<bool, StoreError>;
+    async fn revoke_agent(&self, id: AgentId) -> Result<bool, StoreError>;
 
     /// The agent whose token has this hash, revoked or not.
     fn agent_by_token(&self, token_hash: &[u8]) -> Result<Option<AgentRecord>, StoreError>;

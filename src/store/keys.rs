@@ -22,6 +22,9 @@
 //! | `outbox` | email id | `OutboxRecord` |
 
 use uuid::Uuid;
+use widget_protocol::Millis;
+
+use crate::ids::{ConversationId, VisitorId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tree {
@@ -122,15 +125,15 @@ pub fn read_u64(b: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b.try_into().ok()?))
 }
 
-pub fn id(id: Uuid) -> Vec<u8> {
-    id.as_bytes().to_vec()
+pub fn id(id: impl Into<Uuid>) -> Vec<u8> {
+    id.into().as_bytes().to_vec()
 }
 
-pub fn read_id(b: &[u8]) -> Option<Uuid> {
-    Uuid::from_slice(b).ok()
+pub fn read_id<T: From<Uuid>>(b: &[u8]) -> Option<T> {
+    Uuid::from_slice(b).ok().map(T::from)
 }
 
-pub fn conv_by_visitor(visitor: Uuid, inbox: &str) -> Vec<u8> {
+pub fn conv_by_visitor(visitor: VisitorId, inbox: &str) -> Vec<u8> {
     let mut k = id(visitor);
     k.extend_from_slice(inbox.as_bytes());
     k
@@ -142,19 +145,19 @@ pub fn conv_by_inbox_prefix(inbox: &str) -> Vec<u8> {
     k
 }
 
-pub fn conv_by_inbox(inbox: &str, conv: Uuid) -> Vec<u8> {
+pub fn conv_by_inbox(inbox: &str, conv: ConversationId) -> Vec<u8> {
     let mut k = conv_by_inbox_prefix(inbox);
-    k.extend_from_slice(conv.as_bytes());
+    k.extend_from_slice(conv.uuid().as_bytes());
     k
 }
 
-pub fn message(conv: Uuid, seq: u64) -> Vec<u8> {
+pub fn message(conv: ConversationId, seq: u64) -> Vec<u8> {
     let mut k = id(conv);
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
-pub fn client_id(conv: Uuid, client_msg_id: &str) -> Vec<u8> {
+pub fn client_id(conv: ConversationId, client_msg_id: &str) -> Vec<u8> {
     let mut k = id(conv);
     k.extend_from_slice(client_msg_id.as_bytes());
     k
@@ -186,18 +189,20 @@ impl DeadlineKind {
     }
 }
 
-pub fn deadline(due_ms: u64, kind: DeadlineKind, subject: Uuid) -> Vec<u8> {
-    let mut k = due_ms.to_be_bytes().to_vec();
+/// A deadline's key; a time before the epoch is stored as the epoch.
+pub fn deadline(due: Millis, kind: DeadlineKind, subject: Uuid) -> Vec<u8> {
+    let due = u64::try_from(due).unwrap_or(0);
+    let mut k = due.to_be_bytes().to_vec();
     k.push(kind as u8);
     k.extend_from_slice(subject.as_bytes());
     k
 }
 
-pub fn read_deadline(k: &[u8]) -> Option<(u64, DeadlineKind, Uuid)> {
+pub fn read_deadline(k: &[u8]) -> Option<(Millis, DeadlineKind, Uuid)> {
     if k.len() != 25 {
         return None;
     }
-    let due = read_u64(&k[..8])?;
+    let due = Millis::try_from(read_u64(&k[..8])?).ok()?;
     let kind = DeadlineKind::from_u8(k[8])?;
     let subject = read_id(&k[9..])?;
     Some((due, kind, subject))
@@ -209,7 +214,7 @@ mod tests {
 
     #[test]
     fn message_keys_sort_by_seq() {
-        let c = Uuid::new_v4();
+        let c = ConversationId::generate();
         assert!(message(c, 2) < message(c, 10));
         assert!(message(c, 255) < message(c, 256));
     }

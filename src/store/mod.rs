@@ -73,39 +73,74 @@ impl Batch {
     }
 }
 
+/// Rows of one tree: `(key, value)` pairs, in the order a [`Scan`] asked for.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Which rows of a tree a read takes: keys from `from` up to `to` (exclusive; `None`:
+/// to the tree's end), in key order or newest (highest key) first, at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan<'a> {
+    pub from: &'a [u8],
+    pub to: Option<&'a [u8]>,
+    pub newest_first: bool,
+    pub limit: usize,
+}
+
+/// The first key after every key that starts with `prefix`; `None` when there is none
+/// (the prefix is all `0xff`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// What the rest of the server needs from a key-value engine: ordered trees of byte
-/// keys, atomic batches across trees, and a durable flush.
+/// keys, atomic batches across trees, and a durable flush. An engine implements
+/// `get`, `scan`, `apply` and `flush`; the other reads are scans.
 pub trait Kv: Send + Sync {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>>;
-    /// Entries whose key starts with `prefix`, in key order, at most `limit`.
-    fn scan_prefix(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
-    /// Entries with `from <= key < to`, newest (highest key) first, at most `limit`.
-    fn range_rev(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
-    /// Entries with `from <= key < to`, in key order, at most `limit`.
-    fn range(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// The rows `scan` selects.
+    fn scan(&self, tree: Tree, scan: Scan<'_>) -> Result<Rows>;
     /// Applies the batch's ops in order. Readers may see some before others, and a
     /// crash keeps a prefix of all ops ever applied: the write-ahead log, not the engine,
     /// makes batches atomic and durable (see `wal`).
     fn apply(&self, batch: &Batch) -> Result<()>;
     /// Returns once everything applied so far is on disk.
     fn flush(&self) -> Result<()>;
+
+    /// Entries whose key starts with `prefix`, in key order, at most `limit`.
+    fn scan_prefix(&self, tree: Tree, prefix: &[u8], limit: usize) -> Result<Rows> {
+        let end = prefix_end(prefix);
+        let to = end.as_deref();
+        self.scan(
+            tree,
+            Scan {
+                from: prefix,
+                to,
+                newest_first: false,
+                limit,
+            },
+        )
+    }
+
+    /// Entries with `from <= key < to`, newest (highest key) first, at most `limit`.
+    fn range_rev(&self, tree: Tree, from: &[u8], to: &[u8], limit: usize) -> Result<Rows> {
+        let to = Some(to);
+        self.scan(
+            tree,
+            Scan {
+                from,
+                to,
+                newest_first: true,
+                limit,
+            },
+        )
+    }
 }
 
 /// Opens the store in `dir` (created if missing), checks the schema version and replays

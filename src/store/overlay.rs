@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Batch, Kv, Result, Tree};
+use super::{Batch, Kv, Result, Rows, Scan, Tree};
 
 pub struct Overlay<'a> {
     kv: &'a dyn Kv,
@@ -24,17 +24,6 @@ fn tagged(tree: Tree, key: &[u8]) -> Vec<u8> {
 }
 
 /// The smallest key after every key that starts with `prefix`, if there is one.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
 impl<'a> Overlay<'a> {
     pub fn new(kv: &'a dyn Kv) -> Self {
         Overlay {
@@ -121,41 +110,11 @@ impl Kv for Overlay<'_> {
         }
     }
 
-    fn scan_prefix(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let end = prefix_end(prefix);
-        let pending = self.pending_in(tree, prefix, end.as_deref());
-        Self::through(pending, limit, false, |n| {
-            self.kv.scan_prefix(tree, prefix, n)
+    fn scan(&self, tree: Tree, scan: Scan<'_>) -> Result<Rows> {
+        let pending = self.pending_in(tree, scan.from, scan.to);
+        Self::through(pending, scan.limit, scan.newest_first, |limit| {
+            self.kv.scan(tree, Scan { limit, ..scan })
         })
-    }
-
-    fn range_rev(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let pending = self.pending_in(tree, from, Some(to));
-        Self::through(pending, limit, true, |n| {
-            self.kv.range_rev(tree, from, to, n)
-        })
-    }
-
-    fn range(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let pending = self.pending_in(tree, from, Some(to));
-        Self::through(pending, limit, false, |n| self.kv.range(tree, from, to, n))
     }
 
     /// Writes go through the writer's group, never straight through an overlay.
@@ -193,30 +152,17 @@ mod tests {
             let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
             Ok(map.get(&tagged(tree, key)).cloned())
         }
-        fn scan_prefix(&self, t: Tree, p: &[u8], n: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-            let hi = prefix_end(&tagged(t, p)).unwrap_or_else(|| vec![u8::MAX; 8]);
-            Ok(self.rows(tagged(t, p), hi).into_iter().take(n).collect())
-        }
-        fn range_rev(
-            &self,
-            t: Tree,
-            f: &[u8],
-            to: &[u8],
-            n: usize,
-        ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-            Ok(self
-                .rows(tagged(t, f), tagged(t, to))
-                .into_iter()
-                .rev()
-                .take(n)
-                .collect())
-        }
-        fn range(&self, t: Tree, f: &[u8], to: &[u8], n: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-            Ok(self
-                .rows(tagged(t, f), tagged(t, to))
-                .into_iter()
-                .take(n)
-                .collect())
+        fn scan(&self, t: Tree, scan: Scan<'_>) -> Result<Rows> {
+            let hi = match scan.to {
+                Some(to) => tagged(t, to),
+                None => vec![t.tag() + 1],
+            };
+            let rows = self.rows(tagged(t, scan.from), hi).into_iter();
+            Ok(if scan.newest_first {
+                rows.rev().take(scan.limit).collect()
+            } else {
+                rows.take(scan.limit).collect()
+            })
         }
         fn apply(&self, batch: &Batch) -> Result<()> {
             let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -270,7 +216,19 @@ mod tests {
         assert_eq!(all[3].1, vec![70]);
         // Two survive the pending delete of 3 even though the engine's first two are 1, 3.
         assert_eq!(
-            keys(overlay.range(Tree::Messages, &[0], &[9], 2).expect("range")),
+            keys(
+                overlay
+                    .scan(
+                        Tree::Messages,
+                        Scan {
+                            from: &[0],
+                            to: Some(&[9]),
+                            newest_first: false,
+                            limit: 2
+                        }
+                    )
+                    .expect("range")
+            ),
             vec![1, 4]
         );
         assert_eq!(

@@ -1,8 +1,13 @@
 //! The records kept in the trees, besides the protocol types stored as they are
 //! (`Message`, `Contact`, `Chatflow`).
+//!
+//! Ids are the types of `crate::ids` and time is `Millis`; both encode exactly as the
+//! strings and integers these records have always been stored as (tested below).
 
 use serde::{Deserialize, Serialize};
 use widget_protocol::{Message, Millis, Page, Role};
+
+use crate::ids::{AgentId, ContactId, ConversationId, OutboxId, VisitorId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InboxRecord {
@@ -18,7 +23,7 @@ pub struct InboxRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentRecord {
-    pub id: String,
+    pub id: AgentId,
     pub name: String,
     pub role: Role,
     pub inboxes: Vec<String>,
@@ -29,11 +34,11 @@ pub struct AgentRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VisitorRecord {
-    pub id: String,
+    pub id: VisitorId,
     pub created_at: Millis,
     /// The contact this visitor is linked to (by their own email or by an agent).
     #[serde(default)]
-    pub contact_id: Option<String>,
+    pub contact_id: Option<ContactId>,
     /// The email this visitor typed themselves; the only contact data they are shown.
     #[serde(default)]
     pub email: Option<String>,
@@ -44,9 +49,9 @@ pub struct VisitorRecord {
 
 impl VisitorRecord {
     /// A visitor seen for the first time.
-    pub fn new(id: uuid::Uuid, now: Millis) -> VisitorRecord {
+    pub fn new(id: VisitorId, now: Millis) -> VisitorRecord {
         VisitorRecord {
-            id: id.to_string(),
+            id,
             created_at: now,
             contact_id: None,
             email: None,
@@ -80,9 +85,9 @@ pub enum PromptState {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConversationRecord {
-    pub id: String,
+    pub id: ConversationId,
     pub inbox: String,
-    pub visitor_id: String,
+    pub visitor_id: VisitorId,
     pub created_at: Millis,
     pub updated_at: Millis,
     pub last_seq: u64,
@@ -104,10 +109,10 @@ pub struct ConversationRecord {
 /// An email waiting in the outbox or already sent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxRecord {
-    pub id: String,
+    pub id: OutboxId,
     /// Stable across retries, so a resend after a crash is recognisably the same email.
     pub message_id: String,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -134,4 +139,47 @@ pub enum OutboxState {
     Sent,
     /// Gave up after too many attempts.
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::DeserializeOwned;
+
+    /// Decodes `json` as stored and encodes it again: the same bytes.
+    fn round_trips<T: Serialize + DeserializeOwned>(json: &str) {
+        let rec: T = serde_json::from_str(json).expect("decodes");
+        assert_eq!(serde_json::to_string(&rec).expect("encodes"), json);
+    }
+
+    #[test]
+    fn records_keep_their_stored_json() {
+        round_trips::<AgentRecord>(
+            r#"{"id":"5f1c3a8e-2b4d-4e6f-8a9b-0c1d2e3f4a5b","name":"Ada","role":"admin","inboxes":["main","sales"],"created_at":1700000000000,"revoked":false}"#,
+        );
+        round_trips::<VisitorRecord>(
+            r#"{"id":"0b8e7f6a-5d4c-4b3a-9e2f-1a0b9c8d7e6f","created_at":1700000000001,"contact_id":"9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d","email":"ada@example.com","page":{"url":"https://example.com/pricing","title":"Pricing"}}"#,
+        );
+        round_trips::<VisitorRecord>(
+            r#"{"id":"0b8e7f6a-5d4c-4b3a-9e2f-1a0b9c8d7e6f","created_at":1700000000001,"contact_id":null,"email":null,"page":null}"#,
+        );
+        round_trips::<ConversationRecord>(
+            r#"{"id":"018c2f3e-4a5b-7c6d-8e9f-0a1b2c3d4e5f","inbox":"main","visitor_id":"0b8e7f6a-5d4c-4b3a-9e2f-1a0b9c8d7e6f","created_at":1700000000002,"updated_at":1700000005000,"last_seq":2,"last_message":{"id":"018c2f3e-5a5b-7c6d-8e9f-0a1b2c3d4e60","conversation_id":"018c2f3e-4a5b-7c6d-8e9f-0a1b2c3d4e5f","seq":2,"author":{"kind":"agent","name":"Ada"},"text":"Hello!","at":1700000005000},"prompt":{"state":"pending","due":1700000060000},"prompt_text":"Leave your email","seen_seq":1,"follow_up_due":1700000300000}"#,
+        );
+        round_trips::<ConversationRecord>(
+            r#"{"id":"018c2f3e-4a5b-7c6d-8e9f-0a1b2c3d4e5f","inbox":"main","visitor_id":"0b8e7f6a-5d4c-4b3a-9e2f-1a0b9c8d7e6f","created_at":1700000000002,"updated_at":1700000000002,"last_seq":0,"last_message":null,"prompt":{"state":"none"},"prompt_text":null,"seen_seq":0,"follow_up_due":null}"#,
+        );
+        round_trips::<OutboxRecord>(
+            r#"{"id":"018c2f3f-0000-7000-8000-000000000001","message_id":"<018c2f3f-0000-7000-8000-000000000001@frontdesk>","conversation_id":"018c2f3e-4a5b-7c6d-8e9f-0a1b2c3d4e5f","to":"ada@example.com","subject":"New replies","text":"Hi","html":"<p>Hi</p>","created_at":1700000300000,"attempts":1,"last_error":"421 try later","state":"queued","next_attempt_at":1700000330000,"sent_at":null}"#,
+        );
+        round_trips::<InboxRecord>(
+            r#"{"key":"main","name":"Main","origins":["https://example.com"],"chatflow":{"email_capture":{"when":"no_reply","delay_secs":60,"message":null},"away":{"mode":"off","message":null},"follow_up":{"enabled":true,"delay_secs":300}},"created_at":1700000000000}"#,
+        );
+    }
+
+    #[test]
+    fn a_record_whose_id_is_not_a_uuid_does_not_decode() {
+        let json = r#"{"id":"nope","created_at":1,"contact_id":null,"email":null,"page":null}"#;
+        assert!(serde_json::from_str::<VisitorRecord>(json).is_err());
+    }
 }

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::{Batch, Kv, Result, StoreError, Tree};
+use super::{Batch, Kv, Result, Rows, Scan, StoreError, Tree};
 
 pub struct SledKv {
     db: sled::Db,
@@ -41,11 +41,6 @@ fn prefixed(tree: Tree, key: &[u8]) -> Vec<u8> {
     k.push(tree.tag());
     k.extend_from_slice(key);
     k
-}
-
-/// The key range of `tree` from `from` up to `to` (exclusive), in engine keys.
-fn span(tree: Tree, from: &[u8], to: &[u8]) -> std::ops::Range<Vec<u8>> {
-    prefixed(tree, from)..prefixed(tree, to)
 }
 
 impl SledKv {
@@ -110,7 +105,7 @@ impl SledKv {
 fn collect(
     iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
     limit: usize,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+) -> Result<Rows> {
     iter.take(limit)
         .map(|r| {
             r.map(|(k, v)| (k.get(1..).unwrap_or_default().to_vec(), v.to_vec()))
@@ -128,33 +123,21 @@ impl Kv for SledKv {
             .map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        collect(self.db.scan_prefix(prefixed(tree, prefix)), limit)
-    }
-
-    fn range_rev(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        collect(self.db.range(span(tree, from, to)).rev(), limit)
-    }
-
-    fn range(
-        &self,
-        tree: Tree,
-        from: &[u8],
-        to: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        collect(self.db.range(span(tree, from, to)), limit)
+    fn scan(&self, tree: Tree, scan: Scan<'_>) -> Result<Rows> {
+        let lo = prefixed(tree, scan.from);
+        let hi = match scan.to {
+            Some(to) => prefixed(tree, to),
+            None => vec![tree.tag() + 1],
+        };
+        if lo >= hi {
+            return Ok(Rows::new());
+        }
+        let rows = self.db.range(lo..hi);
+        if scan.newest_first {
+            collect(rows.rev(), scan.limit)
+        } else {
+            collect(rows, scan.limit)
+        }
     }
 
     fn apply(&self, batch: &Batch) -> Result<()> {

@@ -324,7 +324,7 @@ async fn an_inbox_with_many_conversations_still_lets_agents_in() {
         sends.spawn(async move {
             app.store
                 .append_visitor(VisitorSend {
-                    visitor: uuid::Uuid::new_v4(),
+                    visitor: frontdesk::ids::VisitorId::generate(),
                     inbox: "default".into(),
                     client_msg_id: format!("c{i}"),
                     text: format!("{i}: {}", "a fairly long first message ".repeat(8)),

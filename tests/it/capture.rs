@@ -102,7 +102,8 @@ async fn a_prompt_sent_and_unanswered_is_in_every_welcome_until_the_email_is_giv
         w.get("email_prompt").is_none(),
         "no prompt before a message"
     );
-    let visitor = uuid::Uuid::parse_str(w["visitor_id"].as_str().expect("id")).expect("uuid");
+    let visitor =
+        frontdesk::ids::VisitorId::parse(w["visitor_id"].as_str().expect("id")).expect("uuid");
     v.send(json!({"type":"send","client_msg_id":"m1","text":"hi"}))
         .await;
     drop(v);
@@ -370,7 +371,7 @@ async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
     let s = TestServer::start().await;
     let app = s.app.clone();
     let n = 10_000usize;
-    let due_in_ms = 1_500u64;
+    let due_in_ms: widget_protocol::Millis = 1_500;
     // Through the same path a visitor's first message takes: the writer persists the
     // conversation and its deadline, and the one sleeper task fires it.
     let mut sends = tokio::task::JoinSet::new();
@@ -380,7 +381,7 @@ async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
             let a = app
                 .store
                 .append_visitor(VisitorSend {
-                    visitor: uuid::Uuid::new_v4(),
+                    visitor: frontdesk::ids::VisitorId::generate(),
                     inbox: "default".into(),
                     client_msg_id: format!("c{i}"),
                     text: format!("visitor {i}"),
@@ -396,7 +397,7 @@ async fn ten_thousand_pending_prompts_each_fire_exactly_once() {
                 .await
                 .expect("stored");
             let (due, kind) = a.deadline.expect("a deadline");
-            let id = uuid::Uuid::parse_str(&a.conversation.id).expect("id");
+            let id = a.conversation.id;
             app.deadlines.schedule(due, kind, id);
             id
         });

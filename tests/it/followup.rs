@@ -31,6 +31,10 @@ pub(crate) fn mail_to(port: u16) -> impl FnOnce(&mut Config) {
     }
 }
 
+/// A chatflow that prompts for the email at the first message and follows up after a
+/// second.
+pub(crate) const PROMPT_THEN_FOLLOW_UP: &str = r#"{"email_capture":{"when":"first_message","delay_secs":60},"follow_up":{"enabled":true,"delay_secs":1}}"#;
+
 pub(crate) fn chatflow(delay_secs: u64) -> Value {
     json!({"email_capture":{"when":"never"},"follow_up":{"enabled":true,"delay_secs":delay_secs}})
 }
@@ -56,16 +60,6 @@ async fn outbox_until(
             "outbox never got {what}: {list:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Skips frames until this conversation's summary says the visitor is offline.
-pub(crate) async fn until_offline(agent: &mut Client, conv: &str) {
-    loop {
-        let f = agent.expect_skipping("conversation_updated").await;
-        if f["conversation"]["id"] == conv && f["conversation"]["visitor"]["online"] == false {
-            return;
-        }
     }
 }
 
@@ -99,7 +93,7 @@ async fn visitor_leaves(
         v.expect_skipping("email_captured").await;
     }
     drop(v);
-    until_offline(agent, &conv).await;
+    agent.until_presence(&conv, false).await;
     (token, conv)
 }
 
@@ -155,7 +149,7 @@ async fn three_quick_replies_to_an_offline_visitor_make_one_email_with_all_three
         format!("<{}@frontdesk>", record.id)
     );
     assert_eq!((record.state, record.attempts), (OutboxState::Sent, 1));
-    assert_eq!(record.conversation_id, conv);
+    assert_eq!(record.conversation_id.to_string(), conv);
     for part in [mail.text(), mail.html()] {
         for t in [
             "Hi Ada, let me check.",
@@ -203,7 +197,7 @@ async fn no_email_when_the_visitor_comes_back_in_time() {
         .collect();
     assert!(texts.contains(&"Hi! Are you still there?"), "{texts:?}");
     drop(back);
-    until_offline(&mut agent, &conv).await;
+    agent.until_presence(&conv, false).await;
 
     tokio::time::sleep(Duration::from_millis(3000)).await;
     assert!(
@@ -211,7 +205,7 @@ async fn no_email_when_the_visitor_comes_back_in_time() {
         "the visitor read the reply in the widget"
     );
     assert!(outbox(&s).is_empty());
-    let id = uuid::Uuid::parse_str(&conv).expect("uuid");
+    let id = frontdesk::ids::ConversationId::parse(&conv).expect("uuid");
     let c = s
         .app
         .store
@@ -222,7 +216,7 @@ async fn no_email_when_the_visitor_comes_back_in_time() {
 }
 
 fn conversation(s: &TestServer, conv: &str) -> frontdesk::store::records::ConversationRecord {
-    let id = uuid::Uuid::parse_str(conv).expect("uuid");
+    let id = frontdesk::ids::ConversationId::parse(conv).expect("uuid");
     s.app
         .store
         .conversation(id)
@@ -253,9 +247,9 @@ async fn a_reply_stored_as_seen_that_reached_no_connection_is_followed_up() {
     let c = conversation(&s, &conv);
     assert_eq!((c.seen_seq, c.follow_up_due), (seq, None), "stored as seen");
     drop(v);
-    until_offline(&mut agent, &conv).await;
+    agent.until_presence(&conv, false).await;
 
-    let id = uuid::Uuid::parse_str(&conv).expect("uuid");
+    let id = frontdesk::ids::ConversationId::parse(&conv).expect("uuid");
     followup::missed(&s.app, id, seq, 1000).await;
     let c = conversation(&s, &conv);
     assert_eq!(c.seen_seq, seq - 1);
@@ -314,7 +308,7 @@ async fn a_reply_stored_for_an_offline_visitor_that_reached_them_sends_no_email(
     let seq = reply["seq"].as_u64().expect("seq");
     assert!(conversation(&s, &conv).follow_up_due.is_some(), "armed");
 
-    let id = uuid::Uuid::parse_str(&conv).expect("uuid");
+    let id = frontdesk::ids::ConversationId::parse(&conv).expect("uuid");
     followup::reached(&s.app, id, seq).await;
     let c = conversation(&s, &conv);
     assert_eq!((c.seen_seq, c.follow_up_due), (seq, None));
@@ -430,7 +424,7 @@ async fn an_email_waiting_in_the_outbox_goes_out_once_after_a_restart() {
     let lines = outbox_list(&path);
     assert_eq!(lines.len(), 1, "{lines:?}");
     let l = &lines[0];
-    assert_eq!(l[0], waiting[0].id);
+    assert_eq!(l[0], waiting[0].id.to_string());
     assert_eq!(
         (l[1].as_str(), l[2].as_str(), l[3].as_str()),
         ("sent", "1", VISITOR_EMAIL)
@@ -510,7 +504,7 @@ async fn an_email_interrupted_mid_send_by_a_crash_is_never_sent_twice() {
     let url = hanging.url();
     let server = BinaryServer::spawn(data.path(), &["--smtp-url", &url, "--mail-from", FROM]).await;
     let admin = std::fs::read_to_string(data.path().join("admin-token")).expect("admin token");
-    let (mut agent, _) = binary_agent(&server, admin.trim()).await;
+    let (mut agent, _) = server.agent(admin.trim()).await;
     agent
         .send(json!({"type":"update_chatflow","inbox":"default","chatflow":chatflow(1)}))
         .await;
@@ -530,7 +524,7 @@ async fn an_email_interrupted_mid_send_by_a_crash_is_never_sent_twice() {
         .await;
     v.expect_skipping("email_captured").await;
     drop(v);
-    until_offline(&mut agent, &conv).await;
+    agent.until_presence(&conv, false).await;
     agent.reply(&conv, "Yes, until it ships.").await;
 
     // The server has the whole message; the binary waits for its "250".
@@ -549,7 +543,7 @@ async fn an_email_interrupted_mid_send_by_a_crash_is_never_sent_twice() {
     let sink = SmtpSink::start();
     let url = sink.url();
     let server = BinaryServer::spawn(data.path(), &["--smtp-url", &url, "--mail-from", FROM]).await;
-    let (mut agent, _) = binary_agent(&server, admin.trim()).await;
+    let (mut agent, _) = server.agent(admin.trim()).await;
     // The conversation says what happened.
     let until = tokio::time::Instant::now() + WAIT;
     loop {
@@ -587,15 +581,6 @@ async fn an_email_interrupted_mid_send_by_a_crash_is_never_sent_twice() {
         ("failed", "1")
     );
     assert_eq!(lines[0][6], "interrupted; may have been sent");
-}
-
-async fn binary_agent(server: &BinaryServer, token: &str) -> (Client, Value) {
-    let mut c = Client::connect(&server.ws_url("/ws/agent"))
-        .await
-        .expect("agent connects");
-    c.send(json!({"type":"auth","token":token})).await;
-    let ready = c.expect("ready").await;
-    (c, ready)
 }
 
 #[tokio::test]

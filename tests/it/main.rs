@@ -1,17 +1,37 @@
-//! One integration-test binary: a module per area, all on `support`.
+//! One integration-test binary: a module per area, all on `support` (the servers and
+//! clients every test shares).
 
 mod support;
 
+/// The agent socket: auth, the live inbox, replies, assigning visitors, access.
 mod agents;
+/// The pages in a real browser (Chromium through tests/e2e).
 mod browser;
+/// Email capture: chatflow modes, the prompt's timing, contacts from emails.
 mod capture;
+/// The command line, run as a user runs it.
 mod cli;
+/// Connection caps, handshake timeouts, heartbeats.
 mod connections;
+/// The real binary stopped by SIGTERM or killed by SIGKILL keeps every acked message.
 mod crash;
+/// Follow-up emails through a real SMTP server.
 mod followup;
+/// The fuzz seed corpus through the server's frame decoding.
 mod fuzz_corpus;
-mod hardening;
+/// Hostile frames: random texts, RFC 6455 violations, early frames, closes.
+mod hostile;
+/// A visitor never sees another's data; an agent nothing outside its inboxes.
+mod isolation;
+/// What one connection may make the server hold.
 mod memory;
+/// `/metrics`: every series, and the counters moving.
+mod metrics;
+/// Origins of visitor pages and of the agent inbox.
+mod origins;
+/// Links, tokens, lookalike emails, file modes, page headers, logs.
 mod secrets;
+/// Shared rate limits and presence coalescing.
 mod throttle;
+/// The visitor socket: identity, history, tabs, idempotency, resume, bad input.
 mod visitor;

@@ -1,13 +1,17 @@
 //! What one connection may make the server hold: frames that carry a list are cut to a
-//! byte budget (and paged), a connection's queue is bounded in bytes, and a message
-//! must be finished within a deadline.
+//! byte budget (and paged), a connection's queue is bounded in bytes and in frames (a
+//! reader that stops is dropped and recovers, while others keep up), a frame bigger
+//! than the write buffer still goes out, and a message must be finished within a
+//! deadline.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{Client, Closed, TestServer};
+use crate::support::raw::{texts_of, Raw};
+use crate::support::{seqs, Client, Closed, Connect, TestServer, WAIT};
 
 /// The list-frame budget these tests run with: a few dozen of their messages.
 const BUDGET: usize = 64 * 1024;
@@ -15,15 +19,6 @@ const BUDGET: usize = 64 * 1024;
 /// A long message: 3000 characters of two-byte UTF-8 and a marker.
 fn long_text(i: usize) -> String {
     format!("{i} {}", "é".repeat(3000))
-}
-
-fn seqs(frame: &Value) -> Vec<u64> {
-    frame["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["seq"].as_u64().expect("seq"))
-        .collect()
 }
 
 /// A raw frame, checked to be within the budget, and its JSON.
@@ -197,7 +192,9 @@ async fn a_connection_that_stops_reading_is_closed_when_its_queue_passes_its_byt
         .to_string();
     // A second tab of the same visitor that reads its welcome and then nothing more.
     let url = s.ws_url("/ws/visitor?inbox=default");
-    let mut silent = Client::connect_with_rcvbuf(&url, 4096).await;
+    let mut silent = Client::open(&url, Connect::default().rcvbuf(4096))
+        .await
+        .expect("upgrade");
     silent
         .send(json!({"type":"hello","visitor_token":token}))
         .await;
@@ -285,4 +282,160 @@ async fn a_message_left_unfinished_is_closed_with_1008_though_the_client_answers
         finished.expect_skipping("ack").await["message"]["text"],
         "in two parts"
     );
+}
+
+#[tokio::test]
+async fn a_reader_that_stops_is_dropped_and_recovers_while_others_keep_up() {
+    let s = TestServer::start_with(|c| {
+        c.limits.outbound_queue = 16;
+        c.limits.max_write_buffer_bytes = 16 * 1024;
+        c.limits.rate_count = 1_000_000;
+        c.limits.send_per_address.count = 0;
+        // The whole replay in one welcome (paging a long one is tested above), however
+        // many messages the flood got in before the silent readers were cut off.
+        c.limits.max_list_frame_bytes = 64 * 1024 * 1024;
+        c.limits.max_history = 2000;
+    })
+    .await;
+    let (mut talker, w) = s.visitor().await;
+    let token = w["visitor_token"].as_str().expect("token").to_string();
+    // Two clients that never read, with small receive windows: an agent, and a second
+    // tab of the talking visitor.
+    let mut slow_agent = Raw::upgrade(s.addr, "/ws/agent", Connect::default().rcvbuf(4096)).await;
+    slow_agent
+        .send_json(json!({"type":"auth","token":s.admin_token}))
+        .await;
+    let mut slow_tab = Raw::upgrade(
+        s.addr,
+        "/ws/visitor?inbox=default",
+        Connect::default().rcvbuf(4096),
+    )
+    .await;
+    slow_tab
+        .send_json(json!({"type":"hello","visitor_token":token}))
+        .await;
+    // A reader that keeps up: every message it gets, and when.
+    let (mut fast, _) = s.admin().await;
+    let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let reader = tokio::spawn(async move {
+        while let Some(f) = fast.next().await {
+            if f["type"] == "message" {
+                let seq = f["message"]["seq"].as_u64().expect("seq");
+                if got_tx.send((seq, Instant::now())).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let gone = |s: &TestServer| {
+        s.app.metrics.agent_connections.load(Ordering::Relaxed) == 1
+            && s.app.metrics.visitor_connections.load(Ordering::Relaxed) == 1
+    };
+    // Flood in pipelined batches until both silent readers are gone. A batch is two
+    // frames per message for an agent (the message and the summary), so a batch of 4
+    // fills half the fast reader's 16-frame queue; while it keeps taking frames it may
+    // fall four queues behind (a scheduling hiccup of the shared test machine), the
+    // silent ones are cut off once they hold that much or took nothing for a second.
+    const BATCH: u64 = 4;
+    let text = "x".repeat(3000);
+    let mut acked_at: Vec<Instant> = vec![Instant::now()]; // seq 0 unused
+    let mut n = 0u64;
+    while !gone(&s) {
+        assert!(n < 3000, "the silent readers were never dropped");
+        for i in 0..BATCH {
+            talker
+                .send(json!({"type":"send","client_msg_id":format!("f{}", n + i),"text":text}))
+                .await;
+        }
+        for _ in 0..BATCH {
+            talker.expect_skipping("ack").await;
+            acked_at.push(Instant::now());
+        }
+        n += BATCH;
+    }
+    eprintln!("slow readers dropped after {n} messages");
+    assert!(s.app.metrics.slow_consumers_dropped.load(Ordering::Relaxed) >= 2);
+    // The one that kept reading got every message, in order, never far behind.
+    let mut worst = Duration::ZERO;
+    for seq in 1..=n {
+        let (got, at) = tokio::time::timeout(WAIT, got_rx.recv())
+            .await
+            .expect("the fast reader got every message")
+            .expect("reader alive");
+        assert_eq!(got, seq);
+        worst = worst.max(at.saturating_duration_since(acked_at[seq as usize]));
+    }
+    assert!(
+        worst < Duration::from_secs(1),
+        "the fast reader lagged {worst:?}"
+    );
+    reader.abort();
+
+    // The silent ones were cut off: after what their buffers held, the connection ends.
+    let agent_frames = slow_agent.read_until_eof(WAIT).await;
+    let tab_frames = slow_tab.read_until_eof(WAIT).await;
+    let tab_seen = texts_of(&tab_frames)
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .filter_map(|f| f["message"]["seq"].as_u64())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        tab_seen < n,
+        "the slow tab got everything ({tab_seen} of {n})"
+    );
+    assert!(
+        texts_of(&agent_frames).len() < 2 * n as usize,
+        "the slow agent got everything"
+    );
+    // Both recover: the tab resumes after the last message it has, the agent reloads.
+    let mut back = Client::connect(&s.ws_url("/ws/visitor?inbox=default"))
+        .await
+        .expect("reconnect");
+    back.send(json!({"type":"hello","visitor_token":token,"resume_after":tab_seen}))
+        .await;
+    let w = back.expect("welcome").await;
+    assert_eq!(seqs(&w), (tab_seen + 1..=n).collect::<Vec<_>>());
+    let (_agent, ready) = s.admin().await;
+    assert_eq!(ready["conversations"][0]["last_message"]["seq"], n);
+}
+
+/// The write buffer bounds what the server holds for a connection, not the size of a
+/// frame: a welcome or history page of long messages (here 50 × 4000 three-byte
+/// characters, ~600 KB) is bigger than the 256 KiB buffer and must still arrive.
+#[tokio::test]
+async fn frames_bigger_than_the_write_buffer_still_arrive() {
+    let s = TestServer::start_with(|c| {
+        c.limits.rate_count = 1_000;
+        // Lists of them bigger than the buffer, too (the default cuts them at 512 KiB).
+        c.limits.max_list_frame_bytes = 1024 * 1024;
+    })
+    .await;
+    let (mut c, w) = s.visitor().await;
+    let token = w["visitor_token"].as_str().expect("token").to_string();
+    let long = "日".repeat(4000);
+    let mut conv = String::new();
+    for _ in 0..60 {
+        conv = c.say(&long).await["conversation_id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+    }
+    let (mut again, w) = s.visitor_with(Some(&token), None).await;
+    assert_eq!(w["messages"].as_array().map(Vec::len), Some(50));
+    again
+        .send(json!({"type":"history","before":61,"limit":200}))
+        .await;
+    assert_eq!(
+        again.expect("history").await["messages"]
+            .as_array()
+            .map(Vec::len),
+        Some(60)
+    );
+    let (mut agent, _) = s.admin().await;
+    agent
+        .send(json!({"type":"open","conversation_id":conv,"limit":200}))
+        .await;
+    let open = agent.expect_skipping("conversation").await;
+    assert_eq!(open["messages"].as_array().map(Vec::len), Some(60));
 }

@@ -1,23 +1,20 @@
-//! Secrets and content (issue 16): follow-up emails that link only the team's own site,
+//! Secrets and content: follow-up emails that link only the team's own site,
 //! visitor tokens that expire and renew, lookalike emails, an owner-only data
-//! directory, the pages' Content-Security-Policy and framing headers, and the first
-//! admin token kept out of logs.
+//! directory, the pages' Content-Security-Policy and framing headers, and logs that
+//! hold no message text, email or token (the first admin token included).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use widget_protocol::Role;
 
 use frontdesk::identity::{RENEW_AFTER_MS, TOKEN_LIFETIME_MS};
 use frontdesk::store::Tree;
 
-use crate::followup::{chatflow, mail_to, until_offline};
+use crate::followup::{chatflow, mail_to, PROMPT_THEN_FOLLOW_UP};
 use crate::support::smtp::SmtpSink;
-use crate::support::{BinaryServer, Client, FakeClock, TestServer, WAIT};
+use crate::support::{http, BinaryServer, Client, Closed, Connect, FakeClock, TestServer, WAIT};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -34,10 +31,9 @@ async fn follow_up_for_page(
     page: &str,
     nth: usize,
 ) -> crate::support::smtp::Received {
-    let mut v = Client::connect_with(
+    let mut v = Client::open(
         &s.ws_url("/ws/visitor?inbox=shop"),
-        None,
-        Some("https://shop.example"),
+        Connect::default().origin("https://shop.example"),
     )
     .await
     .expect("visitor connects");
@@ -52,7 +48,7 @@ async fn follow_up_for_page(
         .await;
     v.expect_skipping("email_captured").await;
     drop(v);
-    until_offline(agent, &conv).await;
+    agent.until_presence(&conv, false).await;
     agent.reply(&conv, "Thanks, we will look into it.").await;
     sink.wait_for(nth, WAIT).await.remove(nth - 1)
 }
@@ -320,34 +316,13 @@ async fn the_binary_keeps_the_data_directory_owner_only_under_umask_022() {
 // Headers of the pages.
 // ---------------------------------------------------------------------------------
 
-/// One GET; the status line and headers, lower-cased names.
-async fn head_of(addr: SocketAddr, path: &str) -> Vec<(String, String)> {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-        .await
-        .expect("an answer in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let head = text.split("\r\n\r\n").next().unwrap_or_default();
-    head.lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect()
-}
-
-fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
 #[tokio::test]
 async fn the_pages_carry_a_csp_and_cannot_be_framed_by_others() {
     let s = TestServer::start().await;
-    let inbox = head_of(s.addr, "/inbox").await;
-    let csp = header(&inbox, "content-security-policy").expect("a CSP on /inbox");
+    let inbox = http::get(s.addr, "/inbox").await;
+    let csp = inbox
+        .header("content-security-policy")
+        .expect("a CSP on /inbox");
     for d in [
         "default-src 'none'",
         "script-src 'self'",
@@ -359,11 +334,11 @@ async fn the_pages_carry_a_csp_and_cannot_be_framed_by_others() {
         assert!(csp.contains(d), "{d} missing from {csp}");
     }
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
-    assert_eq!(header(&inbox, "x-frame-options"), Some("DENY"));
-    assert_eq!(header(&inbox, "referrer-policy"), Some("no-referrer"));
+    assert_eq!(inbox.header("x-frame-options"), Some("DENY"));
+    assert_eq!(inbox.header("referrer-policy"), Some("no-referrer"));
 
-    let demo = head_of(s.addr, "/").await;
-    let csp = header(&demo, "content-security-policy").expect("a CSP on /");
+    let demo = http::get(s.addr, "/").await;
+    let csp = demo.header("content-security-policy").expect("a CSP on /");
     for d in [
         "script-src 'self'",
         "frame-ancestors 'self'",
@@ -371,22 +346,125 @@ async fn the_pages_carry_a_csp_and_cannot_be_framed_by_others() {
     ] {
         assert!(csp.contains(d), "{d} missing from {csp}");
     }
-    assert_eq!(header(&demo, "x-frame-options"), Some("SAMEORIGIN"));
+    assert_eq!(demo.header("x-frame-options"), Some("SAMEORIGIN"));
 
     // The widget is loaded into customers' pages: nothing that would stop it there.
-    let widget = head_of(s.addr, "/widget.js").await;
+    let widget = http::get(s.addr, "/widget.js").await;
     for h in [
         "content-security-policy",
         "x-frame-options",
         "cross-origin-resource-policy",
     ] {
-        assert_eq!(header(&widget, h), None, "{h} on /widget.js");
+        assert_eq!(widget.header(h), None, "{h} on /widget.js");
     }
 }
 
 // ---------------------------------------------------------------------------------
-// The first admin token stays out of logs.
+// Logs: no message text, email or token, and not the first admin token.
 // ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn info_logs_hold_no_message_text_email_or_token() {
+    // The SMTP server refuses the follow-up quoting the address, as real ones do: the
+    // error that gets logged must not carry it either.
+    let smtp = SmtpSink::start_rejecting();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let log_path = dir.path().join("stderr.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let smtp_url = smtp.url();
+    let server = BinaryServer::spawn_with(
+        &data,
+        &[
+            "--smtp-url",
+            &smtp_url,
+            "--mail-from",
+            "Acme <support@acme.test>",
+        ],
+        "info",
+        log.into(),
+    )
+    .await;
+    let admin = server.admin_token();
+    let text = "SECRET-MESSAGE-TEXT-7f3a";
+    let email = "secret.person.7f3a@example.com";
+    let reply = "SECRET-AGENT-REPLY-7f3a";
+
+    let (mut agent, _) = server.agent(&admin).await;
+    agent
+        .send(json!({"type":"update_chatflow","inbox":"default","chatflow":serde_json::from_str::<Value>(PROMPT_THEN_FOLLOW_UP).expect("json")}))
+        .await;
+    agent.expect_skipping("chatflow").await;
+
+    let (mut v, w) = server.visitor(None).await;
+    let token = w["visitor_token"].as_str().expect("token").to_string();
+    let conv = v.say(text).await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    v.expect_skipping("email_prompt").await;
+    // Bad input that carries secrets too.
+    v.send(json!({"type":"submit_email","email":format!("{text}@@{email}")}))
+        .await;
+    v.expect_skipping("error").await;
+    v.send(json!({"type":text,"email":email})).await;
+    v.expect_skipping("error").await;
+    v.send_text(&format!("{{\"type\":\"send\",\"text\":\"{text}"))
+        .await;
+    v.expect_skipping("error").await;
+    v.send(json!({"type":"submit_email","email":email})).await;
+    v.expect_skipping("email_captured").await;
+    drop(v);
+    // Gone, back with the token, gone again.
+    agent.until_presence(&conv, false).await;
+    let (v2, _) = server.visitor(Some(&token)).await;
+    agent.until_presence(&conv, true).await;
+    drop(v2);
+    agent.until_presence(&conv, false).await;
+    agent
+        .send(json!({"type":"reply","conversation_id":conv,"client_msg_id":"r1","text":reply}))
+        .await;
+    agent.expect_skipping("ack").await;
+    agent
+        .send(json!({"type":"lookup_contact","email":email}))
+        .await;
+    agent.expect_skipping("contact_lookup").await;
+    agent
+        .send(json!({"type":"assign_visitor","conversation_id":conv,"email":email}))
+        .await;
+    agent.expect_skipping("visitor_assigned").await;
+    // The follow-up is attempted and refused; the conversation is told.
+    loop {
+        let m = agent.expect_skipping("message").await;
+        if m["message"]["text"] == frontdesk::followup::UNDELIVERABLE {
+            break;
+        }
+    }
+    // A bad agent token is refused and must not be logged either.
+    let bad_token = "fda_SECRETBADTOKEN7f3a";
+    let mut bad = Client::connect(&server.ws_url("/ws/agent"))
+        .await
+        .expect("connect");
+    bad.send(json!({"type":"auth","token":bad_token})).await;
+    assert_eq!(bad.expect_closed().await, Closed::Code(4001));
+
+    assert!(server.terminate().await.success());
+    let logged = std::fs::read_to_string(&log_path).expect("read the log");
+    assert!(
+        logged.contains("shutting down"),
+        "info-level lines were not logged at all:\n{logged}"
+    );
+    assert!(
+        logged.contains("email not sent"),
+        "the mail error path did not run:\n{logged}"
+    );
+    for secret in [text, email, reply, &token, &admin, bad_token, "7f3a"] {
+        assert!(
+            !logged.contains(secret),
+            "the log holds {secret:?}:\n{logged}"
+        );
+    }
+}
 
 #[tokio::test]
 async fn the_binary_does_not_print_the_admin_token_when_stdout_is_not_a_terminal() {

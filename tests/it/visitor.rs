@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Client, Closed, TestServer};
+use crate::support::{seqs, Client, Closed, TestServer};
 
 fn texts(messages: &Value) -> Vec<String> {
     messages
@@ -163,13 +163,7 @@ async fn history_pages_backwards_and_resume_after_replays_what_was_missed() {
     r.send(json!({"type":"history","before":11,"limit":7}))
         .await;
     let h = r.expect("history").await;
-    let seqs: Vec<u64> = h["messages"]
-        .as_array()
-        .expect("a")
-        .iter()
-        .filter_map(|m| m["seq"].as_u64())
-        .collect();
-    assert_eq!(seqs, [4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(seqs(&h), [4, 5, 6, 7, 8, 9, 10]);
     assert_eq!(h["has_more"], true);
     r.send(json!({"type":"history","before":4,"limit":200}))
         .await;

@@ -3,10 +3,10 @@
 //! `agent_tokens` holding the agent's id.
 
 use async_trait::async_trait;
-use uuid::Uuid;
 use widget_protocol::Chatflow;
 
 use super::KvStore;
+use crate::ids::AgentId;
 use crate::store::api::Admin;
 use crate::store::keys;
 use crate::store::records::{AgentRecord, InboxRecord};
@@ -61,7 +61,7 @@ impl Admin for KvStore {
     ) -> Result<(), StoreError> {
         self.writer
             .write(move |_kv| {
-                let id = Uuid::parse_str(&agent.id).unwrap_or_default();
+                let id = agent.id;
                 let mut b = Batch::default();
                 b.put_json(Tree::Agents, keys::id(id), &agent);
                 b.put(Tree::AgentTokens, token_hash, keys::id(id));
@@ -70,7 +70,7 @@ impl Admin for KvStore {
             .await
     }
 
-    async fn revoke_agent(&self, id: Uuid) -> Result<bool, StoreError> {
+    async fn revoke_agent(&self, id: AgentId) -> Result<bool, StoreError> {
         self.writer
             .write(move |kv| {
                 let mut b = Batch::default();

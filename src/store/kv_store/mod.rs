@@ -15,7 +15,6 @@ mod read;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use uuid::Uuid;
 use widget_protocol::{Contact, Millis};
 
 use super::api::{ComposeEmail, Online, PromptFired, Reads, Store};
@@ -25,13 +24,14 @@ use super::{Batch, Kv, StoreError, Tree, Writer};
 use crate::capture::{self, PromptEvent};
 use crate::contacts::{self, Link, Linked, Whom};
 use crate::conversations::{
-    self, parse_id, AgentReply, Appended, Cut, Plan, Planned, StoredMessages, VisitorSend,
+    self, AgentReply, Appended, Cut, Plan, Planned, StoredMessages, VisitorSend,
 };
 use crate::deadlines;
 use crate::error::{Error, Result};
 use crate::followup::state::{
     self as follow_up, FollowUp, FollowUpEffect, FollowUpEvent, FollowUpNews,
 };
+use crate::ids::{ContactId, ConversationId, OutboxId, VisitorId};
 use read::{
     contact, corrupt, earlier, find_for_visitor, load, load_visitor, lookup, visitor_reachable,
     KvReads,
@@ -59,7 +59,7 @@ impl KvStore {
     }
 }
 
-fn remember(b: &mut Batch, conv_id: Uuid, client_msg_id: &str, seq: u64) {
+fn remember(b: &mut Batch, conv_id: ConversationId, client_msg_id: &str, seq: u64) {
     b.put(
         Tree::ClientIds,
         keys::client_id(conv_id, client_msg_id),
@@ -67,21 +67,18 @@ fn remember(b: &mut Batch, conv_id: Uuid, client_msg_id: &str, seq: u64) {
     );
 }
 
-fn conversation_id(conv: &ConversationRecord) -> Result<Uuid, StoreError> {
-    parse_id(&conv.id).ok_or_else(|| corrupt(Tree::Conversations, "id"))
-}
-
-fn put_conversation(b: &mut Batch, conv_id: Uuid, conv: &ConversationRecord) {
-    b.put_json(Tree::Conversations, keys::id(conv_id), conv);
+fn put_conversation(b: &mut Batch, conv: &ConversationRecord) {
+    b.put_json(Tree::Conversations, keys::id(conv.id), conv);
 }
 
 /// Writes a conversation's plan into `b`: its messages, its record, its deadlines. The
 /// deadline it armed, for the scheduler.
-fn write_plan(b: &mut Batch, conv_id: Uuid, plan: &Plan) -> Option<(u64, DeadlineKind)> {
+fn write_plan(b: &mut Batch, plan: &Plan) -> Option<(Millis, DeadlineKind)> {
+    let conv_id = plan.conversation.id;
     for m in &plan.messages {
         b.put_json(Tree::Messages, keys::message(conv_id, m.seq), m);
     }
-    put_conversation(b, conv_id, &plan.conversation);
+    put_conversation(b, &plan.conversation);
     let mut armed = None;
     for &(kind, change) in &plan.deadlines {
         armed = deadlines::apply(b, kind, conv_id, change).or(armed);
@@ -94,11 +91,11 @@ fn write_plan(b: &mut Batch, conv_id: Uuid, plan: &Plan) -> Option<(u64, Deadlin
 fn fell_due(
     kv: &dyn Kv,
     b: &mut Batch,
-    due: u64,
+    due: Millis,
     kind: DeadlineKind,
-    conv: Uuid,
+    conv: ConversationId,
 ) -> Result<Option<ConversationRecord>, StoreError> {
-    deadlines::apply(b, kind, conv, deadlines::Change::Disarm(due as Millis));
+    deadlines::apply(b, kind, conv, deadlines::Change::Disarm(due));
     load(kv, conv)
 }
 
@@ -110,14 +107,14 @@ impl Store for KvStore {
                 let mut b = Batch::default();
                 let existing = find_for_visitor(kv, s.visitor, &s.inbox)?;
                 if let Some(conv) = &existing {
-                    if let Some(message) = earlier(kv, conversation_id(conv)?, &s.client_msg_id)? {
+                    if let Some(message) = earlier(kv, conv.id, &s.client_msg_id)? {
                         return Ok((b, Appended::duplicate(message, conv.clone())));
                     }
                 }
                 let visitor = load_visitor(kv, s.visitor)?;
                 let planned = conversations::plan_visitor_message(existing, visitor, &s);
                 let plan = &planned.plan;
-                let conv_id = conversation_id(&plan.conversation)?;
+                let conv_id = plan.conversation.id;
                 if planned.created {
                     b.put(
                         Tree::ConvByVisitor,
@@ -134,7 +131,7 @@ impl Store for KvStore {
                     b.put_json(Tree::Visitors, keys::id(s.visitor), visitor);
                 }
                 remember(&mut b, conv_id, &s.client_msg_id, planned.message.seq);
-                let deadline = write_plan(&mut b, conv_id, plan);
+                let deadline = write_plan(&mut b, plan);
                 let out = Appended {
                     created: planned.created,
                     visitor_changed: planned.visitor.is_some(),
@@ -161,7 +158,7 @@ impl Store for KvStore {
                 let Planned { plan, message } =
                     conversations::plan_agent_reply(conv, reachable, &r);
                 remember(&mut b, r.conversation, &r.client_msg_id, message.seq);
-                let deadline = write_plan(&mut b, r.conversation, &plan);
+                let deadline = write_plan(&mut b, &plan);
                 let out = Appended {
                     deadline,
                     ..Appended::stored(message, plan.conversation)
@@ -173,7 +170,7 @@ impl Store for KvStore {
 
     async fn append_system(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         text: String,
         now: Millis,
     ) -> Result<Option<Appended>> {
@@ -184,7 +181,7 @@ impl Store for KvStore {
                     return Ok((b, None));
                 };
                 let Planned { plan, message } = conversations::plan_system_message(conv, text, now);
-                write_plan(&mut b, conversation, &plan);
+                write_plan(&mut b, &plan);
                 Ok((b, Some(Appended::stored(message, plan.conversation))))
             })
             .await
@@ -206,34 +203,25 @@ impl Store for KvStore {
                     }
                     Whom::Conversation(id) => {
                         let c = load(kv, *id)?.ok_or_else(Error::not_found)?;
-                        let v = parse_id(&c.visitor_id).ok_or_else(Error::not_found)?;
-                        (v, Some(c))
+                        (c.visitor_id, Some(c))
                     }
                 };
                 let existing = lookup(kv, &email)?;
                 let visitor = load_visitor(kv, visitor_id)?;
                 let plan =
                     contacts::plan_link(&how, &email, existing, visitor_id, visitor, conv, now)?;
-                let contact = &plan.linked.contact;
                 if plan.linked.created {
-                    if let Some(id) = parse_id(&contact.id) {
-                        b.put_json(Tree::Contacts, keys::id(id), contact);
-                        b.put(
-                            Tree::ContactEmails,
-                            keys::contact_email(&email),
-                            keys::id(id),
-                        );
-                    }
+                    let id = keys::id(plan.contact_id);
+                    b.put_json(Tree::Contacts, id.clone(), &plan.linked.contact);
+                    b.put(Tree::ContactEmails, keys::contact_email(&email), id);
                 }
                 b.put_json(Tree::Visitors, keys::id(visitor_id), &plan.visitor);
                 if let Some(c) = &plan.linked.conversation {
-                    if let Some(id) = parse_id(&c.id) {
-                        if let Some(change) = plan.prompt_deadline {
-                            deadlines::apply(&mut b, DeadlineKind::Prompt, id, change);
-                        }
-                        if plan.conversation_changed {
-                            put_conversation(&mut b, id, c);
-                        }
+                    if let Some(change) = plan.prompt_deadline {
+                        deadlines::apply(&mut b, DeadlineKind::Prompt, c.id, change);
+                    }
+                    if plan.conversation_changed {
+                        put_conversation(&mut b, c);
                     }
                 }
                 Ok((b, plan.linked))
@@ -243,8 +231,8 @@ impl Store for KvStore {
 
     async fn prompt_due(
         &self,
-        conversation: Uuid,
-        due: u64,
+        conversation: ConversationId,
+        due: Millis,
         online: Online,
     ) -> Result<Option<PromptFired>, StoreError> {
         self.writer
@@ -254,18 +242,16 @@ impl Store for KvStore {
                 else {
                     return Ok((b, None));
                 };
-                let Some(key) = conversations::visitor_key(&c) else {
-                    return Ok((b, None));
-                };
+                let key = conversations::visitor_key(&c);
                 let event = PromptEvent::Due {
-                    due: due as Millis,
+                    due,
                     online: online(&key),
                 };
                 let step = capture::apply(&mut c, event);
                 if !step.changed {
                     return Ok((b, None));
                 }
-                put_conversation(&mut b, conversation, &c);
+                put_conversation(&mut b, &c);
                 let text = capture::text(&c);
                 Ok((
                     b,
@@ -281,7 +267,7 @@ impl Store for KvStore {
 
     async fn prompt_event(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         event: PromptEvent,
     ) -> Result<Option<String>, StoreError> {
         self.writer
@@ -295,7 +281,7 @@ impl Store for KvStore {
                     deadlines::apply(&mut b, DeadlineKind::Prompt, conversation, change);
                 }
                 if step.changed {
-                    put_conversation(&mut b, conversation, &c);
+                    put_conversation(&mut b, &c);
                 }
                 Ok((b, step.push.then(|| capture::text(&c))))
             })
@@ -304,10 +290,10 @@ impl Store for KvStore {
 
     async fn follow_up_event(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         news: FollowUpNews,
         online: Online,
-    ) -> Result<Option<(u64, DeadlineKind)>, StoreError> {
+    ) -> Result<Option<(Millis, DeadlineKind)>, StoreError> {
         self.writer
             .write(move |kv| {
                 let mut b = Batch::default();
@@ -316,7 +302,7 @@ impl Store for KvStore {
                 };
                 let event = news.event(
                     c.last_seq,
-                    || conversations::visitor_key(&c).is_some_and(|k| online(&k)),
+                    || online(&conversations::visitor_key(&c)),
                     || visitor_reachable(kv, &c),
                 );
                 let step = follow_up::apply(&mut c, event);
@@ -324,7 +310,7 @@ impl Store for KvStore {
                     deadlines::apply(&mut b, DeadlineKind::FollowUp, conversation, change)
                 });
                 if step.changed {
-                    put_conversation(&mut b, conversation, &c);
+                    put_conversation(&mut b, &c);
                 }
                 Ok((b, armed))
             })
@@ -333,11 +319,11 @@ impl Store for KvStore {
 
     async fn follow_up_due(
         &self,
-        conversation: Uuid,
-        due: u64,
+        conversation: ConversationId,
+        due: Millis,
         now: Millis,
         compose: ComposeEmail,
-    ) -> Result<Option<(Uuid, u64)>, StoreError> {
+    ) -> Result<Option<(OutboxId, Millis)>, StoreError> {
         self.writer
             .write(move |kv| {
                 let mut b = Batch::default();
@@ -355,7 +341,7 @@ impl Store for KvStore {
                 };
                 let email = compose(&KvReads(kv), &c, after)?;
                 next.store(&mut c);
-                put_conversation(&mut b, conversation, &c);
+                put_conversation(&mut b, &c);
                 let queued = email.map(|e| outbox::put_email(&mut b, e, now));
                 Ok((b, queued))
             })
@@ -374,13 +360,13 @@ impl Store for KvStore {
         self.writer.write(|_| Ok((Batch::default(), ()))).await
     }
 
-    fn conversation(&self, id: Uuid) -> Result<Option<ConversationRecord>, StoreError> {
+    fn conversation(&self, id: ConversationId) -> Result<Option<ConversationRecord>, StoreError> {
         load(self.kv.as_ref(), id)
     }
 
     fn conversation_for_visitor(
         &self,
-        visitor: Uuid,
+        visitor: VisitorId,
         inbox: &str,
     ) -> Result<Option<ConversationRecord>, StoreError> {
         find_for_visitor(self.kv.as_ref(), visitor, inbox)
@@ -410,7 +396,7 @@ impl Store for KvStore {
 
     fn page(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         before: Option<u64>,
         cut: Cut,
     ) -> Result<(StoredMessages, bool), StoreError> {
@@ -419,7 +405,7 @@ impl Store for KvStore {
 
     fn after(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         after: u64,
         cut: Cut,
         page: usize,
@@ -427,15 +413,15 @@ impl Store for KvStore {
         KvReads(self.kv.as_ref()).after(conversation, after, cut, page)
     }
 
-    fn visitor(&self, id: Uuid) -> Result<Option<VisitorRecord>, StoreError> {
+    fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError> {
         load_visitor(self.kv.as_ref(), id)
     }
 
-    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError> {
+    fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError> {
         contact(self.kv.as_ref(), id)
     }
 
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError> {
-        lookup(self.kv.as_ref(), email)
+        Ok(lookup(self.kv.as_ref(), email)?.map(|(_, c)| c))
     }
 }

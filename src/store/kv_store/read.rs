@@ -3,10 +3,10 @@
 //! on the engine for `Store`'s reads and on the writer's view inside a write, where
 //! [`KvReads`] lends them to a domain function that decides what to read.
 
-use uuid::Uuid;
 use widget_protocol::{Contact, Message};
 
-use crate::conversations::{parse_id, Cut, StoredMessages};
+use crate::conversations::{Cut, StoredMessages};
+use crate::ids::{ContactId, ConversationId, VisitorId};
 use crate::store::api::Reads;
 use crate::store::keys;
 use crate::store::records::{ConversationRecord, VisitorRecord};
@@ -19,13 +19,16 @@ pub(super) fn corrupt(tree: Tree, what: &str) -> StoreError {
     }
 }
 
-pub(super) fn load(kv: &dyn Kv, id: Uuid) -> Result<Option<ConversationRecord>, StoreError> {
+pub(super) fn load(
+    kv: &dyn Kv,
+    id: ConversationId,
+) -> Result<Option<ConversationRecord>, StoreError> {
     crate::store::get_json(kv, Tree::Conversations, &keys::id(id))
 }
 
 pub(super) fn find_for_visitor(
     kv: &dyn Kv,
-    visitor: Uuid,
+    visitor: VisitorId,
     inbox: &str,
 ) -> Result<Option<ConversationRecord>, StoreError> {
     match kv.get(Tree::ConvByVisitor, &keys::conv_by_visitor(visitor, inbox))? {
@@ -40,37 +43,37 @@ pub(super) fn find_for_visitor(
 
 pub(super) fn load_visitor(
     kv: &dyn Kv,
-    visitor: Uuid,
+    visitor: VisitorId,
 ) -> Result<Option<VisitorRecord>, StoreError> {
     crate::store::get_json(kv, Tree::Visitors, &keys::id(visitor))
 }
 
-pub(super) fn lookup(kv: &dyn Kv, email: &str) -> Result<Option<Contact>, StoreError> {
-    match kv.get(Tree::ContactEmails, &keys::contact_email(email))? {
-        None => Ok(None),
-        Some(id) => crate::store::get_json(kv, Tree::Contacts, &id),
-    }
+/// The contact with this email, whatever its case, and its id.
+pub(super) fn lookup(kv: &dyn Kv, email: &str) -> Result<Option<(ContactId, Contact)>, StoreError> {
+    let Some(id) = kv.get(Tree::ContactEmails, &keys::contact_email(email))? else {
+        return Ok(None);
+    };
+    let id = keys::read_id(&id).ok_or_else(|| corrupt(Tree::ContactEmails, "contact id"))?;
+    Ok(contact(kv, id)?.map(|c| (id, c)))
 }
 
-pub(super) fn contact(kv: &dyn Kv, id: &str) -> Result<Option<Contact>, StoreError> {
-    match parse_id(id) {
-        Some(id) => crate::store::get_json(kv, Tree::Contacts, &keys::id(id)),
-        None => Ok(None),
-    }
+pub(super) fn contact(kv: &dyn Kv, id: ContactId) -> Result<Option<Contact>, StoreError> {
+    crate::store::get_json(kv, Tree::Contacts, &keys::id(id))
 }
 
 /// Whether the team can email the conversation's visitor (see [`VisitorRecord::reachable`]);
 /// an unreadable visitor record counts as no address.
 pub(super) fn visitor_reachable(kv: &dyn Kv, conv: &ConversationRecord) -> bool {
-    parse_id(&conv.visitor_id)
-        .and_then(|v| load_visitor(kv, v).ok().flatten())
+    load_visitor(kv, conv.visitor_id)
+        .ok()
+        .flatten()
         .is_some_and(|v| v.reachable())
 }
 
 /// The earlier message for a repeated `client_msg_id`, if any.
 pub(super) fn earlier(
     kv: &dyn Kv,
-    conv_id: Uuid,
+    conv_id: ConversationId,
     client_msg_id: &str,
 ) -> Result<Option<Message>, StoreError> {
     let Some(seq) = kv.get(Tree::ClientIds, &keys::client_id(conv_id, client_msg_id))? else {
@@ -90,7 +93,7 @@ const READ_AHEAD: usize = 16;
 /// an oversized list is never loaded.
 pub(super) fn newest(
     kv: &dyn Kv,
-    conv: Uuid,
+    conv: ConversationId,
     from_seq: u64,
     before: Option<u64>,
     cut: Cut,
@@ -120,7 +123,7 @@ pub(super) fn newest(
 
 pub(super) fn page(
     kv: &dyn Kv,
-    conversation: Uuid,
+    conversation: ConversationId,
     before: Option<u64>,
     cut: Cut,
 ) -> Result<(StoredMessages, bool), StoreError> {
@@ -129,7 +132,7 @@ pub(super) fn page(
 
 pub(super) fn after(
     kv: &dyn Kv,
-    conversation: Uuid,
+    conversation: ConversationId,
     after: u64,
     cut: Cut,
     page: usize,
@@ -145,17 +148,17 @@ pub(super) fn after(
 pub(super) struct KvReads<'a>(pub(super) &'a dyn Kv);
 
 impl Reads for KvReads<'_> {
-    fn visitor(&self, id: Uuid) -> Result<Option<VisitorRecord>, StoreError> {
+    fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError> {
         load_visitor(self.0, id)
     }
 
-    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError> {
+    fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError> {
         contact(self.0, id)
     }
 
     fn page(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         before: Option<u64>,
         cut: Cut,
     ) -> Result<(StoredMessages, bool), StoreError> {
@@ -164,7 +167,7 @@ impl Reads for KvReads<'_> {
 
     fn after(
         &self,
-        conversation: Uuid,
+        conversation: ConversationId,
         after: u64,
         cut: Cut,
         page: usize,

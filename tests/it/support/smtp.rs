@@ -95,20 +95,26 @@ impl Received {
 impl SmtpSink {
     /// A sink on a free port.
     pub fn start() -> SmtpSink {
-        Self::spawn(free_port(), false)
+        Self::spawn(free_port(), None)
     }
 
     /// A sink on this port (e.g. one the server was told about while nothing listened).
     pub fn start_on(port: u16) -> SmtpSink {
-        Self::spawn(port, false)
+        Self::spawn(port, None)
     }
 
     /// A sink that keeps each message but never answers the end of DATA.
     pub fn start_hanging() -> SmtpSink {
-        Self::spawn(free_port(), true)
+        Self::spawn(free_port(), Some("--hang"))
     }
 
-    fn spawn(port: u16, hang: bool) -> SmtpSink {
+    /// A sink that refuses every recipient for good with a 550 quoting the address.
+    pub fn start_rejecting() -> SmtpSink {
+        Self::spawn(free_port(), Some("--reject"))
+    }
+
+    /// `mode`: `--hang` or `--reject` (see `tests/smtp_sink.py`).
+    fn spawn(port: u16, mode: Option<&str>) -> SmtpSink {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
         let mut cmd = Command::new(python());
@@ -120,8 +126,8 @@ impl SmtpSink {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if hang {
-            cmd.arg("--hang");
+        if let Some(mode) = mode {
+            cmd.arg(mode);
         }
         let fail = |why: String| -> ! {
             panic!("the SMTP sink for the follow-up tests cannot start ({why}); run .ci/setup (it installs python3-aiosmtpd)")
