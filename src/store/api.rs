@@ -45,13 +45,15 @@ pub type ComposeEmail = Box<
     dyn FnOnce(&dyn Reads, &ConversationRecord, u64) -> Result<Option<Email>, StoreError> + Send,
 >;
 
-/// What a domain function may read inside a write: it sees every earlier write.
+/// Reads of visitors, contacts and messages: inside a write (a domain function that
+/// decides what it needs sees every earlier write) and, through [`Store`], anywhere.
 pub trait Reads {
     fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError>;
 
     fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError>;
 
-    /// As [`Store::page`].
+    /// Up to `cut` messages with `seq < before` (the newest page when `before` is none),
+    /// oldest first, and whether older ones exist.
     fn page(
         &self,
         conversation: ConversationId,
@@ -59,7 +61,9 @@ pub trait Reads {
         cut: Cut,
     ) -> Result<(StoredMessages, bool), StoreError>;
 
-    /// As [`Store::after`].
+    /// Every message with `seq > after`, oldest first, and false; or, when there are
+    /// more than `cut` allows, the newest of them that fit and true (the client pages
+    /// back for the rest). More than `cut.limit` of them: the newest `page` only.
     fn after(
         &self,
         conversation: ConversationId,
@@ -70,7 +74,7 @@ pub trait Reads {
 }
 
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: Reads + Send + Sync {
     /// A visitor's `send`: creates the conversation and the visitor's record on the
     /// first message; a repeated `client_msg_id` answers the first message and stores
     /// nothing.
@@ -155,30 +159,6 @@ pub trait Store: Send + Sync {
         inboxes: &[String],
         limit: usize,
     ) -> Result<Vec<ConversationRecord>, StoreError>;
-
-    /// Up to `cut` messages with `seq < before` (the newest page when `before` is none),
-    /// oldest first, and whether older ones exist.
-    fn page(
-        &self,
-        conversation: ConversationId,
-        before: Option<u64>,
-        cut: Cut,
-    ) -> Result<(StoredMessages, bool), StoreError>;
-
-    /// Every message with `seq > after`, oldest first, and false; or, when there are
-    /// more than `cut` allows, the newest of them that fit and true (the client pages
-    /// back for the rest). More than `cut.limit` of them: the newest `page` only.
-    fn after(
-        &self,
-        conversation: ConversationId,
-        after: u64,
-        cut: Cut,
-        page: usize,
-    ) -> Result<(StoredMessages, bool), StoreError>;
-
-    fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError>;
-
-    fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError>;
 
     /// The contact with this email, whatever its case.
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError>;

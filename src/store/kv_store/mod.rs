@@ -17,24 +17,21 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use widget_protocol::{Contact, Millis};
 
-use super::api::{ComposeEmail, Online, PromptFired, Reads, Store};
+use super::api::{ComposeEmail, Online, PromptFired, Store};
 use super::keys::{self, DeadlineKind};
-use super::records::{ConversationRecord, VisitorRecord};
+use super::records::ConversationRecord;
 use super::{Batch, Kv, StoreError, Tree, Writer};
 use crate::capture::{self, PromptEvent};
 use crate::contacts::{self, Link, Linked, Whom};
-use crate::conversations::{
-    self, AgentReply, Appended, Cut, Plan, Planned, StoredMessages, VisitorSend,
-};
+use crate::conversations::{self, AgentReply, Appended, Plan, Planned, VisitorSend};
 use crate::deadlines;
 use crate::error::{Error, Result};
 use crate::followup::state::{
     self as follow_up, FollowUp, FollowUpEffect, FollowUpEvent, FollowUpNews,
 };
-use crate::ids::{ContactId, ConversationId, OutboxId, VisitorId};
+use crate::ids::{ConversationId, OutboxId, VisitorId};
 use read::{
-    contact, corrupt, earlier, find_for_visitor, load, load_visitor, lookup, visitor_reachable,
-    KvReads,
+    corrupt, earlier, find_for_visitor, load, load_visitor, lookup, visitor_reachable, KvReads,
 };
 
 /// The domain store on a key-value engine.
@@ -97,6 +94,12 @@ fn fell_due(
 ) -> Result<Option<ConversationRecord>, StoreError> {
     deadlines::apply(b, kind, conv, deadlines::Change::Disarm(due));
     load(kv, conv)
+}
+
+impl read::Engine for KvStore {
+    fn engine(&self) -> &dyn Kv {
+        self.kv.as_ref()
+    }
 }
 
 #[async_trait]
@@ -392,33 +395,6 @@ impl Store for KvStore {
         out.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
         out.truncate(limit);
         Ok(out)
-    }
-
-    fn page(
-        &self,
-        conversation: ConversationId,
-        before: Option<u64>,
-        cut: Cut,
-    ) -> Result<(StoredMessages, bool), StoreError> {
-        KvReads(self.kv.as_ref()).page(conversation, before, cut)
-    }
-
-    fn after(
-        &self,
-        conversation: ConversationId,
-        after: u64,
-        cut: Cut,
-        page: usize,
-    ) -> Result<(StoredMessages, bool), StoreError> {
-        KvReads(self.kv.as_ref()).after(conversation, after, cut, page)
-    }
-
-    fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError> {
-        load_visitor(self.kv.as_ref(), id)
-    }
-
-    fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError> {
-        contact(self.kv.as_ref(), id)
     }
 
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError> {

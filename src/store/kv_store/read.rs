@@ -147,13 +147,24 @@ pub(super) fn after(
 /// The reads of a write in progress, for a domain function that decides what to read.
 pub(super) struct KvReads<'a>(pub(super) &'a dyn Kv);
 
-impl Reads for KvReads<'_> {
+/// Anything that reads the engine: the store itself, or a write in progress.
+pub(super) trait Engine {
+    fn engine(&self) -> &dyn Kv;
+}
+
+impl Engine for KvReads<'_> {
+    fn engine(&self) -> &dyn Kv {
+        self.0
+    }
+}
+
+impl<T: Engine> Reads for T {
     fn visitor(&self, id: VisitorId) -> Result<Option<VisitorRecord>, StoreError> {
-        load_visitor(self.0, id)
+        load_visitor(self.engine(), id)
     }
 
     fn contact(&self, id: ContactId) -> Result<Option<Contact>, StoreError> {
-        contact(self.0, id)
+        contact(self.engine(), id)
     }
 
     fn page(
@@ -162,7 +173,7 @@ impl Reads for KvReads<'_> {
         before: Option<u64>,
         cut: Cut,
     ) -> Result<(StoredMessages, bool), StoreError> {
-        page(self.0, conversation, before, cut)
+        page(self.engine(), conversation, before, cut)
     }
 
     fn after(
@@ -172,6 +183,6 @@ impl Reads for KvReads<'_> {
         cut: Cut,
         page: usize,
     ) -> Result<(StoredMessages, bool), StoreError> {
-        self::after(self.0, conversation, after, cut, page)
+        self::after(self.engine(), conversation, after, cut, page)
     }
 }
