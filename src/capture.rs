@@ -399,6 +399,8 @@ mod tests {
             prompt_text: None,
             seen_seq: 1,
             follow_up_due: None,
+            status: widget_protocol::Status::Open,
+            assignee: None,
         };
         let first = PromptEvent::FirstMessage {
             when: CaptureWhen::NoReply,

@@ -171,6 +171,8 @@ mod tests {
             prompt_text: None,
             seen_seq: 1,
             follow_up_due: None,
+            status: widget_protocol::Status::Open,
+            assignee: None,
         }
     }
 

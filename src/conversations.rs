@@ -10,8 +10,8 @@
 //! machines and keeps what they say. It never talks to a socket or to the engine.
 
 use widget_protocol::{
-    Author, AuthorKind, CaptureWhen, Contact, Message, Millis, Page, Summary, SummaryVisitor,
-    UNKNOWN_VISITOR,
+    Assignee, Author, AuthorKind, CaptureWhen, Contact, Message, Millis, Page, Status, Summary,
+    SummaryVisitor, UNKNOWN_VISITOR,
 };
 
 use crate::capture::{self, PromptEvent};
@@ -20,7 +20,7 @@ use crate::followup::state::{self as follow_up, FollowUpEvent};
 use crate::hub::{Hub, VisitorKey};
 use crate::ids::{ConversationId, VisitorId};
 use crate::store::keys::DeadlineKind;
-use crate::store::records::{ConversationRecord, PromptState, VisitorRecord};
+use crate::store::records::{AssigneeRecord, ConversationRecord, PromptState, VisitorRecord};
 use crate::store::{self, Store, StoreError, Tree};
 
 /// What the inbox's chatflow says to do after a visitor's first message, decided
@@ -51,6 +51,8 @@ pub struct Appended {
     pub prompt_now: Option<String>,
     /// A deadline this write persisted, for the scheduler.
     pub deadline: Option<(Millis, DeadlineKind)>,
+    /// The message reopened a resolved conversation.
+    pub reopened: bool,
 }
 
 impl Appended {
@@ -65,6 +67,7 @@ impl Appended {
             system: None,
             prompt_now: None,
             deadline: None,
+            reopened: false,
         }
     }
 
@@ -173,6 +176,8 @@ pub struct VisitorMessagePlan {
     pub visitor: Option<VisitorRecord>,
     /// Push the email prompt now, with this text.
     pub prompt_now: Option<String>,
+    /// The conversation was resolved and is open again.
+    pub reopened: bool,
 }
 
 /// The plan of a visitor's message, from the visitor's conversation in the inbox and
@@ -200,8 +205,15 @@ pub fn plan_visitor_message(
         prompt_text: None,
         seen_seq: 0,
         follow_up_due: None,
+        status: widget_protocol::Status::Open,
+        assignee: None,
     }));
     let message = plan.push(AuthorKind::Visitor, None, s.text.clone(), s.now);
+    // A visitor writing again means the matter is not settled.
+    let reopened = plan.conversation.status == Status::Resolved;
+    if reopened {
+        plan.conversation.status = Status::Open;
+    }
     let read = |p: &Plan| FollowUpEvent::VisitorRead {
         last_seq: p.conversation.last_seq,
     };
@@ -231,7 +243,30 @@ pub fn plan_visitor_message(
         created,
         visitor: visitor_changed.then_some(visitor),
         prompt_now,
+        reopened,
     }
+}
+
+/// A change to where the team stands with a conversation. The caller has checked the
+/// agent may see the conversation and, for an assignee, that they are a member of its
+/// inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workflow {
+    Status(Status),
+    Assign(Option<AssigneeRecord>),
+}
+
+/// The conversation after `change`, or None when it changes nothing (nothing to store).
+/// Its activity time stays: the inbox is ordered by messages, not by who handles them.
+pub fn plan_workflow(
+    mut conv: ConversationRecord,
+    change: &Workflow,
+) -> Option<ConversationRecord> {
+    let changed = match change {
+        Workflow::Status(status) => std::mem::replace(&mut conv.status, *status) != *status,
+        Workflow::Assign(who) => std::mem::replace(&mut conv.assignee, who.clone()) != *who,
+    };
+    changed.then_some(conv)
 }
 
 /// The plan of an agent's (not repeated) reply to `conv`; `reachable`: the team has the
@@ -380,6 +415,11 @@ pub fn summary(
         last_message: conv.last_message.clone(),
         created_at: conv.created_at,
         updated_at: conv.updated_at,
+        status: conv.status,
+        assignee: conv.assignee.as_ref().map(|a| Assignee {
+            id: a.id.into(),
+            name: a.name.clone(),
+        }),
     })
 }
 
@@ -468,5 +508,73 @@ mod tests {
             ]
         );
         assert_eq!(plan.conversation.seen_seq, 1, "the reply is unseen");
+    }
+
+    fn assignee(n: u128, name: &str) -> AssigneeRecord {
+        AssigneeRecord {
+            id: crate::ids::AgentId::from_uuid(uuid::Uuid::from_u128(n)),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_new_conversation_is_open_and_unassigned() {
+        let p = plan_visitor_message(None, None, &send(first(CaptureWhen::Never, None)));
+        let c = &p.plan.conversation;
+        assert_eq!(
+            (c.status, &c.assignee, p.reopened),
+            (Status::Open, &None, false)
+        );
+    }
+
+    #[test]
+    fn status_and_assignee_change_and_a_repeat_changes_nothing() {
+        let p = plan_visitor_message(None, None, &send(first(CaptureWhen::Never, None)));
+        let conv = p.plan.conversation;
+        let pending =
+            plan_workflow(conv.clone(), &Workflow::Status(Status::Pending)).expect("a change");
+        assert_eq!(pending.status, Status::Pending);
+        assert_eq!(pending.updated_at, conv.updated_at, "activity time stays");
+        assert!(plan_workflow(pending.clone(), &Workflow::Status(Status::Pending)).is_none());
+
+        let ann = Workflow::Assign(Some(assignee(5, "Ann")));
+        let assigned = plan_workflow(pending, &ann).expect("a change");
+        assert_eq!(assigned.assignee, Some(assignee(5, "Ann")));
+        assert_eq!(assigned.status, Status::Pending, "status kept");
+        assert!(plan_workflow(assigned.clone(), &ann).is_none());
+        let bob = plan_workflow(
+            assigned.clone(),
+            &Workflow::Assign(Some(assignee(6, "Bob"))),
+        )
+        .expect("a change");
+        assert_eq!(bob.assignee, Some(assignee(6, "Bob")));
+        let nobody = plan_workflow(assigned, &Workflow::Assign(None)).expect("a change");
+        assert_eq!(nobody.assignee, None);
+    }
+
+    #[test]
+    fn a_visitor_message_reopens_a_resolved_conversation_and_only_that() {
+        let s = send(first(CaptureWhen::Never, None));
+        let p = plan_visitor_message(None, None, &s);
+        let mut resolved = plan_workflow(
+            p.plan.conversation.clone(),
+            &Workflow::Status(Status::Resolved),
+        )
+        .expect("a change");
+        resolved.assignee = Some(assignee(5, "Ann"));
+        let again = plan_visitor_message(Some(resolved), p.visitor.clone(), &s);
+        assert!(again.reopened);
+        assert_eq!(again.plan.conversation.status, Status::Open);
+        assert_eq!(
+            again.plan.conversation.assignee,
+            Some(assignee(5, "Ann")),
+            "owner kept"
+        );
+
+        let pending = plan_workflow(p.plan.conversation, &Workflow::Status(Status::Pending))
+            .expect("a change");
+        let still = plan_visitor_message(Some(pending), p.visitor, &s);
+        assert!(!still.reopened);
+        assert_eq!(still.plan.conversation.status, Status::Pending);
     }
 }

@@ -45,6 +45,9 @@ pub enum Event<'a> {
         conv: &'a ConversationRecord,
         news: SummaryNews,
     },
+    /// An agent changed the conversation's status or assignee; every agent of the
+    /// inbox hears it, the one who asked included.
+    WorkflowChanged { conv: &'a ConversationRecord },
     /// The conversation's visitor came online or left, as agents see it.
     PresenceChanged { conv: &'a ConversationRecord },
     /// A visitor typed their email on connection `from`, which is answered directly.
@@ -122,7 +125,9 @@ pub fn audience<'a>(event: &Event<'a>) -> Audience<'a> {
             };
             agents_only(&conv.inbox, which, None)
         }
-        Event::PresenceChanged { conv } => agents_only(&conv.inbox, Agents::All, None),
+        Event::PresenceChanged { conv } | Event::WorkflowChanged { conv } => {
+            agents_only(&conv.inbox, Agents::All, None)
+        }
         // Only the visitor who typed it: every tab learns it and hides its form.
         Event::EmailCaptured { key, from, .. } => visitor_only(key, Some(from)),
         Event::EmailPrompt { key, .. } => visitor_only(key, None),
@@ -217,11 +222,11 @@ fn frame(
         Event::VisitorMessage { message: m, .. }
         | Event::AgentReply { message: m, .. }
         | Event::SystemMessage { message: m, .. } => message(m),
-        Event::SummaryChanged { conv, .. } | Event::PresenceChanged { conv } => {
-            Outgoing::Agent(AgentServer::ConversationUpdated {
-                conversation: summary(conv)?,
-            })
-        }
+        Event::SummaryChanged { conv, .. }
+        | Event::PresenceChanged { conv }
+        | Event::WorkflowChanged { conv } => Outgoing::Agent(AgentServer::ConversationUpdated {
+            conversation: summary(conv)?,
+        }),
         Event::EmailCaptured { email, .. } => Outgoing::Visitor(VisitorServer::EmailCaptured {
             email: email.to_string(),
         }),

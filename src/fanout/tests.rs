@@ -51,6 +51,8 @@ fn summary() -> Summary {
         last_message: Some(message(AuthorKind::Visitor)),
         created_at: 1,
         updated_at: 1,
+        status: widget_protocol::Status::Open,
+        assignee: None,
     }
 }
 
@@ -313,6 +315,7 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
             news: SummaryNews::More,
         },
         Event::PresenceChanged { conv: &conv },
+        Event::WorkflowChanged { conv: &conv },
         Event::EmailCaptured {
             key: &w.a,
             email: TYPED_EMAIL,
@@ -329,7 +332,7 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
         },
     ];
     let kinds: std::collections::HashSet<_> = events.iter().map(std::mem::discriminant).collect();
-    assert_eq!(kinds.len(), 8, "every kind of event");
+    assert_eq!(kinds.len(), 9, "every kind of event");
     for event in &events {
         let expected: &[&str] = match event {
             Event::VisitorMessage { .. } => &["a2", "agent changes", "agent every"],
@@ -343,7 +346,8 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
                 news: SummaryNews::More,
                 ..
             }
-            | Event::PresenceChanged { .. } => &["agent changes", "agent every"],
+            | Event::PresenceChanged { .. }
+            | Event::WorkflowChanged { .. } => &["agent changes", "agent every"],
             Event::EmailCaptured { .. } => &["a2"],
             Event::EmailPrompt { .. } => &["a1", "a2"],
             Event::ChatflowChanged { .. } => &["agent changes"],

@@ -19,14 +19,14 @@ use crate::app::App;
 use crate::chatflow;
 use crate::clock;
 use crate::contacts::{Link as ContactLink, Whom};
-use crate::conversations::{self, AgentReply, Cut};
+use crate::conversations::{self, AgentReply, Cut, Workflow};
 use crate::error::{Error, Result};
 use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
 use crate::hub::Budget;
-use crate::ids::ConversationId;
+use crate::ids::{AgentId, ConversationId};
 use crate::metrics::{ConnKind, Metrics};
-use crate::store::records::{AgentRecord, ConversationRecord};
+use crate::store::records::{AgentRecord, AssigneeRecord, ConversationRecord};
 use crate::validate;
 
 /// The most conversations `ready` lists (newest first).
@@ -297,6 +297,53 @@ impl<S: Socket> Session<S> {
             AgentClient::UpdateChatflow { inbox, chatflow } => {
                 self.update_chatflow(inbox, chatflow).await
             }
+            AgentClient::SetStatus {
+                conversation_id,
+                status,
+            } => {
+                let (id, _) = self.visible(&conversation_id)?;
+                self.set_workflow(id, Workflow::Status(status)).await
+            }
+            AgentClient::Assign {
+                conversation_id,
+                agent_id,
+            } => {
+                let (id, conv) = self.visible(&conversation_id)?;
+                let who = match agent_id {
+                    Some(agent) => Some(self.member(&agent, &conv.inbox)?),
+                    None => None,
+                };
+                self.set_workflow(id, Workflow::Assign(who)).await
+            }
+        }
+    }
+
+    /// The agent `id` as an assignee of a conversation in `inbox`: `not_found` unless
+    /// they exist, are not revoked and are a member of that inbox.
+    fn member(&self, id: &str, inbox: &str) -> Result<AssigneeRecord> {
+        let no_such_agent = || Error::rejected(ErrorCode::NotFound, "no such agent in this inbox");
+        let id = AgentId::parse(id).ok_or_else(no_such_agent)?;
+        let agent = self.app.admin.agent(id)?.ok_or_else(no_such_agent)?;
+        if agent.revoked || !agent.inboxes.iter().any(|i| i == inbox) {
+            return Err(no_such_agent());
+        }
+        Ok(AssigneeRecord {
+            id,
+            name: agent.name,
+        })
+    }
+
+    /// Stores a status or assignee change, then tells every agent of the inbox (this
+    /// one included) with `conversation_updated`.
+    async fn set_workflow(&mut self, id: ConversationId, change: Workflow) -> Result<()> {
+        let conv = self.app.store.set_workflow(id, change).await?;
+        // This connection is in the audience (no `except`): that is its answer.
+        match fanout::publish(&self.app, &Event::WorkflowChanged { conv: &conv }) {
+            Some(_) => Ok(()),
+            None => Err(Error::rejected(
+                ErrorCode::Internal,
+                "could not build the summary",
+            )),
         }
     }
 

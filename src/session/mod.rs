@@ -538,6 +538,8 @@ mod tests {
                 last_message: None,
                 created_at: 1,
                 updated_at: 1,
+                status: widget_protocol::Status::Open,
+                assignee: None,
             },
             messages: Vec::new(),
             has_more: false,

@@ -369,7 +369,7 @@ impl<S: Socket> Session<S> {
         if let Some(message) = &a.system {
             fanout::publish(app, &Event::SystemMessage { conv, message });
         }
-        let news = if a.created || a.visitor_changed {
+        let news = if a.created || a.visitor_changed || a.reopened {
             SummaryNews::More
         } else {
             SummaryNews::LastMessageOnly

@@ -16,7 +16,7 @@ use widget_protocol::{Chatflow, Contact, Millis};
 
 use crate::capture::PromptEvent;
 use crate::contacts::{Link, Linked, Whom};
-use crate::conversations::{AgentReply, Appended, Cut, StoredMessages, VisitorSend};
+use crate::conversations::{AgentReply, Appended, Cut, StoredMessages, VisitorSend, Workflow};
 use crate::error::Result;
 use crate::followup::state::FollowUpNews;
 use crate::hub::VisitorKey;
@@ -91,6 +91,15 @@ pub trait Store: Reads + Send + Sync {
         text: String,
         now: Millis,
     ) -> Result<Option<Appended>>;
+
+    /// Changes a conversation's status or assignee
+    /// ([`crate::conversations::plan_workflow`]); `not_found` when it does not exist.
+    /// The conversation as it is now, changed or not.
+    async fn set_workflow(
+        &self,
+        conversation: ConversationId,
+        change: Workflow,
+    ) -> Result<ConversationRecord>;
 
     /// Links a visitor to the contact with `email`, creating it as `how` says.
     async fn link_contact(
@@ -212,6 +221,9 @@ pub trait Admin: Send + Sync {
 
     /// The agent whose token has this hash, revoked or not.
     fn agent_by_token(&self, token_hash: &[u8]) -> Result<Option<AgentRecord>, StoreError>;
+
+    /// The agent with this id, revoked or not.
+    fn agent(&self, id: AgentId) -> Result<Option<AgentRecord>, StoreError>;
 
     /// Every agent, in no particular order.
     fn agents(&self) -> Result<Vec<AgentRecord>, StoreError>;

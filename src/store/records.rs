@@ -5,7 +5,7 @@
 //! strings and integers these records have always been stored as (tested below).
 
 use serde::{Deserialize, Serialize};
-use widget_protocol::{Message, Millis, Page, Role};
+use widget_protocol::{Message, Millis, Page, Role, Status};
 
 use crate::ids::{AgentId, ContactId, ConversationId, OutboxId, VisitorId};
 
@@ -104,6 +104,19 @@ pub struct ConversationRecord {
     /// A follow-up email is scheduled for replies after `seen_seq`.
     #[serde(default)]
     pub follow_up_due: Option<Millis>,
+    /// Where the team stands with it; left out while `open`, as records always were.
+    #[serde(default, skip_serializing_if = "Status::is_open")]
+    pub status: Status,
+    /// The agent who owns it; left out while nobody does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<AssigneeRecord>,
+}
+
+/// The agent a conversation is assigned to, with the name shown in summaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssigneeRecord {
+    pub id: AgentId,
+    pub name: String,
 }
 
 /// An email waiting in the outbox or already sent.
@@ -174,6 +187,13 @@ mod tests {
         );
         round_trips::<InboxRecord>(
             r#"{"key":"main","name":"Main","origins":["https://example.com"],"chatflow":{"email_capture":{"when":"no_reply","delay_secs":60,"message":null},"away":{"mode":"off","message":null},"follow_up":{"enabled":true,"delay_secs":300}},"created_at":1700000000000}"#,
+        );
+    }
+
+    #[test]
+    fn a_conversation_keeps_its_status_and_assignee() {
+        round_trips::<ConversationRecord>(
+            r#"{"id":"018c2f3e-4a5b-7c6d-8e9f-0a1b2c3d4e5f","inbox":"main","visitor_id":"0b8e7f6a-5d4c-4b3a-9e2f-1a0b9c8d7e6f","created_at":1700000000002,"updated_at":1700000000002,"last_seq":0,"last_message":null,"prompt":{"state":"none"},"prompt_text":null,"seen_seq":0,"follow_up_due":null,"status":"resolved","assignee":{"id":"5f1c3a8e-2b4d-4e6f-8a9b-0c1d2e3f4a5b","name":"Ada"}}"#,
         );
     }
 

@@ -35,3 +35,5 @@ mod secrets;
 mod throttle;
 /// The visitor socket: identity, history, tabs, idempotency, resume, bad input.
 mod visitor;
+/// Conversation status and assignee: set_status, assign, reopening.
+mod workflow;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorFrame;
-use crate::model::{AgentInfo, Chatflow, Contact, Message, Summary};
+use crate::model::{AgentInfo, Chatflow, Contact, Message, Status, Summary};
 
 /// Extension of `auth`: `every_message` (the default, the contract's behaviour) sends
 /// `conversation_updated` after every message; `changes` leaves it out when a message
@@ -65,6 +65,17 @@ pub enum AgentClient {
     UpdateChatflow {
         inbox: String,
         chatflow: Chatflow,
+    },
+    /// Sets a conversation's status; answered with `conversation_updated`.
+    SetStatus {
+        conversation_id: String,
+        status: Status,
+    },
+    /// Assigns a conversation to an agent of its inbox, or to nobody (`null`).
+    Assign {
+        conversation_id: String,
+        #[serde(default)]
+        agent_id: Option<String>,
     },
 }
 

@@ -70,6 +70,35 @@ pub struct Summary {
     pub last_message: Option<Message>,
     pub created_at: Millis,
     pub updated_at: Millis,
+    /// Where the team stands with it; absent from an older server: `open`.
+    #[serde(default)]
+    pub status: Status,
+    /// The agent who owns it; absent from an older server: nobody.
+    #[serde(default)]
+    pub assignee: Option<Assignee>,
+}
+
+/// A conversation's status in the team's workflow. New conversations are `open`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Open,
+    Pending,
+    Resolved,
+}
+
+impl Status {
+    pub fn is_open(&self) -> bool {
+        *self == Status::Open
+    }
+}
+
+/// `{"id","name"}`: the agent a conversation is assigned to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignee {
+    pub id: String,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,4 +226,25 @@ pub struct AwayState {
     pub active: bool,
     #[serde(default)]
     pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_from_an_older_server_is_open_and_unassigned() {
+        let json = r#"{"id":"c","inbox":"main","visitor":{"id":"v","label":"Unknown visitor","online":false,"contact":null},"last_message":null,"created_at":1,"updated_at":2}"#;
+        let s: Summary = serde_json::from_str(json).expect("decodes");
+        assert_eq!((s.status, s.assignee), (Status::Open, None));
+    }
+
+    #[test]
+    fn a_summary_carries_status_and_assignee() {
+        let json = r#"{"id":"c","inbox":"main","visitor":{"id":"v","label":"Unknown visitor","online":false,"contact":null},"last_message":null,"created_at":1,"updated_at":2,"status":"resolved","assignee":{"id":"a","name":"Ann"}}"#;
+        let s: Summary = serde_json::from_str(json).expect("decodes");
+        assert_eq!(s.status, Status::Resolved);
+        assert_eq!(s.assignee.as_ref().map(|a| a.name.as_str()), Some("Ann"));
+        assert_eq!(serde_json::to_string(&s).expect("encodes"), json);
+    }
 }

@@ -99,6 +99,10 @@ impl Admin for KvStore {
         }
     }
 
+    fn agent(&self, id: AgentId) -> Result<Option<AgentRecord>, StoreError> {
+        get_json(self.kv.as_ref(), Tree::Agents, &keys::id(id))
+    }
+
     fn agents(&self) -> Result<Vec<AgentRecord>, StoreError> {
         self.all(Tree::Agents)
     }

@@ -23,7 +23,7 @@ use super::records::ConversationRecord;
 use super::{Batch, Kv, StoreError, Tree, Writer};
 use crate::capture::{self, PromptEvent};
 use crate::contacts::{self, Link, Linked, Whom};
-use crate::conversations::{self, AgentReply, Appended, Plan, Planned, VisitorSend};
+use crate::conversations::{self, AgentReply, Appended, Plan, Planned, VisitorSend, Workflow};
 use crate::deadlines;
 use crate::error::{Error, Result};
 use crate::followup::state::{
@@ -141,6 +141,7 @@ impl Store for KvStore {
                     system: planned.system,
                     prompt_now: planned.prompt_now,
                     deadline,
+                    reopened: planned.reopened,
                     ..Appended::stored(planned.message, planned.plan.conversation)
                 };
                 Ok((b, out))
@@ -186,6 +187,26 @@ impl Store for KvStore {
                 let Planned { plan, message } = conversations::plan_system_message(conv, text, now);
                 write_plan(&mut b, &plan);
                 Ok((b, Some(Appended::stored(message, plan.conversation))))
+            })
+            .await
+    }
+
+    async fn set_workflow(
+        &self,
+        conversation: ConversationId,
+        change: Workflow,
+    ) -> Result<ConversationRecord> {
+        self.writer
+            .transact(move |kv| {
+                let mut b = Batch::default();
+                let conv = load(kv, conversation)?.ok_or_else(Error::not_found)?;
+                match conversations::plan_workflow(conv.clone(), &change) {
+                    Some(changed) => {
+                        put_conversation(&mut b, &changed);
+                        Ok((b, changed))
+                    }
+                    None => Ok((b, conv)),
+                }
             })
             .await
     }
