@@ -44,6 +44,8 @@ fn agent_client_type(f: &AgentClient) -> &'static str {
         AgentClient::CreateContact { .. } => "create_contact",
         AgentClient::GetChatflow { .. } => "get_chatflow",
         AgentClient::UpdateChatflow { .. } => "update_chatflow",
+        AgentClient::SetStatus { .. } => "set_status",
+        AgentClient::Assign { .. } => "assign",
     }
 }
 fn agent_server_type(f: &AgentServer) -> &'static str {
@@ -89,6 +91,8 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "create_contact",
             "get_chatflow",
             "update_chatflow",
+            "set_status",
+            "assign",
         ],
     ),
     (

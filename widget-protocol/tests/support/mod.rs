@@ -60,13 +60,13 @@ macro_rules! summary_known {
             contact_agent!(),
             r#"},"last_message":"#,
             message_agent!(),
-            r#","created_at":1764082800000,"updated_at":1764082805123}"#
+            r#","created_at":1764082800000,"updated_at":1764082805123,"status":"pending","assignee":{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann"}}"#
         )
     };
 }
 macro_rules! summary_unknown {
     () => {
-        r#"{"id":"0193a7c2-9e01-7b6a-8c5d-4f3e2d1c0b9a","inbox":"default","visitor":{"id":"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d","label":"Unknown visitor","online":false,"contact":null},"last_message":null,"created_at":1764082700000,"updated_at":1764082700000}"#
+        r#"{"id":"0193a7c2-9e01-7b6a-8c5d-4f3e2d1c0b9a","inbox":"default","visitor":{"id":"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d","label":"Unknown visitor","online":false,"contact":null},"last_message":null,"created_at":1764082700000,"updated_at":1764082700000,"status":"open","assignee":null}"#
     };
 }
 // `CHATFLOW` exactly as the contract shapes it, and as our encoder writes it back
@@ -203,6 +203,21 @@ pub const EXAMPLES: &[Example] = &[
         "agent_client-reply",
         Side::AgentClient,
         r#"{"type":"reply","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","client_msg_id":"7c6b5a49-3827-4165-9f0e-d1c2b3a49586","text":"Hi! How can I help?"}"#,
+    ),
+    ex(
+        "agent_client-set_status",
+        Side::AgentClient,
+        r#"{"type":"set_status","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","status":"resolved"}"#,
+    ),
+    ex(
+        "agent_client-assign",
+        Side::AgentClient,
+        r#"{"type":"assign","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","agent_id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e"}"#,
+    ),
+    ex(
+        "agent_client-unassign",
+        Side::AgentClient,
+        r#"{"type":"assign","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","agent_id":null}"#,
     ),
     ex(
         "agent_client-lookup_contact",
