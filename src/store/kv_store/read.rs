@@ -83,9 +83,22 @@ pub(super) fn earlier(
     crate::store::get_json(kv, Tree::Messages, &keys::message(conv_id, seq))
 }
 
-/// Rows read from the store at a time while filling a byte budget: the most read past
-/// the budget is one read's worth.
-const READ_AHEAD: usize = 16;
+/// Rows the first read of a list takes; later reads take what the rest of the byte
+/// budget holds at the size of the rows read so far, so short messages fill a page in
+/// one or two reads and long ones never load much past the budget.
+const FIRST_READ: usize = 64;
+
+/// How many rows to read next: room for `rows_left` more, or for as many as `bytes_left`
+/// holds at the average size of the `rows` rows (`bytes` in all) read so far, plus one
+/// to learn whether more exist.
+fn next_read(rows_left: usize, bytes_left: usize, rows: usize, bytes: usize) -> usize {
+    let fit = match (rows, bytes) {
+        (0, _) => FIRST_READ,
+        (_, 0) => rows_left,
+        _ => bytes_left / (bytes / rows).max(1),
+    };
+    fit.saturating_add(1).clamp(1, rows_left.saturating_add(1))
+}
 
 /// The newest messages with `from_seq <= seq < before` (`before` none: up to the last),
 /// oldest first, within `cut`, and whether more of that range were left out. Reads the
@@ -103,7 +116,12 @@ pub(super) fn newest(
     let limit = cut.limit.max(1);
     let (mut rows, mut bytes) = (Vec::new(), 0usize);
     loop {
-        let want = (limit + 1 - rows.len()).min(READ_AHEAD);
+        let want = next_read(
+            limit - rows.len(),
+            cut.bytes.saturating_sub(bytes),
+            rows.len(),
+            bytes,
+        );
         let chunk = kv.range_rev(Tree::Messages, &from, &to, want)?;
         let exhausted = chunk.len() < want;
         for (key, value) in chunk {
@@ -184,5 +202,38 @@ impl<T: Engine> Reads for T {
         page: usize,
     ) -> Result<(StoredMessages, bool), StoreError> {
         self::after(self.engine(), conversation, after, cut, page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_read;
+
+    #[test]
+    fn reads_are_sized_by_the_room_left_at_the_size_read_so_far() {
+        assert_eq!(
+            next_read(50, 512 * 1024, 0, 0),
+            51,
+            "a first read of a page"
+        );
+        assert_eq!(
+            next_read(1000, 512 * 1024, 0, 0),
+            65,
+            "a long replay starts at 64"
+        );
+        // 64 rows of 200 bytes read, 1000 wanted: the rest of the budget, plus one.
+        assert_eq!(next_read(936, 512 * 1024 - 12_800, 64, 12_800), 937);
+        // 4 rows of 16 KiB: only what still fits, plus one.
+        assert_eq!(next_read(996, 64 * 1024, 4, 64 * 1024), 5);
+        assert_eq!(
+            next_read(10, 0, 3, 3000),
+            1,
+            "a full budget reads one to see"
+        );
+        assert_eq!(
+            next_read(0, 1000, 5, 500),
+            1,
+            "a full page reads one to see"
+        );
     }
 }
