@@ -105,6 +105,8 @@ async fn run() -> Result<(), String> {
                     }
                     Ok(VisitorServer::EmailPrompt { text }) => println!("{text}  (type /email you@example.com)"),
                     Ok(VisitorServer::EmailCaptured { email }) => println!("thanks, we'll write to {email}"),
+                    Ok(VisitorServer::Typing { active: true, name }) => println!("({} is typing…)", name.as_deref().unwrap_or("an agent")),
+                    Ok(VisitorServer::Typing { active: false, .. }) | Ok(VisitorServer::Seen { .. }) => {}
                     Ok(VisitorServer::Error(e)) => println!("error {}: {}", e.code.as_str(), e.message),
                     Err(e) => println!("unreadable frame: {e}"),
                 }

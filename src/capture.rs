@@ -388,6 +388,9 @@ mod tests {
     #[test]
     fn applying_a_step_keeps_the_state_and_names_its_deadline() {
         let mut c = ConversationRecord {
+            visitor_messages: 1,
+            read: Default::default(),
+            visitor_seen_seq: 0,
             id: ConversationId::from_uuid(uuid::Uuid::from_u128(7)),
             inbox: "default".into(),
             visitor_id: crate::ids::VisitorId::from_uuid(uuid::Uuid::from_u128(8)),

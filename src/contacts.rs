@@ -173,6 +173,9 @@ mod tests {
             follow_up_due: None,
             status: widget_protocol::Status::Open,
             assignee: None,
+            visitor_messages: 1,
+            read: Default::default(),
+            visitor_seen_seq: 0,
         }
     }
 

@@ -18,9 +18,9 @@ use crate::capture::{self, PromptEvent};
 use crate::deadlines::Change;
 use crate::followup::state::{self as follow_up, FollowUpEvent};
 use crate::hub::{Hub, VisitorKey};
-use crate::ids::{ConversationId, VisitorId};
+use crate::ids::{AgentId, ConversationId, VisitorId};
 use crate::store::keys::DeadlineKind;
-use crate::store::records::{AssigneeRecord, ConversationRecord, PromptState, VisitorRecord};
+use crate::store::records::{AssigneeRecord, ConversationRecord, VisitorRecord};
 use crate::store::{self, Store, StoreError, Tree};
 
 /// What the inbox's chatflow says to do after a visitor's first message, decided
@@ -193,20 +193,13 @@ pub fn plan_visitor_message(
     if s.page.is_some() {
         visitor.page = s.page.clone();
     }
-    let mut plan = Plan::of(existing.unwrap_or_else(|| ConversationRecord {
-        id: ConversationId::generate(),
-        inbox: s.inbox.clone(),
-        visitor_id: s.visitor,
-        created_at: s.now,
-        updated_at: s.now,
-        last_seq: 0,
-        last_message: None,
-        prompt: PromptState::None,
-        prompt_text: None,
-        seen_seq: 0,
-        follow_up_due: None,
-        status: widget_protocol::Status::Open,
-        assignee: None,
+    let mut plan = Plan::of(existing.unwrap_or_else(|| {
+        ConversationRecord::new(
+            ConversationId::generate(),
+            s.inbox.clone(),
+            s.visitor,
+            s.now,
+        )
     }));
     let message = plan.push(AuthorKind::Visitor, None, s.text.clone(), s.now);
     // A visitor writing again means the matter is not settled.
@@ -391,10 +384,12 @@ pub fn visitor_key(conv: &ConversationRecord) -> VisitorKey {
     }
 }
 
+/// The summary of `conv` as agent `viewer` sees it (`unread` is theirs; None: 0).
 pub fn summary(
     store: &dyn Store,
     hub: &Hub,
     conv: &ConversationRecord,
+    viewer: Option<AgentId>,
 ) -> Result<Summary, StoreError> {
     let key = visitor_key(conv);
     let visitor = store.visitor(key.visitor)?;
@@ -420,12 +415,15 @@ pub fn summary(
             id: a.id.into(),
             name: a.name.clone(),
         }),
+        unread: viewer.map_or(0, |a| conv.unread_for(a)),
+        visitor_seen_seq: conv.visitor_seen_seq,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::records::PromptState;
 
     fn send(plan: FirstMessagePlan) -> VisitorSend {
         VisitorSend {

@@ -195,6 +195,9 @@ pub fn reach(frame: &Outgoing) -> Reach {
             VisitorServer::EmailPrompt { .. } => Reach::OwnVisitor,
             // Only ever the email the visitor typed themselves.
             VisitorServer::EmailCaptured { .. } => Reach::OwnVisitor,
+            // About their own conversation: an agent typing (with the name agents
+            // sign their replies with) or having read it.
+            VisitorServer::Typing { .. } | VisitorServer::Seen { .. } => Reach::OwnVisitor,
         },
         Outgoing::Agent(f) => match f {
             // Answers to the agent's own requests.
@@ -203,11 +206,14 @@ pub fn reach(frame: &Outgoing) -> Reach {
             | AgentServer::Ack { .. }
             | AgentServer::ContactLookup { .. }
             | AgentServer::VisitorAssigned { .. }
+            | AgentServer::Conversations { .. }
             | AgentServer::Error(_) => Reach::Requester,
             // Summaries carry contacts; settings are the team's.
             AgentServer::ConversationUpdated { .. }
             | AgentServer::Message { .. }
-            | AgentServer::Chatflow { .. } => Reach::Agents,
+            | AgentServer::Chatflow { .. }
+            | AgentServer::AgentTyping { .. }
+            | AgentServer::VisitorTyping { .. } => Reach::Agents,
         },
     }
 }
@@ -257,7 +263,7 @@ pub struct Delivered {
 /// summary, or it could not be read (logged).
 pub fn publish(app: &App, event: &Event) -> Option<Delivered> {
     deliver(&app.hub, event, |conv| {
-        conversations::summary(app.store.as_ref(), &app.hub, conv)
+        conversations::summary(app.store.as_ref(), &app.hub, conv, None)
             .map_err(|e| tracing::warn!(error = %e, "could not build a conversation summary"))
             .ok()
     })

@@ -3,8 +3,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 use widget_protocol::{
-    AgentInfo, Author, AuthorKind, AwayState, Contact, ContactSource, ErrorCode, ErrorFrame, Role,
-    SummaryVisitor, Welcome,
+    AgentInfo, Assignee, Author, AuthorKind, AwayState, Contact, ContactSource, ErrorCode,
+    ErrorFrame, Role, SummaryVisitor, Welcome,
 };
 
 use super::*;
@@ -53,6 +53,8 @@ fn summary() -> Summary {
         updated_at: 1,
         status: widget_protocol::Status::Open,
         assignee: None,
+        unread: 1,
+        visitor_seen_seq: 0,
     }
 }
 
@@ -71,6 +73,8 @@ fn every_frame() -> Vec<Outgoing> {
             email: Some(TYPED_EMAIL.into()),
             away: AwayState::default(),
             email_prompt: None,
+            read_seq: 0,
+            seen_seq: 0,
         })),
         V(VisitorServer::Ack {
             client_msg_id: "a".into(),
@@ -89,6 +93,11 @@ fn every_frame() -> Vec<Outgoing> {
             messages: vec![message(AuthorKind::Visitor)],
             has_more: true,
         }),
+        V(VisitorServer::Typing {
+            active: true,
+            name: Some("Maja".into()),
+        }),
+        V(VisitorServer::Seen { seq: 1 }),
         V(VisitorServer::Error(error())),
         A(AgentServer::Ready {
             agent: AgentInfo {
@@ -98,6 +107,27 @@ fn every_frame() -> Vec<Outgoing> {
             },
             inboxes: vec!["x".into()],
             conversations: vec![summary()],
+            next: None,
+            agents: vec![Assignee {
+                id: "g".into(),
+                name: "Maja".into(),
+            }],
+        }),
+        A(AgentServer::Conversations {
+            conversations: vec![summary()],
+            next: Some("1.c1".into()),
+        }),
+        A(AgentServer::AgentTyping {
+            conversation_id: "c1".into(),
+            agent: Assignee {
+                id: "g".into(),
+                name: "Maja".into(),
+            },
+            active: true,
+        }),
+        A(AgentServer::VisitorTyping {
+            conversation_id: "c1".into(),
+            active: false,
         }),
         A(AgentServer::Conversation {
             conversation: summary(),
@@ -132,7 +162,7 @@ fn every_frame() -> Vec<Outgoing> {
 
 /// The number of server frame types, and each one's place among them: a new type does
 /// not compile until it has a place, and the test below fails until it has a sample.
-const FRAME_TYPES: usize = 16;
+const FRAME_TYPES: usize = 21;
 fn frame_type(f: &Outgoing) -> usize {
     match f {
         Outgoing::Visitor(f) => match f {
@@ -143,6 +173,8 @@ fn frame_type(f: &Outgoing) -> usize {
             VisitorServer::EmailCaptured { .. } => 4,
             VisitorServer::History { .. } => 5,
             VisitorServer::Error(_) => 6,
+            VisitorServer::Typing { .. } => 16,
+            VisitorServer::Seen { .. } => 17,
         },
         Outgoing::Agent(f) => match f {
             AgentServer::Ready { .. } => 7,
@@ -154,6 +186,9 @@ fn frame_type(f: &Outgoing) -> usize {
             AgentServer::VisitorAssigned { .. } => 13,
             AgentServer::Chatflow { .. } => 14,
             AgentServer::Error(_) => 15,
+            AgentServer::Conversations { .. } => 18,
+            AgentServer::AgentTyping { .. } => 19,
+            AgentServer::VisitorTyping { .. } => 20,
         },
     }
 }

@@ -132,13 +132,15 @@ impl<S: Socket> Session<S> {
             },
             inboxes: names.clone(),
             conversations: Vec::new(),
+            next: None,
+            agents: Vec::new(),
         };
         let mut room = self.link.list_room(&ready);
         let (store, hub) = (self.app.store.as_ref(), &self.app.hub);
         let listed = store.conversations(&names, READY_LIMIT).and_then(|convs| {
             let mut summaries = Vec::new();
             for c in &convs {
-                let summary = conversations::summary(store, hub, c)?;
+                let summary = conversations::summary(store, hub, c, Some(self.agent.id))?;
                 let size = json_len(&summary) + usize::from(!summaries.is_empty());
                 if size > room {
                     break;
@@ -225,8 +227,12 @@ impl<S: Socket> Session<S> {
                 let limit = limit
                     .unwrap_or(limits.default_page)
                     .clamp(1, limits.max_history);
-                let conversation =
-                    conversations::summary(self.app.store.as_ref(), &self.app.hub, &conv)?;
+                let conversation = conversations::summary(
+                    self.app.store.as_ref(),
+                    &self.app.hub,
+                    &conv,
+                    Some(self.agent.id),
+                )?;
                 let mut frame = AgentServer::Conversation {
                     conversation,
                     messages: Vec::new(),
@@ -315,7 +321,37 @@ impl<S: Socket> Session<S> {
                 };
                 self.set_workflow(id, Workflow::Assign(who)).await
             }
+            AgentClient::MarkRead {
+                conversation_id,
+                seq,
+            } => self.mark_read(&conversation_id, seq).await,
+            AgentClient::Typing {
+                conversation_id,
+                active,
+            } => self.typing(&conversation_id, active),
+            AgentClient::List {
+                status,
+                assignee,
+                query,
+                before,
+                limit,
+            } => {
+                let _ = (status, assignee, query, before, limit);
+                Err(not_yet("list"))
+            }
         }
+    }
+
+    /// `mark_read`: moves this agent's read cursor of a conversation forward.
+    async fn mark_read(&mut self, conversation_id: &str, seq: u64) -> Result<()> {
+        let _ = (self.visible(conversation_id)?, seq);
+        Err(not_yet("mark_read"))
+    }
+
+    /// `typing`: tells the visitor and the inbox's other agents; never stored.
+    fn typing(&mut self, conversation_id: &str, active: bool) -> Result<()> {
+        let _ = (self.visible(conversation_id)?, active);
+        Err(not_yet("typing"))
     }
 
     /// The agent `id` as an assignee of a conversation in `inbox`: `not_found` unless
@@ -464,4 +500,9 @@ impl<S: Socket> Session<S> {
         }
         Ok(())
     }
+}
+
+/// Scaffolding while the inbox workflow lands frame by frame.
+fn not_yet(what: &str) -> Error {
+    Error::rejected(ErrorCode::BadFrame, format!("{what} is not supported yet"))
 }

@@ -540,6 +540,8 @@ mod tests {
                 updated_at: 1,
                 status: widget_protocol::Status::Open,
                 assignee: None,
+                unread: 0,
+                visitor_seen_seq: 0,
             },
             messages: Vec::new(),
             has_more: false,

@@ -213,6 +213,8 @@ impl<S: Socket> Session<S> {
                 message: active.then(|| chatflow::away_text(cf)),
             },
             email_prompt,
+            read_seq: conv.as_ref().map_or(0, |c| c.read_seq()),
+            seen_seq: conv.as_ref().map_or(0, |c| c.visitor_seen_seq),
         };
         let room = self
             .link
@@ -307,7 +309,27 @@ impl<S: Socket> Session<S> {
                 self.link.send_with_messages(&frame, &messages).await;
                 Ok(())
             }
+            VisitorClient::Typing { active } => self.typing(active),
+            VisitorClient::Seen { seq } => self.seen(seq).await,
         }
+    }
+
+    /// `typing`: tells the inbox's agents, once there is a conversation; never stored.
+    fn typing(&mut self, active: bool) -> Result<()> {
+        let _ = active;
+        Err(crate::error::Error::rejected(
+            ErrorCode::BadFrame,
+            "typing is not supported yet",
+        ))
+    }
+
+    /// `seen`: moves the visitor's seen cursor forward.
+    async fn seen(&mut self, seq: u64) -> Result<()> {
+        let _ = seq;
+        Err(crate::error::Error::rejected(
+            ErrorCode::BadFrame,
+            "seen is not supported yet",
+        ))
     }
 
     async fn send(&mut self, client_msg_id: String, text: String) -> Result<()> {

@@ -4,6 +4,8 @@
 //! Ids are the types of `crate::ids` and time is `Millis`; both encode exactly as the
 //! strings and integers these records have always been stored as (tested below).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use widget_protocol::{Message, Millis, Page, Role, Status};
 
@@ -110,6 +112,63 @@ pub struct ConversationRecord {
     /// The agent who owns it; left out while nobody does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<AssigneeRecord>,
+    /// How many of its messages the visitor wrote: with a read cursor's count, an
+    /// agent's `unread`, so no message needs a write per agent.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub visitor_messages: u64,
+    /// Each agent's read cursor (`mark_read`); left out while nobody read it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub read: BTreeMap<AgentId, ReadCursor>,
+    /// The visitor's own seen cursor (their `seen` frames); left out while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub visitor_seen_seq: u64,
+}
+
+impl ConversationRecord {
+    /// A conversation with no message yet: `open`, unassigned, read by nobody.
+    pub fn new(id: ConversationId, inbox: String, visitor_id: VisitorId, now: Millis) -> Self {
+        ConversationRecord {
+            id,
+            inbox,
+            visitor_id,
+            created_at: now,
+            updated_at: now,
+            last_seq: 0,
+            last_message: None,
+            prompt: PromptState::None,
+            prompt_text: None,
+            seen_seq: 0,
+            follow_up_due: None,
+            status: Status::Open,
+            assignee: None,
+            visitor_messages: 0,
+            read: BTreeMap::new(),
+            visitor_seen_seq: 0,
+        }
+    }
+
+    /// The visitor's messages after `agent`'s read cursor (all of them when none).
+    pub fn unread_for(&self, agent: AgentId) -> u64 {
+        let read = self.read.get(&agent).map_or(0, |c| c.visitor_messages);
+        self.visitor_messages.saturating_sub(read)
+    }
+
+    /// The highest `seq` any agent has read.
+    pub fn read_seq(&self) -> u64 {
+        self.read.values().map(|c| c.seq).max().unwrap_or(0)
+    }
+}
+
+/// Where an agent stopped reading a conversation: the `seq`, and how many of the
+/// visitor's messages there were up to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadCursor {
+    pub seq: u64,
+    pub visitor_messages: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The agent a conversation is assigned to, with the name shown in summaries.

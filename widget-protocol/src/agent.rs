@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorFrame;
-use crate::model::{AgentInfo, Chatflow, Contact, Message, Status, Summary};
+use crate::model::{AgentInfo, Assignee, Chatflow, Contact, Message, Status, Summary};
 
 /// Extension of `auth`: `every_message` (the default, the contract's behaviour) sends
 /// `conversation_updated` after every message; `changes` leaves it out when a message
@@ -77,6 +77,31 @@ pub enum AgentClient {
         #[serde(default)]
         agent_id: Option<String>,
     },
+    /// Moves this agent's read cursor forward to `seq` (never back).
+    MarkRead {
+        conversation_id: String,
+        seq: u64,
+    },
+    /// The agent is typing a reply (or stopped). Never stored.
+    Typing {
+        conversation_id: String,
+        active: bool,
+    },
+    /// A page of the agent's conversations, newest activity first; every filter optional.
+    List {
+        #[serde(default)]
+        status: Option<Status>,
+        /// `me`, `none`, an agent id, or null: anyone.
+        #[serde(default)]
+        assignee: Option<String>,
+        #[serde(default)]
+        query: Option<String>,
+        /// The `next` of the previous page; null: the newest.
+        #[serde(default)]
+        before: Option<String>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
 }
 
 /// Server to agent.
@@ -86,8 +111,31 @@ pub enum AgentServer {
     Ready {
         agent: AgentInfo,
         inboxes: Vec<String>,
-        /// Newest first.
+        /// The newest page, newest activity first.
         conversations: Vec<Summary>,
+        /// The cursor for `list.before` to fetch the next page; null: that was all.
+        #[serde(default)]
+        next: Option<String>,
+        /// **[ext]** The agents of this agent's inboxes (this one included), for the
+        /// assignee picker. Absent from an older server.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        agents: Vec<Assignee>,
+    },
+    /// The answer to `list`.
+    Conversations {
+        conversations: Vec<Summary>,
+        next: Option<String>,
+    },
+    /// Another agent is typing in a conversation of this agent's inboxes (or stopped).
+    AgentTyping {
+        conversation_id: String,
+        agent: Assignee,
+        active: bool,
+    },
+    /// The visitor of a conversation is typing (or stopped).
+    VisitorTyping {
+        conversation_id: String,
+        active: bool,
     },
     Conversation {
         conversation: Summary,

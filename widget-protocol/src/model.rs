@@ -76,6 +76,13 @@ pub struct Summary {
     /// The agent who owns it; absent from an older server: nobody.
     #[serde(default)]
     pub assignee: Option<Assignee>,
+    /// Messages from the visitor after the reading agent's read cursor: per agent, so
+    /// two agents may be sent different numbers for one conversation.
+    #[serde(default)]
+    pub unread: u64,
+    /// The highest `seq` the visitor has seen (0: none).
+    #[serde(default)]
+    pub visitor_seen_seq: u64,
 }
 
 /// A conversation's status in the team's workflow. New conversations are `open`.
@@ -94,7 +101,8 @@ impl Status {
     }
 }
 
-/// `{"id","name"}`: the agent a conversation is assigned to.
+/// `{"id","name"}`: an agent as others see them: a conversation's assignee, the agent
+/// typing in `agent_typing`, a member of the inbox in `ready.agents`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignee {
     pub id: String,
@@ -237,14 +245,16 @@ mod tests {
         let json = r#"{"id":"c","inbox":"main","visitor":{"id":"v","label":"Unknown visitor","online":false,"contact":null},"last_message":null,"created_at":1,"updated_at":2}"#;
         let s: Summary = serde_json::from_str(json).expect("decodes");
         assert_eq!((s.status, s.assignee), (Status::Open, None));
+        assert_eq!((s.unread, s.visitor_seen_seq), (0, 0));
     }
 
     #[test]
     fn a_summary_carries_status_and_assignee() {
-        let json = r#"{"id":"c","inbox":"main","visitor":{"id":"v","label":"Unknown visitor","online":false,"contact":null},"last_message":null,"created_at":1,"updated_at":2,"status":"resolved","assignee":{"id":"a","name":"Ann"}}"#;
+        let json = r#"{"id":"c","inbox":"main","visitor":{"id":"v","label":"Unknown visitor","online":false,"contact":null},"last_message":null,"created_at":1,"updated_at":2,"status":"resolved","assignee":{"id":"a","name":"Ann"},"unread":2,"visitor_seen_seq":7}"#;
         let s: Summary = serde_json::from_str(json).expect("decodes");
         assert_eq!(s.status, Status::Resolved);
         assert_eq!(s.assignee.as_ref().map(|a| a.name.as_str()), Some("Ann"));
+        assert_eq!((s.unread, s.visitor_seen_seq), (2, 7));
         assert_eq!(serde_json::to_string(&s).expect("encodes"), json);
     }
 }

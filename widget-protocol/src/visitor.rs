@@ -33,6 +33,14 @@ pub enum VisitorClient {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// The visitor is typing (or stopped); only once they have a conversation.
+    Typing {
+        active: bool,
+    },
+    /// The visitor has seen every message up to `seq`.
+    Seen {
+        seq: u64,
+    },
 }
 
 /// Server to visitor.
@@ -59,6 +67,16 @@ pub enum VisitorServer {
         messages: Vec<Message>,
         has_more: bool,
     },
+    /// An agent is typing a reply (or stopped).
+    Typing {
+        active: bool,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// An agent has read the conversation up to `seq`.
+    Seen {
+        seq: u64,
+    },
     Error(ErrorFrame),
 }
 
@@ -81,4 +99,16 @@ pub struct Welcome {
     /// that missed the push (the server stopped before writing it), shows it too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_prompt: Option<String>,
+    /// **[ext]** The highest `seq` an agent has read: the widget marks the visitor's
+    /// own messages up to it "Seen" after a reload. Absent while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub read_seq: u64,
+    /// **[ext]** The visitor's own seen cursor (their `seen`): agent messages after it
+    /// are unread, for the launcher's badge after a reload. Absent while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seen_seq: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -21,6 +21,8 @@ fn visitor_client_type(f: &VisitorClient) -> &'static str {
         VisitorClient::Send { .. } => "send",
         VisitorClient::SubmitEmail { .. } => "submit_email",
         VisitorClient::History { .. } => "history",
+        VisitorClient::Typing { .. } => "typing",
+        VisitorClient::Seen { .. } => "seen",
     }
 }
 fn visitor_server_type(f: &VisitorServer) -> &'static str {
@@ -31,6 +33,8 @@ fn visitor_server_type(f: &VisitorServer) -> &'static str {
         VisitorServer::EmailPrompt { .. } => "email_prompt",
         VisitorServer::EmailCaptured { .. } => "email_captured",
         VisitorServer::History { .. } => "history",
+        VisitorServer::Typing { .. } => "typing",
+        VisitorServer::Seen { .. } => "seen",
         VisitorServer::Error(_) => "error",
     }
 }
@@ -46,6 +50,9 @@ fn agent_client_type(f: &AgentClient) -> &'static str {
         AgentClient::UpdateChatflow { .. } => "update_chatflow",
         AgentClient::SetStatus { .. } => "set_status",
         AgentClient::Assign { .. } => "assign",
+        AgentClient::MarkRead { .. } => "mark_read",
+        AgentClient::Typing { .. } => "typing",
+        AgentClient::List { .. } => "list",
     }
 }
 fn agent_server_type(f: &AgentServer) -> &'static str {
@@ -58,6 +65,9 @@ fn agent_server_type(f: &AgentServer) -> &'static str {
         AgentServer::ContactLookup { .. } => "contact_lookup",
         AgentServer::VisitorAssigned { .. } => "visitor_assigned",
         AgentServer::Chatflow { .. } => "chatflow",
+        AgentServer::Conversations { .. } => "conversations",
+        AgentServer::AgentTyping { .. } => "agent_typing",
+        AgentServer::VisitorTyping { .. } => "visitor_typing",
         AgentServer::Error(_) => "error",
     }
 }
@@ -66,7 +76,7 @@ fn agent_server_type(f: &AgentServer) -> &'static str {
 const CONTRACT_TYPES: &[(Side, &[&str])] = &[
     (
         Side::VisitorClient,
-        &["hello", "send", "submit_email", "history"],
+        &["hello", "send", "submit_email", "history", "typing", "seen"],
     ),
     (
         Side::VisitorServer,
@@ -77,6 +87,8 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "email_prompt",
             "email_captured",
             "history",
+            "typing",
+            "seen",
             "error",
         ],
     ),
@@ -93,6 +105,9 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "update_chatflow",
             "set_status",
             "assign",
+            "mark_read",
+            "typing",
+            "list",
         ],
     ),
     (
@@ -106,6 +121,9 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "contact_lookup",
             "visitor_assigned",
             "chatflow",
+            "conversations",
+            "agent_typing",
+            "visitor_typing",
             "error",
         ],
     ),
@@ -383,7 +401,7 @@ fn an_unknown_type_fails() {
     let err = decode::<VisitorClient>(r#"{"type":"nope"}"#).expect_err("nope");
     assert_eq!(
         err.0,
-        "frame does not match the protocol: unknown variant, expected one of `hello`, `send`, `submit_email`, `history`"
+        "frame does not match the protocol: unknown variant, expected one of `hello`, `send`, `submit_email`, `history`, `typing`, `seen`"
     );
 }
 

@@ -60,13 +60,13 @@ macro_rules! summary_known {
             contact_agent!(),
             r#"},"last_message":"#,
             message_agent!(),
-            r#","created_at":1764082800000,"updated_at":1764082805123,"status":"pending","assignee":{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann"}}"#
+            r#","created_at":1764082800000,"updated_at":1764082805123,"status":"pending","assignee":{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann"},"unread":2,"visitor_seen_seq":4}"#
         )
     };
 }
 macro_rules! summary_unknown {
     () => {
-        r#"{"id":"0193a7c2-9e01-7b6a-8c5d-4f3e2d1c0b9a","inbox":"default","visitor":{"id":"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d","label":"Unknown visitor","online":false,"contact":null},"last_message":null,"created_at":1764082700000,"updated_at":1764082700000,"status":"open","assignee":null}"#
+        r#"{"id":"0193a7c2-9e01-7b6a-8c5d-4f3e2d1c0b9a","inbox":"default","visitor":{"id":"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d","label":"Unknown visitor","online":false,"contact":null},"last_message":null,"created_at":1764082700000,"updated_at":1764082700000,"status":"open","assignee":null,"unread":0,"visitor_seen_seq":0}"#
     };
 }
 // `CHATFLOW` exactly as the contract shapes it, and as our encoder writes it back
@@ -262,13 +262,13 @@ pub const EXAMPLES: &[Example] = &[
             summary_known!(),
             ",",
             summary_unknown!(),
-            "]}"
+            r#"],"next":"1764082700000.0193a7c2-9e01-7b6a-8c5d-4f3e2d1c0b9a","agents":[{"id":"c4d5e6f7-0819-4a2b-9c3d-4e5f60718293","name":"Grace"},{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann"}]}"#
         ),
     ),
     ex(
         "agent_server-ready-agent_role",
         Side::AgentServer,
-        r#"{"type":"ready","agent":{"id":"d5e6f708-192a-4b3c-8d4e-5f6071829304","name":"Linus","role":"agent"},"inboxes":[],"conversations":[]}"#,
+        r#"{"type":"ready","agent":{"id":"d5e6f708-192a-4b3c-8d4e-5f6071829304","name":"Linus","role":"agent"},"inboxes":[],"conversations":[],"next":null}"#,
     ),
     ex(
         "agent_server-conversation",
@@ -343,6 +343,66 @@ pub const EXAMPLES: &[Example] = &[
             "}"
         )),
     },
+    // ---- inbox workflow: unread, seen, typing, list
+    ex(
+        "agent_client-mark_read",
+        Side::AgentClient,
+        r#"{"type":"mark_read","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","seq":12}"#,
+    ),
+    ex(
+        "agent_client-typing",
+        Side::AgentClient,
+        r#"{"type":"typing","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","active":true}"#,
+    ),
+    ex(
+        "agent_client-list",
+        Side::AgentClient,
+        r#"{"type":"list","status":"open","assignee":"me","query":"refund","before":null,"limit":50}"#,
+    ),
+    ex(
+        "agent_client-list-all",
+        Side::AgentClient,
+        r#"{"type":"list","status":null,"assignee":null,"query":null,"before":"1764082700000.0193a7c2-9e01-7b6a-8c5d-4f3e2d1c0b9a","limit":50}"#,
+    ),
+    ex(
+        "agent_server-conversations",
+        Side::AgentServer,
+        concat!(
+            r#"{"type":"conversations","conversations":["#,
+            summary_known!(),
+            r#"],"next":null}"#
+        ),
+    ),
+    ex(
+        "agent_server-agent_typing",
+        Side::AgentServer,
+        r#"{"type":"agent_typing","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","agent":{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann"},"active":true}"#,
+    ),
+    ex(
+        "agent_server-visitor_typing",
+        Side::AgentServer,
+        r#"{"type":"visitor_typing","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","active":false}"#,
+    ),
+    ex(
+        "visitor_client-typing",
+        Side::VisitorClient,
+        r#"{"type":"typing","active":true}"#,
+    ),
+    ex(
+        "visitor_client-seen",
+        Side::VisitorClient,
+        r#"{"type":"seen","seq":7}"#,
+    ),
+    ex(
+        "visitor_server-typing",
+        Side::VisitorServer,
+        r#"{"type":"typing","active":true,"name":"Ann"}"#,
+    ),
+    ex(
+        "visitor_server-seen",
+        Side::VisitorServer,
+        r#"{"type":"seen","seq":12}"#,
+    ),
 ];
 
 /// The contract's chatflow object on its own (it is not a frame).
