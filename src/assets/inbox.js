@@ -1,21 +1,43 @@
 /* frontdesk inbox: the agents' page. Plain JavaScript, no build step.
- * Talks to /ws/agent as protocol.md ("Agent frames") describes. Every text that came
- * over the network is inserted with textContent, never as HTML. */
+ * Talks to /ws/agent as protocol.md ("Agent frames" and "Inbox workflow") describes.
+ * Every text that came over the network is inserted with textContent, never as HTML.
+ *
+ * The list shows one filter at a time (status, assignee, search), asked of the server
+ * with `list` and paged with its cursor as the agent scrolls; live summaries move rows
+ * in and out of it. Rows are updated in place, never rebuilt, so focus and the scroll
+ * position survive updates. Unread counts are the server's (per agent); the page only
+ * says what it has read (`mark_read`) while the agent is looking. */
 (function () {
   'use strict';
 
   var TOKEN_KEY = 'frontdesk.agentToken';
+  var NOTIFY_KEY = 'frontdesk.notifications';
+  var SOUND_KEY = 'frontdesk.sound';
+  var PAGE = 50;                 // conversations per `list` page
+  var SEARCH_DEBOUNCE = 300;     // ms after the last keystroke
+  var TYPING_RENEW = 2000;       // renew our typing state at most this often
+  var TYPING_IDLE = 4000;        // stop it after this long without a keystroke
+  var TYPING_EXPIRY = 6000;      // others' typing ends without a renewal
+  var BASE_TITLE = document.title;
   var $ = function (id) { return document.getElementById(id); };
 
   var S = {
     ws: null, token: null, ready: false, attempt: 0, retry: null,
-    agent: null, inboxes: [],
-    convs: new Map(),          // id -> SUMMARY
-    unread: new Set(),
+    agent: null, inboxes: [], agents: [],
+    convs: new Map(),          // id -> SUMMARY, every one this page heard of
+    // The list: the filter, the ids it shows, the cursor of the next page.
+    filter: { status: 'open', assignee: null, query: '' },
+    view: new Set(), next: null, bottom: 0, listGen: 0, listQ: [], listLoading: false,
+    moreLoading: false, listLocal: false,
+    rows: new Map(),           // id -> row (its elements), for update in place
     openId: null,
     thread: new Map(),         // message id -> element, for the open conversation
     pending: new Map(),        // client_msg_id -> {conversation_id, text, el}
     paging: false, hasMore: false,
+    marked: new Map(),         // conversation id -> the last seq sent in mark_read
+    typing: new Map(),         // "conv|who" -> {conv, who, name, timer}
+    myTyping: { conv: null, sentAt: 0, idle: null },
+    titleCount: 0,
     lookupEmail: null, dialogBusy: false,
     cf: { inbox: null, data: null, saving: false }
   };
@@ -40,11 +62,25 @@
     var x = Array.prototype.map.call(b, function (n) { return (n + 256).toString(16).slice(1); }).join('');
     return [x.slice(0, 8), x.slice(8, 12), x.slice(12, 16), x.slice(16, 20), x.slice(20)].join('-');
   }
+  function connected() { return !!(S.ws && S.ws.readyState === 1 && S.ready); }
   function send(frame) {
-    if (S.ws && S.ws.readyState === 1 && S.ready) { S.ws.send(JSON.stringify(frame)); return true; }
+    if (connected()) { S.ws.send(JSON.stringify(frame)); return true; }
     toast('Not connected — reconnecting…', true);
     return false;
   }
+  /** For frames nobody waits on (typing, mark_read): dropped while offline. */
+  function sendQuiet(frame) {
+    if (!connected()) return false;
+    S.ws.send(JSON.stringify(frame));
+    return true;
+  }
+  function setText(el, text) { if (el.textContent !== text) el.textContent = text; }
+  function setAttr(el, name, value) {
+    if (value === null) { if (el.hasAttribute(name)) el.removeAttribute(name); }
+    else if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+  }
+  function pref(key) { try { return localStorage.getItem(key); } catch (e) { return null; } }
+  function setPref(key, v) { try { localStorage.setItem(key, v); } catch (e) { /* ignore */ } }
   function initials(label) {
     if (!label || label === 'Unknown visitor') return '?';
     var parts = label.replace(/@.*/, '').split(/[\s._-]+/).filter(Boolean);
@@ -56,7 +92,7 @@
     return n;
   }
   function paintAvatar(el, label, seed) {
-    el.textContent = initials(label);
+    setText(el.firstChild && el.firstChild.nodeType === 3 ? el.firstChild : el, initials(label));
     el.style.background = 'hsl(' + hue(seed || label) + ' 55% 88%)';
     el.style.color = 'hsl(' + hue(seed || label) + ' 45% 30%)';
   }
@@ -70,6 +106,9 @@
     return at ? new Date(at).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' }) : '—';
   }
   function fullName(c) { return c ? [c.first_name, c.last_name].filter(Boolean).join(' ') : ''; }
+  function labelOf(c) { return (c && c.visitor && c.visitor.label) || 'Unknown visitor'; }
+  function statusOf(c) { return (c && c.status) || 'open'; }
+  function isMe(a) { return !!(a && S.agent && a.id === S.agent.id); }
   var toastTimer = null;
   function toast(text, bad) {
     var t = $('toast');
@@ -83,6 +122,8 @@
     $('conn').setAttribute('data-state', state);
     $('conn-text').textContent = text;
   }
+  /** The agent is looking at this tab: it is visible and has the focus. */
+  function attentive() { return document.visibilityState === 'visible' && document.hasFocus(); }
 
   // ---- sign in / connection ----------------------------------------------------
   function showSignin(error) {
@@ -104,10 +145,15 @@
   });
   $('signout').addEventListener('click', function () {
     try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+    stopTyping();
     S.token = null;
     clearTimeout(S.retry);
     if (S.ws) { var w = S.ws; S.ws = null; w.close(1000); }
-    S.convs.clear(); S.unread.clear(); S.openId = null; S.thread.clear(); S.pending.clear();
+    S.convs.clear(); S.view.clear(); S.openId = null; S.thread.clear(); S.pending.clear(); S.marked.clear();
+    S.typing.forEach(function (t) { clearTimeout(t.timer); });
+    S.typing.clear();
+    S.titleCount = 0; renderTitle();
+    renderList();
     $('signin-token').value = '';
     showSignin(null);
   });
@@ -129,6 +175,8 @@
     ws.onclose = function (e) {
       if (ws !== S.ws) return;
       S.ready = false;
+      S.listQ = []; S.moreLoading = false;
+      S.myTyping.conv = null;
       if (e.code === 4001) {
         try { sessionStorage.removeItem(TOKEN_KEY); } catch (er) { /* ignore */ }
         S.token = null;
@@ -148,10 +196,15 @@
   function handle(f) {
     switch (f.type) {
       case 'ready': return onReady(f);
+      case 'conversations': return onConversations(f);
       case 'conversation': return onConversation(f);
-      case 'conversation_updated': return upsert(f.conversation, true);
-      case 'message': return onMessage(f.message);
+      case 'conversation_updated': return upsert(f.conversation);
+      case 'message': return onMessage(f.message, true);
       case 'ack': return onAck(f);
+      case 'agent_typing':
+        if (!f.agent || isMe(f.agent)) return;
+        return onTyping(f.conversation_id, 'agent:' + f.agent.id, f.agent.name || 'An agent', f.active);
+      case 'visitor_typing': return onTyping(f.conversation_id, 'visitor', null, f.active);
       case 'contact_lookup': return onLookup(f);
       case 'visitor_assigned': return onAssigned(f);
       case 'chatflow': return onChatflow(f);
@@ -163,6 +216,7 @@
     S.ready = true; S.attempt = 0;
     S.agent = f.agent || {};
     S.inboxes = f.inboxes || [];
+    S.agents = f.agents || [];
     try { sessionStorage.setItem(TOKEN_KEY, S.token); } catch (e) { /* ignore */ }
     $('signin').hidden = true;
     $('app').hidden = false;
@@ -174,7 +228,7 @@
     if (S.agent.role !== 'admin' && !$('settings-view').hidden) showView('inbox');
     S.convs.clear();
     (f.conversations || []).forEach(function (c) { S.convs.set(c.id, c); });
-    renderList();
+    requestList(false);
     if (S.openId) {
       if (S.convs.has(S.openId)) requestOpen(null); else closeThread();
     }
@@ -184,52 +238,217 @@
     if (S.agent.role === 'admin' && !$('settings-view').hidden) loadChatflow(S.cf.inbox);
   }
 
-  // ---- conversation list -----------------------------------------------------------
-  function upsert(c, live) {
+  // ---- the list: filters, search, paging ----------------------------------------------
+  function matchesFilter(c) {
+    var f = S.filter;
+    if (statusOf(c) !== f.status) return false;
+    if (f.assignee === 'me') return isMe(c.assignee);
+    if (f.assignee === 'none') return !c.assignee;
+    return true;
+  }
+  /** Only used when the server cannot `list`: the filter applied to what `ready` sent. */
+  function matchesQueryLocally(c) {
+    var q = S.filter.query.toLowerCase();
+    if (!q) return true;
+    var v = c.visitor || {};
+    return [v.label, v.contact && v.contact.email, c.last_message && c.last_message.text]
+      .some(function (t) { return t && t.toLowerCase().indexOf(q) >= 0; });
+  }
+
+  /** Asks for the first page of the current filter (`more` false), or the next one. */
+  function requestList(more) {
+    if (!connected()) return;
+    if (more) {
+      if (!S.next || S.moreLoading || S.listLoading || S.listLocal) return;
+      S.moreLoading = true;
+    } else {
+      S.listGen++;
+      S.listLoading = true; S.moreLoading = false;
+    }
+    S.ws.send(JSON.stringify({
+      type: 'list', status: S.filter.status, assignee: S.filter.assignee,
+      query: S.filter.query || null, before: more ? S.next : null, limit: PAGE
+    }));
+    S.listQ.push({ gen: S.listGen, more: !!more });
+    renderList();
+  }
+  // Answers come in the order the frames were sent: the oldest request is answered.
+  function onConversations(f) {
+    var q = S.listQ.shift();
+    if (!q || q.gen !== S.listGen) return;
+    if (q.more) S.moreLoading = false;
+    else { S.listLoading = false; S.view.clear(); S.bottom = Infinity; S.listLocal = false; }
+    (f.conversations || []).forEach(function (c) {
+      S.convs.set(c.id, c);
+      S.view.add(c.id);
+      S.bottom = Math.min(S.bottom, c.updated_at || 0);
+    });
+    S.next = f.next || null;
+    renderList();
+    fillPane();
+  }
+  /** A `list` refused (rate limited, or a server without it): true when it was ours. */
+  function onListError(f) {
+    if (!S.listQ.length || (f.code !== 'rate_limited' && f.code !== 'bad_frame')) return false;
+    var q = S.listQ.shift();
+    if (q.gen !== S.listGen) return true;
+    if (q.more) S.moreLoading = false; else S.listLoading = false;
+    if (f.code === 'rate_limited') {
+      setTimeout(function () { if (q.gen === S.listGen) requestList(q.more); }, 3000);
+    } else if (!q.more) {
+      // A server that predates `list`: filter the newest conversations `ready` sent.
+      S.listLocal = true; S.next = null; S.view.clear();
+      S.convs.forEach(function (c) { if (matchesFilter(c) && matchesQueryLocally(c)) S.view.add(c.id); });
+    }
+    renderList();
+    return true;
+  }
+  /** Loads pages until the list can scroll (a tall screen, a short first page). */
+  function fillPane() {
+    var list = $('conv-list');
+    if (S.next && list.clientHeight > 0 && list.scrollHeight - list.scrollTop - list.clientHeight < 200) requestList(true);
+  }
+  $('conv-list').addEventListener('scroll', fillPane, { passive: true });
+
+  function setFilter(patch) {
+    Object.assign(S.filter, patch);
+    document.querySelectorAll('#status-filter .seg-btn').forEach(function (b) {
+      b.setAttribute('aria-pressed', String(b.getAttribute('data-status') === S.filter.status));
+    });
+    document.querySelectorAll('#assignee-filter .seg-btn').forEach(function (b) {
+      b.setAttribute('aria-pressed', String((b.getAttribute('data-assignee') || null) === S.filter.assignee));
+    });
+    S.view.clear(); S.next = null;
+    $('conv-list').scrollTop = 0;
+    requestList(false);
+  }
+  $('status-filter').addEventListener('click', function (e) {
+    var b = e.target.closest('.seg-btn');
+    if (b) setFilter({ status: b.getAttribute('data-status') });
+  });
+  $('assignee-filter').addEventListener('click', function (e) {
+    var b = e.target.closest('.seg-btn');
+    if (b) setFilter({ assignee: b.getAttribute('data-assignee') || null });
+  });
+  var searchTimer = null;
+  $('search').addEventListener('input', function () {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(function () {
+      var q = $('search').value.trim();
+      if (q !== S.filter.query) setFilter({ query: q });
+    }, SEARCH_DEBOUNCE);
+  });
+
+  /** A summary heard live: kept, and moved into or out of the list by the filter. */
+  function upsert(c) {
     if (!c || !c.id) return;
-    var prev = S.convs.get(c.id);
     S.convs.set(c.id, c);
-    if (live && c.id !== S.openId && c.last_message && c.last_message.author.kind === 'visitor' &&
-        (!prev || !prev.last_message || prev.last_message.id !== c.last_message.id)) S.unread.add(c.id);
+    place(c);
     renderList();
     if (c.id === S.openId) renderThreadHead();
   }
+  function place(c) {
+    if (!matchesFilter(c)) { S.view.delete(c.id); return; }
+    if (S.view.has(c.id)) return;
+    // A search's hits are the server's to say; otherwise a newer one than the page's
+    // last row belongs in what is loaded (an older one comes with its page).
+    var local = S.listLocal && matchesQueryLocally(c);
+    if (local || (!S.filter.query && !S.listLoading && (!S.next || (c.updated_at || 0) >= S.bottom))) S.view.add(c.id);
+  }
 
+  function makeRow(id) {
+    var r = {};
+    r.avatar = h('span', { class: 'avatar' });
+    r.avatar.appendChild(document.createTextNode(''));
+    r.presence = h('span', { class: 'presence', 'data-testid': 'online-dot' });
+    r.avatar.appendChild(r.presence);
+    r.label = h('span', { class: 'conv-label', 'data-testid': 'conv-label' });
+    r.time = h('time', { class: 'conv-time' });
+    r.preview = h('span', { class: 'conv-preview', 'data-testid': 'conv-preview' });
+    r.assignee = h('span', { class: 'conv-assignee', 'data-testid': 'conv-assignee' });
+    r.inbox = h('span', { class: 'conv-inbox' });
+    r.unread = h('span', { class: 'conv-unread', 'data-testid': 'conv-unread' });
+    r.btn = h('button', { type: 'button', class: 'conv-btn' }, [
+      r.avatar,
+      h('span', { class: 'conv-main' }, [
+        h('span', { class: 'conv-top' }, [r.label, r.time]),
+        r.preview,
+        h('span', { class: 'conv-meta' }, [r.assignee, r.inbox])
+      ]),
+      r.unread
+    ]);
+    r.btn.addEventListener('click', function () { openConversation(id); });
+    r.li = h('li', { class: 'conv', 'data-testid': 'conv-item', 'data-conversation-id': id }, [r.btn]);
+    S.rows.set(id, r);
+    return r;
+  }
+  function visitorTyping(id) { return S.typing.has(id + '|visitor'); }
+  function updateRow(r, c) {
+    var v = c.visitor || {};
+    var label = labelOf(c);
+    var lm = c.last_message;
+    var unread = c.unread || 0;
+    setText(r.label, label);
+    paintAvatar(r.avatar, label, v.id);
+    setAttr(r.presence, 'class', 'presence' + (v.online ? ' online' : ''));
+    setAttr(r.presence, 'data-online', v.online ? 'true' : 'false');
+    setAttr(r.presence, 'title', v.online ? 'Online' : 'Offline');
+    setText(r.time, fmtTime(c.updated_at));
+    var typing = visitorTyping(c.id);
+    setText(r.preview, typing ? 'Typing…' : lm ? (lm.author.kind === 'agent' ? (lm.author.name ? lm.author.name + ': ' : 'Agent: ') :
+      lm.author.kind === 'system' ? 'Auto: ' : '') + lm.text : 'No messages yet');
+    r.preview.classList.toggle('typing', typing);
+    setText(r.assignee, c.assignee ? (isMe(c.assignee) ? 'You' : c.assignee.name) : 'Unassigned');
+    setText(r.inbox, S.inboxes.length > 1 ? c.inbox : '');
+    setText(r.unread, unread > 0 ? String(unread) : '');
+    r.unread.hidden = unread === 0;
+    setAttr(r.unread, 'aria-label', unread > 0 ? unread + ' unread' : null);
+    setAttr(r.li, 'class', 'conv' + (c.id === S.openId ? ' selected' : '') + (unread > 0 ? ' unread' : ''));
+    setAttr(r.li, 'data-status', statusOf(c));
+    setAttr(r.li, 'data-unread', String(unread));
+    setAttr(r.btn, 'aria-current', c.id === S.openId ? 'true' : null);
+  }
+
+  /** Brings the list's rows in line with S.view, in place: rows are reused, moved only
+   * when their order changed, and the focused element and the scroll position stay. */
   function renderList() {
     var list = $('conv-list');
-    var convs = Array.from(S.convs.values()).sort(function (a, b) { return (b.updated_at || 0) - (a.updated_at || 0); });
-    list.textContent = '';
-    convs.forEach(function (c) {
-      var v = c.visitor || {};
-      var label = v.label || 'Unknown visitor';
-      var lm = c.last_message;
-      var preview = lm ? (lm.author.kind === 'agent' ? (lm.author.name ? lm.author.name + ': ' : 'Agent: ') : lm.author.kind === 'system' ? 'Auto: ' : '') + lm.text : 'No messages yet';
-      var avatar = h('span', { class: 'avatar' });
-      paintAvatar(avatar, label, v.id);
-      avatar.appendChild(h('span', { class: 'presence' + (v.online ? ' online' : ''), 'data-testid': 'online-dot',
-        'data-online': v.online ? 'true' : 'false', title: v.online ? 'Online' : 'Offline' }));
-      var btn = h('button', { type: 'button', class: 'conv-btn' }, [
-        avatar,
-        h('span', { class: 'conv-main' }, [
-          h('span', { class: 'conv-top' }, [
-            h('span', { class: 'conv-label', 'data-testid': 'conv-label', text: label }),
-            h('time', { class: 'conv-time', text: fmtTime(c.updated_at) })
-          ]),
-          h('span', { class: 'conv-preview', 'data-testid': 'conv-preview', text: preview }),
-          S.inboxes.length > 1 ? h('span', { class: 'conv-inbox', text: c.inbox }) : null
-        ])
-      ]);
-      btn.addEventListener('click', function () { openConversation(c.id); });
-      var cls = 'conv' + (c.id === S.openId ? ' selected' : '') + (S.unread.has(c.id) ? ' unread' : '');
-      list.appendChild(h('li', { class: cls, 'data-testid': 'conv-item', 'data-conversation-id': c.id }, [btn]));
+    var ids = Array.from(S.view).filter(function (id) { return S.convs.has(id); });
+    ids.sort(function (a, b) {
+      var d = (S.convs.get(b).updated_at || 0) - (S.convs.get(a).updated_at || 0);
+      return d || (a < b ? 1 : a > b ? -1 : 0);
     });
-    $('conv-count').textContent = String(convs.length);
-    $('list-empty').hidden = convs.length > 0;
+    var anchor = null, offset = 0;
+    if (list.scrollTop > 0) {
+      for (var k = 0; k < list.children.length; k++) {
+        var el = list.children[k];
+        if (el.offsetTop + el.offsetHeight > list.scrollTop) { anchor = el; offset = el.offsetTop - list.scrollTop; break; }
+      }
+    }
+    var active = document.activeElement;
+    var keep = new Set(ids);
+    S.rows.forEach(function (r, id) { if (!keep.has(id)) { r.li.remove(); S.rows.delete(id); } });
+    ids.forEach(function (id, i) {
+      var r = S.rows.get(id) || makeRow(id);
+      updateRow(r, S.convs.get(id));
+      if (list.children[i] !== r.li) list.insertBefore(r.li, list.children[i] || null);
+    });
+    if (active && active !== document.activeElement && active.isConnected) active.focus({ preventScroll: true });
+    if (anchor && anchor.isConnected) list.scrollTop = anchor.offsetTop - offset;
+    var loading = S.listLoading && !ids.length;
+    setText($('conv-count'), loading ? '…' : ids.length + (S.next ? '+' : ''));
+    setAttr($('conv-count'), 'title', S.next ? 'More load as you scroll' : null);
+    $('list-empty').hidden = ids.length > 0;
+    setText($('list-empty-title'), loading ? 'Loading…' : S.filter.query ? 'Nothing matches \u201c' + S.filter.query + '\u201d' :
+      'No ' + S.filter.status + ' conversations' + (S.filter.assignee === 'me' ? ' assigned to you' : S.filter.assignee === 'none' ? ' without an assignee' : ''));
+    setText($('list-empty-text'), loading ? '' : S.filter.query ? 'Search looks in names, emails and messages.' :
+      'When a visitor writes in the chat widget, the conversation shows up here live.');
   }
 
   // ---- the open conversation -------------------------------------------------------
   function openConversation(id) {
     if (S.openId !== id) {
+      stopTyping();
       S.openId = id;
       S.thread.forEach(function (el) { el.remove(); });
       S.thread.clear();
@@ -237,7 +456,6 @@
       $('reply-input').value = '';
       $('reply-send').disabled = true;
     }
-    S.unread.delete(id);
     $('thread-none').hidden = true;
     $('thread').hidden = false;
     $('details-none').hidden = true;
@@ -245,10 +463,12 @@
     $('app').setAttribute('data-pane', 'thread');
     renderList();
     renderThreadHead();
+    renderTyping();
     requestOpen(null);
     $('reply-input').focus();
   }
   function closeThread() {
+    stopTyping();
     S.openId = null;
     $('thread').hidden = true; $('thread-none').hidden = false;
     $('details-body').hidden = true; $('details-none').hidden = false;
@@ -271,16 +491,49 @@
   });
   $('details-close').addEventListener('click', function () { $('app').setAttribute('data-pane', 'thread'); });
 
+  // Status and assignee of the open conversation: the controls send, and show only
+  // what the server said (a refusal puts them back).
+  $('status-select').addEventListener('change', function () {
+    if (!S.openId || !send({ type: 'set_status', conversation_id: S.openId, status: $('status-select').value })) renderThreadHead();
+  });
+  function assign(agentId) {
+    if (!S.openId || !send({ type: 'assign', conversation_id: S.openId, agent_id: agentId })) renderThreadHead();
+  }
+  $('assignee-select').addEventListener('change', function () { assign($('assignee-select').value || null); });
+  $('assign-me').addEventListener('click', function () { if (S.agent && S.agent.id) assign(S.agent.id); });
+
+  function renderTools(c) {
+    $('status-select').value = statusOf(c);
+    var people = [{ id: '', name: 'Unassigned' }];
+    var known = {};
+    S.agents.concat(S.agent && S.agent.id ? [S.agent] : [], c.assignee ? [c.assignee] : []).forEach(function (a) {
+      if (!a || !a.id || known[a.id]) return;
+      known[a.id] = true;
+      people.push({ id: a.id, name: (a.name || 'Agent') + (isMe(a) ? ' (you)' : '') });
+    });
+    var sel = $('assignee-select');
+    var sig = people.map(function (p) { return p.id + '=' + p.name; }).join('|');
+    if (sel.getAttribute('data-sig') !== sig) {
+      sel.textContent = '';
+      people.forEach(function (p) { sel.appendChild(h('option', { value: p.id, text: p.name })); });
+      sel.setAttribute('data-sig', sig);
+    }
+    sel.value = c.assignee ? c.assignee.id : '';
+    $('assign-me').hidden = isMe(c.assignee);
+  }
+
   function renderThreadHead() {
     var c = S.convs.get(S.openId);
     if (!c) return;
     var v = c.visitor || {};
-    var label = v.label || 'Unknown visitor';
+    var label = labelOf(c);
     $('thread-label').textContent = label;
     $('thread-sub').textContent = (v.online ? 'Online now' : 'Offline') + (v.contact && v.contact.email ? ' · ' + v.contact.email : '');
     $('thread-sub').className = 'thread-sub' + (v.online ? ' online' : '');
     paintAvatar($('thread-avatar'), label, v.id);
     $('thread-log').querySelectorAll('.msg[data-anon] .msg-who').forEach(function (w) { w.textContent = label; });
+    renderTools(c);
+    S.thread.forEach(renderMeta);
     // details pane
     paintAvatar($('d-avatar'), label, v.id);
     $('d-label').textContent = label;
@@ -325,7 +578,7 @@
     var el = h('div', { class: 'msg ' + kind, 'data-testid': 'thread-message', 'data-author': kind }, [
       h('div', { class: 'msg-who', text: name }),
       h('div', { class: 'msg-body', 'data-testid': 'thread-message-text', text: m.text }),
-      h('div', { class: 'msg-meta' })
+      h('div', { class: 'msg-meta', 'data-testid': 'thread-message-meta' })
     ]);
     if (kind === 'visitor' && !m.author.name) el.setAttribute('data-anon', '');
     if (pending) { el.setAttribute('data-status', 'pending'); el.lastChild.textContent = 'Sending…'; }
@@ -337,7 +590,16 @@
     el.setAttribute('data-seq', m.seq);
     el.setAttribute('data-status', 'sent');
     el._seq = m.seq;
-    el.lastChild.textContent = fmtTime(m.at);
+    el._at = m.at;
+    renderMeta(el);
+  }
+  /** An agent reply's time, and "Seen" once the visitor has seen its seq. */
+  function renderMeta(el) {
+    if (el.getAttribute('data-status') !== 'sent') return;
+    var c = S.convs.get(S.openId);
+    var seen = el.getAttribute('data-author') === 'agent' && !!c && el._seq <= (c.visitor_seen_seq || 0);
+    setAttr(el, 'data-seen', seen ? 'true' : null);
+    setText(el.lastChild, fmtTime(el._at) + (seen ? ' · Seen' : ''));
   }
   // Inserts by seq; messages awaiting their ack stay at the end.
   function placeMsg(el) {
@@ -364,6 +626,7 @@
     var c = f.conversation;
     if (!c) return;
     S.convs.set(c.id, c);
+    place(c);
     if (c.id !== S.openId) { renderList(); return; }
     var log = $('thread-log');
     var paging = S.paging;
@@ -376,29 +639,181 @@
     $('load-earlier').hidden = !S.hasMore;
     renderList();
     renderThreadHead();
+    markRead();
   }
 
-  function onMessage(m) {
+  function onMessage(m, live) {
     if (!m) return;
     var c = S.convs.get(m.conversation_id);
+    var fresh = !c || !c.last_message || c.last_message.seq < m.seq;
     if (c && (!c.last_message || c.last_message.seq <= m.seq)) {
       c.last_message = m;
       c.updated_at = Math.max(c.updated_at || 0, m.at || 0);
-      if (m.conversation_id !== S.openId && m.author.kind === 'visitor') S.unread.add(c.id);
-      renderList();
     }
+    // Whoever sent it stopped typing.
+    if (m.author.kind === 'visitor') onTyping(m.conversation_id, 'visitor', null, false);
     if (m.conversation_id === S.openId) {
       var stick = atBottom();
       if (addMsg(m) && stick) toBottom();
     }
+    if (c) renderList();
+    if (live && fresh && m.author.kind === 'visitor') alertVisitorMessage(m, c);
+  }
+
+  // ---- unread, title, notifications, sound ------------------------------------------------
+  /** Tells the server this agent has read the open conversation, when they can see it. */
+  function markRead() {
+    var id = S.openId;
+    if (!id || !attentive()) return;
+    var c = S.convs.get(id);
+    var seq = c && c.last_message ? c.last_message.seq : 0;
+    S.thread.forEach(function (el) { if (el._seq !== undefined) seq = Math.max(seq, el._seq); });
+    if (!seq || (S.marked.get(id) || 0) >= seq) return;
+    if (sendQuiet({ type: 'mark_read', conversation_id: id, seq: seq })) S.marked.set(id, seq);
+  }
+  function renderTitle() {
+    document.title = S.titleCount > 0 ? '(' + S.titleCount + ') ' + BASE_TITLE : BASE_TITLE;
+  }
+  function onAttention() {
+    if (!attentive()) return;
+    if (S.titleCount) { S.titleCount = 0; renderTitle(); }
+    markRead();
+  }
+  window.addEventListener('focus', onAttention);
+  document.addEventListener('visibilitychange', onAttention);
+
+  function alertVisitorMessage(m, c) {
+    var open = m.conversation_id === S.openId;
+    var looking = attentive();
+    if (open) markRead();
+    if (!looking) { S.titleCount++; renderTitle(); }
+    if (looking && open) return;
+    notify(m, c);
+    beep();
+  }
+
+  function notifyState() {
+    if (!('Notification' in window)) return 'unsupported';
+    var p = Notification.permission;
+    if (p === 'granted') return pref(NOTIFY_KEY) === 'off' ? 'off' : 'on';
+    return p; // 'default' or 'denied'
+  }
+  function renderAlertControls() {
+    var b = $('notify-toggle');
+    var st = notifyState();
+    b.hidden = st === 'unsupported';
+    b.disabled = st === 'denied';
+    setText(b, { on: 'Notifications on', off: 'Notifications off', denied: 'Notifications blocked' }[st] || 'Enable notifications');
+    setAttr(b, 'aria-pressed', String(st === 'on'));
+    setAttr(b, 'data-state', st);
+    setAttr(b, 'title', st === 'denied' ? 'Allow notifications for this site in the browser settings' : null);
+    var on = pref(SOUND_KEY) === 'on';
+    setText($('sound-toggle'), on ? 'Sound on' : 'Sound off');
+    setAttr($('sound-toggle'), 'aria-pressed', String(on));
+  }
+  // The permission is asked for only here, after a click: never on load.
+  $('notify-toggle').addEventListener('click', function () {
+    var st = notifyState();
+    if (st === 'on' || st === 'off') { setPref(NOTIFY_KEY, st === 'on' ? 'off' : 'on'); renderAlertControls(); return; }
+    if (st !== 'default') return;
+    var done = function () { setPref(NOTIFY_KEY, 'on'); renderAlertControls(); };
+    var r = Notification.requestPermission(done);
+    if (r && r.then) r.then(done, renderAlertControls);
+  });
+  function notify(m, c) {
+    if (notifyState() !== 'on') return;
+    try {
+      var n = new Notification(c ? labelOf(c) : 'New conversation', { body: m.text.slice(0, 160), tag: m.conversation_id });
+      n.onclick = function () { window.focus(); openConversation(m.conversation_id); n.close(); };
+    } catch (e) { /* a browser that only notifies from a service worker */ }
+  }
+  // A short tone made with WebAudio: no file to fetch, nothing for the CSP to refuse.
+  var audio = null;
+  function beep(force) {
+    if (!force && pref(SOUND_KEY) !== 'on') return;
+    var AC = window.AudioContext || window.webkitAudioContext;
+    if (!AC) return;
+    try {
+      if (!audio) audio = new AC();
+      if (audio.state === 'suspended') audio.resume();
+      var t = audio.currentTime, o = audio.createOscillator(), g = audio.createGain();
+      o.type = 'sine';
+      o.frequency.setValueAtTime(880, t);
+      o.frequency.setValueAtTime(660, t + 0.12);
+      g.gain.setValueAtTime(0.0001, t);
+      g.gain.exponentialRampToValueAtTime(0.15, t + 0.02);
+      g.gain.exponentialRampToValueAtTime(0.0001, t + 0.3);
+      o.connect(g); g.connect(audio.destination);
+      o.start(t); o.stop(t + 0.32);
+    } catch (e) { /* no audio device */ }
+  }
+  $('sound-toggle').addEventListener('click', function () {
+    var on = pref(SOUND_KEY) !== 'on';
+    setPref(SOUND_KEY, on ? 'on' : 'off');
+    renderAlertControls();
+    if (on) beep(true); // a sample, and the click lets the audio start
+  });
+
+  // ---- typing, both ways -------------------------------------------------------------------
+  function onTyping(conv, who, name, active) {
+    if (!conv) return;
+    var key = conv + '|' + who;
+    var t = S.typing.get(key);
+    if (!t && !active) return;
+    if (t) clearTimeout(t.timer);
+    if (active) {
+      S.typing.set(key, { conv: conv, who: who, name: name, timer: setTimeout(function () {
+        S.typing.delete(key); typingChanged(conv);
+      }, TYPING_EXPIRY) });
+    } else {
+      S.typing.delete(key);
+    }
+    typingChanged(conv);
+  }
+  function typingChanged(conv) {
+    var r = S.rows.get(conv), c = S.convs.get(conv);
+    if (r && c) updateRow(r, c);
+    if (conv === S.openId) renderTyping();
+  }
+  function renderTyping() {
+    var lines = [];
+    S.typing.forEach(function (t) {
+      if (t.conv !== S.openId) return;
+      if (t.who === 'visitor') lines.unshift('Visitor is typing…');
+      else lines.push(t.name + ' is typing…');
+    });
+    setText($('typing'), lines.join(' · '));
+  }
+
+  /** Our own typing state for the open conversation: sent when it starts, renewed at
+   * most every TYPING_RENEW while keys are pressed, ended on send, on an empty box and
+   * after TYPING_IDLE without a keystroke. */
+  function startTyping() {
+    var T = S.myTyping, now = Date.now();
+    if (T.conv && T.conv !== S.openId) stopTyping();
+    if (T.conv !== S.openId || now - T.sentAt >= TYPING_RENEW) {
+      if (sendQuiet({ type: 'typing', conversation_id: S.openId, active: true })) { T.conv = S.openId; T.sentAt = now; }
+    }
+    clearTimeout(T.idle);
+    T.idle = setTimeout(stopTyping, TYPING_IDLE);
+  }
+  function stopTyping() {
+    var T = S.myTyping;
+    clearTimeout(T.idle);
+    if (!T.conv) return;
+    sendQuiet({ type: 'typing', conversation_id: T.conv, active: false });
+    T.conv = null; T.sentAt = 0;
   }
 
   // ---- replying --------------------------------------------------------------------
   var reply = $('reply-input');
   reply.addEventListener('input', function () {
-    $('reply-send').disabled = !reply.value.trim();
+    var text = reply.value.trim();
+    $('reply-send').disabled = !text;
     reply.style.height = 'auto';
     reply.style.height = Math.min(reply.scrollHeight + 2, 160) + 'px';
+    if (!S.openId) return;
+    if (text) startTyping(); else stopTyping();
   });
   reply.addEventListener('keydown', function (e) {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendReply(); }
@@ -408,6 +823,7 @@
   function sendReply() {
     var text = reply.value.trim();
     if (!text || !S.openId) return;
+    stopTyping();
     var id = uuid();
     var el = msgEl({ author: { kind: 'agent', name: S.agent && S.agent.name }, text: text }, true);
     el.setAttribute('data-client-msg-id', id);
@@ -416,7 +832,7 @@
     toBottom();
     reply.value = ''; reply.style.height = 'auto';
     $('reply-send').disabled = true;
-    if (S.ws && S.ws.readyState === 1 && S.ready) {
+    if (connected()) {
       S.ws.send(JSON.stringify({ type: 'reply', conversation_id: S.openId, client_msg_id: id, text: text }));
     } else {
       el.lastChild.textContent = 'Waiting for connection…';
@@ -425,9 +841,9 @@
   function onAck(f) {
     var p = S.pending.get(f.client_msg_id);
     var m = f.message;
-    if (!p) { onMessage(m); return; }
+    if (!p) { onMessage(m, false); return; }
     S.pending.delete(f.client_msg_id);
-    onMessage(m); // updates the list preview; a duplicate element is skipped below
+    onMessage(m, false); // updates the list preview; a duplicate element is skipped below
     if (S.thread.has(m.id) && S.thread.get(m.id) !== p.el) { p.el.remove(); return; }
     stamp(p.el, m);
     S.thread.set(m.id, p.el);
@@ -440,9 +856,10 @@
     if (p) {
       S.pending.delete(f.ref);
       p.el.setAttribute('data-status', 'failed');
-      p.el.lastChild.textContent = 'Not sent: ' + (f.message || f.code);
+      p.el.lastChild.textContent = 'Not sent: ' + errorText(f);
       return;
     }
+    if (onListError(f)) return;
     if ($('assign-dialog').open && S.dialogBusy) {
       S.dialogBusy = false;
       setDialogBusy(false);
@@ -458,10 +875,8 @@
       $('cf-status').className = 'form-status bad';
       return;
     }
-    if (f.code === 'not_found' && S.openId && S.paging === false) {
-      toast('That conversation is not available.', true);
-      return;
-    }
+    // A refused status or assignee change: the controls show the server's state again.
+    if (S.openId) renderThreadHead();
     toast(errorText(f), true);
   }
   function errorText(f) {
@@ -471,9 +886,11 @@
       contact_exists: 'A contact with this email already exists. Look it up again to assign it.',
       contact_not_found: 'No contact has this email any more.',
       forbidden: 'Only admins can change this.',
-      not_found: 'That conversation is not available.'
+      not_found: 'That conversation or agent is not available.',
+      rate_limited: 'Too many requests at once. ' + (f.message || ''),
+      internal: 'The server had a problem. Please try again.'
     };
-    return f.message || known[f.code] || ('Error: ' + f.code);
+    return known[f.code] || f.message || ('Error: ' + f.code);
   }
 
   // ---- the assign dialog ---------------------------------------------------------------
@@ -638,6 +1055,8 @@
   });
 
   // ---- start -----------------------------------------------------------------------------
+  renderAlertControls();
+  renderList();
   try { S.token = sessionStorage.getItem(TOKEN_KEY); } catch (e) { S.token = null; }
   if (S.token) {
     $('app').hidden = false;
