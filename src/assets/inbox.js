@@ -213,6 +213,7 @@
   }
 
   function onReady(f) {
+    var fromSignin = !$('signin').hidden;
     S.ready = true; S.attempt = 0;
     S.agent = f.agent || {};
     S.inboxes = f.inboxes || [];
@@ -226,9 +227,10 @@
     paintAvatar($('me-avatar'), S.agent.name || 'Agent', S.agent.id);
     $('tab-settings').hidden = S.agent.role !== 'admin';
     if (S.agent.role !== 'admin' && !$('settings-view').hidden) showView('inbox');
-    S.convs.clear();
+    // Kept, not cleared: rows stay put until the list's answer replaces them.
     (f.conversations || []).forEach(function (c) { S.convs.set(c.id, c); });
     requestList(false);
+    if (fromSignin) $('search').focus();
     if (S.openId) {
       if (S.convs.has(S.openId)) requestOpen(null); else closeThread();
     }
@@ -367,7 +369,10 @@
     r.preview = h('span', { class: 'conv-preview', 'data-testid': 'conv-preview' });
     r.assignee = h('span', { class: 'conv-assignee', 'data-testid': 'conv-assignee' });
     r.inbox = h('span', { class: 'conv-inbox' });
+    r.unreadCount = document.createTextNode('');
     r.unread = h('span', { class: 'conv-unread', 'data-testid': 'conv-unread' });
+    r.unread.appendChild(r.unreadCount);
+    r.unread.appendChild(h('span', { class: 'sr-only', text: ' unread' }));
     r.btn = h('button', { type: 'button', class: 'conv-btn' }, [
       r.avatar,
       h('span', { class: 'conv-main' }, [
@@ -400,9 +405,8 @@
     r.preview.classList.toggle('typing', typing);
     setText(r.assignee, c.assignee ? (isMe(c.assignee) ? 'You' : c.assignee.name) : 'Unassigned');
     setText(r.inbox, S.inboxes.length > 1 ? c.inbox : '');
-    setText(r.unread, unread > 0 ? String(unread) : '');
+    setText(r.unreadCount, unread > 0 ? String(unread) : '');
     r.unread.hidden = unread === 0;
-    setAttr(r.unread, 'aria-label', unread > 0 ? unread + ' unread' : null);
     setAttr(r.li, 'class', 'conv' + (c.id === S.openId ? ' selected' : '') + (unread > 0 ? ' unread' : ''));
     setAttr(r.li, 'data-status', statusOf(c));
     setAttr(r.li, 'data-unread', String(unread));
