@@ -52,7 +52,8 @@ pub enum Event<'a> {
     WorkflowChanged { conv: &'a ConversationRecord },
     /// The conversation's visitor came online or left, as agents see it.
     PresenceChanged { conv: &'a ConversationRecord },
-    /// `agent` moved their read cursor: their own connections hear their `unread`.
+    /// `agent` marked the conversation read (their cursor moved, or was already there):
+    /// their own connections hear their `unread`, the one that asked included.
     ReadMoved {
         conv: &'a ConversationRecord,
         agent: AgentId,

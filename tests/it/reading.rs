@@ -316,3 +316,38 @@ async fn a_follow_up_for_replies_the_visitor_has_all_seen_is_cancelled() {
     assert!(sink.messages().is_empty(), "every reply was seen");
     assert!(s.app.outbox.outbox().expect("outbox").is_empty());
 }
+
+#[tokio::test]
+async fn a_flood_of_mark_read_and_seen_that_move_nothing_writes_nothing() {
+    let (s, [ann, _, _], mut visitor, _, conv) = team().await;
+    let (mut a, _) = s.agent(&ann).await;
+    mark_read(&mut a, &conv, 3, 0).await;
+    visitor.send(json!({"type":"seen","seq":3})).await;
+    until(&mut a, &conv, "visitor_seen_seq", 3).await;
+    let flushes = || {
+        s.app
+            .writer
+            .stats()
+            .flushes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let before = flushes();
+    for seq in 0..200u64 {
+        a.send(json!({"type":"mark_read","conversation_id":conv,"seq":seq % 5}))
+            .await;
+        visitor.send(json!({"type":"seen","seq":seq % 5})).await;
+    }
+    // Every mark_read is answered; the seen frames, after the last, are all handled
+    // once the history that follows them is.
+    for _ in 0..200 {
+        assert_eq!(updated(&mut a, &conv).await["unread"], 0);
+    }
+    visitor.send(json!({"type":"history"})).await;
+    visitor.expect_skipping("history").await;
+    assert_eq!(
+        flushes(),
+        before,
+        "a cursor that does not move is never written"
+    );
+    a.expect_silence(300, &[]).await;
+}
