@@ -351,3 +351,22 @@ async fn a_flood_of_mark_read_and_seen_that_move_nothing_writes_nothing() {
     );
     a.expect_silence(300, &[]).await;
 }
+
+#[tokio::test]
+async fn an_agent_asking_for_changes_only_still_hears_their_unread_move() {
+    let (s, [ann, _, _], mut visitor, _, conv) = team().await;
+    let mut lean = Client::connect(&s.ws_url("/ws/agent"))
+        .await
+        .expect("agent connects");
+    lean.send(json!({"type":"auth","token":ann,"summaries":"changes"}))
+        .await;
+    assert_eq!(listed(&lean.expect("ready").await, &conv)["unread"], 3);
+    // A visitor's message is a `message` frame only: the client counts it.
+    visitor.say("four").await;
+    lean.expect("message").await;
+    lean.expect_silence(300, &[]).await;
+    mark_read(&mut lean, &conv, 4, 0).await;
+    // Their seen, a change the message frame does not carry, comes as a summary.
+    visitor.send(json!({"type":"seen","seq":4})).await;
+    until(&mut lean, &conv, "visitor_seen_seq", 4).await;
+}
