@@ -384,7 +384,7 @@ fn deliver(
     let keep = |which: Agents| move |c: &Conn| which.include(c) && Some(c.id) != to.except;
     let (frame, agents) = match (event.summarised(), to.agents) {
         (Some(conv), Some((inbox, which))) => {
-            let mut copies = PerUnread::new(outgoing.clone());
+            let mut copies = PerUnread::new(outgoing);
             let n = hub.to_agents_each(inbox, keep(which), |c| copies.frame(conv, c.agent));
             (copies.first(), n)
         }

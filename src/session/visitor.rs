@@ -340,14 +340,7 @@ impl<S: Socket> Session<S> {
             visitor: self.key.clone(),
         };
         let limits = &self.app.config.limits;
-        let told = self.typing.frame(
-            place,
-            active,
-            Instant::now(),
-            limits.typing,
-            limits.typing_expiry,
-        );
-        for t in told {
+        for t in self.typing.frame(place, active, Instant::now(), limits) {
             self.tell_typing(Some(t));
         }
         Ok(())
