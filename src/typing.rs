@@ -9,7 +9,7 @@
 //! `active: false`. A pure state machine over an injected `Instant`: it never touches
 //! the store, the hub or a socket.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::{Limits, Rate};
 use crate::hub::VisitorKey;
@@ -130,6 +130,7 @@ impl Typing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const EXPIRY: Duration = Duration::from_secs(6);
 
