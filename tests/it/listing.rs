@@ -1,0 +1,352 @@
+//! The conversation list: `ready`'s newest page and `next`, `list` with its status and
+//! assignee filters and cursor paging, the order by activity, search by contact and by
+//! message words, isolation between inboxes, the index across kill -9 and a schema
+//! upgrade, and the abuse of `list` (limits, bad cursors and queries, its rate).
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+use widget_protocol::{CaptureWhen, Role, Status};
+
+use frontdesk::conversations::{AgentReply, FirstMessagePlan, VisitorSend, Workflow};
+use frontdesk::ids::{ConversationId, VisitorId};
+use frontdesk::store::records::AssigneeRecord;
+
+use crate::support::{Client, TestServer};
+
+/// A time well before now, so that live messages come after every seeded one.
+const T0: i64 = 1_700_000_000_000;
+
+/// Appends a visitor message at `now` in `inbox` (a new conversation for a new
+/// visitor); the conversation's id.
+async fn seed(s: &TestServer, visitor: VisitorId, inbox: &str, text: &str, now: i64) -> String {
+    let appended = s
+        .app
+        .store
+        .append_visitor(VisitorSend {
+            visitor,
+            inbox: inbox.into(),
+            client_msg_id: uuid::Uuid::new_v4().to_string(),
+            text: text.into(),
+            page: None,
+            now,
+            plan: FirstMessagePlan {
+                when: CaptureWhen::Never,
+                delay_ms: 0,
+                prompt_text: String::new(),
+                away: None,
+            },
+        })
+        .await
+        .expect("appended");
+    appended.conversation.id.to_string()
+}
+
+/// `n` conversations in the default inbox, the i-th at `T0 + i` saying `text(i)`, written
+/// concurrently (one log sync for many); their ids, oldest first.
+async fn seed_many(s: &TestServer, n: usize, text: impl Fn(usize) -> String) -> Vec<String> {
+    let mut ids = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        let made = join_all(chunk.iter().map(|&i| {
+            let t = text(i);
+            async move { seed(s, VisitorId::generate(), "default", &t, T0 + i as i64).await }
+        }))
+        .await;
+        ids.extend(made);
+    }
+    ids
+}
+
+fn conv_id(id: &str) -> ConversationId {
+    ConversationId::parse(id).expect("a conversation id")
+}
+
+fn ids(frame: &Value) -> Vec<String> {
+    frame["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .map(|c| c["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// One `list` and its answer.
+async fn list(agent: &mut Client, frame: Value) -> Value {
+    let mut frame = frame;
+    frame["type"] = json!("list");
+    agent.send(frame).await;
+    agent.expect_skipping("conversations").await
+}
+
+/// Every page of `frame`'s list, following `next`, `limit` at a time; the ids in order.
+async fn all_pages(agent: &mut Client, frame: Value, limit: u32) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut before = Value::Null;
+    loop {
+        let mut f = frame.clone();
+        f["before"] = before;
+        f["limit"] = json!(limit);
+        let page = list(agent, f).await;
+        let page_ids = ids(&page);
+        assert!(page_ids.len() <= limit as usize);
+        got.extend(page_ids);
+        if page["next"].is_null() {
+            return got;
+        }
+        before = page["next"].clone();
+    }
+}
+
+async fn query(agent: &mut Client, q: &str) -> Vec<String> {
+    ids(&list(agent, json!({"query": q})).await)
+}
+
+#[tokio::test]
+async fn paging_through_120_conversations_yields_each_once_newest_first() {
+    let s = TestServer::start().await;
+    let seeded = seed_many(&s, 120, |i| format!("hello {i}")).await;
+    let newest_first: Vec<String> = seeded.iter().rev().cloned().collect();
+    let (mut admin, ready) = s.admin().await;
+
+    let first = ids(&ready);
+    assert_eq!(first, newest_first[..50], "ready: the newest page");
+    assert!(ready["next"].is_string(), "ready.next for the rest");
+    let rest = list(&mut admin, json!({"before": ready["next"]})).await;
+    assert_eq!(ids(&rest), newest_first[50..100]);
+
+    let paged = all_pages(&mut admin, json!({}), 50).await;
+    assert_eq!(paged, newest_first, "every conversation once, in order");
+    let unique: HashSet<_> = paged.iter().collect();
+    assert_eq!(unique.len(), 120);
+}
+
+#[tokio::test]
+async fn a_conversation_with_a_new_message_moves_to_the_top() {
+    let s = TestServer::start().await;
+    let seeded = seed_many(&s, 5, |i| format!("hi {i}")).await;
+    let (mut admin, _) = s.admin().await;
+    assert_eq!(query_all(&mut admin).await[0], seeded[4]);
+
+    s.app
+        .store
+        .append_agent(AgentReply {
+            conversation: conv_id(&seeded[1]),
+            agent_name: "Admin".into(),
+            client_msg_id: "r1".into(),
+            text: "an answer".into(),
+            now: T0 + 100,
+            visitor_online: false,
+            follow_up_delay_ms: None,
+        })
+        .await
+        .expect("replied");
+    let order = query_all(&mut admin).await;
+    assert_eq!(order[0], seeded[1], "the replied one first");
+    assert_eq!(order.len(), 5, "and listed once");
+
+    // A real visitor's first message is newer than everything seeded.
+    let (mut visitor, _) = s.visitor().await;
+    let live = visitor.say("new here").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let order = query_all(&mut admin).await;
+    assert_eq!(
+        (order[0].as_str(), order[1].as_str()),
+        (live.as_str(), seeded[1].as_str())
+    );
+}
+
+async fn query_all(agent: &mut Client) -> Vec<String> {
+    ids(&list(agent, json!({})).await)
+}
+
+#[tokio::test]
+async fn status_and_assignee_filter_the_list() {
+    let s = TestServer::start().await;
+    let ann_token = s.create_agent("Ann", &["default"], Role::Agent).await;
+    let bob_token = s.create_agent("Bob", &["default"], Role::Agent).await;
+    let (mut ann, ready) = s.agent(&ann_token).await;
+    let (_bob, bob_ready) = s.agent(&bob_token).await;
+    let agent_id = |r: &Value| r["agent"]["id"].as_str().expect("id").to_string();
+    let (ann_id, bob_id) = (agent_id(&ready), agent_id(&bob_ready));
+    let c = seed_many(&s, 6, |i| format!("m {i}")).await;
+    let who = |id: &str, name: &str| AssigneeRecord {
+        id: frontdesk::ids::AgentId::parse(id).expect("id"),
+        name: name.into(),
+    };
+    // c0 open/Ann, c1 pending/Ann, c2 pending/Bob, c3 resolved/nobody, c4 open/nobody,
+    // c5 resolved/Bob.
+    let plan = [
+        (Status::Open, Some(who(&ann_id, "Ann"))),
+        (Status::Pending, Some(who(&ann_id, "Ann"))),
+        (Status::Pending, Some(who(&bob_id, "Bob"))),
+        (Status::Resolved, None),
+        (Status::Open, None),
+        (Status::Resolved, Some(who(&bob_id, "Bob"))),
+    ];
+    for (id, (status, assignee)) in c.iter().zip(plan) {
+        let store = &s.app.store;
+        store
+            .set_workflow(conv_id(id), Workflow::Status(status))
+            .await
+            .expect("status");
+        store
+            .set_workflow(conv_id(id), Workflow::Assign(assignee))
+            .await
+            .expect("assignee");
+    }
+    let pick = |idx: &[usize]| idx.iter().rev().map(|&i| c[i].clone()).collect::<Vec<_>>();
+    let cases = [
+        (json!({"status":"open"}), pick(&[0, 4])),
+        (json!({"status":"pending"}), pick(&[1, 2])),
+        (json!({"status":"resolved"}), pick(&[3, 5])),
+        (json!({"assignee":"me"}), pick(&[0, 1])),
+        (json!({"assignee":"none"}), pick(&[3, 4])),
+        (json!({"assignee": bob_id}), pick(&[2, 5])),
+        (json!({"status":"pending","assignee":"me"}), pick(&[1])),
+        (json!({"status":"resolved","assignee":"none"}), pick(&[3])),
+        (json!({"status":"open","assignee": bob_id}), pick(&[])),
+        (
+            json!({"status":null,"assignee":null}),
+            pick(&[0, 1, 2, 3, 4, 5]),
+        ),
+    ];
+    for (filter, want) in cases {
+        assert_eq!(ids(&list(&mut ann, filter.clone()).await), want, "{filter}");
+    }
+
+    // An agent's reply moves a resolved conversation up and leaves it resolved.
+    s.app
+        .store
+        .append_agent(AgentReply {
+            conversation: conv_id(&c[3]),
+            agent_name: "Ann".into(),
+            client_msg_id: "x".into(),
+            text: "still resolved".into(),
+            now: T0 + 50,
+            visitor_online: false,
+            follow_up_delay_ms: None,
+        })
+        .await
+        .expect("replied");
+    let resolved = ids(&list(&mut ann, json!({"status":"resolved"})).await);
+    assert_eq!(
+        resolved,
+        [c[3].clone(), c[5].clone()],
+        "moved up, still resolved"
+    );
+    // Paging a filter with a small limit sees each match once.
+    let mine: Vec<String> = all_pages(&mut ann, json!({"assignee":"me"}), 1).await;
+    assert_eq!(mine, pick(&[0, 1]));
+}
+
+#[tokio::test]
+async fn ready_lists_the_agents_of_the_inboxes_only() {
+    let s = TestServer::start().await;
+    s.create_inbox("other", &[]).await;
+    let ann = s.create_agent("Ann", &["default"], Role::Agent).await;
+    s.create_agent("Bob", &["default", "other"], Role::Agent)
+        .await;
+    s.create_agent("Cy", &["other"], Role::Agent).await;
+    let dan = s.create_agent("Dan", &["default"], Role::Agent).await;
+    let (_d, dan_ready) = s.agent(&dan).await;
+    let dan_id =
+        frontdesk::ids::AgentId::parse(dan_ready["agent"]["id"].as_str().expect("id")).expect("id");
+    frontdesk::agents::revoke(s.app.admin.as_ref(), dan_id)
+        .await
+        .expect("revoked");
+
+    let (_a, ready) = s.agent(&ann).await;
+    let names: Vec<&str> = ready["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .map(|a| a["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        ["Admin", "Ann", "Bob"],
+        "members, not revoked, by name"
+    );
+    assert!(ready["agents"][0]["id"].is_string());
+}
+
+#[tokio::test]
+async fn list_shows_nothing_of_another_inbox() {
+    let s = TestServer::start().await;
+    s.create_inbox("other", &[]).await;
+    let cy = s.create_agent("Cy", &["other"], Role::Agent).await;
+    seed_many(&s, 3, |_| "secret plans".into()).await;
+    let theirs = seed(&s, VisitorId::generate(), "other", "their plans", T0).await;
+    let (mut cy, ready) = s.agent(&cy).await;
+    assert_eq!(ids(&ready), std::slice::from_ref(&theirs));
+    assert_eq!(ready["next"], Value::Null);
+    assert_eq!(query_all(&mut cy).await, std::slice::from_ref(&theirs));
+    assert!(
+        query(&mut cy, "secret").await.is_empty(),
+        "a word of another inbox"
+    );
+    assert_eq!(query(&mut cy, "plans").await, [theirs]);
+}
+
+#[tokio::test]
+async fn list_abuse_is_refused_or_clamped() {
+    let s = TestServer::start_with(|c| {
+        c.limits.list_per_connection =
+            frontdesk::config::Rate::new(1000, std::time::Duration::from_secs(10))
+    })
+    .await;
+    seed_many(&s, 210, |i| format!("x{i}")).await;
+    let (mut admin, _) = s.admin().await;
+    let page = list(&mut admin, json!({"limit": 10000})).await;
+    assert_eq!(ids(&page).len(), 200, "limit clamps to 200");
+    assert!(page["next"].is_string());
+    let page = list(&mut admin, json!({"limit": 0})).await;
+    assert_eq!(ids(&page).len(), 1);
+
+    let refusals = [
+        json!({"query": "a".repeat(500)}),
+        json!({"query": (0..30).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ")}),
+        json!({"before": "garbage"}),
+        json!({"before": "1764082700000.not-a-uuid"}),
+        json!({"before": format!("-5.{}", uuid::Uuid::new_v4())}),
+        json!({"before": format!("99999999999999999999999.{}", uuid::Uuid::new_v4())}),
+        json!({"before": format!("{}.{}.1", 5, uuid::Uuid::new_v4())}),
+        json!({"assignee": "somebody"}),
+    ];
+    for frame in refusals {
+        let mut f = frame.clone();
+        f["type"] = json!("list");
+        admin.send(f).await;
+        admin.expect_error("bad_frame").await;
+    }
+    // A well-formed cursor of no conversation is only a place: the list goes on after it.
+    let forged = format!("{}.{}", T0 + 100, uuid::Uuid::new_v4());
+    assert_eq!(
+        ids(&list(&mut admin, json!({"before": forged})).await).len(),
+        50
+    );
+    // Still answering after all that.
+    assert_eq!(query_all(&mut admin).await.len(), 50);
+}
+
+#[tokio::test]
+async fn a_burst_of_lists_is_rate_limited() {
+    let s = TestServer::start().await;
+    let (mut admin, _) = s.admin().await;
+    for _ in 0..25 {
+        admin.send(json!({"type":"list"})).await;
+    }
+    let (mut answered, mut limited) = (0, 0);
+    for _ in 0..25 {
+        let f = admin.next().await.expect("a frame");
+        match f["type"].as_str() {
+            Some("conversations") => answered += 1,
+            Some("error") if f["code"] == "rate_limited" => limited += 1,
+            other => panic!("unexpected {other:?}: {f}"),
+        }
+    }
+    assert_eq!((answered, limited), (20, 5));
+}
