@@ -13,7 +13,7 @@ use frontdesk::conversations::{AgentReply, FirstMessagePlan, VisitorSend, Workfl
 use frontdesk::ids::{ConversationId, VisitorId};
 use frontdesk::store::records::AssigneeRecord;
 
-use crate::support::{Client, TestServer};
+use crate::support::{BinaryServer, Client, TestServer};
 
 /// A time well before now, so that live messages come after every seeded one.
 const T0: i64 = 1_700_000_000_000;
@@ -349,4 +349,139 @@ async fn a_burst_of_lists_is_rate_limited() {
         }
     }
     assert_eq!((answered, limited), (20, 5));
+}
+
+#[tokio::test]
+async fn search_finds_contacts_by_name_and_email_and_messages_by_word_prefix() {
+    let s = TestServer::start().await;
+    let (mut admin, _) = s.admin().await;
+    let ada = seed(
+        &s,
+        VisitorId::generate(),
+        "default",
+        "Where is my Refund?",
+        T0,
+    )
+    .await;
+    let jo = seed(
+        &s,
+        VisitorId::generate(),
+        "default",
+        "Grüße aus MÜNCHEN, die Bestellung fehlt",
+        T0 + 1,
+    )
+    .await;
+    let other = seed(&s, VisitorId::generate(), "default", "unrelated", T0 + 2).await;
+    admin
+        .send(json!({"type":"create_contact","conversation_id":ada,
+            "email":"Ada.Lovelace@Example.com","first_name":"Ada","last_name":"Lovelace"}))
+        .await;
+    admin.expect_skipping("visitor_assigned").await;
+    admin
+        .send(json!({"type":"create_contact","conversation_id":jo,
+            "email":"jo@mail.example","first_name":"Jörg","last_name":"Müller"}))
+        .await;
+    admin.expect_skipping("visitor_assigned").await;
+
+    let one = |id: &String| vec![id.clone()];
+    let cases: [(&str, Vec<String>); 17] = [
+        ("ada", one(&ada)),
+        ("LOVEL", one(&ada)),
+        ("ada lovelace", one(&ada)),
+        ("ada.lovelace@example.com", one(&ada)),
+        ("ada.lovelace@exa", one(&ada)),
+        ("example.com", one(&ada)),
+        ("refu", one(&ada)),
+        ("REFUND", one(&ada)),
+        ("und", vec![]),
+        ("müller", one(&jo)),
+        ("MÜLL", one(&jo)),
+        ("grüße münchen", one(&jo)),
+        ("jo@mail", one(&jo)),
+        ("jö", one(&jo)),
+        ("mail", one(&jo)),
+        ("ada müller", vec![]),
+        ("unrel", one(&other)),
+    ];
+    for (q, want) in cases {
+        assert_eq!(query(&mut admin, q).await, want, "query {q:?}");
+    }
+    assert_eq!(query(&mut admin, "  ").await.len(), 3, "blank is no query");
+}
+
+#[tokio::test]
+async fn common_and_rare_words_page_the_same_way() {
+    let s = TestServer::start_with(|c| {
+        c.limits.list_per_connection =
+            frontdesk::config::Rate::new(1000, std::time::Duration::from_secs(10))
+    })
+    .await;
+    // More conversations with "common" than a term's lookup reads: it walks the list.
+    let n = 1100;
+    let seeded = seed_many(&s, n, |i| {
+        let rare = if i % 400 == 7 { " zebrafish" } else { "" };
+        format!("a common question {i}{rare}")
+    })
+    .await;
+    let newest_first: Vec<String> = seeded.iter().rev().cloned().collect();
+    let (mut admin, _) = s.admin().await;
+    let common = all_pages(&mut admin, json!({"query":"comm"}), 200).await;
+    assert_eq!(common, newest_first, "each once, newest first");
+    let rare: Vec<String> = [807, 407, 7].iter().map(|&i| seeded[i].clone()).collect();
+    assert_eq!(
+        all_pages(&mut admin, json!({"query":"zebra"}), 2).await,
+        rare
+    );
+    assert_eq!(query(&mut admin, "common zebra").await, rare);
+    assert_eq!(
+        query(&mut admin, "question 1099").await,
+        [seeded[1099].clone()]
+    );
+
+    // With a filter, both ways.
+    s.app
+        .store
+        .set_workflow(conv_id(&seeded[407]), Workflow::Status(Status::Pending))
+        .await
+        .expect("status");
+    let pending = |q: &str| json!({"query": q, "status": "pending"});
+    assert_eq!(
+        ids(&list(&mut admin, pending("zebra")).await),
+        [seeded[407].clone()]
+    );
+    assert_eq!(
+        ids(&list(&mut admin, pending("common")).await),
+        [seeded[407].clone()]
+    );
+}
+
+#[tokio::test]
+async fn the_index_survives_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = BinaryServer::spawn(dir.path(), &[]).await;
+    let (mut visitor, _) = server.visitor(None).await;
+    let conv = visitor.say("Quokka sightings wanted").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (mut admin, _) = server.agent(&server.admin_token()).await;
+    admin
+        .send(json!({"type":"set_status","conversation_id":conv,"status":"pending"}))
+        .await;
+    admin.expect_skipping("conversation_updated").await;
+    admin
+        .send(json!({"type":"create_contact","conversation_id":conv,
+            "email":"wal@example.org","first_name":"Wally","last_name":"Roo"}))
+        .await;
+    admin.expect_skipping("visitor_assigned").await;
+    server.kill9().await;
+
+    let server = BinaryServer::spawn(dir.path(), &[]).await;
+    let (mut admin, ready) = server.agent(&server.admin_token()).await;
+    assert_eq!(ids(&ready), std::slice::from_ref(&conv));
+    for q in ["quokka", "wally", "wal@example.org"] {
+        let found = ids(&list(&mut admin, json!({"query": q, "status": "pending"})).await);
+        assert_eq!(found, std::slice::from_ref(&conv), "{q}");
+    }
+    assert!(ids(&list(&mut admin, json!({"status": "open"})).await).is_empty());
 }
