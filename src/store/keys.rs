@@ -7,6 +7,7 @@
 //! | --- | --- | --- |
 //! | `meta` | `b"schema"` | u32 BE schema version |
 //! | `meta` | `b"applied_lsn"` | u64 BE: the last write-ahead log record applied |
+//! | `meta` | `b"upgrade_v2_after"` | while upgrading to schema 2: the last conversation id done |
 //! | `inboxes` | inbox key (UTF-8) | `InboxRecord` |
 //! | `agents` | agent id | `AgentRecord` |
 //! | `agent_tokens` | SHA-256 of the token | agent id |
@@ -139,6 +140,10 @@ impl Tree {
 }
 
 pub const SCHEMA_KEY: &[u8] = b"schema";
+
+/// In `meta`, while the store is being upgraded to schema 2: the id of the last
+/// conversation done (see `kv_store::upgrade`).
+pub const UPGRADE_PROGRESS_KEY: &[u8] = b"upgrade_v2_after";
 
 /// In `meta`: the log sequence number of the last write applied to the engine (u64 BE),
 /// written after each group's writes; see `store::wal`.

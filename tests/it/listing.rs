@@ -485,3 +485,136 @@ async fn the_index_survives_kill_9() {
     }
     assert!(ids(&list(&mut admin, json!({"status": "open"})).await).is_empty());
 }
+
+/// A data directory as schema 1 left it: `n` conversations in the default inbox (the
+/// i-th updated at `T0 + i`, a visitor's "Need a refund" and an agent's answer), the
+/// first one's visitor linked to contact Vera Alt; no list or search index. Their ids,
+/// oldest first.
+fn write_v1(path: &std::path::Path, n: usize) -> Vec<String> {
+    use frontdesk::store::{keys, Batch, Tree};
+    let (kv, wal) = frontdesk::store::open(path).expect("store opens");
+    let mut b = Batch::default();
+    b.put(Tree::Meta, keys::SCHEMA_KEY, 1u32.to_be_bytes().to_vec());
+    let contact = frontdesk::ids::ContactId::generate();
+    b.put(
+        Tree::Contacts,
+        keys::id(contact),
+        json!({"id":contact,"email":"vera@example.net","first_name":"Vera","last_name":"Alt",
+            "source":"agent","created_at":T0})
+        .to_string(),
+    );
+    b.put(
+        Tree::ContactEmails,
+        keys::contact_email("vera@example.net"),
+        keys::id(contact),
+    );
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (conv, visitor) = (ConversationId::generate(), VisitorId::generate());
+        let at = T0 + i as i64;
+        let message = |seq: u64, kind: &str, text: &str| {
+            json!({"id":uuid::Uuid::now_v7(),"conversation_id":conv,"seq":seq,
+                "author":{"kind":kind,"name":null},"text":text,"at":at})
+        };
+        let answer = message(2, "agent", "We are on it");
+        for (seq, m) in [
+            (1, message(1, "visitor", "Need a refund")),
+            (2, answer.clone()),
+        ] {
+            b.put(Tree::Messages, keys::message(conv, seq), m.to_string());
+        }
+        b.put(
+            Tree::Conversations,
+            keys::id(conv),
+            json!({"id":conv,"inbox":"default","visitor_id":visitor,"created_at":at,
+                "updated_at":at,"last_seq":2,"last_message":answer,"prompt":{"state":"none"},
+                "prompt_text":null,"seen_seq":2,"follow_up_due":null})
+            .to_string(),
+        );
+        let linked = (i == 0).then_some(contact);
+        b.put(
+            Tree::Visitors,
+            keys::id(visitor),
+            json!({"id":visitor,"created_at":at,"contact_id":linked,"email":null,"page":null})
+                .to_string(),
+        );
+        b.put(
+            Tree::ConvByVisitor,
+            keys::conv_by_visitor(visitor, "default"),
+            keys::id(conv),
+        );
+        let mut by_inbox = b"default\0".to_vec();
+        by_inbox.extend_from_slice(&keys::id(conv));
+        b.put(Tree::ConvByInbox, by_inbox, Vec::new());
+        ids.push(conv.to_string());
+    }
+    kv.apply(&b).expect("written");
+    kv.flush().expect("flushed");
+    drop((kv, wal));
+    ids
+}
+
+#[tokio::test]
+async fn a_schema_1_store_is_upgraded_in_batches_and_after_a_crash_midway() {
+    use frontdesk::store::{keys, schema_version, KvStore, Tree, Writer};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().to_path_buf();
+    let n = 250;
+    let seeded = write_v1(&path, n);
+
+    // A first start gets one batch done, then stops as a crash would.
+    let (kv, wal) = frontdesk::store::open(&path).expect("store opens");
+    assert_eq!(schema_version(kv.as_ref()).expect("version"), 1);
+    let (writer, thread) = Writer::start(kv.clone(), wal, Box::new(|_| {}));
+    let store = KvStore::new(kv, writer);
+    assert!(
+        !store.upgrade_steps(1).await.expect("a batch"),
+        "more to do"
+    );
+    drop(store);
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .expect("joined")
+        .expect("writer ended");
+
+    let s = TestServer::start_in_existing(Some(dir), path).await;
+    assert_eq!(schema_version(s.app.kv()).expect("version"), 2);
+    assert_eq!(
+        s.app
+            .kv()
+            .get(Tree::Meta, keys::UPGRADE_PROGRESS_KEY)
+            .expect("read"),
+        None
+    );
+    let (mut admin, ready) = s.admin().await;
+    let newest_first: Vec<String> = seeded.iter().rev().cloned().collect();
+    assert_eq!(ids(&ready), newest_first[..50]);
+    assert_eq!(
+        all_pages(&mut admin, json!({}), 200).await,
+        newest_first,
+        "each once"
+    );
+    assert_eq!(
+        all_pages(&mut admin, json!({"query":"refu"}), 200).await,
+        newest_first
+    );
+    assert_eq!(query(&mut admin, "vera alt").await, [seeded[0].clone()]);
+    assert_eq!(
+        query(&mut admin, "vera@example.net").await,
+        [seeded[0].clone()]
+    );
+    for id in [&seeded[0], &seeded[n - 1]] {
+        let conv = s
+            .app
+            .store
+            .conversation(conv_id(id))
+            .expect("read")
+            .expect("there");
+        assert_eq!(conv.visitor_messages, 1, "the visitor's messages counted");
+        assert_eq!(conv.status, Status::Open);
+    }
+    // New writes keep the index right after the upgrade.
+    let (mut visitor, _) = s.visitor().await;
+    visitor.say("fresh words").await;
+    assert_eq!(query(&mut admin, "fresh").await.len(), 1);
+}

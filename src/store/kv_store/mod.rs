@@ -12,6 +12,7 @@ mod admin;
 pub(crate) mod listing;
 mod outbox;
 mod read;
+mod upgrade;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
