@@ -31,6 +31,7 @@ pub mod inboxes;
 pub mod listing;
 pub mod mail;
 pub mod metrics;
+pub mod reading;
 pub mod search;
 pub mod server;
 pub mod session;
@@ -39,6 +40,7 @@ pub mod store;
 pub mod text;
 pub mod throttle;
 pub mod transport;
+pub mod typing;
 pub mod validate;
 
 pub use config::Config;

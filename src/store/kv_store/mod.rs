@@ -32,8 +32,9 @@ use crate::error::{Error, Result};
 use crate::followup::state::{
     self as follow_up, FollowUp, FollowUpEffect, FollowUpEvent, FollowUpNews,
 };
-use crate::ids::{ConversationId, OutboxId, VisitorId};
+use crate::ids::{AgentId, ConversationId, OutboxId, VisitorId};
 use crate::listing::{ListRequest, Page};
+use crate::reading::{self, MarkedRead};
 use crate::search;
 use listing::{put_conversation, Place};
 use read::{earlier, find_for_visitor, load, load_visitor, lookup, visitor_reachable, KvReads};
@@ -234,6 +235,50 @@ impl Store for KvStore {
                     }
                     None => Ok((b, conv)),
                 }
+            })
+            .await
+    }
+
+    async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        agent: AgentId,
+        seq: u64,
+    ) -> Result<MarkedRead> {
+        self.writer
+            .transact(move |kv| {
+                let mut b = Batch::default();
+                let conv = load(kv, conversation)?.ok_or_else(Error::not_found)?;
+                let was = Place::of(&conv);
+                let read = reading::plan_mark_read(conv, agent, seq, &KvReads(kv))?;
+                if read.moved {
+                    put_conversation(&mut b, Some(&was), &read.conversation);
+                }
+                Ok((b, read))
+            })
+            .await
+    }
+
+    async fn visitor_seen(
+        &self,
+        conversation: ConversationId,
+        seq: u64,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                let Some(conv) = load(kv, conversation)? else {
+                    return Ok((b, None));
+                };
+                let was = Place::of(&conv);
+                let Some(seen) = reading::plan_seen(conv, seq) else {
+                    return Ok((b, None));
+                };
+                if let Some(change) = seen.deadline {
+                    deadlines::apply(&mut b, DeadlineKind::FollowUp, conversation, change);
+                }
+                put_conversation(&mut b, Some(&was), &seen.conversation);
+                Ok((b, Some(seen.conversation)))
             })
             .await
     }
