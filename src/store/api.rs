@@ -21,6 +21,7 @@ use crate::error::Result;
 use crate::followup::state::FollowUpNews;
 use crate::hub::VisitorKey;
 use crate::ids::{AgentId, ContactId, ConversationId, OutboxId, VisitorId};
+use crate::listing::{ListRequest, Page};
 use crate::mail::{Begin, Delivery, Email, Ended};
 use crate::reading::MarkedRead;
 use crate::store::keys::DeadlineKind;
@@ -182,12 +183,9 @@ pub trait Store: Reads + Send + Sync {
         inbox: &str,
     ) -> Result<Option<ConversationRecord>, StoreError>;
 
-    /// The conversations of some inboxes, newest first, at most `limit`.
-    fn conversations(
-        &self,
-        inboxes: &[String],
-        limit: usize,
-    ) -> Result<Vec<ConversationRecord>, StoreError>;
+    /// A page of the conversations of `inboxes`, newest activity first, with the status
+    /// and assignee filters, the query and the cursor of `request` (see `listing`).
+    fn list(&self, inboxes: &[String], request: &ListRequest) -> Result<Page, StoreError>;
 
     /// The contact with this email, whatever its case.
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError>;

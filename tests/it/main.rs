@@ -23,6 +23,8 @@ mod fuzz_corpus;
 mod hostile;
 /// A visitor never sees another's data; an agent nothing outside its inboxes.
 mod isolation;
+/// The conversation list: paging, filters, order, search, its index, its abuse.
+mod listing;
 /// What one connection may make the server hold.
 mod memory;
 /// `/metrics`: every series, and the counters moving.
