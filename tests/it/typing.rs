@@ -253,3 +253,21 @@ async fn typing_in_a_conversation_the_agent_may_not_see_is_not_found() {
     w.v.expect_silence(300, &[]).await;
     w.ann.expect_silence(0, &[]).await;
 }
+
+#[tokio::test]
+async fn the_binary_takes_the_typing_limits_from_its_options() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = ["--typing-expiry-ms", "300", "--typing-rate", "1/1s"];
+    let server = crate::support::BinaryServer::spawn(dir.path(), &args).await;
+    let (mut v, _) = server.visitor(None).await;
+    let conv = id_of(&v.say("hello").await);
+    let (mut admin, _) = server.agent(&server.admin_token()).await;
+    for _ in 0..3 {
+        admin.send(typing(&conv, true)).await;
+    }
+    let name = v.expect_skipping("typing").await["name"].clone();
+    // One forwarded (1 a second), and its end 300 ms later.
+    let ended = v.expect("typing").await;
+    assert_eq!(ended, json!({"type":"typing","active":false,"name":name}));
+    server.kill9().await;
+}
