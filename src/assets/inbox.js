@@ -27,7 +27,7 @@
     convs: new Map(),          // id -> SUMMARY, every one this page heard of
     // The list: the filter, the ids it shows, the cursor of the next page.
     filter: { status: 'open', assignee: null, query: '' },
-    view: new Set(), next: null, bottom: 0, listGen: 0, listQ: [], listLoading: false,
+    view: new Set(), hits: new Set(), next: null, bottom: 0, listGen: 0, listQ: [], listLoading: false,
     moreLoading: false, listLocal: false,
     rows: new Map(),           // id -> row (its elements), for update in place
     openId: null,
@@ -248,13 +248,14 @@
     if (f.assignee === 'none') return !c.assignee;
     return true;
   }
-  /** Only used when the server cannot `list`: the filter applied to what `ready` sent. */
+  /** Whether what the page holds of a conversation shows every word of the search (the
+   * server searches all its messages; this sees the last one only). */
   function matchesQueryLocally(c) {
     var q = S.filter.query.toLowerCase();
     if (!q) return true;
     var v = c.visitor || {};
-    return [v.label, v.contact && v.contact.email, c.last_message && c.last_message.text]
-      .some(function (t) { return t && t.toLowerCase().indexOf(q) >= 0; });
+    var hay = [v.label, v.contact && v.contact.email, c.last_message && c.last_message.text].join(' ').toLowerCase();
+    return q.split(/\s+/).every(function (w) { return hay.indexOf(w) >= 0; });
   }
 
   /** Asks for the first page of the current filter (`more` false), or the next one. */
@@ -279,10 +280,11 @@
     var q = S.listQ.shift();
     if (!q || q.gen !== S.listGen) return;
     if (q.more) S.moreLoading = false;
-    else { S.listLoading = false; S.view.clear(); S.bottom = Infinity; S.listLocal = false; }
+    else { S.listLoading = false; S.view.clear(); S.hits.clear(); S.bottom = Infinity; S.listLocal = false; }
     (f.conversations || []).forEach(function (c) {
       S.convs.set(c.id, c);
       S.view.add(c.id);
+      S.hits.add(c.id);
       S.bottom = Math.min(S.bottom, c.updated_at || 0);
     });
     S.next = f.next || null;
@@ -352,10 +354,11 @@
   function place(c) {
     if (!matchesFilter(c)) { S.view.delete(c.id); return; }
     if (S.view.has(c.id)) return;
-    // A search's hits are the server's to say; otherwise a newer one than the page's
-    // last row belongs in what is loaded (an older one comes with its page).
-    var local = S.listLocal && matchesQueryLocally(c);
-    if (local || (!S.filter.query && !S.listLoading && (!S.next || (c.updated_at || 0) >= S.bottom))) S.view.add(c.id);
+    // Under a search: one the server found, or one whose text shows the words.
+    // Otherwise a newer one than the page's last row belongs in what is loaded (an
+    // older one comes with its page).
+    var found = S.filter.query ? S.hits.has(c.id) || matchesQueryLocally(c) : !S.next || (c.updated_at || 0) >= S.bottom;
+    if (S.listLocal ? matchesQueryLocally(c) : found && !S.listLoading) S.view.add(c.id);
   }
 
   function makeRow(id) {

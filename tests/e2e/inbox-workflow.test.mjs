@@ -393,7 +393,10 @@ test('the list is paged as the agent scrolls, and the count never claims a total
 
   // The search's first page is 50; scrolling loads the rest, each once.
   await search(page, `Paging ${tag}`);
-  await eventually(async () => (await rowIds(page)).length === 50, 'the first page');
+  await eventually(async () => {
+    const previews = await page.getByTestId('conv-preview').allTextContents();
+    return previews.length === 50 && previews.every((t) => t.includes(tag));
+  }, "the search's first page");
   await expectText(page.getByTestId('conv-count'), '50+');
   const focusRow = page.getByTestId('conv-item').nth(3).locator('button');
   await focusRow.focus();
