@@ -442,6 +442,8 @@
     });
     if (active && active !== document.activeElement && active.isConnected) active.focus({ preventScroll: true });
     if (anchor && anchor.isConnected) list.scrollTop = anchor.offsetTop - offset;
+    setAttr(list, 'aria-busy', String(S.listLoading));
+    setAttr(list, 'data-query', S.filter.query);
     var loading = S.listLoading && !ids.length;
     setText($('conv-count'), loading ? '…' : ids.length + (S.next ? '+' : ''));
     setAttr($('conv-count'), 'title', S.next ? 'More load as you scroll' : null);
