@@ -178,7 +178,7 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
   var typingWho = h('div', { class: 'who' });
   var typingRow = h('div', { class: 'm agent', t: 'typing', 'aria-hidden': 'true', hidden: '' },
     [typingWho, h('div', { class: 'b dots' }, [h('i'), h('i'), h('i')])]);
-  var status = h('small', { t: 'status', 'data-state': 'connecting', text: 'Connecting…' });
+  var status = h('small', { t: 'status', 'aria-live': 'polite', 'data-state': 'connecting', text: 'Connecting…' });
   var away = h('div', { class: 'away', t: 'away', hidden: '' });
   var more = h('button', { class: 'more', t: 'load-earlier', hidden: '', text: 'Load earlier messages',
     on: { click: loadEarlier } });
@@ -188,7 +188,7 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
   var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': 'Send', t: 'send', disabled: '' },
     [svg('M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z')]);
   var panel = h('div', { class: 'panel', role: 'dialog', 'aria-label': 'Chat', t: 'panel', hidden: '',
-    on: { keydown: e => { if (e.key === 'Escape') setOpen(false); } } }, [
+    on: { keydown: onPanelKey } }, [
     h('div', { class: 'head' }, [
       h('div', null, [h('b', { text: data.title || 'Chat with us' }), status]),
       h('button', { class: 'x', 'aria-label': 'Close chat', t: 'close',
@@ -222,6 +222,14 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     if (open && !document.hidden) stopFlash();
     else if (inside) launcher.focus(); // focus goes back where the chat came from
     renderBadge();
+  }
+  // Esc closes; on a phone the panel covers the page, so Tab stays inside it.
+  function onPanelKey(e) {
+    if (e.key === 'Escape') return setOpen(false);
+    if (e.key !== 'Tab' || !matchMedia('(max-width:480px)').matches) return;
+    var all = [].filter.call(panel.querySelectorAll('button,input,textarea'), el => !el.disabled && el.offsetParent);
+    var edge = all[e.shiftKey ? 0 : all.length - 1];
+    if (root.activeElement === edge) { e.preventDefault(); all[e.shiftKey ? all.length - 1 : 0].focus(); }
   }
   function setStatus(state, text) { status.dataset.state = state; status.textContent = text; }
   function nearBottom() { return log.scrollHeight - log.scrollTop - log.clientHeight < 80; }

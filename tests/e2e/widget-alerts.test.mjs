@@ -27,15 +27,23 @@ async function visitor() {
   const dialogs = forbidDialogs(page);
   const sent = [];
   let route = null;
+  const tap = { failNext: null };
   await page.routeWebSocket(/\/ws\/visitor/, (ws) => {
     const server = ws.connectToServer();
     route = ws;
-    ws.onMessage((m) => { sent.push(JSON.parse(m)); server.send(m); });
+    ws.onMessage((m) => {
+      const f = JSON.parse(m);
+      sent.push(f);
+      if (f.type === 'send' && tap.failNext) {
+        ws.send(JSON.stringify({ type: 'error', code: tap.failNext, message: 'server text', ref: f.client_msg_id }));
+        tap.failNext = null;
+      } else server.send(m);
+    });
   });
   await page.goto(`${BASE}/`);
   const w = widget(page);
   return {
-    context, page, w, sent, dialogs,
+    context, page, w, sent, dialogs, tap,
     badge: page.getByTestId('fd-badge'),
     preview: page.getByTestId('fd-preview'),
     typing: page.getByTestId('fd-typing'),
@@ -319,4 +327,53 @@ test('the unread count survives a reload (from the server\'s seen cursor) and cl
 
   await agent.close();
   await v.context.close();
+});
+
+test('a message the server refused says why in plain words, offers a Retry button, and keeps its place', async () => {
+  const { v, agent, id } = await conversation();
+  v.tap.failNext = 'rate_limited';
+  const text = `Is there a discount for two? ${uniq()}`;
+  await v.w.input.fill(text);
+  await v.w.input.press('Enter');
+  const failed = v.mine.filter({ hasText: text });
+  await eventually(async () => (await failed.getAttribute('data-status')) === 'failed', 'the refusal');
+  await expectText(failed, 'Too many messages at once');
+  assert.ok(!(await failed.textContent()).includes('server text'), 'not the server\'s developer text');
+
+  // A reply that comes after the failure shows below it, not above.
+  const answer = `Ten percent for a second bike. ${uniq()}`;
+  await reply(agent, id, answer);
+  await expectText(v.w.texts, answer);
+  let order = await v.w.texts.allTextContents();
+  assert.ok(order.indexOf(text) < order.indexOf(answer), JSON.stringify(order));
+
+  // Retry is a real button, reachable from the keyboard.
+  const retry = failed.getByRole('button', { name: 'Retry' });
+  await retry.focus();
+  await v.page.keyboard.press('Enter');
+  await eventually(async () => (await failed.getAttribute('data-status')) === 'sent', 'the retried message acked');
+  order = await v.w.texts.allTextContents();
+  assert.ok(order.indexOf(answer) < order.indexOf(text), `sent now, it is the newest: ${JSON.stringify(order)}`);
+
+  await agent.close();
+  await v.context.close();
+});
+
+test('on a phone the full-screen chat keeps Tab inside it, and Esc gives focus back to the launcher', async () => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true });
+  const page = await context.newPage();
+  await page.goto(`${BASE}/`);
+  const w = widget(page);
+  await w.open();
+  await w.input.fill('Hi');
+  const inside = () => w.panel.evaluate((p) => p.contains(p.getRootNode().activeElement));
+  for (let i = 0; i < 6; i++) {
+    await page.keyboard.press(i % 2 ? 'Shift+Tab' : 'Tab');
+    await page.keyboard.press('Tab');
+    assert.ok(await inside(), `focus left the panel after ${i + 1} rounds`);
+  }
+  await page.keyboard.press('Escape');
+  await hidden(w.panel);
+  assert.ok(await w.launcher.evaluate((el) => el.getRootNode().activeElement === el), 'focus is on the launcher');
+  await context.close();
 });
