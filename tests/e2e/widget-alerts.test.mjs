@@ -102,6 +102,7 @@ test("the agent's typing shows in the widget and goes on active:false, on their 
   await hidden(v.typing);
 
   // The reply itself ends it, and shows where the dots were.
+  await v.page.waitForTimeout(1100); // the server forwards at most 2 typing frames a second
   await agent.send({ type: 'typing', conversation_id: id, active: true });
   await visible(v.typing);
   const answer = `Yes, with the long rack. ${uniq()}`;
