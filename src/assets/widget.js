@@ -218,9 +218,10 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     launcher.setAttribute('aria-expanded', open);
     launcher.replaceChild(open ? iconX : iconChat, launcher.firstChild);
     store('session', openKey, open ? '1' : null);
-    if (open) { peek.hidden = true; scrollDown(); input.focus(); markSeen(); }
-    if (open && !document.hidden) stopFlash();
-    else if (inside) launcher.focus(); // focus goes back where the chat came from
+    if (open) {
+      peek.hidden = true; scrollDown(); input.focus(); markSeen();
+      if (!document.hidden) stopFlash();
+    } else if (inside) launcher.focus(); // focus goes back where the chat came from
     renderBadge();
   }
   // Esc closes; on a phone the panel covers the page, so Tab stays inside it.
