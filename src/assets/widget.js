@@ -91,12 +91,17 @@
   host.setAttribute('style', 'all:initial!important;position:fixed!important;right:0!important;bottom:0!important;' +
     'width:0!important;height:0!important;z-index:2147483000!important;display:block!important');
   var root = host.attachShadow({ mode: 'open' });
-  var accent = /^#[0-9a-f]{3,8}$/i.test(data.color || '') ? data.color : '#4f46e5';
+  var accent = /^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i.test(data.color || '') ? data.color : '#4f46e5';
+  // Text on the brand colour: white where it reads (4.5:1, WCAG AA), else dark.
+  var rgb = (accent.length < 6 ? accent.replace(/\w/g, '$&$&') : accent).slice(1, 7);
+  var lum = [0, 2, 4].map(i => parseInt(rgb.substr(i, 2), 16) / 255)
+    .map(c => c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4));
+  var onAccent = 1.05 / (0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2] + 0.05) >= 4.5 ? '#fff' : '#1f2330';
   var style = h('style');
   style.textContent = `:host{all:initial}
 *{box-sizing:border-box;margin:0;padding:0}
 [hidden]{display:none!important}
-.fd{--a:${accent};font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2330}
+.fd{--a:${accent};--on:${onAccent};font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2330}
 button,input,textarea{font:inherit;color:inherit}
 button{cursor:pointer;border:0}
 button:disabled{opacity:.5;cursor:default}
@@ -104,18 +109,18 @@ svg{width:26px;height:26px;fill:currentColor}
 .x svg{width:20px;height:20px}
 .send svg{width:18px;height:18px}
 button:focus-visible{outline:3px solid #1f2330;outline-offset:2px}
-.head button:focus-visible{outline-color:#fff}
-.launch{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;background:var(--a);color:#fff;display:grid;place-items:center;box-shadow:0 6px 20px rgba(20,20,50,.28)}
+.head button:focus-visible{outline-color:var(--on)}
+.launch{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;background:var(--a);color:var(--on);display:grid;place-items:center;box-shadow:0 6px 20px rgba(20,20,50,.28)}
 .badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;background:#e11d48;color:#fff;font-size:12px;font-weight:700;line-height:16px;text-align:center;border:2px solid #fff}
 .panel{position:fixed;right:20px;bottom:92px;width:370px;height:min(580px,calc(100vh - 120px));background:#fff;border-radius:16px;box-shadow:0 12px 48px rgba(20,20,50,.25);display:flex;flex-direction:column;overflow:hidden;transform-origin:bottom right;animation:pop .16s ease-out}
 @keyframes pop{from{opacity:0;transform:scale(.96) translateY(8px)}}
-.head{background:var(--a);color:#fff;padding:16px 18px;display:flex;align-items:center;gap:12px}
+.head{background:var(--a);color:var(--on);padding:16px 18px;display:flex;align-items:center;gap:12px}
 .head div{flex:1;min-width:0}
 .head b{display:block;font-size:16px;font-weight:650}
 .head small{display:flex;align-items:center;gap:6px;font-size:12.5px;opacity:.92}
 .head small::before{content:"";width:8px;height:8px;border-radius:50%;background:#4ade80}
 .head small:not([data-state=online])::before{background:#fbbf24}
-.x{background:none;color:#fff;width:32px;height:32px;border-radius:8px;display:grid;place-items:center}
+.x{background:none;color:var(--on);width:32px;height:32px;border-radius:8px;display:grid;place-items:center}
 .x:hover{background:rgba(255,255,255,.16)}
 .away{background:#fff7ed;color:#9a3412;border-bottom:1px solid #fed7aa;padding:9px 16px;font-size:13px;white-space:pre-wrap}
 .log{flex:1;overflow-y:auto;padding:14px 14px 6px;background:#f7f7fb;display:flex;flex-direction:column;gap:8px}
@@ -125,7 +130,7 @@ button:focus-visible{outline:3px solid #1f2330;outline-offset:2px}
 .b{padding:8px 12px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere}
 .meta{font-size:11px;color:#5f6475;margin:2px 6px 0}
 .visitor{align-self:flex-end;align-items:flex-end}
-.visitor .b{background:var(--a);color:#fff;border-bottom-right-radius:4px}
+.visitor .b{background:var(--a);color:var(--on);border-bottom-right-radius:4px}
 [data-status=pending] .b{opacity:.65}
 [data-status=failed] .b{background:#fee2e2;color:#991b1b}
 [data-status=failed] .meta{color:#b91c1c}
@@ -140,12 +145,12 @@ button:focus-visible{outline:3px solid #1f2330;outline-offset:2px}
 .card form{display:flex;gap:6px}
 .card input{flex:1;min-width:0;border:1px solid #cfd2de;border-radius:8px;padding:7px 10px;background:#fff}
 input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border-color:transparent}
-.card button{border-radius:8px;background:var(--a);color:#fff;padding:0 14px;font-weight:600}
+.card button{border-radius:8px;background:var(--a);color:var(--on);padding:0 14px;font-weight:600}
 .err{color:#b91c1c;font-size:12.5px}
 .ok{color:#166534;background:#f0fdf4;border-color:#bbf7d0}
 .foot{display:flex;align-items:flex-end;gap:8px;padding:10px 12px;border-top:1px solid #ececf3}
 .foot textarea{flex:1;resize:none;border:1px solid #d9dbe6;border-radius:12px;padding:8px 12px;max-height:110px;min-height:38px;background:#fff}
-.send{width:38px;height:38px;border-radius:50%;background:var(--a);color:#fff;display:grid;place-items:center;flex:none}
+.send{width:38px;height:38px;border-radius:50%;background:var(--a);color:var(--on);display:grid;place-items:center;flex:none}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 .dots{display:flex;gap:4px;padding:12px 14px}
 .dots i{width:7px;height:7px;border-radius:50%;background:#8a8fa0;animation:dot 1.2s infinite ease-in-out}

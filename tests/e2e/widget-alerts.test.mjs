@@ -378,3 +378,22 @@ test('on a phone the full-screen chat keeps Tab inside it, and Esc gives focus b
   assert.ok(await w.launcher.evaluate((el) => el.getRootNode().activeElement === el), 'focus is on the launcher');
   await context.close();
 });
+
+test('a light brand colour gets dark text on it, a dark one white', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const colours = {};
+  for (const [colour, expected] of [['#facc15', 'rgb(31, 35, 48)'], ['#fde', 'rgb(31, 35, 48)'], ['#1e3a8a', 'rgb(255, 255, 255)']]) {
+    await page.route(`${BASE}/brand`, (r) => r.fulfill({
+      contentType: 'text/html',
+      body: `<!doctype html><title>Brand</title><script src="/widget.js" data-color="${colour}"></script>`,
+    }));
+    await page.goto(`${BASE}/brand`);
+    const w = widget(page);
+    await visible(w.launcher);
+    colours[colour] = await w.launcher.evaluate((el) => getComputedStyle(el).color);
+    assert.equal(colours[colour], expected, `text on ${colour}`);
+    await page.unroute(`${BASE}/brand`);
+  }
+  await context.close();
+});
