@@ -68,6 +68,10 @@ pub struct Limits {
     /// number is still held below that.
     pub max_sockets: Option<usize>,
     pub heartbeat: Duration,
+    /// `typing` frames forwarded per connection (more are dropped silently).
+    pub typing: Rate,
+    /// How long a typing state lasts unless renewed.
+    pub typing_expiry: Duration,
 }
 
 impl Default for Limits {
@@ -109,6 +113,8 @@ impl Default for Limits {
             max_connections_per_ip: 200,
             max_sockets: None,
             heartbeat: Duration::from_secs(20),
+            typing: Rate::new(2, Duration::from_secs(1)),
+            typing_expiry: Duration::from_secs(6),
         }
     }
 }

@@ -133,6 +133,10 @@ impl Plan {
     ) -> Message {
         let conv = &mut self.conversation;
         conv.last_seq += 1;
+        // What agents' `unread` counts (see `reading`): no write per agent.
+        if kind == AuthorKind::Visitor {
+            conv.visitor_messages += 1;
+        }
         let message = Message {
             id: uuid::Uuid::now_v7().to_string(),
             conversation_id: conv.id.into(),

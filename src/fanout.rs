@@ -13,12 +13,14 @@
 //!   it, and [`publish`] refuses an audience the frame's reach does not allow. No agent
 //!   frame (they carry summaries and contacts) reaches a visitor.
 
-use widget_protocol::{encode, AgentServer, Chatflow, Message, Summary, VisitorServer};
+use widget_protocol::{encode, AgentServer, Assignee, Chatflow, Message, Summary, VisitorServer};
 
 use crate::app::App;
 use crate::conversations;
-use crate::hub::{Frame, Hub, VisitorKey};
+use crate::hub::{Conn, Frame, Hub, VisitorKey};
+use crate::ids::AgentId;
 use crate::store::records::ConversationRecord;
+use crate::typing::Place;
 
 /// Something that happened which connections other than the requester's hear of.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +52,32 @@ pub enum Event<'a> {
     WorkflowChanged { conv: &'a ConversationRecord },
     /// The conversation's visitor came online or left, as agents see it.
     PresenceChanged { conv: &'a ConversationRecord },
+    /// `agent` moved their read cursor: their own connections hear their `unread`.
+    ReadMoved {
+        conv: &'a ConversationRecord,
+        agent: AgentId,
+    },
+    /// The conversation's highest read `seq` moved: its visitor sees "Seen" up to it.
+    ReadByTeam {
+        conv: &'a ConversationRecord,
+        seq: u64,
+    },
+    /// An agent (`agent`, `name`) is typing, or stopped: the inbox's other agents hear it.
+    AgentTyping {
+        place: &'a Place,
+        agent: AgentId,
+        name: &'a str,
+        active: bool,
+    },
+    /// The same, as the conversation's visitor hears it (the name replies are signed
+    /// with, no id).
+    AgentTypingShown {
+        place: &'a Place,
+        name: &'a str,
+        active: bool,
+    },
+    /// The conversation's visitor is typing, or stopped: the inbox's agents hear it.
+    VisitorTyping { place: &'a Place, active: bool },
     /// A visitor typed their email on connection `from`, which is answered directly.
     EmailCaptured {
         key: &'a VisitorKey,
@@ -92,6 +120,22 @@ pub enum Agents {
     All,
     /// Those that want `conversation_updated` after every message (`SummaryUpdates`).
     WantingEverySummary,
+    /// The connections of this agent only.
+    Only(AgentId),
+    /// All but the connections of this agent.
+    Except(AgentId),
+}
+
+impl Agents {
+    /// Whether connection `c` of the inbox is one of these.
+    fn include(self, c: &Conn) -> bool {
+        match self {
+            Agents::All => true,
+            Agents::WantingEverySummary => c.every_summary,
+            Agents::Only(a) => c.agent == Some(a),
+            Agents::Except(a) => c.agent != Some(a),
+        }
+    }
 }
 
 /// Who hears each event: the one place that decides it.
@@ -128,6 +172,17 @@ pub fn audience<'a>(event: &Event<'a>) -> Audience<'a> {
         Event::PresenceChanged { conv } | Event::WorkflowChanged { conv } => {
             agents_only(&conv.inbox, Agents::All, None)
         }
+        Event::ReadMoved { conv, agent } => agents_only(&conv.inbox, Agents::Only(agent), None),
+        Event::ReadByTeam { conv, .. } => Audience {
+            visitor: Some(conversations::visitor_key(conv)),
+            agents: None,
+            except: None,
+        },
+        Event::AgentTyping { place, agent, .. } => {
+            agents_only(place.inbox(), Agents::Except(agent), None)
+        }
+        Event::AgentTypingShown { place, .. } => visitor_only(&place.visitor, None),
+        Event::VisitorTyping { place, .. } => agents_only(place.inbox(), Agents::All, None),
         // Only the visitor who typed it: every tab learns it and hides its form.
         Event::EmailCaptured { key, from, .. } => visitor_only(key, Some(from)),
         Event::EmailPrompt { key, .. } => visitor_only(key, None),
@@ -230,8 +285,31 @@ fn frame(
         | Event::SystemMessage { message: m, .. } => message(m),
         Event::SummaryChanged { conv, .. }
         | Event::PresenceChanged { conv }
-        | Event::WorkflowChanged { conv } => Outgoing::Agent(AgentServer::ConversationUpdated {
+        | Event::WorkflowChanged { conv }
+        | Event::ReadMoved { conv, .. } => Outgoing::Agent(AgentServer::ConversationUpdated {
             conversation: summary(conv)?,
+        }),
+        Event::ReadByTeam { seq, .. } => Outgoing::Visitor(VisitorServer::Seen { seq }),
+        Event::AgentTyping {
+            place,
+            agent,
+            name,
+            active,
+        } => Outgoing::Agent(AgentServer::AgentTyping {
+            conversation_id: place.conversation.into(),
+            agent: Assignee {
+                id: agent.into(),
+                name: name.to_string(),
+            },
+            active,
+        }),
+        Event::AgentTypingShown { name, active, .. } => Outgoing::Visitor(VisitorServer::Typing {
+            active,
+            name: Some(name.to_string()),
+        }),
+        Event::VisitorTyping { place, active } => Outgoing::Agent(AgentServer::VisitorTyping {
+            conversation_id: place.conversation.into(),
+            active,
         }),
         Event::EmailCaptured { email, .. } => Outgoing::Visitor(VisitorServer::EmailCaptured {
             email: email.to_string(),
@@ -248,10 +326,25 @@ fn frame(
     })
 }
 
+impl<'a> Event<'a> {
+    /// The conversation whose summary the event's frame carries: each agent gets it with
+    /// their own `unread`.
+    fn summarised(&self) -> Option<&'a ConversationRecord> {
+        match *self {
+            Event::SummaryChanged { conv, .. }
+            | Event::PresenceChanged { conv }
+            | Event::WorkflowChanged { conv }
+            | Event::ReadMoved { conv, .. } => Some(conv),
+            _ => None,
+        }
+    }
+}
+
 /// What a publication delivered.
 #[derive(Debug, Clone)]
 pub struct Delivered {
-    /// The encoded frame, for the connection that is answered directly.
+    /// The encoded frame, for the connection that is answered directly (of a summary,
+    /// the first agent's copy).
     pub frame: Frame,
     /// Visitor connections it was queued for.
     pub visitors: usize,
@@ -287,23 +380,92 @@ fn deliver(
         tracing::error!(?to, "refused to fan out a frame beyond its reach");
         return None;
     }
-    let frame = outgoing.encode();
+    let keep = |which: Agents| move |c: &Conn| which.include(c) && Some(c.id) != to.except;
+    let (frame, agents) = match (event.summarised(), to.agents) {
+        (Some(conv), Some((inbox, which))) => {
+            let mut copies = PerUnread::new(outgoing.clone());
+            let n = hub.to_agents_each(inbox, keep(which), |c| copies.frame(conv, c.agent));
+            (copies.first(), n)
+        }
+        (_, agents) => {
+            let frame = outgoing.encode();
+            let n = agents.map_or(0, |(inbox, which)| {
+                hub.to_agents_each(inbox, keep(which), |_| frame.clone())
+            });
+            (frame, n)
+        }
+    };
     let visitors = to
         .visitor
         .as_ref()
         .map_or(0, |key| hub.to_visitor(key, &frame, to.except));
-    let agents = match to.agents {
-        None => 0,
-        Some((inbox, Agents::All)) => hub.to_agents(inbox, &frame, to.except),
-        Some((inbox, Agents::WantingEverySummary)) => {
-            hub.to_agents_wanting_every_summary(inbox, &frame)
-        }
-    };
     Some(Delivered {
         frame,
         visitors,
         agents,
     })
+}
+
+/// A summary's frame as each agent gets it, encoded once per distinct `unread` (agents
+/// who read as far get the same bytes), however many connections hear it.
+struct PerUnread {
+    outgoing: Outgoing,
+    encoded: Vec<(u64, Frame)>,
+}
+
+impl PerUnread {
+    fn new(outgoing: Outgoing) -> PerUnread {
+        PerUnread {
+            outgoing,
+            encoded: Vec::new(),
+        }
+    }
+
+    /// The frame for `agent` (None: no agent's, no unread).
+    fn frame(&mut self, conv: &ConversationRecord, agent: Option<AgentId>) -> Frame {
+        let unread = agent.map_or(0, |a| conv.unread_for(a));
+        if let Some((_, f)) = self.encoded.iter().find(|(n, _)| *n == unread) {
+            return f.clone();
+        }
+        if let Outgoing::Agent(AgentServer::ConversationUpdated { conversation }) =
+            &mut self.outgoing
+        {
+            conversation.unread = unread;
+        }
+        let f = self.outgoing.encode();
+        self.encoded.push((unread, f.clone()));
+        f
+    }
+
+    /// The first copy encoded, or (nobody heard it) the frame as built.
+    fn first(self) -> Frame {
+        match self.encoded.into_iter().next() {
+            Some((_, f)) => f,
+            None => self.outgoing.encode(),
+        }
+    }
+}
+
+/// Tells that an agent is typing (or stopped) at `place`: the visitor sees their name,
+/// the inbox's other agents see who.
+pub fn agent_typing(app: &App, place: &Place, agent: AgentId, name: &str, active: bool) {
+    publish(
+        app,
+        &Event::AgentTypingShown {
+            place,
+            name,
+            active,
+        },
+    );
+    publish(
+        app,
+        &Event::AgentTyping {
+            place,
+            agent,
+            name,
+            active,
+        },
+    );
 }
 
 #[cfg(test)]

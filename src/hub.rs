@@ -29,6 +29,9 @@ pub struct Conn {
     /// An agent that wants `conversation_updated` after every message, not only after
     /// changes the message frame does not carry (see `SummaryUpdates`).
     pub every_summary: bool,
+    /// The agent this connection is of (None: a visitor's), for what each agent hears
+    /// apart (their own `unread`, their own typing).
+    pub agent: Option<crate::ids::AgentId>,
     queue: Arc<Queue>,
 }
 
@@ -279,6 +282,7 @@ impl Hub {
             Conn {
                 id,
                 every_summary: true,
+                agent: None,
                 queue: queue.clone(),
             },
             Mailbox { queue },
@@ -404,7 +408,9 @@ impl Hub {
         }
     }
 
-    /// To every agent connection of an inbox, except `skip`.
+    /// To every agent connection of an inbox, except `skip` (the tests' shorthand for
+    /// [`Hub::to_agents_each`] with one frame for all).
+    #[cfg(test)]
     pub(crate) fn to_agents(&self, inbox: &str, frame: &Frame, skip: Option<u64>) -> usize {
         match self.agents.get(inbox) {
             Some(conns) => self.deliver(conns.iter(), frame, skip),
@@ -420,13 +426,23 @@ impl Hub {
             .is_some_and(|conns| conns.iter().any(|c| c.every_summary))
     }
 
-    /// A `conversation_updated` that only repeats what a `message` frame just said: to
-    /// the agents that want one after every message.
-    pub(crate) fn to_agents_wanting_every_summary(&self, inbox: &str, frame: &Frame) -> usize {
-        match self.agents.get(inbox) {
-            Some(conns) => self.deliver(conns.iter().filter(|c| c.every_summary), frame, None),
-            None => 0,
+    /// To the agent connections of an inbox that `keep` picks, each its own frame
+    /// (`frame` is asked per connection, under the map's read lock, so it must not
+    /// wait: a lookup of frames already encoded, or an encoding the first time).
+    pub(crate) fn to_agents_each(
+        &self,
+        inbox: &str,
+        keep: impl Fn(&Conn) -> bool,
+        mut frame: impl FnMut(&Conn) -> Frame,
+    ) -> usize {
+        let Some(conns) = self.agents.get(inbox) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        for c in conns.iter().filter(|c| keep(c)) {
+            delivered += self.deliver(std::iter::once(c), &frame(c), None);
         }
+        delivered
     }
 
     /// Queues the frame for each target, under the map's read lock: a push never waits,

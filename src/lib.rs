@@ -30,6 +30,7 @@ pub mod ids;
 pub mod inboxes;
 pub mod mail;
 pub mod metrics;
+pub mod reading;
 pub mod server;
 pub mod session;
 pub mod shutdown;
@@ -37,6 +38,7 @@ pub mod store;
 pub mod text;
 pub mod throttle;
 pub mod transport;
+pub mod typing;
 pub mod validate;
 
 pub use config::Config;

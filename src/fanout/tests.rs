@@ -9,6 +9,15 @@ use widget_protocol::{
 
 use super::*;
 use crate::hub::{Budget, Mailbox};
+use crate::store::records::ReadCursor;
+
+const ANN: u128 = 11;
+const BOB: u128 = 12;
+const CY: u128 = 13;
+
+fn agent_id(n: u128) -> AgentId {
+    AgentId::from_uuid(Uuid::from_u128(n))
+}
 
 /// Contact data no visitor typed: an agent linked it.
 const CONTACT_EMAIL: &str = "linked-by-an-agent@team.example";
@@ -235,7 +244,8 @@ fn no_frame_with_contact_data_the_visitor_did_not_type_nor_any_agent_frame_reach
 }
 
 /// Connections of visitor A (two tabs in inbox x, one in inbox y), of visitor B in x, and
-/// of agents: of x wanting every summary, of x wanting changes only, and of y.
+/// of agents: Ann in x wanting every summary and in a second tab changes only, Bob in x
+/// wanting changes only, and Cy of y.
 struct World {
     hub: Hub,
     conns: Vec<(&'static str, u64, Mailbox)>,
@@ -265,13 +275,15 @@ impl World {
             conns.push((name, conn.id, mailbox));
             hub.add_visitor(k, conn);
         }
-        for (name, inbox, every) in [
-            ("agent every", "x", true),
-            ("agent changes", "x", false),
-            ("agent of y", "y", false),
+        for (name, inbox, every, agent) in [
+            ("agent every", "x", true, ANN),
+            ("agent ann 2", "x", false, ANN),
+            ("agent changes", "x", false, BOB),
+            ("agent of y", "y", false, CY),
         ] {
             let (mut conn, mailbox) = hub.connection(budget);
             conn.every_summary = every;
+            conn.agent = Some(agent_id(agent));
             conns.push((name, conn.id, mailbox));
             hub.add_agent(&[Arc::from(inbox)], conn);
         }
@@ -326,6 +338,10 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
     );
     let chatflow = Chatflow::default();
     let (a1, agent) = (w.id("a1"), w.id("agent every"));
+    let place = Place {
+        conversation: conv.id,
+        visitor: w.a.clone(),
+    };
     let events = [
         Event::VisitorMessage {
             conv: &conv,
@@ -365,14 +381,39 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
             chatflow: &chatflow,
             from: agent,
         },
+        Event::ReadMoved {
+            conv: &conv,
+            agent: agent_id(ANN),
+        },
+        Event::ReadByTeam {
+            conv: &conv,
+            seq: 1,
+        },
+        Event::AgentTyping {
+            place: &place,
+            agent: agent_id(ANN),
+            name: "Ann",
+            active: true,
+        },
+        Event::AgentTypingShown {
+            place: &place,
+            name: "Ann",
+            active: true,
+        },
+        Event::VisitorTyping {
+            place: &place,
+            active: false,
+        },
     ];
     let kinds: std::collections::HashSet<_> = events.iter().map(std::mem::discriminant).collect();
-    assert_eq!(kinds.len(), 9, "every kind of event");
+    assert_eq!(kinds.len(), 14, "every kind of event");
     for event in &events {
         let expected: &[&str] = match event {
-            Event::VisitorMessage { .. } => &["a2", "agent changes", "agent every"],
-            Event::AgentReply { .. } => &["a1", "a2", "agent changes"],
-            Event::SystemMessage { .. } => &["a1", "a2", "agent changes", "agent every"],
+            Event::VisitorMessage { .. } => &["a2", "agent ann 2", "agent changes", "agent every"],
+            Event::AgentReply { .. } => &["a1", "a2", "agent ann 2", "agent changes"],
+            Event::SystemMessage { .. } => {
+                &["a1", "a2", "agent ann 2", "agent changes", "agent every"]
+            }
             Event::SummaryChanged {
                 news: SummaryNews::LastMessageOnly,
                 ..
@@ -382,10 +423,15 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
                 ..
             }
             | Event::PresenceChanged { .. }
-            | Event::WorkflowChanged { .. } => &["agent changes", "agent every"],
+            | Event::WorkflowChanged { .. }
+            | Event::VisitorTyping { .. } => &["agent ann 2", "agent changes", "agent every"],
             Event::EmailCaptured { .. } => &["a2"],
             Event::EmailPrompt { .. } => &["a1", "a2"],
-            Event::ChatflowChanged { .. } => &["agent changes"],
+            Event::ChatflowChanged { .. } => &["agent ann 2", "agent changes"],
+            // Ann's own tabs; the visitor; everyone but Ann.
+            Event::ReadMoved { .. } => &["agent ann 2", "agent every"],
+            Event::ReadByTeam { .. } | Event::AgentTypingShown { .. } => &["a1", "a2"],
+            Event::AgentTyping { .. } => &["agent changes"],
         };
         let delivered = deliver(&w.hub, event, |_| Some(summary())).expect("delivered");
         let (who, to_visitors) = w.received();
@@ -426,4 +472,76 @@ fn a_summary_nobody_wants_is_not_built() {
     assert!(delivered.is_none());
     assert!(!built.get());
     assert!(w.received().0.is_empty());
+}
+
+/// The `unread` of each connection's copy of a summary.
+fn unread_by_connection(w: &World) -> Vec<(&'static str, u64)> {
+    let mut out = Vec::new();
+    for (name, _, mailbox) in &w.conns {
+        while let Some(f) = mailbox.try_recv() {
+            if let Ok(AgentServer::ConversationUpdated { conversation }) =
+                widget_protocol::decode::<AgentServer>(&f)
+            {
+                out.push((*name, conversation.unread));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn each_agent_hears_their_own_unread_encoded_once_per_distinct_count() {
+    let w = World::new();
+    let mut conv = w.conversation();
+    conv.last_seq = 3;
+    conv.visitor_messages = 3;
+    let read_one = ReadCursor {
+        seq: 1,
+        visitor_messages: 1,
+    };
+    conv.read.insert(agent_id(ANN), read_one);
+    let event = Event::SummaryChanged {
+        conv: &conv,
+        news: SummaryNews::More,
+    };
+    deliver(&w.hub, &event, |_| Some(summary())).expect("delivered");
+    assert_eq!(
+        unread_by_connection(&w),
+        [("agent ann 2", 2), ("agent changes", 3), ("agent every", 2)]
+    );
+    // Bob reads as far as Ann: one copy serves all three.
+    conv.read.insert(agent_id(BOB), read_one);
+    let mut copies = PerUnread::new(Outgoing::Agent(AgentServer::ConversationUpdated {
+        conversation: summary(),
+    }));
+    let frames: Vec<Frame> = [ANN, BOB, ANN]
+        .iter()
+        .map(|&a| copies.frame(&conv, Some(agent_id(a))))
+        .collect();
+    assert_eq!(copies.encoded.len(), 1, "encoded once");
+    assert!(frames.iter().all(|f| Arc::ptr_eq(f, &frames[0])));
+    copies.frame(&conv, Some(agent_id(CY)));
+    assert_eq!(copies.encoded.len(), 2, "Cy never read it: a second count");
+}
+
+#[test]
+fn a_read_cursor_moving_tells_only_that_agents_connections_their_unread() {
+    let w = World::new();
+    let mut conv = w.conversation();
+    conv.visitor_messages = 1;
+    conv.read.insert(
+        agent_id(BOB),
+        ReadCursor {
+            seq: 1,
+            visitor_messages: 1,
+        },
+    );
+    let event = Event::ReadMoved {
+        conv: &conv,
+        agent: agent_id(BOB),
+    };
+    let delivered = deliver(&w.hub, &event, |_| Some(summary())).expect("delivered");
+    assert_eq!(delivered.agents, 1);
+    assert_eq!(unread_by_connection(&w), [("agent changes", 0)]);
 }

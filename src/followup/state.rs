@@ -42,6 +42,9 @@ pub enum FollowUpEvent {
     Welcomed { last_seq: u64 },
     /// Reply `seq`, stored while the visitor was offline, reached a connection of theirs.
     Reached { seq: u64, last_seq: u64 },
+    /// The visitor said (`seen`) they have seen every message up to `seq`: a pending
+    /// email keeps only the replies after it, and is cancelled when that is all.
+    Seen { seq: u64, last_seq: u64 },
     /// Reply `seq`, stored as seen, reached none of their connections; `online`: they
     /// are back by now (their welcome had it).
     Missed {
@@ -166,8 +169,9 @@ impl FollowUp {
                 ..self
             }
             .disarm(),
-            Reached { seq, .. } if self.seen_seq >= seq => (self, None),
-            Reached { seq, last_seq } => {
+            // Delivered or said seen, a reply is seen: the same rule.
+            Reached { seq, .. } | Seen { seq, .. } if self.seen_seq >= seq => (self, None),
+            Reached { seq, last_seq } | Seen { seq, last_seq } => {
                 let seen = FollowUp {
                     seen_seq: seq,
                     ..self
@@ -297,6 +301,14 @@ mod tests {
                 seq: LAST,
                 last_seq: LAST,
             },
+            Seen {
+                seq: 4,
+                last_seq: LAST,
+            },
+            Seen {
+                seq: LAST,
+                last_seq: LAST,
+            },
             Due {
                 due: DUE,
                 last_seq: LAST,
@@ -355,9 +367,9 @@ mod tests {
             } if s.due.is_none() => armed(s.seen_seq),
             AgentReplied { .. } => (s, None),
             Welcomed { .. } => (all_seen(None), disarm),
-            Reached { seq, .. } if s.seen_seq >= seq => (s, None),
-            Reached { seq: LAST, .. } => (all_seen(None), disarm),
-            Reached { seq, .. } => (FollowUp { seen_seq: seq, ..s }, None),
+            Reached { seq, .. } | Seen { seq, .. } if s.seen_seq >= seq => (s, None),
+            Reached { seq: LAST, .. } | Seen { seq: LAST, .. } => (all_seen(None), disarm),
+            Reached { seq, .. } | Seen { seq, .. } => (FollowUp { seen_seq: seq, ..s }, None),
             Missed { online: true, .. } => (s, None),
             Missed {
                 reachable: true, ..
@@ -426,6 +438,51 @@ mod tests {
         assert!(
             matches!(effect, Some(Deadline(Change::Arm(_)))),
             "the next batch"
+        );
+    }
+
+    #[test]
+    fn a_reply_the_visitor_has_seen_is_never_mailed() {
+        // Replies 2 and 3 to an offline visitor who had seen 1: one email pending.
+        let pending = FollowUp {
+            seen_seq: 1,
+            due: Some(DUE),
+        };
+        let (s, effect) = pending.step(Seen {
+            seq: 2,
+            last_seq: 3,
+        });
+        assert_eq!((s.seen_seq, s.due, effect), (2, Some(DUE), None));
+        let (_, effect) = s.step(Due {
+            due: DUE,
+            last_seq: 3,
+        });
+        assert_eq!(effect, Some(Email { after: 2 }), "only reply 3 is mailed");
+
+        let (s, effect) = pending.step(Seen {
+            seq: 3,
+            last_seq: 3,
+        });
+        assert_eq!(effect, Some(Deadline(Change::Disarm(DUE))), "nothing left");
+        assert_eq!(
+            s,
+            FollowUp {
+                seen_seq: 3,
+                due: None
+            }
+        );
+        let (_, effect) = s.step(Due {
+            due: DUE,
+            last_seq: 3,
+        });
+        assert_eq!(effect, None, "the deadline finds nothing to mail");
+        // Seen again, or less: nothing changes.
+        assert_eq!(
+            s.step(Seen {
+                seq: 2,
+                last_seq: 3
+            }),
+            (s, None)
         );
     }
 

@@ -13,7 +13,7 @@ use widget_protocol::{
     SummaryUpdates,
 };
 
-use super::{admit, json_len, Link, Socket};
+use super::{admit, json_len, Input, Link, Socket};
 use crate::agents;
 use crate::app::App;
 use crate::chatflow;
@@ -27,6 +27,7 @@ use crate::hub::Budget;
 use crate::ids::{AgentId, ConversationId};
 use crate::metrics::{ConnKind, Metrics};
 use crate::store::records::{AgentRecord, AssigneeRecord, ConversationRecord};
+use crate::typing::{Place, Told, Typing};
 use crate::validate;
 
 /// The most conversations `ready` lists (newest first).
@@ -40,6 +41,8 @@ struct Session<S> {
     conn_id: u64,
     /// The key of the per-agent reply limit.
     agent_key: Arc<str>,
+    /// Where this connection's agent is typing (never stored).
+    typing: Typing,
 }
 
 /// Runs an agent connection: `auth` and `ready` here, the rest in a task of its own that
@@ -69,6 +72,7 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
         bytes: limits.agent_queue_bytes,
     });
     conn.every_summary = summaries.is_every_message();
+    conn.agent = Some(agent.id);
     let conn_id = conn.id;
     app.hub.add_agent(&inboxes, conn);
     link.attach(mailbox);
@@ -79,6 +83,7 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
         agent,
         inboxes,
         conn_id,
+        typing: Typing::default(),
     };
     s.ready().await;
     Some(s)
@@ -171,9 +176,17 @@ impl<S: Socket> Session<S> {
     #[allow(clippy::manual_async_fn)]
     fn live(mut self, held: impl Send + 'static) -> impl std::future::Future<Output = ()> + Send {
         async move {
-            while let Some(frame) = self.link.next_frame::<AgentClient>().await {
-                Box::pin(self.answer(frame)).await;
+            while let Some(input) = self.link.next_input::<AgentClient>().await {
+                match input {
+                    Input::Frame(frame) => Box::pin(self.answer(frame)).await,
+                    Input::Alarm => {
+                        let ended = self.typing.expire(Instant::now());
+                        self.tell_typing(ended);
+                    }
+                }
             }
+            let left = self.typing.stop();
+            self.tell_typing(left);
             self.app.hub.remove_agent(&self.inboxes, self.conn_id);
             self.app.metrics.connection_closed(ConnKind::Agent);
             drop(held);
@@ -342,16 +355,69 @@ impl<S: Socket> Session<S> {
         }
     }
 
-    /// `mark_read`: moves this agent's read cursor of a conversation forward.
+    /// `mark_read`: moves this agent's read cursor of a conversation forward, durably.
+    /// This agent's connections (this one included) hear their `unread`, moved or not;
+    /// the visitor hears `seen` when the highest read `seq` moved.
     async fn mark_read(&mut self, conversation_id: &str, seq: u64) -> Result<()> {
-        let _ = (self.visible(conversation_id)?, seq);
-        Err(not_yet("mark_read"))
+        let (id, _) = self.visible(conversation_id)?;
+        let read = self.app.store.mark_read(id, self.agent.id, seq).await?;
+        let conv = &read.conversation;
+        if let Some(seq) = read.read_seq {
+            fanout::publish(&self.app, &Event::ReadByTeam { conv, seq });
+        }
+        let agent = self.agent.id;
+        // Its other tabs learn the cursor only when it moved; this one always hears.
+        let moved = Event::ReadMoved { conv, agent };
+        let answered = if read.moved {
+            fanout::publish(&self.app, &moved).is_some()
+        } else {
+            let summary =
+                conversations::summary(self.app.store.as_ref(), &self.app.hub, conv, Some(agent))?;
+            let frame = AgentServer::ConversationUpdated {
+                conversation: summary,
+            };
+            self.link.send(&frame).await;
+            true
+        };
+        if answered {
+            Ok(())
+        } else {
+            Err(Error::rejected(
+                ErrorCode::Internal,
+                "could not build the summary",
+            ))
+        }
     }
 
-    /// `typing`: tells the visitor and the inbox's other agents; never stored.
+    /// `typing`: tells the visitor and the inbox's other agents, within the rate;
+    /// never stored.
     fn typing(&mut self, conversation_id: &str, active: bool) -> Result<()> {
-        let _ = (self.visible(conversation_id)?, active);
-        Err(not_yet("typing"))
+        let (id, conv) = self.visible(conversation_id)?;
+        let place = Place {
+            conversation: id,
+            visitor: conversations::visitor_key(&conv),
+        };
+        let limits = &self.app.config.limits;
+        let told = self.typing.frame(
+            place,
+            active,
+            Instant::now(),
+            limits.typing,
+            limits.typing_expiry,
+        );
+        for t in told {
+            self.tell_typing(Some(t));
+        }
+        Ok(())
+    }
+
+    /// Tells what became of this agent's typing, and sets the alarm for its end.
+    fn tell_typing(&mut self, told: Option<Told>) {
+        if let Some(t) = told {
+            let (agent, name) = (self.agent.id, self.agent.name.as_str());
+            fanout::agent_typing(&self.app, &t.place, agent, name, t.active);
+        }
+        self.link.set_alarm(self.typing.deadline());
     }
 
     /// The agent `id` as an assignee of a conversation in `inbox`: `not_found` unless
@@ -434,6 +500,9 @@ impl<S: Socket> Session<S> {
         if appended.duplicate {
             return Ok(());
         }
+        // The reply is out: the agent is no longer typing it.
+        let stopped = self.typing.stop_in(id);
+        self.tell_typing(stopped);
         let conv = &appended.conversation;
         let reply = Event::AgentReply {
             conv,

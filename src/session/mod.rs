@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod visitor;
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -88,6 +89,15 @@ pub enum Event {
     Binary,
     /// The connection is over (closed by the peer, kicked, timed out, or shutdown).
     End,
+    /// The session's alarm went off (see [`Link::set_alarm`]).
+    Alarm,
+}
+
+/// What a session gets next from its connection.
+pub enum Input<T> {
+    Frame(T),
+    /// The alarm the session set is due.
+    Alarm,
 }
 
 /// One connection's loop around its socket.
@@ -101,6 +111,9 @@ pub struct Link<S> {
     last_burst: Instant,
     closed: bool,
     ticker: tokio::time::Interval,
+    /// The session's one deadline (a typing state's end), boxed: only a connection that
+    /// has one pays for its timer.
+    alarm: Option<Pin<Box<tokio::time::Sleep>>>,
     app: App,
 }
 
@@ -115,12 +128,23 @@ impl<S: Socket> Link<S> {
             last_burst: Instant::now(),
             closed: false,
             ticker: heartbeat_ticker(app.config.limits.heartbeat),
+            alarm: None,
             app: app.clone(),
         }
     }
 
     fn m(&self) -> &Metrics {
         &self.app.metrics
+    }
+
+    /// Wakes the session with [`Input::Alarm`] at `at` (None: never), instead of any
+    /// alarm set before.
+    pub fn set_alarm(&mut self, at: Option<Instant>) {
+        match (at, self.alarm.as_mut()) {
+            (None, _) => self.alarm = None,
+            (Some(at), Some(alarm)) => alarm.as_mut().reset(at.into()),
+            (Some(at), None) => self.alarm = Some(Box::pin(tokio::time::sleep_until(at.into()))),
+        }
     }
 
     /// Attach the hub queue once the connection is registered.
@@ -258,11 +282,22 @@ impl<S: Socket> Link<S> {
     /// decode is answered with `bad_frame` here and skipped. `None`: the connection ended.
     pub async fn next_frame<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
         loop {
+            match self.next_input().await? {
+                Input::Frame(f) => return Some(f),
+                Input::Alarm => continue,
+            }
+        }
+    }
+
+    /// The next client frame decoded as `T` (as [`Link::next_frame`]), or the alarm.
+    pub async fn next_input<T: serde::de::DeserializeOwned>(&mut self) -> Option<Input<T>> {
+        loop {
             let error = match self.next().await {
                 Event::End => return None,
+                Event::Alarm => return Some(Input::Alarm),
                 Event::Binary => "binary messages are not part of the protocol".to_string(),
                 Event::Frame(text) => match widget_protocol::decode::<T>(&text) {
-                    Ok(frame) => return Some(frame),
+                    Ok(frame) => return Some(Input::Frame(frame)),
                     Err(e) => e.0,
                 },
             };
@@ -294,6 +329,7 @@ impl<S: Socket> Link<S> {
                 return Event::End;
             }
             let mailbox = self.mailbox.as_ref();
+            let alarm = self.alarm.as_mut();
             let wake = tokio::select! {
                 biased;
                 _ = async { let _ = self.shutdown.wait_for(|s| *s).await; } => Wake::Shutdown,
@@ -301,6 +337,7 @@ impl<S: Socket> Link<S> {
                 inbound = self.socket.next() => Wake::In(inbound),
                 frame = async { match mailbox { Some(m) => m.recv().await, None => std::future::pending().await } } => Wake::Queued(frame),
                 _ = self.ticker.tick() => Wake::Tick,
+                _ = async { match alarm { Some(a) => a.await, None => std::future::pending().await } } => Wake::Alarm,
             };
             match wake {
                 Wake::Shutdown => {
@@ -346,6 +383,10 @@ impl<S: Socket> Link<S> {
                     }
                     Box::pin(self.write_batch(Outbound::Text(f), true)).await;
                     self.last_burst = Instant::now();
+                }
+                Wake::Alarm => {
+                    self.alarm = None;
+                    return Event::Alarm;
                 }
                 Wake::Tick => {
                     if self.last_heard.elapsed() >= self.heartbeat * 2 {
@@ -420,6 +461,7 @@ enum Wake {
     In(Option<Inbound>),
     Queued(Frame),
     Tick,
+    Alarm,
 }
 
 /// An `error` frame on its own, for either side (both tag it `"type":"error"`).

@@ -12,7 +12,7 @@ use widget_protocol::{
     close, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome, PROTOCOL_VERSION,
 };
 
-use super::{admit, Link, Socket};
+use super::{admit, Input, Link, Socket};
 use crate::app::App;
 use crate::capture;
 use crate::chatflow;
@@ -23,9 +23,11 @@ use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
 use crate::hub::{Budget, Presence, VisitorKey};
 use crate::identity::VisitorIdentity;
+use crate::ids::ConversationId;
 use crate::metrics::{ConnKind, Metrics};
 use crate::store::records::{ConversationRecord, InboxRecord};
 use crate::throttle::address_key;
+use crate::typing::{Place, Told, Typing};
 use crate::validate;
 
 /// What the transport learned at the handshake.
@@ -48,9 +50,11 @@ struct Session<S> {
     page: Option<Page>,
     /// The key of per-address limits (see `throttle::address_key`).
     address: IpAddr,
-    /// Whether the visitor is known to have a conversation in this inbox (so a `send`
-    /// does not start one).
-    has_conversation: bool,
+    /// The visitor's conversation in this inbox, once known (so a `send` does not
+    /// start one, and typing has a place).
+    conversation_id: Option<ConversationId>,
+    /// Where the visitor is typing (never stored).
+    typing: Typing,
 }
 
 /// Runs a visitor connection: `hello` and the welcome here, the rest in a task of its own
@@ -89,7 +93,8 @@ async fn open<S: Socket>(app: App, hs: Handshake, socket: S) -> Option<Session<S
         conn_id,
         page,
         address: address_key(hs.client),
-        has_conversation: false,
+        conversation_id: None,
+        typing: Typing::default(),
     };
     s.welcome(&identity, resume_after, presence).await;
     Some(s)
@@ -168,7 +173,7 @@ impl<S: Socket> Session<S> {
         let built = self.build_welcome(identity, resume_after);
         match built {
             Ok((welcome, messages, conv)) => {
-                self.has_conversation = conv.is_some();
+                self.conversation_id = conv.as_ref().map(|c| c.id);
                 let frame = VisitorServer::Welcome(welcome);
                 self.link.send_with_messages(&frame, &messages).await;
                 if let Some(conv) = conv {
@@ -250,9 +255,17 @@ impl<S: Socket> Session<S> {
     #[allow(clippy::manual_async_fn)]
     fn live(mut self, held: impl Send + 'static) -> impl std::future::Future<Output = ()> + Send {
         async move {
-            while let Some(frame) = self.link.next_frame::<VisitorClient>().await {
-                Box::pin(self.answer(frame)).await;
+            while let Some(input) = self.link.next_input::<VisitorClient>().await {
+                match input {
+                    Input::Frame(frame) => Box::pin(self.answer(frame)).await,
+                    Input::Alarm => {
+                        let ended = self.typing.expire(Instant::now());
+                        self.tell_typing(ended);
+                    }
+                }
             }
+            let left = self.typing.stop();
+            self.tell_typing(left);
             // A departure held for the grace period is announced by `run_departures`.
             if self.app.hub.remove_visitor(&self.key, self.conn_id) == Presence::WentOffline {
                 announce_presence(&self.app, &self.key);
@@ -314,22 +327,58 @@ impl<S: Socket> Session<S> {
         }
     }
 
-    /// `typing`: tells the inbox's agents, once there is a conversation; never stored.
+    /// `typing`: tells the inbox's agents, within the rate, once there is a
+    /// conversation (before, it is ignored); never stored.
     fn typing(&mut self, active: bool) -> Result<()> {
-        let _ = active;
-        Err(crate::error::Error::rejected(
-            ErrorCode::BadFrame,
-            "typing is not supported yet",
-        ))
+        let Some(conversation) = self.conversation_id else {
+            return Ok(());
+        };
+        let place = Place {
+            conversation,
+            visitor: self.key.clone(),
+        };
+        let limits = &self.app.config.limits;
+        let told = self.typing.frame(
+            place,
+            active,
+            Instant::now(),
+            limits.typing,
+            limits.typing_expiry,
+        );
+        for t in told {
+            self.tell_typing(Some(t));
+        }
+        Ok(())
     }
 
-    /// `seen`: moves the visitor's seen cursor forward.
+    /// Tells what became of the visitor's typing, and sets the alarm for its end.
+    fn tell_typing(&mut self, told: Option<Told>) {
+        if let Some(t) = told {
+            let event = Event::VisitorTyping {
+                place: &t.place,
+                active: t.active,
+            };
+            fanout::publish(&self.app, &event);
+        }
+        self.link.set_alarm(self.typing.deadline());
+    }
+
+    /// `seen`: moves the visitor's seen cursor forward, durably (a pending follow-up
+    /// email loses the replies now seen); the agents hear `visitor_seen_seq`. Nothing
+    /// moves, nothing is said: no conversation yet, or not past the cursor.
     async fn seen(&mut self, seq: u64) -> Result<()> {
-        let _ = seq;
-        Err(crate::error::Error::rejected(
-            ErrorCode::BadFrame,
-            "seen is not supported yet",
-        ))
+        // Another tab may have started it since this one's welcome.
+        if self.conversation_id.is_none() {
+            self.conversation_id = self.conversation()?.map(|c| c.id);
+        }
+        let Some(id) = self.conversation_id else {
+            return Ok(());
+        };
+        if let Some(conv) = self.app.store.visitor_seen(id, seq).await? {
+            let news = SummaryNews::More;
+            fanout::publish(&self.app, &Event::SummaryChanged { conv: &conv, news });
+        }
+        Ok(())
     }
 
     async fn send(&mut self, client_msg_id: String, text: String) -> Result<()> {
@@ -344,7 +393,7 @@ impl<S: Socket> Session<S> {
         if let Some(fresh) = self.app.inboxes.get(&self.inbox.key) {
             self.inbox = fresh;
         }
-        if !self.has_conversation && self.conversation()?.is_none() {
+        if self.conversation_id.is_none() && self.conversation()?.is_none() {
             // This message would start a conversation.
             let throttle = &self.app.throttle;
             throttle
@@ -367,11 +416,14 @@ impl<S: Socket> Session<S> {
                 plan: capture::plan(&self.app, &self.inbox),
             })
             .await?;
-        self.has_conversation = true;
+        self.conversation_id = Some(appended.conversation.id);
         self.link
             .send_ack(client_msg_id, appended.message.clone(), started)
             .await;
         if !appended.duplicate {
+            // The message is out: the visitor is no longer typing it.
+            let stopped = self.typing.stop();
+            self.tell_typing(stopped);
             self.fan_out(&appended);
         }
         Ok(())

@@ -22,6 +22,7 @@ use crate::followup::state::FollowUpNews;
 use crate::hub::VisitorKey;
 use crate::ids::{AgentId, ContactId, ConversationId, OutboxId, VisitorId};
 use crate::mail::{Begin, Delivery, Email, Ended};
+use crate::reading::MarkedRead;
 use crate::store::keys::DeadlineKind;
 use crate::store::records::{
     AgentRecord, ConversationRecord, InboxRecord, OutboxRecord, VisitorRecord,
@@ -100,6 +101,25 @@ pub trait Store: Reads + Send + Sync {
         conversation: ConversationId,
         change: Workflow,
     ) -> Result<ConversationRecord>;
+
+    /// Moves `agent`'s read cursor of a conversation forward to `seq`
+    /// ([`crate::reading::plan_mark_read`]), writing only when it moves; `not_found`
+    /// when the conversation does not exist.
+    async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        agent: AgentId,
+        seq: u64,
+    ) -> Result<MarkedRead>;
+
+    /// Moves the visitor's seen cursor of a conversation forward to `seq`, with what it
+    /// does to the follow-up ([`crate::reading::plan_seen`]). The conversation when it
+    /// moved; None (nothing written) otherwise.
+    async fn visitor_seen(
+        &self,
+        conversation: ConversationId,
+        seq: u64,
+    ) -> Result<Option<ConversationRecord>, StoreError>;
 
     /// Links a visitor to the contact with `email`, creating it as `how` says.
     async fn link_contact(

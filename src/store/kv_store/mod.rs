@@ -29,7 +29,8 @@ use crate::error::{Error, Result};
 use crate::followup::state::{
     self as follow_up, FollowUp, FollowUpEffect, FollowUpEvent, FollowUpNews,
 };
-use crate::ids::{ConversationId, OutboxId, VisitorId};
+use crate::ids::{AgentId, ConversationId, OutboxId, VisitorId};
+use crate::reading::{self, MarkedRead};
 use read::{
     corrupt, earlier, find_for_visitor, load, load_visitor, lookup, visitor_reachable, KvReads,
 };
@@ -207,6 +208,46 @@ impl Store for KvStore {
                     }
                     None => Ok((b, conv)),
                 }
+            })
+            .await
+    }
+
+    async fn mark_read(
+        &self,
+        conversation: ConversationId,
+        agent: AgentId,
+        seq: u64,
+    ) -> Result<MarkedRead> {
+        self.writer
+            .transact(move |kv| {
+                let mut b = Batch::default();
+                let conv = load(kv, conversation)?.ok_or_else(Error::not_found)?;
+                let read = reading::plan_mark_read(conv, agent, seq, &KvReads(kv))?;
+                if read.moved {
+                    put_conversation(&mut b, &read.conversation);
+                }
+                Ok((b, read))
+            })
+            .await
+    }
+
+    async fn visitor_seen(
+        &self,
+        conversation: ConversationId,
+        seq: u64,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                let Some(seen) = load(kv, conversation)?.and_then(|c| reading::plan_seen(c, seq))
+                else {
+                    return Ok((b, None));
+                };
+                if let Some(change) = seen.deadline {
+                    deadlines::apply(&mut b, DeadlineKind::FollowUp, conversation, change);
+                }
+                put_conversation(&mut b, &seen.conversation);
+                Ok((b, Some(seen.conversation)))
             })
             .await
     }

@@ -1,0 +1,303 @@
+//! Read cursors: how far each agent has read a conversation (`mark_read`) and how far
+//! its visitor has seen it (`seen`), as pure plans that the store carries out in one
+//! write each.
+//!
+//! Both cursors move forward only, and a `seq` past the last message counts as the
+//! last. An agent's cursor keeps, with its `seq`, how many of the visitor's messages
+//! there were up to it, so `unread` is the conversation's count less the cursor's and a
+//! visitor's message costs no write per agent. The visitor's cursor is what follow-ups
+//! hear: a reply they have seen is never mailed (`followup::state`'s `Seen`). This
+//! module never writes, fans out or talks to a socket.
+
+use widget_protocol::AuthorKind;
+
+use crate::conversations::Cut;
+use crate::deadlines::Change;
+use crate::followup::state::{self as follow_up, FollowUpEvent};
+use crate::ids::AgentId;
+use crate::store::api::Reads;
+use crate::store::records::{ConversationRecord, ReadCursor};
+use crate::store::StoreError;
+
+/// What an agent's `mark_read` did.
+#[derive(Debug, Clone)]
+pub struct MarkedRead {
+    /// The conversation, changed or not.
+    pub conversation: ConversationRecord,
+    /// The agent's cursor moved: there is something to store.
+    pub moved: bool,
+    /// The conversation's highest read `seq` moved to this (the visitor hears `seen`).
+    pub read_seq: Option<u64>,
+}
+
+/// Moves `agent`'s cursor of `conv` forward to `seq` (at most the last message). The
+/// visitor's messages after `seq` are counted with `reads` (inside the write) only when
+/// `seq` is not the last message.
+pub fn plan_mark_read(
+    mut conv: ConversationRecord,
+    agent: AgentId,
+    seq: u64,
+    reads: &dyn Reads,
+) -> Result<MarkedRead, StoreError> {
+    let to = seq.min(conv.last_seq);
+    let cursor = conv.read.get(&agent).copied().unwrap_or_default();
+    if to <= cursor.seq {
+        return Ok(MarkedRead {
+            conversation: conv,
+            moved: false,
+            read_seq: None,
+        });
+    }
+    let after = if to < conv.last_seq {
+        visitor_messages_after(reads, &conv, to)?
+    } else {
+        0
+    };
+    let before = conv.read_seq();
+    let cursor = ReadCursor {
+        seq: to,
+        visitor_messages: conv.visitor_messages.saturating_sub(after),
+    };
+    conv.read.insert(agent, cursor);
+    let now = conv.read_seq();
+    Ok(MarkedRead {
+        read_seq: (now > before).then_some(now),
+        moved: true,
+        conversation: conv,
+    })
+}
+
+/// The visitor's messages of `conv` with a `seq` after `seq`.
+fn visitor_messages_after(
+    reads: &dyn Reads,
+    conv: &ConversationRecord,
+    seq: u64,
+) -> Result<u64, StoreError> {
+    let (messages, _) = reads.after(conv.id, seq, Cut::count(usize::MAX), usize::MAX)?;
+    let by_visitor = messages
+        .decode()?
+        .iter()
+        .filter(|m| m.author.kind == AuthorKind::Visitor)
+        .count();
+    Ok(by_visitor as u64)
+}
+
+/// What the visitor's `seen` changed.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub conversation: ConversationRecord,
+    /// What becomes of the follow-up deadline (a pending email for replies now seen).
+    pub deadline: Option<Change>,
+}
+
+/// Moves the visitor's seen cursor of `conv` forward to `seq` (at most the last
+/// message), and tells the follow-up; None when it does not move.
+pub fn plan_seen(mut conv: ConversationRecord, seq: u64) -> Option<Seen> {
+    let to = seq.min(conv.last_seq);
+    if to <= conv.visitor_seen_seq {
+        return None;
+    }
+    conv.visitor_seen_seq = to;
+    let event = FollowUpEvent::Seen {
+        seq: to,
+        last_seq: conv.last_seq,
+    };
+    let step = follow_up::apply(&mut conv, event);
+    Some(Seen {
+        conversation: conv,
+        deadline: step.deadline,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversations::StoredMessages;
+    use crate::ids::{ContactId, ConversationId, VisitorId};
+    use crate::store::records::VisitorRecord;
+    use widget_protocol::{Author, Contact, Message};
+
+    /// A conversation's messages, for the count inside the write.
+    struct Messages(Vec<Message>);
+
+    impl Reads for Messages {
+        fn visitor(&self, _: VisitorId) -> Result<Option<VisitorRecord>, StoreError> {
+            Ok(None)
+        }
+        fn contact(&self, _: ContactId) -> Result<Option<Contact>, StoreError> {
+            Ok(None)
+        }
+        fn page(
+            &self,
+            _: ConversationId,
+            _: Option<u64>,
+            _: Cut,
+        ) -> Result<(StoredMessages, bool), StoreError> {
+            unreachable!("mark_read reads only what follows its seq")
+        }
+        fn after(
+            &self,
+            _: ConversationId,
+            after: u64,
+            _: Cut,
+            _: usize,
+        ) -> Result<(StoredMessages, bool), StoreError> {
+            let rows = self
+                .0
+                .iter()
+                .filter(|m| m.seq > after)
+                .map(|m| serde_json::to_vec(m).expect("encodes"));
+            Ok((StoredMessages::from_rows(rows)?, false))
+        }
+    }
+
+    fn agent(n: u128) -> AgentId {
+        AgentId::from_uuid(uuid::Uuid::from_u128(n))
+    }
+
+    /// Seqs 1..: v = visitor, a = agent, s = system.
+    fn conversation(kinds: &str) -> (ConversationRecord, Messages) {
+        let id = ConversationId::from_uuid(uuid::Uuid::from_u128(7));
+        let visitor = VisitorId::from_uuid(uuid::Uuid::from_u128(8));
+        let mut conv = ConversationRecord::new(id, "default".into(), visitor, 1);
+        let messages = kinds
+            .chars()
+            .zip(1..)
+            .map(|(k, seq)| {
+                let kind = match k {
+                    'v' => AuthorKind::Visitor,
+                    'a' => AuthorKind::Agent,
+                    _ => AuthorKind::System,
+                };
+                Message {
+                    id: format!("m{seq}"),
+                    conversation_id: id.into(),
+                    seq,
+                    author: Author { kind, name: None },
+                    text: "x".into(),
+                    at: 1,
+                }
+            })
+            .collect::<Vec<_>>();
+        conv.last_seq = messages.len() as u64;
+        conv.visitor_messages = kinds.chars().filter(|&k| k == 'v').count() as u64;
+        (conv, Messages(messages))
+    }
+
+    fn mark(conv: &ConversationRecord, who: AgentId, seq: u64, m: &Messages) -> Option<MarkedRead> {
+        let read = plan_mark_read(conv.clone(), who, seq, m).expect("reads");
+        read.moved.then_some(read)
+    }
+
+    #[test]
+    fn unread_counts_the_visitor_messages_after_each_agents_cursor() {
+        let (conv, m) = conversation("vavvsv");
+        let (ann, bob) = (agent(1), agent(2));
+        assert_eq!((conv.unread_for(ann), conv.unread_for(bob)), (4, 4));
+        let read = mark(&conv, ann, 3, &m).expect("moves");
+        assert_eq!(read.read_seq, Some(3));
+        let conv = read.conversation;
+        assert_eq!(
+            conv.read[&ann],
+            ReadCursor {
+                seq: 3,
+                visitor_messages: 2
+            }
+        );
+        assert_eq!((conv.unread_for(ann), conv.unread_for(bob)), (2, 4));
+        // Bob reads less: his unread is his, and the highest read seq stays.
+        let read = mark(&conv, bob, 1, &m).expect("moves");
+        assert_eq!(read.read_seq, None);
+        assert_eq!(read.conversation.unread_for(bob), 3);
+        assert_eq!(read.conversation.read_seq(), 3);
+    }
+
+    #[test]
+    fn a_cursor_never_moves_back_and_a_seq_past_the_end_is_the_last() {
+        let (conv, m) = conversation("vav");
+        let ann = agent(1);
+        let read = mark(&conv, ann, 99, &m).expect("moves");
+        assert_eq!(read.read_seq, Some(3));
+        let conv = read.conversation;
+        assert_eq!(conv.read[&ann].seq, 3);
+        assert_eq!(conv.unread_for(ann), 0);
+        for seq in [0, 2, 3, 99] {
+            assert!(mark(&conv, ann, seq, &m).is_none(), "seq {seq}");
+        }
+        // A new visitor message is unread again, with no write per agent.
+        let mut more = conv.clone();
+        more.last_seq += 1;
+        more.visitor_messages += 1;
+        assert_eq!(more.unread_for(ann), 1);
+    }
+
+    #[test]
+    fn reading_to_the_last_message_reads_nothing_from_the_store() {
+        struct Nothing;
+        impl Reads for Nothing {
+            fn visitor(&self, _: VisitorId) -> Result<Option<VisitorRecord>, StoreError> {
+                unreachable!()
+            }
+            fn contact(&self, _: ContactId) -> Result<Option<Contact>, StoreError> {
+                unreachable!()
+            }
+            fn page(
+                &self,
+                _: ConversationId,
+                _: Option<u64>,
+                _: Cut,
+            ) -> Result<(StoredMessages, bool), StoreError> {
+                unreachable!()
+            }
+            fn after(
+                &self,
+                _: ConversationId,
+                _: u64,
+                _: Cut,
+                _: usize,
+            ) -> Result<(StoredMessages, bool), StoreError> {
+                unreachable!("the last message needs no count")
+            }
+        }
+        let (conv, _) = conversation("vvav");
+        let read = plan_mark_read(conv, agent(1), 4, &Nothing).expect("no read");
+        assert!(read.moved);
+        let cursor = read.conversation.read[&agent(1)];
+        assert_eq!(
+            cursor,
+            ReadCursor {
+                seq: 4,
+                visitor_messages: 3
+            }
+        );
+    }
+
+    #[test]
+    fn the_visitors_seen_cursor_moves_forward_only_and_clamps() {
+        let (conv, _) = conversation("vaa");
+        let seen = plan_seen(conv, 2).expect("moves");
+        assert_eq!(seen.conversation.visitor_seen_seq, 2);
+        let conv = seen.conversation;
+        assert!(plan_seen(conv.clone(), 2).is_none());
+        assert!(plan_seen(conv.clone(), 1).is_none());
+        assert!(plan_seen(conv.clone(), 0).is_none());
+        let seen = plan_seen(conv, 50).expect("moves");
+        assert_eq!(seen.conversation.visitor_seen_seq, 3, "clamped to the last");
+        assert!(plan_seen(seen.conversation, 50).is_none());
+    }
+
+    #[test]
+    fn seeing_every_reply_cancels_the_pending_follow_up_and_seeing_some_narrows_it() {
+        let (mut conv, _) = conversation("vaa");
+        conv.seen_seq = 1;
+        conv.follow_up_due = Some(5_000);
+        let narrowed = plan_seen(conv.clone(), 2).expect("moves");
+        assert_eq!(narrowed.deadline, None);
+        let c = &narrowed.conversation;
+        assert_eq!((c.seen_seq, c.follow_up_due), (2, Some(5_000)));
+        let cancelled = plan_seen(conv, 3).expect("moves");
+        assert_eq!(cancelled.deadline, Some(Change::Disarm(5_000)));
+        let c = &cancelled.conversation;
+        assert_eq!((c.seen_seq, c.follow_up_due), (3, None));
+    }
+}
