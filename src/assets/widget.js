@@ -265,7 +265,9 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
   }
   function markSent(el, m) {
     el.dataset.id = m.id; el.dataset.seq = m.seq; el.dataset.status = 'sent';
-    el._time = new Date(m.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    var at = new Date(m.at), day = at.toDateString() === new Date().toDateString() ? '' :
+      at.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ', '; // not today: the date too
+    el._time = day + at.toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
     stamp(el);
   }
   // Each of the visitor's messages says Seen once an agent has read up to it, else Sent.

@@ -397,3 +397,19 @@ test('a light brand colour gets dark text on it, a dark one white', async () => 
   }
   await context.close();
 });
+
+test('a message from another day shows its date, one from today only its time', async () => {
+  const v = await visitor();
+  await v.w.open();
+  const today = await v.w.send(`Today's question ${uniq()}`);
+  const at = Date.UTC(2026, 0, 15, 9, 5);
+  v.inject({ type: 'message', message: { id: crypto.randomUUID(), conversation_id: null, seq: 1000,
+    author: { kind: 'agent', name: 'Ann' }, text: 'An answer from January', at } });
+  const old = v.page.locator('[data-testid=fd-message][data-author=agent]', { hasText: 'An answer from January' });
+  await visible(old);
+  const expected = await v.page.evaluate((at) => new Date(at).toLocaleDateString([], { month: 'short', day: 'numeric' }), at);
+  assert.ok((await old.textContent()).includes(expected), `${await old.textContent()} has ${expected}`);
+  assert.ok(!(await today.textContent()).includes(expected));
+  assert.match(await today.textContent(), /\d:\d\d/);
+  await v.context.close();
+});
