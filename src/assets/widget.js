@@ -18,6 +18,7 @@
     '/ws/visitor?inbox=' + encodeURIComponent(inbox);
   var COOKIE = 'fd_visitor_token';
   var openKey = 'fd_open:' + inbox, promptKey = 'fd_prompt:' + inbox, peekKey = 'fd_peek:' + inbox;
+  var seenKey = 'fd_seen:' + inbox;
 
   var ws = null, welcomed = false, attempt = 0, retryTimer = null, stopped = false;
   var conversationId = null, email = null, historyBusy = false;
@@ -396,6 +397,7 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
   function markSeen() {
     if (!isOpen || document.hidden) return;
     var news = others(told).length;
+    if (maxSeq() > seenSeq && conversationId) store('local', seenKey, conversationId + ' ' + maxSeq()); // for other tabs
     seenSeq = Math.max(seenSeq, maxSeq());
     if (news && live() && conversationId) { told = seenSeq; send({ type: 'seen', seq: seenSeq }); }
     renderBadge();
@@ -454,6 +456,13 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     if (isOpen) stopFlash();
   });
   addEventListener('focus', stopFlash); // back on the page: the badge and the preview say it
+  addEventListener('storage', e => { // the chat was read in another tab of this site
+    var v = e.key === seenKey && (e.newValue || '').split(' ');
+    if (!v || v[0] !== conversationId) return;
+    seenSeq = Math.max(seenSeq, Number(v[1]) || 0);
+    if (!others(seenSeq).length) { peek.hidden = true; stopFlash(); }
+    renderBadge();
+  });
 
   // -- the email prompt
   function showPrompt(text) {

@@ -413,3 +413,30 @@ test('a message from another day shows its date, one from today only its time', 
   assert.match(await today.textContent(), /\d:\d\d/);
   await v.context.close();
 });
+
+test('reading the chat in one tab clears the badge, the preview and the flash in the others', async () => {
+  const { v, agent, id } = await conversation();
+  await v.close();
+  const other = await v.context.newPage(); // a second tab: same visitor, its own open state
+  const w2 = widget(other);
+  await other.goto(`${BASE}/`);
+  await visible(w2.launcher);
+  await eventually(async () => (await w2.status.getAttribute('data-state')) === 'online', 'the second tab connects');
+  const title = await v.page.title();
+
+  await reply(agent, id, `Your bike is ready for pickup. ${uniq()}`);
+  await expectText(v.badge, '1');
+  await visible(v.preview);
+  await eventually(async () => (await v.page.title()) !== title, 'the flash in the first tab');
+  const badge2 = other.getByTestId('fd-badge');
+  await expectText(badge2, '1');
+
+  await w2.open();
+  await hidden(badge2);
+  await hidden(v.badge);
+  await hidden(v.preview);
+  await eventually(async () => (await v.page.title()) === title, 'the first tab\'s title restored');
+
+  await agent.close();
+  await v.context.close();
+});
