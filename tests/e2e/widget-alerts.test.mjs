@@ -1,7 +1,11 @@
 // The visitor's side of the inbox workflow: the agent's typing, the visitor's own typing,
 // `seen` sent only while the chat is open and the page visible, "Seen" on the visitor's
 // messages, and the unread badge, preview bubble and title flash of a reply that came
-// while the chat was closed, also after a reload. The agent is a headless socket.
+// while the chat was closed, also after a reload and across tabs. Then the widget defects
+// of the UX review that this touches: Retry as a button in its place, Tab kept in the
+// phone's full-screen panel, readable text on a light brand colour, dates on old messages.
+// The agent is a headless socket; a tap on the widget's socket records what it sends and
+// can hand it frames (to time out a typing state the server would end itself).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
