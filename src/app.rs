@@ -162,6 +162,8 @@ impl Offline {
         tighten(dir)?;
         let (writer, writer_thread) = start_writer(data, dir, &kv, wal);
         let backend = Arc::new(KvStore::new(kv, writer));
+        // The writer answers from its own thread: no runtime is needed to wait for it.
+        futures::executor::block_on(backend.upgrade())?;
         let inboxes = Inboxes::load(backend.clone())?;
         Ok(Offline {
             outbox: backend.clone(),
@@ -225,6 +227,7 @@ impl App {
         let identity = Identity::load_or_create(&dir, config.secure_cookie)?
             .with_lifetime(config.token_lifetime);
         let backend = Arc::new(KvStore::new(kv.clone(), writer.clone()));
+        backend.upgrade().await?;
         let inboxes = Inboxes::load(backend.clone())?;
         let now = clock.now_ms();
         if inboxes.get(DEFAULT_INBOX).is_none() {

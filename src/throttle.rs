@@ -155,6 +155,8 @@ pub struct Throttles {
     pub new_conversations_per_inbox: Rule<Arc<str>>,
     pub email_per_visitor: Rule<VisitorId>,
     pub email_per_address: Rule<IpAddr>,
+    /// Keyed by the hub's connection id.
+    pub list_per_connection: Rule<u64>,
 }
 
 impl Throttles {
@@ -185,6 +187,7 @@ impl Throttles {
             ),
             email_per_visitor: Rule::new("emails from this visitor", l.email_per_visitor, keys),
             email_per_address: Rule::new("emails from this address", l.email_per_address, keys),
+            list_per_connection: Rule::new("lists on this connection", l.list_per_connection, keys),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! An agent's connection: `auth`, then the inbox's conversations, replies, contacts and
-//! chatflow settings.
+//! An agent's connection: `auth`, then the inbox's conversations, replies, contacts,
+//! chatflow settings, status and assignee, read cursors and typing.
 //!
 //! Owns access control for agents: every conversation id is checked against the agent's
 //! inboxes, and an id from another inbox gets the same `not_found` as one that does not
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use widget_protocol::{
-    close, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Role,
-    SummaryUpdates,
+    close, AgentClient, AgentInfo, AgentServer, Assignee, Chatflow, ErrorCode, ErrorFrame, Role,
+    Summary, SummaryUpdates,
 };
 
 use super::{admit, json_len, Input, Link, Socket};
@@ -25,13 +25,18 @@ use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
 use crate::hub::Budget;
 use crate::ids::{AgentId, ConversationId};
+use crate::listing::{self, ListRequest, Page};
 use crate::metrics::{ConnKind, Metrics};
+use crate::reading::{self, MarkedRead};
 use crate::store::records::{AgentRecord, AssigneeRecord, ConversationRecord};
 use crate::typing::{Place, Told, Typing};
 use crate::validate;
 
-/// The most conversations `ready` lists (newest first).
-const READY_LIMIT: usize = 500;
+/// The conversations `ready` lists (the newest page).
+const READY_PAGE: usize = listing::DEFAULT_LIMIT;
+
+/// The longest cursor, in place of `next` while a frame's room is measured.
+const LONGEST_CURSOR: &str = "18446744073709551615.00000000-0000-0000-0000-000000000000";
 
 struct Session<S> {
     app: App,
@@ -125,48 +130,106 @@ async fn await_auth<S: Socket>(
 }
 
 impl<S: Socket> Session<S> {
-    /// `ready`, with the newest conversations that fit in one list frame (and at most
-    /// [`READY_LIMIT`]); a summary is built only while there is room for it.
+    /// `ready`, with the newest page of conversations ([`READY_PAGE`], cut to what fits
+    /// in one list frame) and `next` for the rest, and the inboxes' agents.
     async fn ready(&mut self) {
-        let names: Vec<String> = self.inboxes.iter().map(|s| s.to_string()).collect();
+        match self.build_ready() {
+            Ok(ready) => self.link.send(&ready).await,
+            Err(e) => self.link.send_error(e.to_frame(None)).await,
+        }
+    }
+
+    fn build_ready(&self) -> Result<AgentServer> {
         let mut ready = AgentServer::Ready {
             agent: AgentInfo {
                 id: self.agent.id.into(),
                 name: self.agent.name.clone(),
                 role: self.agent.role,
             },
-            inboxes: names.clone(),
+            inboxes: self.inbox_names(),
             conversations: Vec::new(),
-            next: None,
-            agents: Vec::new(),
+            next: Some(LONGEST_CURSOR.into()),
+            agents: self.members()?,
         };
-        let mut room = self.link.list_room(&ready);
-        let (store, hub) = (self.app.store.as_ref(), &self.app.hub);
-        let listed = store.conversations(&names, READY_LIMIT).and_then(|convs| {
-            let mut summaries = Vec::new();
-            for c in &convs {
-                let summary = conversations::summary(store, hub, c, Some(self.agent.id))?;
-                let size = json_len(&summary) + usize::from(!summaries.is_empty());
-                if size > room {
-                    break;
-                }
-                room -= size;
-                summaries.push(summary);
-            }
-            Ok(summaries)
-        });
-        match listed {
-            Ok(listed) => {
-                if let AgentServer::Ready { conversations, .. } = &mut ready {
-                    *conversations = listed;
-                }
-                self.link.send(&ready).await;
-            }
-            Err(e) => {
-                let f = Error::from(e).to_frame(None);
-                self.link.send_error(f).await;
-            }
+        let room = self.link.list_room(&ready);
+        let page = self
+            .app
+            .store
+            .list(&self.inbox_names(), &ListRequest::newest(READY_PAGE))?;
+        let (listed, after) = self.fit(room, page)?;
+        if let AgentServer::Ready {
+            conversations,
+            next,
+            ..
+        } = &mut ready
+        {
+            (*conversations, *next) = (listed, after);
         }
+        Ok(ready)
+    }
+
+    fn inbox_names(&self) -> Vec<String> {
+        self.inboxes.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The agents who may be assigned here: not revoked, members of one of this agent's
+    /// inboxes (this one included), by name.
+    fn members(&self) -> Result<Vec<Assignee>> {
+        let mut members: Vec<Assignee> = self
+            .app
+            .admin
+            .agents()?
+            .into_iter()
+            .filter(|a| !a.revoked && a.inboxes.iter().any(|i| self.may_see(i)))
+            .map(|a| Assignee {
+                id: a.id.into(),
+                name: a.name,
+            })
+            .collect();
+        members.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        Ok(members)
+    }
+
+    /// The summaries of `page` that fit in `room` bytes (the first one whatever its
+    /// size, so paging always moves on), and the cursor of the rest: the page's own, or,
+    /// when it was cut, the place of the last summary kept.
+    fn fit(&self, mut room: usize, page: Page) -> Result<(Vec<Summary>, Option<String>)> {
+        let (store, hub) = (self.app.store.as_ref(), &self.app.hub);
+        let mut summaries = Vec::new();
+        let mut next = page.next;
+        let mut last = None;
+        for (place, conv) in &page.conversations {
+            let summary = conversations::summary(store, hub, conv, Some(self.agent.id))?;
+            let size = json_len(&summary) + usize::from(!summaries.is_empty());
+            if size > room && !summaries.is_empty() {
+                next = last;
+                break;
+            }
+            room = room.saturating_sub(size);
+            summaries.push(summary);
+            last = Some(*place);
+        }
+        Ok((summaries, next.map(|c| c.to_string())))
+    }
+
+    /// `list`: a page of this agent's conversations.
+    async fn list(&mut self, request: ListRequest) -> Result<()> {
+        let mut frame = AgentServer::Conversations {
+            conversations: Vec::new(),
+            next: Some(LONGEST_CURSOR.into()),
+        };
+        let room = self.link.list_room(&frame);
+        let page = self.app.store.list(&self.inbox_names(), &request)?;
+        let (listed, after) = self.fit(room, page)?;
+        if let AgentServer::Conversations {
+            conversations,
+            next,
+        } = &mut frame
+        {
+            (*conversations, *next) = (listed, after);
+        }
+        self.link.send(&frame).await;
+        Ok(())
     }
 
     /// The connection from `ready` on, in a task of its own.
@@ -349,8 +412,16 @@ impl<S: Socket> Session<S> {
                 before,
                 limit,
             } => {
-                let _ = (status, assignee, query, before, limit);
-                Err(not_yet("list"))
+                self.app.throttle.list_per_connection.admit(&self.conn_id)?;
+                let request = ListRequest::from_frame(
+                    status,
+                    assignee.as_deref(),
+                    query.as_deref(),
+                    before.as_deref(),
+                    limit,
+                    self.agent.id,
+                )?;
+                self.list(request).await
             }
         }
     }
@@ -359,33 +430,25 @@ impl<S: Socket> Session<S> {
     /// This agent's connections (this one included) hear their `unread`, moved or not;
     /// the visitor hears `seen` when the highest read `seq` moved.
     async fn mark_read(&mut self, conversation_id: &str, seq: u64) -> Result<()> {
-        let (id, _) = self.visible(conversation_id)?;
-        let read = self.app.store.mark_read(id, self.agent.id, seq).await?;
+        let (id, conv) = self.visible(conversation_id)?;
+        let read = if reading::read_moves(&conv, self.agent.id, seq) {
+            self.app.store.mark_read(id, self.agent.id, seq).await?
+        } else {
+            // Not past the cursor: no write at all (a flood of these costs reads only).
+            MarkedRead::unchanged(conv)
+        };
         let conv = &read.conversation;
         if let Some(seq) = read.read_seq {
             fanout::publish(&self.app, &Event::ReadByTeam { conv, seq });
         }
         let agent = self.agent.id;
-        // Its other tabs learn the cursor only when it moved; this one always hears.
-        let moved = Event::ReadMoved { conv, agent };
-        let answered = if read.moved {
-            fanout::publish(&self.app, &moved).is_some()
-        } else {
-            let summary =
-                conversations::summary(self.app.store.as_ref(), &self.app.hub, conv, Some(agent))?;
-            let frame = AgentServer::ConversationUpdated {
-                conversation: summary,
-            };
-            self.link.send(&frame).await;
-            true
-        };
-        if answered {
-            Ok(())
-        } else {
-            Err(Error::rejected(
+        // This connection is in the audience (its agent's): that is its answer.
+        match fanout::publish(&self.app, &Event::ReadMoved { conv, agent }) {
+            Some(_) => Ok(()),
+            None => Err(Error::rejected(
                 ErrorCode::Internal,
                 "could not build the summary",
-            ))
+            )),
         }
     }
 
@@ -398,14 +461,7 @@ impl<S: Socket> Session<S> {
             visitor: conversations::visitor_key(&conv),
         };
         let limits = &self.app.config.limits;
-        let told = self.typing.frame(
-            place,
-            active,
-            Instant::now(),
-            limits.typing,
-            limits.typing_expiry,
-        );
-        for t in told {
+        for t in self.typing.frame(place, active, Instant::now(), limits) {
             self.tell_typing(Some(t));
         }
         Ok(())
@@ -569,9 +625,4 @@ impl<S: Socket> Session<S> {
         }
         Ok(())
     }
-}
-
-/// Scaffolding while the inbox workflow lands frame by frame.
-fn not_yet(what: &str) -> Error {
-    Error::rejected(ErrorCode::BadFrame, format!("{what} is not supported yet"))
 }

@@ -3,9 +3,9 @@
 //! [`Store`] is what the sessions and the domain modules call: append a visitor's
 //! message (with its idempotency key), append an agent's reply or a system message, link
 //! a visitor to a contact (with the unique email), record what the prompt's deadline and
-//! deliveries did, and read conversations, pages of messages, visitors and contacts. A
-//! backend carries out the pure plans of `conversations`, `contacts`, `capture` and
-//! `followup` inside one atomic, durable write per call, so every rule lives in those
+//! deliveries did, move read and seen cursors, and read conversations, pages of
+//! messages, visitors and contacts. A backend carries out the pure plans of
+//! `conversations`, `contacts`, `capture`, `reading` and `followup` inside one atomic, durable write per call, so every rule lives in those
 //! modules and never in a backend. [`super::kv_store::KvStore`] implements it over the
 //! key-value engine and the group-commit writer; a SQL backend would implement the same
 //! methods as transactions ("append this message to that conversation").
@@ -21,6 +21,7 @@ use crate::error::Result;
 use crate::followup::state::FollowUpNews;
 use crate::hub::VisitorKey;
 use crate::ids::{AgentId, ContactId, ConversationId, OutboxId, VisitorId};
+use crate::listing::{ListRequest, Page};
 use crate::mail::{Begin, Delivery, Email, Ended};
 use crate::reading::MarkedRead;
 use crate::store::keys::DeadlineKind;
@@ -182,12 +183,9 @@ pub trait Store: Reads + Send + Sync {
         inbox: &str,
     ) -> Result<Option<ConversationRecord>, StoreError>;
 
-    /// The conversations of some inboxes, newest first, at most `limit`.
-    fn conversations(
-        &self,
-        inboxes: &[String],
-        limit: usize,
-    ) -> Result<Vec<ConversationRecord>, StoreError>;
+    /// A page of the conversations of `inboxes`, newest activity first, with the status
+    /// and assignee filters, the query and the cursor of `request` (see `listing`).
+    fn list(&self, inboxes: &[String], request: &ListRequest) -> Result<Page, StoreError>;
 
     /// The contact with this email, whatever its case.
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError>;

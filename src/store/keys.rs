@@ -7,24 +7,40 @@
 //! | --- | --- | --- |
 //! | `meta` | `b"schema"` | u32 BE schema version |
 //! | `meta` | `b"applied_lsn"` | u64 BE: the last write-ahead log record applied |
+//! | `meta` | `b"upgrade_v2_after"` | while upgrading to schema 2: the last conversation id done |
 //! | `inboxes` | inbox key (UTF-8) | `InboxRecord` |
 //! | `agents` | agent id | `AgentRecord` |
 //! | `agent_tokens` | SHA-256 of the token | agent id |
 //! | `visitors` | visitor id | `VisitorRecord` (written on the first message) |
 //! | `conversations` | conversation id | `ConversationRecord` |
 //! | `conv_by_visitor` | visitor id ++ inbox key | conversation id |
-//! | `conv_by_inbox` | inbox key ++ 0x00 ++ conversation id | empty |
+//! | `conv_by_inbox` | inbox key ++ 0x00 ++ conversation id | empty (schema 1 only; no longer written or read) |
 //! | `messages` | conversation id ++ seq (u64 BE) | protocol `Message` |
 //! | `client_ids` | conversation id ++ client_msg_id | seq (u64 BE) |
 //! | `contacts` | contact id | protocol `Contact` |
 //! | `contact_emails` | lower-cased email | contact id |
 //! | `deadlines` | due ms (u64 BE) ++ kind (u8) ++ conversation id | empty |
 //! | `outbox` | email id | `OutboxRecord` |
+//! | `activity` | inbox key ++ 0x00 ++ [`Facet`] ++ updated_at (u64 BE) ++ conversation id | empty |
+//! | `words` | inbox key ++ 0x00 ++ word (UTF-8) ++ 0x00 ++ conversation id | empty |
+//! | `conv_words` | conversation id ++ word (UTF-8) | empty |
+//!
+//! `activity` is the conversation list: each conversation has four keys in its inbox,
+//! one per [`Facet`] (all; its status; its assignee; both), so a walk newest first down
+//! one facet's keys is exactly the list for one filter. The keys move with every
+//! change of `updated_at`, status or assignee, in the same write as the record
+//! (`kv_store::listing::put_conversation`). `words` is the search index, word to
+//! conversations, per inbox (a query term is a prefix scan); `conv_words` is the same
+//! pairs the other way round, for "does this conversation have a word starting with
+//! …" (one seek) and for "already indexed" (one get). A word never holds 0x00 (see
+//! `search`).
 
 use uuid::Uuid;
 use widget_protocol::Millis;
 
-use crate::ids::{ConversationId, VisitorId};
+use widget_protocol::Status;
+
+use crate::ids::{AgentId, ConversationId, VisitorId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tree {
@@ -42,10 +58,13 @@ pub enum Tree {
     ContactEmails,
     Deadlines,
     Outbox,
+    Activity,
+    Words,
+    ConvWords,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 14] = [
+    pub const ALL: [Tree; 17] = [
         Tree::Meta,
         Tree::Inboxes,
         Tree::Agents,
@@ -60,6 +79,9 @@ impl Tree {
         Tree::ContactEmails,
         Tree::Deadlines,
         Tree::Outbox,
+        Tree::Activity,
+        Tree::Words,
+        Tree::ConvWords,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +100,9 @@ impl Tree {
             Tree::ContactEmails => "contact_emails",
             Tree::Deadlines => "deadlines",
             Tree::Outbox => "outbox",
+            Tree::Activity => "activity",
+            Tree::Words => "words",
+            Tree::ConvWords => "conv_words",
         }
     }
 
@@ -103,6 +128,9 @@ impl Tree {
             Tree::ContactEmails => 12,
             Tree::Deadlines => 13,
             Tree::Outbox => 14,
+            Tree::Activity => 15,
+            Tree::Words => 16,
+            Tree::ConvWords => 17,
         }
     }
 
@@ -112,6 +140,10 @@ impl Tree {
 }
 
 pub const SCHEMA_KEY: &[u8] = b"schema";
+
+/// In `meta`, while the store is being upgraded to schema 2: the id of the last
+/// conversation done (see `kv_store::upgrade`).
+pub const UPGRADE_PROGRESS_KEY: &[u8] = b"upgrade_v2_after";
 
 /// In `meta`: the log sequence number of the last write applied to the engine (u64 BE),
 /// written after each group's writes; see `store::wal`.
@@ -139,15 +171,103 @@ pub fn conv_by_visitor(visitor: VisitorId, inbox: &str) -> Vec<u8> {
     k
 }
 
-pub fn conv_by_inbox_prefix(inbox: &str) -> Vec<u8> {
+/// The start of every key of `inbox` in a per-inbox tree.
+fn inbox_prefix(inbox: &str) -> Vec<u8> {
     let mut k = inbox.as_bytes().to_vec();
     k.push(0);
     k
 }
 
-pub fn conv_by_inbox(inbox: &str, conv: ConversationId) -> Vec<u8> {
-    let mut k = conv_by_inbox_prefix(inbox);
+/// Which conversations of an inbox one run of `activity` keys holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Facet {
+    All,
+    Status(Status),
+    /// Assigned to this agent, or (None) to nobody.
+    Assignee(Option<AgentId>),
+    Both(Status, Option<AgentId>),
+}
+
+impl Facet {
+    /// The four facets a conversation with this status and assignee is listed under.
+    pub fn of(status: Status, assignee: Option<AgentId>) -> [Facet; 4] {
+        [
+            Facet::All,
+            Facet::Status(status),
+            Facet::Assignee(assignee),
+            Facet::Both(status, assignee),
+        ]
+    }
+
+    fn encode(self, k: &mut Vec<u8>) {
+        let status = |s: Status| match s {
+            Status::Open => 1u8,
+            Status::Pending => 2,
+            Status::Resolved => 3,
+        };
+        let agent = |a: Option<AgentId>| a.map_or([0u8; 16], |a| *a.uuid().as_bytes());
+        match self {
+            Facet::All => k.push(0),
+            Facet::Status(s) => k.extend_from_slice(&[1, status(s)]),
+            Facet::Assignee(a) => {
+                k.push(2);
+                k.extend_from_slice(&agent(a));
+            }
+            Facet::Both(s, a) => {
+                k.extend_from_slice(&[3, status(s)]);
+                k.extend_from_slice(&agent(a));
+            }
+        }
+    }
+}
+
+/// The start of the `activity` keys of one facet of an inbox.
+pub fn activity_prefix(inbox: &str, facet: Facet) -> Vec<u8> {
+    let mut k = inbox_prefix(inbox);
+    facet.encode(&mut k);
+    k
+}
+
+/// A conversation's place (`at`, its activity time) under `prefix`.
+pub fn activity(prefix: &[u8], at: u64, conv: ConversationId) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&at.to_be_bytes());
     k.extend_from_slice(conv.uuid().as_bytes());
+    k
+}
+
+/// The time and conversation of an `activity` key under a prefix of `prefix_len` bytes.
+pub fn read_activity(k: &[u8], prefix_len: usize) -> Option<(u64, ConversationId)> {
+    let tail = k.get(prefix_len..)?;
+    if tail.len() != 24 {
+        return None;
+    }
+    Some((read_u64(&tail[..8])?, read_id(&tail[8..])?))
+}
+
+/// The start of the `words` keys of every word of `inbox` that begins with `term`.
+pub fn words_prefix(inbox: &str, term: &str) -> Vec<u8> {
+    let mut k = inbox_prefix(inbox);
+    k.extend_from_slice(term.as_bytes());
+    k
+}
+
+pub fn word(inbox: &str, word: &str, conv: ConversationId) -> Vec<u8> {
+    let mut k = words_prefix(inbox, word);
+    k.push(0);
+    k.extend_from_slice(conv.uuid().as_bytes());
+    k
+}
+
+/// The conversation of a `words` key (its last 16 bytes).
+pub fn read_word_conversation(k: &[u8]) -> Option<ConversationId> {
+    read_id(&k[k.len().checked_sub(16)?..])
+}
+
+/// `conv_words`: `conv` has a word that begins with `term` (a prefix), or is `term`.
+pub fn conv_word(conv: ConversationId, term: &str) -> Vec<u8> {
+    let mut k = id(conv);
+    k.extend_from_slice(term.as_bytes());
     k
 }
 
@@ -226,6 +346,35 @@ mod tests {
         assert_eq!(read_deadline(&k), Some((1_000, DeadlineKind::Prompt, s)));
         assert!(deadline(999, DeadlineKind::FollowUp, s) < k);
         assert_eq!(read_deadline(&k[..10]), None);
+    }
+
+    #[test]
+    fn activity_keys_sort_by_time_then_id_within_one_facet() {
+        let (a, b) = (
+            ConversationId::from_uuid(Uuid::from_u128(1)),
+            ConversationId::from_uuid(Uuid::from_u128(2)),
+        );
+        let p = activity_prefix("main", Facet::Status(Status::Open));
+        assert!(activity(&p, 5, b) < activity(&p, 6, a));
+        assert!(activity(&p, 5, a) < activity(&p, 5, b));
+        assert_eq!(read_activity(&activity(&p, 5, b), p.len()), Some((5, b)));
+        let facets = Facet::of(Status::Open, None);
+        let prefixes: std::collections::HashSet<_> =
+            facets.iter().map(|f| activity_prefix("main", *f)).collect();
+        assert_eq!(prefixes.len(), 4, "the four facets never share keys");
+        assert!(
+            !activity_prefix("main", Facet::All).starts_with(&activity_prefix("mai", Facet::All))
+        );
+    }
+
+    #[test]
+    fn a_word_key_starts_with_the_prefix_of_every_term_it_begins_with() {
+        let c = ConversationId::from_uuid(Uuid::from_u128(7));
+        let k = word("main", "refund", c);
+        assert!(k.starts_with(&words_prefix("main", "ref")));
+        assert!(!k.starts_with(&words_prefix("main", "und")));
+        assert_eq!(read_word_conversation(&k), Some(c));
+        assert!(conv_word(c, "refund").starts_with(&conv_word(c, "re")));
     }
 
     #[test]

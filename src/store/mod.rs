@@ -31,7 +31,11 @@ pub use kv_store::KvStore;
 pub use writer::{Writer, WriterStats};
 
 /// The schema version written in `meta`; bump it with a numbered migration.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 1: the first layout. 2: the conversation list's `activity` keys, the search index
+/// (`words`, `conv_words`) and `ConversationRecord::visitor_messages`, built for older
+/// data by `KvStore::upgrade` (see `kv_store::upgrade`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -174,8 +178,9 @@ pub fn seal(dir: &Path) {
     }
 }
 
-/// Numbered migrations; version 1 is the first layout, so there is nothing to run yet
-/// beyond stamping a new store and refusing one from the future.
+/// Stamps a new store with [`SCHEMA_VERSION`] and refuses one from the future. An older
+/// store keeps its version until `KvStore::upgrade` has rewritten its data through the
+/// writer.
 fn migrate(kv: &dyn Kv) -> Result<()> {
     match kv.get(Tree::Meta, keys::SCHEMA_KEY)? {
         None => {
@@ -198,6 +203,17 @@ fn migrate(kv: &dyn Kv) -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// The schema version the store's data has (a new store's is stamped at open).
+pub fn schema_version(kv: &dyn Kv) -> Result<u32> {
+    match kv.get(Tree::Meta, keys::SCHEMA_KEY)? {
+        None => Ok(SCHEMA_VERSION),
+        Some(v) => keys::read_u32(&v).ok_or_else(|| StoreError::Corrupt {
+            tree: Tree::Meta,
+            reason: "schema version is not 4 bytes".into(),
+        }),
     }
 }
 

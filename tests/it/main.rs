@@ -23,16 +23,22 @@ mod fuzz_corpus;
 mod hostile;
 /// A visitor never sees another's data; an agent nothing outside its inboxes.
 mod isolation;
+/// The conversation list: paging, filters, order, search, its index, its abuse.
+mod listing;
 /// What one connection may make the server hold.
 mod memory;
 /// `/metrics`: every series, and the counters moving.
 mod metrics;
 /// Origins of visitor pages and of the agent inbox.
 mod origins;
+/// Read cursors, unread per agent, the visitor's seen cursor, seen replies not mailed.
+mod reading;
 /// Links, tokens, lookalike emails, file modes, page headers, logs.
 mod secrets;
 /// Shared rate limits and presence coalescing.
 mod throttle;
+/// Typing both ways: who hears it, its rate, its end.
+mod typing;
 /// The visitor socket: identity, history, tabs, idempotency, resume, bad input.
 mod visitor;
 /// Conversation status and assignee: set_status, assign, reopening.

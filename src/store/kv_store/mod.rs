@@ -5,13 +5,16 @@
 //! message is a row of `messages` plus its `client_ids` entry, a conversation a row of
 //! `conversations` plus its two indexes, a deadline a key of `deadlines`. Each method
 //! reads what the domain's plan needs, calls the plan (`conversations`, `contacts`,
-//! `capture`, `followup`, `mail::delivery`), and turns it into one batch, so a visitor's `send` stays one writer
+//! `capture`, `followup`, `reading`, `mail::delivery`), and turns it into one batch, so a visitor's `send` stays one writer
 //! round trip and one log sync shared with its group. It decides nothing itself.
 
 mod admin;
+pub(crate) mod listing;
 mod outbox;
 mod read;
+mod upgrade;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -19,7 +22,7 @@ use widget_protocol::{Contact, Millis};
 
 use super::api::{ComposeEmail, Online, PromptFired, Store};
 use super::keys::{self, DeadlineKind};
-use super::records::ConversationRecord;
+use super::records::{ConversationRecord, VisitorRecord};
 use super::{Batch, Kv, StoreError, Tree, Writer};
 use crate::capture::{self, PromptEvent};
 use crate::contacts::{self, Link, Linked, Whom};
@@ -30,10 +33,11 @@ use crate::followup::state::{
     self as follow_up, FollowUp, FollowUpEffect, FollowUpEvent, FollowUpNews,
 };
 use crate::ids::{AgentId, ConversationId, OutboxId, VisitorId};
+use crate::listing::{ListRequest, Page};
 use crate::reading::{self, MarkedRead};
-use read::{
-    corrupt, earlier, find_for_visitor, load, load_visitor, lookup, visitor_reachable, KvReads,
-};
+use crate::search;
+use listing::{put_conversation, Place};
+use read::{earlier, find_for_visitor, load, load_visitor, lookup, visitor_reachable, KvReads};
 
 /// The domain store on a key-value engine.
 #[derive(Clone)]
@@ -65,23 +69,43 @@ fn remember(b: &mut Batch, conv_id: ConversationId, client_msg_id: &str, seq: u6
     );
 }
 
-fn put_conversation(b: &mut Batch, conv: &ConversationRecord) {
-    b.put_json(Tree::Conversations, keys::id(conv.id), conv);
-}
-
-/// Writes a conversation's plan into `b`: its messages, its record, its deadlines. The
-/// deadline it armed, for the scheduler.
-fn write_plan(b: &mut Batch, plan: &Plan) -> Option<(Millis, DeadlineKind)> {
-    let conv_id = plan.conversation.id;
+/// Writes a conversation's plan into `b`: its messages and their words, its record
+/// (listed where it now belongs; `was`: where it was listed), its deadlines, and
+/// `more_words` (its contact's, for a new conversation). The deadline it armed, for
+/// the scheduler.
+fn write_plan(
+    kv: &dyn Kv,
+    b: &mut Batch,
+    was: Option<&Place>,
+    plan: &Plan,
+    mut more_words: BTreeSet<String>,
+) -> Result<Option<(Millis, DeadlineKind)>, StoreError> {
+    let conv = &plan.conversation;
     for m in &plan.messages {
-        b.put_json(Tree::Messages, keys::message(conv_id, m.seq), m);
+        b.put_json(Tree::Messages, keys::message(conv.id, m.seq), m);
+        search::text_tokens(&m.text, &mut more_words);
     }
-    put_conversation(b, &plan.conversation);
+    listing::index_words(kv, b, &conv.inbox, conv.id, &more_words)?;
+    put_conversation(b, was, conv);
     let mut armed = None;
     for &(kind, change) in &plan.deadlines {
-        armed = deadlines::apply(b, kind, conv_id, change).or(armed);
+        armed = deadlines::apply(b, kind, conv.id, change).or(armed);
     }
-    armed
+    Ok(armed)
+}
+
+/// The words of the contact `visitor` is linked to, if any.
+fn contact_words(
+    kv: &dyn Kv,
+    visitor: Option<&VisitorRecord>,
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut words = BTreeSet::new();
+    if let Some(id) = visitor.and_then(|v| v.contact_id) {
+        if let Some(c) = read::contact(kv, id)? {
+            search::contact_tokens(&c, &mut words);
+        }
+    }
+    Ok(words)
 }
 
 /// A conversation's deadline fell due: its key leaves the store with `b`, the write that
@@ -116,6 +140,12 @@ impl Store for KvStore {
                     }
                 }
                 let visitor = load_visitor(kv, s.visitor)?;
+                let was = existing.as_ref().map(Place::of);
+                // A new conversation of a visitor linked already is found by the contact.
+                let contact = match existing {
+                    None => contact_words(kv, visitor.as_ref())?,
+                    Some(_) => BTreeSet::new(),
+                };
                 let planned = conversations::plan_visitor_message(existing, visitor, &s);
                 let plan = &planned.plan;
                 let conv_id = plan.conversation.id;
@@ -125,17 +155,12 @@ impl Store for KvStore {
                         keys::conv_by_visitor(s.visitor, &s.inbox),
                         keys::id(conv_id),
                     );
-                    b.put(
-                        Tree::ConvByInbox,
-                        keys::conv_by_inbox(&s.inbox, conv_id),
-                        Vec::new(),
-                    );
                 }
                 if let Some(visitor) = &planned.visitor {
                     b.put_json(Tree::Visitors, keys::id(s.visitor), visitor);
                 }
                 remember(&mut b, conv_id, &s.client_msg_id, planned.message.seq);
-                let deadline = write_plan(&mut b, plan);
+                let deadline = write_plan(kv, &mut b, was.as_ref(), plan, contact)?;
                 let out = Appended {
                     created: planned.created,
                     visitor_changed: planned.visitor.is_some(),
@@ -160,10 +185,11 @@ impl Store for KvStore {
                 }
                 // Only an offline visitor's address matters (for the follow-up email).
                 let reachable = !r.visitor_online && visitor_reachable(kv, &conv);
+                let was = Place::of(&conv);
                 let Planned { plan, message } =
                     conversations::plan_agent_reply(conv, reachable, &r);
                 remember(&mut b, r.conversation, &r.client_msg_id, message.seq);
-                let deadline = write_plan(&mut b, &plan);
+                let deadline = write_plan(kv, &mut b, Some(&was), &plan, BTreeSet::new())?;
                 let out = Appended {
                     deadline,
                     ..Appended::stored(message, plan.conversation)
@@ -185,8 +211,9 @@ impl Store for KvStore {
                 let Some(conv) = load(kv, conversation)? else {
                     return Ok((b, None));
                 };
+                let was = Place::of(&conv);
                 let Planned { plan, message } = conversations::plan_system_message(conv, text, now);
-                write_plan(&mut b, &plan);
+                write_plan(kv, &mut b, Some(&was), &plan, BTreeSet::new())?;
                 Ok((b, Some(Appended::stored(message, plan.conversation))))
             })
             .await
@@ -203,7 +230,7 @@ impl Store for KvStore {
                 let conv = load(kv, conversation)?.ok_or_else(Error::not_found)?;
                 match conversations::plan_workflow(conv.clone(), &change) {
                     Some(changed) => {
-                        put_conversation(&mut b, &changed);
+                        put_conversation(&mut b, Some(&Place::of(&conv)), &changed);
                         Ok((b, changed))
                     }
                     None => Ok((b, conv)),
@@ -222,9 +249,10 @@ impl Store for KvStore {
             .transact(move |kv| {
                 let mut b = Batch::default();
                 let conv = load(kv, conversation)?.ok_or_else(Error::not_found)?;
+                let was = Place::of(&conv);
                 let read = reading::plan_mark_read(conv, agent, seq, &KvReads(kv))?;
                 if read.moved {
-                    put_conversation(&mut b, &read.conversation);
+                    put_conversation(&mut b, Some(&was), &read.conversation);
                 }
                 Ok((b, read))
             })
@@ -239,14 +267,17 @@ impl Store for KvStore {
         self.writer
             .write(move |kv| {
                 let mut b = Batch::default();
-                let Some(seen) = load(kv, conversation)?.and_then(|c| reading::plan_seen(c, seq))
-                else {
+                let Some(conv) = load(kv, conversation)? else {
+                    return Ok((b, None));
+                };
+                let was = Place::of(&conv);
+                let Some(seen) = reading::plan_seen(conv, seq) else {
                     return Ok((b, None));
                 };
                 if let Some(change) = seen.deadline {
                     deadlines::apply(&mut b, DeadlineKind::FollowUp, conversation, change);
                 }
-                put_conversation(&mut b, &seen.conversation);
+                put_conversation(&mut b, Some(&was), &seen.conversation);
                 Ok((b, Some(seen.conversation)))
             })
             .await
@@ -273,6 +304,7 @@ impl Store for KvStore {
                 };
                 let existing = lookup(kv, &email)?;
                 let visitor = load_visitor(kv, visitor_id)?;
+                let was = conv.as_ref().map(Place::of);
                 let plan =
                     contacts::plan_link(&how, &email, existing, visitor_id, visitor, conv, now)?;
                 if plan.linked.created {
@@ -286,8 +318,13 @@ impl Store for KvStore {
                         deadlines::apply(&mut b, DeadlineKind::Prompt, c.id, change);
                     }
                     if plan.conversation_changed {
-                        put_conversation(&mut b, c);
+                        put_conversation(&mut b, was.as_ref(), c);
                     }
+                }
+                let mut words = BTreeSet::new();
+                search::contact_tokens(&plan.linked.contact, &mut words);
+                for (inbox, id) in read::visitor_conversations(kv, visitor_id)? {
+                    listing::index_words(kv, &mut b, &inbox, id, &words)?;
                 }
                 Ok((b, plan.linked))
             })
@@ -307,6 +344,7 @@ impl Store for KvStore {
                 else {
                     return Ok((b, None));
                 };
+                let was = Place::of(&c);
                 let key = conversations::visitor_key(&c);
                 let event = PromptEvent::Due {
                     due,
@@ -316,7 +354,7 @@ impl Store for KvStore {
                 if !step.changed {
                     return Ok((b, None));
                 }
-                put_conversation(&mut b, &c);
+                put_conversation(&mut b, Some(&was), &c);
                 let text = capture::text(&c);
                 Ok((
                     b,
@@ -341,12 +379,13 @@ impl Store for KvStore {
                 let Some(mut c) = load(kv, conversation)? else {
                     return Ok((b, None));
                 };
+                let was = Place::of(&c);
                 let step = capture::apply(&mut c, event);
                 if let Some(change) = step.deadline {
                     deadlines::apply(&mut b, DeadlineKind::Prompt, conversation, change);
                 }
                 if step.changed {
-                    put_conversation(&mut b, &c);
+                    put_conversation(&mut b, Some(&was), &c);
                 }
                 Ok((b, step.push.then(|| capture::text(&c))))
             })
@@ -365,6 +404,7 @@ impl Store for KvStore {
                 let Some(mut c) = load(kv, conversation)? else {
                     return Ok((b, None));
                 };
+                let was = Place::of(&c);
                 let event = news.event(
                     c.last_seq,
                     || online(&conversations::visitor_key(&c)),
@@ -375,7 +415,7 @@ impl Store for KvStore {
                     deadlines::apply(&mut b, DeadlineKind::FollowUp, conversation, change)
                 });
                 if step.changed {
-                    put_conversation(&mut b, &c);
+                    put_conversation(&mut b, Some(&was), &c);
                 }
                 Ok((b, armed))
             })
@@ -396,6 +436,7 @@ impl Store for KvStore {
                 else {
                     return Ok((b, None));
                 };
+                let was = Place::of(&c);
                 let event = FollowUpEvent::Due {
                     due: due as Millis,
                     last_seq: c.last_seq,
@@ -406,7 +447,7 @@ impl Store for KvStore {
                 };
                 let email = compose(&KvReads(kv), &c, after)?;
                 next.store(&mut c);
-                put_conversation(&mut b, &c);
+                put_conversation(&mut b, Some(&was), &c);
                 let queued = email.map(|e| outbox::put_email(&mut b, e, now));
                 Ok((b, queued))
             })
@@ -437,26 +478,8 @@ impl Store for KvStore {
         find_for_visitor(self.kv.as_ref(), visitor, inbox)
     }
 
-    fn conversations(
-        &self,
-        inboxes: &[String],
-        limit: usize,
-    ) -> Result<Vec<ConversationRecord>, StoreError> {
-        let kv = self.kv.as_ref();
-        let mut out = Vec::new();
-        for inbox in inboxes {
-            let prefix = keys::conv_by_inbox_prefix(inbox);
-            for (k, _) in kv.scan_prefix(Tree::ConvByInbox, &prefix, usize::MAX)? {
-                let id = keys::read_id(&k[prefix.len()..])
-                    .ok_or_else(|| corrupt(Tree::ConvByInbox, "id"))?;
-                if let Some(c) = load(kv, id)? {
-                    out.push(c);
-                }
-            }
-        }
-        out.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
-        out.truncate(limit);
-        Ok(out)
+    fn list(&self, inboxes: &[String], request: &ListRequest) -> Result<Page, StoreError> {
+        listing::list(self.kv.as_ref(), inboxes, request)
     }
 
     fn contact_by_email(&self, email: &str) -> Result<Option<Contact>, StoreError> {

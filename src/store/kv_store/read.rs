@@ -41,6 +41,25 @@ pub(super) fn find_for_visitor(
     }
 }
 
+/// Every conversation of `visitor` (one per inbox), with its inbox.
+pub(super) fn visitor_conversations(
+    kv: &dyn Kv,
+    visitor: VisitorId,
+) -> Result<Vec<(String, ConversationId)>, StoreError> {
+    let prefix = keys::id(visitor);
+    kv.scan_prefix(Tree::ConvByVisitor, &prefix, usize::MAX)?
+        .into_iter()
+        .map(|(k, v)| {
+            let inbox = String::from_utf8(k[prefix.len()..].to_vec());
+            let id = keys::read_id(&v);
+            match (inbox, id) {
+                (Ok(inbox), Some(id)) => Ok((inbox, id)),
+                _ => Err(corrupt(Tree::ConvByVisitor, "inbox or id")),
+            }
+        })
+        .collect()
+}
+
 pub(super) fn load_visitor(
     kv: &dyn Kv,
     visitor: VisitorId,
