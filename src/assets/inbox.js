@@ -354,10 +354,11 @@
   function place(c) {
     if (!matchesFilter(c)) { S.view.delete(c.id); return; }
     if (S.view.has(c.id)) return;
-    // Under a search: one the server found, or one whose text shows the words.
-    // Otherwise a newer one than the page's last row belongs in what is loaded (an
-    // older one comes with its page).
-    var found = S.filter.query ? S.hits.has(c.id) || matchesQueryLocally(c) : !S.next || (c.updated_at || 0) >= S.bottom;
+    // One the server listed comes back; another joins if it is newer than the last row
+    // loaded (an older one comes with its page) and, under a search, its text shows
+    // the words.
+    var loaded = !S.next || (c.updated_at || 0) >= S.bottom;
+    var found = S.hits.has(c.id) || (loaded && matchesQueryLocally(c));
     if (S.listLocal ? matchesQueryLocally(c) : found && !S.listLoading) S.view.add(c.id);
   }
 
@@ -982,6 +983,8 @@
     $('settings-view').hidden = v !== 'settings';
     $('tab-inbox').classList.toggle('active', v === 'inbox');
     $('tab-settings').classList.toggle('active', v === 'settings');
+    setAttr($('tab-inbox'), 'aria-current', v === 'inbox' ? 'page' : null);
+    setAttr($('tab-settings'), 'aria-current', v === 'settings' ? 'page' : null);
     if (v === 'settings') {
       var sel = $('cf-inbox');
       sel.textContent = '';

@@ -397,10 +397,11 @@ test('the list is paged as the agent scrolls, and the count never claims a total
 
   // The search's first page is 50; scrolling loads the rest, each once.
   await search(page, `Paging ${tag}`);
+  let previews = [];
   await eventually(async () => {
-    const previews = await page.getByTestId('conv-preview').allTextContents();
+    previews = await page.getByTestId('conv-preview').allTextContents();
     return previews.length === 50 && previews.every((t) => t.includes(tag));
-  }, "the search's first page");
+  }, () => `the search's first page (${previews.length} rows: ${previews.filter((t) => !t.includes(tag)).slice(0, 3)})`);
   await expectText(page.getByTestId('conv-count'), '50+');
   const focusRow = page.getByTestId('conv-item').nth(3).locator('button');
   await focusRow.focus();
@@ -502,6 +503,11 @@ test('the whole flow: two agents and a visitor in the widget', async () => {
   await expectText(maja.page.getByTestId('typing'), `${adminName} is typing`);
   await admin.page.getByTestId('reply-input').fill('');
   await eventually(async () => !(await maja.page.getByTestId('typing').textContent()).includes(adminName), 'typing ended by clearing the box');
+  // The visitor types in the widget: both agents see it.
+  await w.input.pressSequentially('Also', { delay: 20 });
+  await expectText(maja.page.getByTestId('typing'), 'Visitor is typing');
+  await expectText(admin.page.getByTestId('typing'), 'Visitor is typing');
+  await w.input.fill('');
 
   // Maja assigns it to herself; the admin's controls and Mine/Unassigned follow.
   await maja.page.getByTestId('assign-me').click();
@@ -515,6 +521,9 @@ test('the whole flow: two agents and a visitor in the widget', async () => {
   await maja.page.getByTestId('reply-input').fill('Which model is it? Bring it by and we will adjust the pads.');
   await maja.page.getByTestId('reply-input').press('Enter');
   await expectText(w.texts, 'adjust the pads');
+  // The widget is open and visible: the visitor has seen it, and Maja's page says so.
+  const reply = maja.page.locator('[data-testid=thread-message][data-author=agent]', { hasText: 'adjust the pads' });
+  await eventually(async () => (await reply.getAttribute('data-seen')) === 'true', 'Seen under the reply');
 
   // The admin reassigns it to... the admin (from the picker), then Maja resolves it.
   await admin.page.getByTestId('assignee-select').selectOption({ label: `${adminName} (you)` });
