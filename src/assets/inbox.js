@@ -230,7 +230,9 @@
     // Kept, not cleared: rows stay put until the list's answer replaces them.
     (f.conversations || []).forEach(function (c) { S.convs.set(c.id, c); });
     requestList(false);
-    if (fromSignin) $('search').focus();
+    // After signing in, focus goes to the search box (not on touch screens, where it
+    // would open the keyboard).
+    if (fromSignin && !(window.matchMedia && matchMedia('(pointer: coarse)').matches)) $('search').focus();
     if (S.openId) {
       if (S.convs.has(S.openId)) requestOpen(null); else closeThread();
     }
@@ -313,6 +315,16 @@
     if (S.next && list.clientHeight > 0 && list.scrollHeight - list.scrollTop - list.clientHeight < 200) requestList(true);
   }
   $('conv-list').addEventListener('scroll', fillPane, { passive: true });
+  // Up and down arrows move between the rows, Home and End to the first and last.
+  $('conv-list').addEventListener('keydown', function (e) {
+    var rows = Array.prototype.slice.call($('conv-list').querySelectorAll('.conv-btn'));
+    var i = rows.indexOf(document.activeElement);
+    if (i < 0) return;
+    var to = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: rows.length - 1 }[e.key];
+    if (to === undefined || !rows[to]) return;
+    e.preventDefault();
+    rows[to].focus();
+  });
 
   function setFilter(patch) {
     Object.assign(S.filter, patch);

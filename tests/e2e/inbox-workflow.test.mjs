@@ -454,6 +454,13 @@ test('focus stays in the composer, the search box and a focused row while the li
   await vs.say('f2', 'moves to the top');
   await expectText(page.getByTestId('conv-preview'), 'moves to the top');
   assert.equal(await page.evaluate(() => document.activeElement.closest('li')?.getAttribute('data-conversation-id')), m.conversation_id);
+  // Arrow keys move between rows; Enter opens one.
+  const focusedId = () => page.evaluate(() => document.activeElement.closest('li')?.getAttribute('data-conversation-id'));
+  const ids = await rowIds(page);
+  await page.keyboard.press('ArrowDown');
+  assert.equal(await focusedId(), ids[ids.indexOf(m.conversation_id) + 1]);
+  await page.keyboard.press('ArrowUp');
+  assert.equal(await focusedId(), m.conversation_id);
   await page.keyboard.press('Enter');
   await eventually(async () => (await page.evaluate(() => document.activeElement.id)) === 'reply-input', 'Enter on a row opens it');
 
