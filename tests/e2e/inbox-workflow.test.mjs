@@ -421,6 +421,21 @@ test('the list is paged as the agent scrolls, and the count never claims a total
   assert.equal(await page.evaluate(() => document.activeElement.closest('li')?.getAttribute('data-conversation-id')),
     shown[3], 'the focused row kept focus while the page was added');
 
+  // Scrolled to the middle, a new conversation arriving on top does not move what the
+  // agent is looking at.
+  const where = () => list.evaluate((el) => {
+    const top = el.getBoundingClientRect().top;
+    const row = [...el.children].find((li) => li.getBoundingClientRect().bottom > top + 1);
+    return { id: row.getAttribute('data-conversation-id'), y: Math.round(row.getBoundingClientRect().top) };
+  });
+  await list.evaluate((el) => { el.scrollTop = el.scrollHeight / 2; });
+  const seen = await where();
+  const newest = await vs.start('top', `Paging ${tag} a new one on top`, false);
+  await eventually(async () => (await rowIds(page))[0] === newest.conversation_id, 'the new conversation on top');
+  const now = await where();
+  assert.equal(now.id, seen.id, 'the same row at the top of the view');
+  assert.ok(Math.abs(now.y - seen.y) <= 2, `at the same place (${seen.y} -> ${now.y})`);
+
   // Without a search too: the whole inbox is more than a page; scrolling reaches the oldest.
   await search(page, '');
   await eventually(async () => (await page.getByTestId('conv-count').textContent()) === '50+', 'the first page of the inbox');
