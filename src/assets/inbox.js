@@ -574,7 +574,7 @@
       $('assign-open').textContent = 'Change contact';
     } else {
       box.appendChild(h('p', { class: 'muted', text: 'This visitor is not linked to a contact yet.' }));
-      $('assign-open').textContent = 'Assign visitor';
+      $('assign-open').textContent = 'Link to a contact';
     }
     $('d-inbox').textContent = c.inbox || '';
     $('d-started').textContent = fmtFull(c.created_at);
@@ -985,7 +985,7 @@
     if (dialog.open && f.conversation_id === S.openId) {
       S.dialogBusy = false; setDialogBusy(false);
       dialog.close();
-      toast('Visitor assigned to ' + (fullName(f.contact) || f.contact.email));
+      toast('Visitor linked to ' + (fullName(f.contact) || f.contact.email));
     }
   }
 
