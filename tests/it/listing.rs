@@ -420,7 +420,8 @@ async fn common_and_rare_words_page_the_same_way() {
     let n = 1100;
     let seeded = seed_many(&s, n, |i| {
         let rare = if i % 400 == 7 { " zebrafish" } else { "" };
-        format!("a common question {i}{rare}")
+        let some = if i % 4 == 0 { " quarterly" } else { "" };
+        format!("a common question {i}{rare}{some}")
     })
     .await;
     let newest_first: Vec<String> = seeded.iter().rev().cloned().collect();
@@ -433,6 +434,16 @@ async fn common_and_rare_words_page_the_same_way() {
         rare
     );
     assert_eq!(query(&mut admin, "common zebra").await, rare);
+    // Between the two: more candidates than are sorted, fewer than a common word has.
+    // (the k-th newest is i = 1099 - k, so i % 4 == 0 is k % 4 == 3)
+    let quarter: Vec<String> = newest_first.iter().skip(3).step_by(4).cloned().collect();
+    assert_eq!(quarter.len(), 275);
+    assert_eq!(
+        all_pages(&mut admin, json!({"query":"quarter"}), 50).await,
+        quarter
+    );
+    let zebra_quarter = query(&mut admin, "zebrafish quarterly").await;
+    assert!(zebra_quarter.is_empty(), "i % 400 == 7 is never i % 4 == 0");
     assert_eq!(
         query(&mut admin, "question 1099").await,
         [seeded[1099].clone()]
