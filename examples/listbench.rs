@@ -333,7 +333,7 @@ async fn bench(n: u64, runs: usize) -> Result<(), String> {
         println!("| {tree} | {ops:.1} | {bytes:.0} |");
         all_ops += ops as u64;
         all_bytes += bytes as u64;
-        if ["activity", "words", "conv_words"].contains(tree) {
+        if ["activity", "words", "conv_words", "places"].contains(tree) {
             index_ops += ops as u64;
             index_bytes += bytes as u64;
         }
