@@ -3,7 +3,8 @@
 //! [`Store`] is what the sessions and the domain modules call: append a visitor's
 //! message (with its idempotency key), append an agent's reply or a system message, link
 //! a visitor to a contact (with the unique email), record what the prompt's deadline and
-//! deliveries did, and read conversations, pages of messages, visitors and contacts. A
+//! deliveries did, and read conversations, pages of messages, visitors and contacts, and
+//! pages of the conversation list with its filters and search (`list`). A
 //! backend carries out the pure plans of `conversations`, `contacts`, `capture` and
 //! `followup` inside one atomic, durable write per call, so every rule lives in those
 //! modules and never in a backend. [`super::kv_store::KvStore`] implements it over the

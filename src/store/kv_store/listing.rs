@@ -1,11 +1,13 @@
-//! The conversation list and its search over the engine: the activity index and the
-//! word index (`keys` has their layouts), kept right by every write, and the reads of a
-//! page (`Store::list`).
+//! The conversation list and its search over the engine: the activity index, the
+//! places and the word index (`keys` has their layouts), kept right by every write, and
+//! the reads of a page (`Store::list`). It decides no rule of the list (that is
+//! `listing`) nor what a word is (`search`).
 //!
 //! Writes. A conversation's record is stored only by [`put_conversation`], which moves
 //! its `activity` keys from the place it was listed at (its inbox, `updated_at`, status,
-//! assignee before the write) to its place now, in the same batch, so no write path can
-//! leave the list stale. [`index_words`] adds a conversation's new words (of a message,
+//! assignee before the write) to its place now, and writes that place to `places`, in
+//! the same batch, so no write path can leave the list stale. It must not be bypassed:
+//! nothing else puts a `conversations` row. [`index_words`] adds a conversation's new words (of a message,
 //! or of its contact when the visitor is linked) to `words` and `conv_words` in the
 //! write that stores them; a word already indexed for that conversation costs one get
 //! and no write. Words are never removed: a visitor linked to another contact (or a
