@@ -52,7 +52,8 @@ pub enum Event<'a> {
     WorkflowChanged { conv: &'a ConversationRecord },
     /// The conversation's visitor came online or left, as agents see it.
     PresenceChanged { conv: &'a ConversationRecord },
-    /// `agent` moved their read cursor: their own connections hear their `unread`.
+    /// `agent` marked the conversation read (their cursor moved, or was already there):
+    /// their own connections hear their `unread`, the one that asked included.
     ReadMoved {
         conv: &'a ConversationRecord,
         agent: AgentId,
@@ -383,7 +384,7 @@ fn deliver(
     let keep = |which: Agents| move |c: &Conn| which.include(c) && Some(c.id) != to.except;
     let (frame, agents) = match (event.summarised(), to.agents) {
         (Some(conv), Some((inbox, which))) => {
-            let mut copies = PerUnread::new(outgoing.clone());
+            let mut copies = PerUnread::new(outgoing);
             let n = hub.to_agents_each(inbox, keep(which), |c| copies.frame(conv, c.agent));
             (copies.first(), n)
         }

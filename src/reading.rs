@@ -30,6 +30,30 @@ pub struct MarkedRead {
     pub read_seq: Option<u64>,
 }
 
+/// Whether `mark_read` of `seq` would move `agent`'s cursor of `conv`. Cursors only
+/// move forward, so a "no" read before the write stays true: the write can be skipped.
+pub fn read_moves(conv: &ConversationRecord, agent: AgentId, seq: u64) -> bool {
+    let cursor = conv.read.get(&agent).map_or(0, |c| c.seq);
+    seq.min(conv.last_seq) > cursor
+}
+
+/// Whether the visitor's `seen` of `seq` would move their cursor of `conv` (as
+/// [`read_moves`], a "no" stays true).
+pub fn seen_moves(conv: &ConversationRecord, seq: u64) -> bool {
+    seq.min(conv.last_seq) > conv.visitor_seen_seq
+}
+
+impl MarkedRead {
+    /// Nothing moved: `conv` as it is.
+    pub fn unchanged(conv: ConversationRecord) -> MarkedRead {
+        MarkedRead {
+            conversation: conv,
+            moved: false,
+            read_seq: None,
+        }
+    }
+}
+
 /// Moves `agent`'s cursor of `conv` forward to `seq` (at most the last message). The
 /// visitor's messages after `seq` are counted with `reads` (inside the write) only when
 /// `seq` is not the last message.
@@ -39,15 +63,10 @@ pub fn plan_mark_read(
     seq: u64,
     reads: &dyn Reads,
 ) -> Result<MarkedRead, StoreError> {
-    let to = seq.min(conv.last_seq);
-    let cursor = conv.read.get(&agent).copied().unwrap_or_default();
-    if to <= cursor.seq {
-        return Ok(MarkedRead {
-            conversation: conv,
-            moved: false,
-            read_seq: None,
-        });
+    if !read_moves(&conv, agent, seq) {
+        return Ok(MarkedRead::unchanged(conv));
     }
+    let to = seq.min(conv.last_seq);
     let after = if to < conv.last_seq {
         visitor_messages_after(reads, &conv, to)?
     } else {
@@ -93,10 +112,10 @@ pub struct Seen {
 /// Moves the visitor's seen cursor of `conv` forward to `seq` (at most the last
 /// message), and tells the follow-up; None when it does not move.
 pub fn plan_seen(mut conv: ConversationRecord, seq: u64) -> Option<Seen> {
-    let to = seq.min(conv.last_seq);
-    if to <= conv.visitor_seen_seq {
+    if !seen_moves(&conv, seq) {
         return None;
     }
+    let to = seq.min(conv.last_seq);
     conv.visitor_seen_seq = to;
     let event = FollowUpEvent::Seen {
         seq: to,

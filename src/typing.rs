@@ -1,16 +1,17 @@
 //! Typing indicators, per connection: never stored, limited, and ending by themselves.
 //!
 //! [`Typing::frame`] takes a connection's `typing` frame and says what to tell (through
-//! `fanout`): at most `rate` frames are forwarded (a token bucket per connection; more
-//! are dropped silently), and a state not renewed within `expiry` ends by itself
+//! `fanout`): at most `Limits::typing` frames are forwarded (a token bucket per
+//! connection; more are dropped silently), and a state not renewed within
+//! `Limits::typing_expiry` ends by itself
 //! ([`Typing::expire`], at [`Typing::deadline`]), as it does when the typist's message is
 //! sent or their connection closes ([`Typing::stop`]); an ending is told as
 //! `active: false`. A pure state machine over an injected `Instant`: it never touches
 //! the store, the hub or a socket.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::config::Rate;
+use crate::config::{Limits, Rate};
 use crate::hub::VisitorKey;
 use crate::ids::ConversationId;
 
@@ -52,10 +53,10 @@ impl Typing {
         place: Place,
         active: bool,
         now: Instant,
-        rate: Rate,
-        expiry: Duration,
+        limits: &Limits,
     ) -> Vec<Told> {
-        if !self.admit(now, rate) {
+        let expiry = limits.typing_expiry;
+        if !self.admit(now, limits.typing) {
             return Vec::new();
         }
         let mut told = Vec::new();
@@ -129,9 +130,14 @@ impl Typing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
-    const RATE: Rate = Rate::new(2, Duration::from_secs(1));
     const EXPIRY: Duration = Duration::from_secs(6);
+
+    /// The protocol's: 2 a second, 6 s.
+    fn limits() -> Limits {
+        Limits::default()
+    }
 
     fn place(n: u128) -> Place {
         Place {
@@ -154,34 +160,28 @@ mod tests {
     fn a_burst_is_cut_to_the_rate_and_the_bucket_refills() {
         let (mut t, start) = (Typing::default(), Instant::now());
         let forwarded = (0..50)
-            .filter(|_| !t.frame(place(1), true, start, RATE, EXPIRY).is_empty())
+            .filter(|_| !t.frame(place(1), true, start, &limits()).is_empty())
             .count();
         assert_eq!(forwarded, 2);
         let later = start + Duration::from_millis(500);
-        assert_eq!(
-            t.frame(place(1), true, later, RATE, EXPIRY),
-            [told(1, true)]
-        );
-        assert!(t.frame(place(1), true, later, RATE, EXPIRY).is_empty());
-        let unlimited = Rate::new(0, Duration::from_secs(1));
-        assert_eq!(
-            t.frame(place(1), true, later, unlimited, EXPIRY),
-            [told(1, true)]
-        );
+        assert_eq!(t.frame(place(1), true, later, &limits()), [told(1, true)]);
+        assert!(t.frame(place(1), true, later, &limits()).is_empty());
+        let unlimited = Limits {
+            typing: Rate::new(0, Duration::from_secs(1)),
+            ..limits()
+        };
+        assert_eq!(t.frame(place(1), true, later, &unlimited), [told(1, true)]);
     }
 
     #[test]
     fn a_state_not_renewed_ends_by_itself() {
         let (mut t, start) = (Typing::default(), Instant::now());
-        assert_eq!(
-            t.frame(place(1), true, start, RATE, EXPIRY),
-            [told(1, true)]
-        );
+        assert_eq!(t.frame(place(1), true, start, &limits()), [told(1, true)]);
         assert_eq!(t.deadline(), Some(start + EXPIRY));
         assert_eq!(t.expire(start + EXPIRY - Duration::from_millis(1)), None);
         // Renewed: the end moves.
         let renewed = start + Duration::from_secs(4);
-        t.frame(place(1), true, renewed, RATE, EXPIRY);
+        t.frame(place(1), true, renewed, &limits());
         assert_eq!(t.expire(start + EXPIRY), None);
         assert_eq!(t.expire(renewed + EXPIRY), Some(told(1, false)));
         assert_eq!((t.deadline(), t.expire(renewed + EXPIRY * 2)), (None, None));
@@ -191,34 +191,31 @@ mod tests {
     fn stopping_says_false_once_and_only_where_it_was_typing() {
         let (mut t, now) = (Typing::default(), Instant::now());
         assert!(
-            t.frame(place(1), false, now, RATE, EXPIRY).is_empty(),
+            t.frame(place(1), false, now, &limits()).is_empty(),
             "nothing active"
         );
         let now = now + Duration::from_secs(1);
-        t.frame(place(1), true, now, RATE, EXPIRY);
+        t.frame(place(1), true, now, &limits());
         assert_eq!(t.stop_in(place(2).conversation), None);
         assert_eq!(t.stop_in(place(1).conversation), Some(told(1, false)));
         assert_eq!(t.stop(), None);
         let now = now + Duration::from_secs(1);
-        t.frame(place(1), true, now, RATE, EXPIRY);
-        assert_eq!(
-            t.frame(place(1), false, now, RATE, EXPIRY),
-            [told(1, false)]
-        );
+        t.frame(place(1), true, now, &limits());
+        assert_eq!(t.frame(place(1), false, now, &limits()), [told(1, false)]);
         assert_eq!(t.deadline(), None);
     }
 
     #[test]
     fn typing_elsewhere_ends_the_state_before() {
         let (mut t, now) = (Typing::default(), Instant::now());
-        t.frame(place(1), true, now, RATE, EXPIRY);
+        t.frame(place(1), true, now, &limits());
         assert_eq!(
-            t.frame(place(2), true, now, RATE, EXPIRY),
+            t.frame(place(2), true, now, &limits()),
             [told(1, false), told(2, true)]
         );
         let now = now + Duration::from_secs(1);
         assert!(
-            t.frame(place(1), false, now, RATE, EXPIRY).is_empty(),
+            t.frame(place(1), false, now, &limits()).is_empty(),
             "not typing there"
         );
         assert_eq!(t.stop(), Some(told(2, false)));

@@ -124,6 +124,12 @@ pub struct ThrottleArgs {
     /// reconnect within it is not announced at all; 0: announce at once).
     #[arg(long, default_value_t = 2500)]
     pub presence_grace_ms: u64,
+    /// `typing` frames forwarded from one connection (more are dropped silently).
+    #[arg(long, default_value = "2/1s", value_name = "COUNT/WINDOW")]
+    pub typing_rate: Rate,
+    /// Milliseconds a typing state lasts unless renewed (then `active: false` is sent).
+    #[arg(long, default_value_t = 6000)]
+    pub typing_expiry_ms: u64,
 }
 
 impl ThrottleArgs {
@@ -136,6 +142,8 @@ impl ThrottleArgs {
         l.email_per_address = self.email_rate_per_ip;
         l.throttle_max_keys = self.throttle_max_keys.max(1);
         l.presence_grace = std::time::Duration::from_millis(self.presence_grace_ms);
+        l.typing = self.typing_rate;
+        l.typing_expiry = std::time::Duration::from_millis(self.typing_expiry_ms.max(1));
     }
 }
 

@@ -4,8 +4,9 @@
 //! [`FollowUp::step`] is a pure function from the state and an event to the new state
 //! and at most one effect (arm or disarm the `FollowUp` deadline, or write the email).
 //! The writes that carry the events (an agent's reply and a visitor's message in
-//! `conversations`'s plans, the welcome, a reply reached or missed and the deadline in
-//! the store's `follow_up_event` and `follow_up_due`) call it and apply the effect;
+//! `conversations`'s plans, the visitor's `seen` in `reading`'s, the welcome, a reply
+//! reached or missed and the deadline in the store's `follow_up_event` and
+//! `follow_up_due`) call it and apply the effect;
 //! none of them decides anything about follow-ups itself.
 
 use widget_protocol::Millis;

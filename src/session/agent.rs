@@ -1,5 +1,5 @@
-//! An agent's connection: `auth`, then the inbox's conversations, replies, contacts and
-//! chatflow settings.
+//! An agent's connection: `auth`, then the inbox's conversations, replies, contacts,
+//! chatflow settings, status and assignee, read cursors and typing.
 //!
 //! Owns access control for agents: every conversation id is checked against the agent's
 //! inboxes, and an id from another inbox gets the same `not_found` as one that does not
@@ -27,6 +27,7 @@ use crate::hub::Budget;
 use crate::ids::{AgentId, ConversationId};
 use crate::listing::{self, ListRequest, Page};
 use crate::metrics::{ConnKind, Metrics};
+use crate::reading::{self, MarkedRead};
 use crate::store::records::{AgentRecord, AssigneeRecord, ConversationRecord};
 use crate::typing::{Place, Told, Typing};
 use crate::validate;
@@ -433,33 +434,25 @@ impl<S: Socket> Session<S> {
     /// This agent's connections (this one included) hear their `unread`, moved or not;
     /// the visitor hears `seen` when the highest read `seq` moved.
     async fn mark_read(&mut self, conversation_id: &str, seq: u64) -> Result<()> {
-        let (id, _) = self.visible(conversation_id)?;
-        let read = self.app.store.mark_read(id, self.agent.id, seq).await?;
+        let (id, conv) = self.visible(conversation_id)?;
+        let read = if reading::read_moves(&conv, self.agent.id, seq) {
+            self.app.store.mark_read(id, self.agent.id, seq).await?
+        } else {
+            // Not past the cursor: no write at all (a flood of these costs reads only).
+            MarkedRead::unchanged(conv)
+        };
         let conv = &read.conversation;
         if let Some(seq) = read.read_seq {
             fanout::publish(&self.app, &Event::ReadByTeam { conv, seq });
         }
         let agent = self.agent.id;
-        // Its other tabs learn the cursor only when it moved; this one always hears.
-        let moved = Event::ReadMoved { conv, agent };
-        let answered = if read.moved {
-            fanout::publish(&self.app, &moved).is_some()
-        } else {
-            let summary =
-                conversations::summary(self.app.store.as_ref(), &self.app.hub, conv, Some(agent))?;
-            let frame = AgentServer::ConversationUpdated {
-                conversation: summary,
-            };
-            self.link.send(&frame).await;
-            true
-        };
-        if answered {
-            Ok(())
-        } else {
-            Err(Error::rejected(
+        // This connection is in the audience (its agent's): that is its answer.
+        match fanout::publish(&self.app, &Event::ReadMoved { conv, agent }) {
+            Some(_) => Ok(()),
+            None => Err(Error::rejected(
                 ErrorCode::Internal,
                 "could not build the summary",
-            ))
+            )),
         }
     }
 
@@ -472,14 +465,7 @@ impl<S: Socket> Session<S> {
             visitor: conversations::visitor_key(&conv),
         };
         let limits = &self.app.config.limits;
-        let told = self.typing.frame(
-            place,
-            active,
-            Instant::now(),
-            limits.typing,
-            limits.typing_expiry,
-        );
-        for t in told {
+        for t in self.typing.frame(place, active, Instant::now(), limits) {
             self.tell_typing(Some(t));
         }
         Ok(())

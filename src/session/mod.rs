@@ -3,7 +3,8 @@
 //! A session speaks protocol frames over any `Stream` of [`Inbound`] and `Sink` of
 //! [`Outbound`]; only `transport` knows hyper and the WebSocket framing. [`Link`] is the one
 //! `select!` loop every connection runs: inbound frames, the hub's queue for this
-//! connection, heartbeats, a kick for being too slow, and server shutdown. Sessions
+//! connection, heartbeats, a kick for being too slow, server shutdown, and the
+//! session's one alarm (a typing state's end, [`Link::set_alarm`]). Sessions
 //! must not touch the store directly; they call the domain modules.
 
 pub mod agent;

@@ -1,4 +1,5 @@
-//! A visitor's connection: `hello`, then messages, history and their email.
+//! A visitor's connection: `hello`, then messages, history, their email, what they have
+//! seen and their typing.
 //!
 //! Owns the order of a visitor session (nothing before `hello`, one `welcome`, then any
 //! frame): the sender gets `ack`, and the rest hear of it through `fanout`. It must
@@ -25,6 +26,7 @@ use crate::hub::{Budget, Presence, VisitorKey};
 use crate::identity::VisitorIdentity;
 use crate::ids::ConversationId;
 use crate::metrics::{ConnKind, Metrics};
+use crate::reading;
 use crate::store::records::{ConversationRecord, InboxRecord};
 use crate::throttle::address_key;
 use crate::typing::{Place, Told, Typing};
@@ -338,14 +340,7 @@ impl<S: Socket> Session<S> {
             visitor: self.key.clone(),
         };
         let limits = &self.app.config.limits;
-        let told = self.typing.frame(
-            place,
-            active,
-            Instant::now(),
-            limits.typing,
-            limits.typing_expiry,
-        );
-        for t in told {
+        for t in self.typing.frame(place, active, Instant::now(), limits) {
             self.tell_typing(Some(t));
         }
         Ok(())
@@ -374,6 +369,11 @@ impl<S: Socket> Session<S> {
         let Some(id) = self.conversation_id else {
             return Ok(());
         };
+        // Not past the cursor: no write at all (a flood of these costs reads only).
+        let known = self.app.store.conversation(id)?;
+        if !known.is_some_and(|c| reading::seen_moves(&c, seq)) {
+            return Ok(());
+        }
         if let Some(conv) = self.app.store.visitor_seen(id, seq).await? {
             let news = SummaryNews::More;
             fanout::publish(&self.app, &Event::SummaryChanged { conv: &conv, news });

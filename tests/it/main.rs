@@ -31,10 +31,14 @@ mod memory;
 mod metrics;
 /// Origins of visitor pages and of the agent inbox.
 mod origins;
+/// Read cursors, unread per agent, the visitor's seen cursor, seen replies not mailed.
+mod reading;
 /// Links, tokens, lookalike emails, file modes, page headers, logs.
 mod secrets;
 /// Shared rate limits and presence coalescing.
 mod throttle;
+/// Typing both ways: who hears it, its rate, its end.
+mod typing;
 /// The visitor socket: identity, history, tabs, idempotency, resume, bad input.
 mod visitor;
 /// Conversation status and assignee: set_status, assign, reopening.

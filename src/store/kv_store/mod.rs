@@ -7,7 +7,7 @@
 //! place in the list (`listing::put_conversation`, the one place a record is written), a
 //! deadline a key of `deadlines`. Each method
 //! reads what the domain's plan needs, calls the plan (`conversations`, `contacts`,
-//! `capture`, `followup`, `mail::delivery`), and turns it into one batch, so a visitor's `send` stays one writer
+//! `capture`, `followup`, `reading`, `mail::delivery`), and turns it into one batch, so a visitor's `send` stays one writer
 //! round trip and one log sync shared with its group. It decides nothing itself.
 
 mod admin;
