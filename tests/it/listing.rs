@@ -753,3 +753,33 @@ async fn every_filter_lists_exactly_what_the_records_say_after_random_changes() 
         }
     }
 }
+
+#[tokio::test]
+async fn a_page_cut_by_bytes_goes_on_exactly_after_its_last_summary() {
+    let s = TestServer::start_with(|c| {
+        c.limits.max_list_frame_bytes = 16 * 1024;
+        c.limits.list_per_connection =
+            frontdesk::config::Rate::new(1000, std::time::Duration::from_secs(10))
+    })
+    .await;
+    let seeded = seed_many(&s, 60, |i| format!("{i} {}", "long words ".repeat(100))).await;
+    let newest_first: Vec<String> = seeded.iter().rev().cloned().collect();
+    let (mut admin, ready) = s.admin().await;
+    let first = ids(&ready);
+    assert!(
+        first.len() < 50 && !first.is_empty(),
+        "cut by bytes: {}",
+        first.len()
+    );
+    assert_eq!(first, newest_first[..first.len()]);
+    let mut got = first;
+    let mut before = ready["next"].clone();
+    while !before.is_null() {
+        let page = list(&mut admin, json!({"before": before, "limit": 200})).await;
+        let page_ids = ids(&page);
+        assert!(!page_ids.is_empty() && page_ids.len() < 50);
+        got.extend(page_ids);
+        before = page["next"].clone();
+    }
+    assert_eq!(got, newest_first, "each once, in order, nothing skipped");
+}
