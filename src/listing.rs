@@ -139,18 +139,16 @@ impl ListRequest {
         })
     }
 
-    /// Whether `conv` passes the filters and comes after the cursor (not the query:
-    /// the store's index answers that).
-    pub fn admits(&self, conv: &ConversationRecord) -> bool {
-        let assignee = conv.assignee.as_ref().map(|a| a.id);
+    /// Whether a conversation at `place` with this status and assignee passes the
+    /// filters and comes after the cursor (not the query: the store's index answers
+    /// that).
+    pub fn admits(&self, place: Cursor, status: Status, assignee: Option<AgentId>) -> bool {
         let whose = match self.assignee {
             AssigneeFilter::Anyone => true,
             AssigneeFilter::Nobody => assignee.is_none(),
             AssigneeFilter::Agent(id) => assignee == Some(id),
         };
-        self.status.is_none_or(|s| s == conv.status)
-            && whose
-            && self.before.is_none_or(|b| Cursor::of(conv) < b)
+        self.status.is_none_or(|s| s == status) && whose && self.before.is_none_or(|b| place < b)
     }
 }
 

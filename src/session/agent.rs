@@ -219,7 +219,11 @@ impl<S: Socket> Session<S> {
             next: Some(LONGEST_CURSOR.into()),
         };
         let room = self.link.list_room(&frame);
-        let page = self.app.store.list(&self.inbox_names(), &request)?;
+        // A search can read for tens of milliseconds: off the connection's worker.
+        let (store, inboxes) = (self.app.store.clone(), self.inbox_names());
+        let page = tokio::task::spawn_blocking(move || store.list(&inboxes, &request))
+            .await
+            .map_err(|_| Error::rejected(ErrorCode::Internal, "the list failed"))??;
         let (listed, after) = self.fit(room, page)?;
         if let AgentServer::Conversations {
             conversations,

@@ -4,8 +4,10 @@
 //! message (with its idempotency key), append an agent's reply or a system message, link
 //! a visitor to a contact (with the unique email), record what the prompt's deadline and
 //! deliveries did, move read and seen cursors, and read conversations, pages of
-//! messages, visitors and contacts. A backend carries out the pure plans of
-//! `conversations`, `contacts`, `capture`, `reading` and `followup` inside one atomic, durable write per call, so every rule lives in those
+//! messages, visitors and contacts, and pages of the conversation list with its filters
+//! and search (`list`). A backend carries out the pure plans of `conversations`,
+//! `contacts`, `capture`, `reading` and `followup` inside one atomic, durable write per
+//! call, so every rule lives in those
 //! modules and never in a backend. [`super::kv_store::KvStore`] implements it over the
 //! key-value engine and the group-commit writer; a SQL backend would implement the same
 //! methods as transactions ("append this message to that conversation").

@@ -21,9 +21,10 @@
 //! | `contact_emails` | lower-cased email | contact id |
 //! | `deadlines` | due ms (u64 BE) ++ kind (u8) ++ conversation id | empty |
 //! | `outbox` | email id | `OutboxRecord` |
-//! | `activity` | inbox key ++ 0x00 ++ [`Facet`] ++ updated_at (u64 BE) ++ conversation id | empty |
+//! | `activity` | inbox key ++ 0x00 ++ [`Facet`] ++ !updated_at (u64 BE) ++ !conversation id (bits flipped: newest first) | empty |
 //! | `words` | inbox key ++ 0x00 ++ word (UTF-8) ++ 0x00 ++ conversation id | empty |
 //! | `conv_words` | conversation id ++ word (UTF-8) | empty |
+//! | `places` | conversation id | updated_at (u64 BE) ++ status (u8) ++ assignee id (16 bytes, zeros: none) |
 //!
 //! `activity` is the conversation list: each conversation has four keys in its inbox,
 //! one per [`Facet`] (all; its status; its assignee; both), so a walk newest first down
@@ -33,7 +34,8 @@
 //! conversations, per inbox (a query term is a prefix scan); `conv_words` is the same
 //! pairs the other way round, for "does this conversation have a word starting with
 //! …" (one seek) and for "already indexed" (one get). A word never holds 0x00 (see
-//! `search`).
+//! `search`). `places` is a conversation's place in the list without its record, so
+//! a search can filter and sort many candidates and load only the page's records.
 
 use uuid::Uuid;
 use widget_protocol::Millis;
@@ -61,10 +63,11 @@ pub enum Tree {
     Activity,
     Words,
     ConvWords,
+    Places,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 17] = [
+    pub const ALL: [Tree; 18] = [
         Tree::Meta,
         Tree::Inboxes,
         Tree::Agents,
@@ -82,6 +85,7 @@ impl Tree {
         Tree::Activity,
         Tree::Words,
         Tree::ConvWords,
+        Tree::Places,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +107,7 @@ impl Tree {
             Tree::Activity => "activity",
             Tree::Words => "words",
             Tree::ConvWords => "conv_words",
+            Tree::Places => "places",
         }
     }
 
@@ -131,6 +136,7 @@ impl Tree {
             Tree::Activity => 15,
             Tree::Words => 16,
             Tree::ConvWords => 17,
+            Tree::Places => 18,
         }
     }
 
@@ -200,12 +206,6 @@ impl Facet {
     }
 
     fn encode(self, k: &mut Vec<u8>) {
-        let status = |s: Status| match s {
-            Status::Open => 1u8,
-            Status::Pending => 2,
-            Status::Resolved => 3,
-        };
-        let agent = |a: Option<AgentId>| a.map_or([0u8; 16], |a| *a.uuid().as_bytes());
         match self {
             Facet::All => k.push(0),
             Facet::Status(s) => k.extend_from_slice(&[1, status(s)]),
@@ -221,6 +221,44 @@ impl Facet {
     }
 }
 
+fn status(s: Status) -> u8 {
+    match s {
+        Status::Open => 1,
+        Status::Pending => 2,
+        Status::Resolved => 3,
+    }
+}
+
+fn agent(a: Option<AgentId>) -> [u8; 16] {
+    a.map_or([0u8; 16], |a| *a.uuid().as_bytes())
+}
+
+/// A `places` value: a conversation's activity time, status and assignee.
+pub fn place(at: u64, s: Status, assignee: Option<AgentId>) -> Vec<u8> {
+    let mut v = at.to_be_bytes().to_vec();
+    v.push(status(s));
+    v.extend_from_slice(&agent(assignee));
+    v
+}
+
+pub fn read_place(v: &[u8]) -> Option<(u64, Status, Option<AgentId>)> {
+    if v.len() != 25 {
+        return None;
+    }
+    let s = match v[8] {
+        1 => Status::Open,
+        2 => Status::Pending,
+        3 => Status::Resolved,
+        _ => return None,
+    };
+    let a = Uuid::from_slice(&v[9..]).ok()?;
+    Some((
+        read_u64(&v[..8])?,
+        s,
+        (!a.is_nil()).then(|| AgentId::from_uuid(a)),
+    ))
+}
+
 /// The start of the `activity` keys of one facet of an inbox.
 pub fn activity_prefix(inbox: &str, facet: Facet) -> Vec<u8> {
     let mut k = inbox_prefix(inbox);
@@ -228,11 +266,13 @@ pub fn activity_prefix(inbox: &str, facet: Facet) -> Vec<u8> {
     k
 }
 
-/// A conversation's place (`at`, its activity time) under `prefix`.
+/// A conversation's place (`at`, its activity time) under `prefix`. Time and id are
+/// stored inverted (every bit flipped), so the newest come first in key order and the
+/// list is read forwards (the engine's reverse scans are much slower).
 pub fn activity(prefix: &[u8], at: u64, conv: ConversationId) -> Vec<u8> {
     let mut k = prefix.to_vec();
-    k.extend_from_slice(&at.to_be_bytes());
-    k.extend_from_slice(conv.uuid().as_bytes());
+    k.extend_from_slice(&(!at).to_be_bytes());
+    k.extend(conv.uuid().as_bytes().iter().map(|b| !b));
     k
 }
 
@@ -242,7 +282,8 @@ pub fn read_activity(k: &[u8], prefix_len: usize) -> Option<(u64, ConversationId
     if tail.len() != 24 {
         return None;
     }
-    Some((read_u64(&tail[..8])?, read_id(&tail[8..])?))
+    let id: Vec<u8> = tail[8..].iter().map(|b| !b).collect();
+    Some((!read_u64(&tail[..8])?, read_id(&id)?))
 }
 
 /// The start of the `words` keys of every word of `inbox` that begins with `term`.
@@ -349,14 +390,17 @@ mod tests {
     }
 
     #[test]
-    fn activity_keys_sort_by_time_then_id_within_one_facet() {
+    fn activity_keys_sort_newest_first_within_one_facet() {
         let (a, b) = (
             ConversationId::from_uuid(Uuid::from_u128(1)),
             ConversationId::from_uuid(Uuid::from_u128(2)),
         );
         let p = activity_prefix("main", Facet::Status(Status::Open));
-        assert!(activity(&p, 5, b) < activity(&p, 6, a));
-        assert!(activity(&p, 5, a) < activity(&p, 5, b));
+        assert!(activity(&p, 6, a) < activity(&p, 5, b), "newest first");
+        assert!(
+            activity(&p, 5, b) < activity(&p, 5, a),
+            "then the higher id"
+        );
         assert_eq!(read_activity(&activity(&p, 5, b), p.len()), Some((5, b)));
         let facets = Facet::of(Status::Open, None);
         let prefixes: std::collections::HashSet<_> =
@@ -365,6 +409,15 @@ mod tests {
         assert!(
             !activity_prefix("main", Facet::All).starts_with(&activity_prefix("mai", Facet::All))
         );
+    }
+
+    #[test]
+    fn places_round_trip() {
+        let a = AgentId::from_uuid(Uuid::from_u128(3));
+        for (s, who) in [(Status::Pending, Some(a)), (Status::Resolved, None)] {
+            assert_eq!(read_place(&place(42, s, who)), Some((42, s, who)));
+        }
+        assert_eq!(read_place(&[0; 24]), None);
     }
 
     #[test]

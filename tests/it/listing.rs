@@ -420,7 +420,8 @@ async fn common_and_rare_words_page_the_same_way() {
     let n = 1100;
     let seeded = seed_many(&s, n, |i| {
         let rare = if i % 400 == 7 { " zebrafish" } else { "" };
-        format!("a common question {i}{rare}")
+        let some = if i % 4 == 0 { " quarterly" } else { "" };
+        format!("a common question {i}{rare}{some}")
     })
     .await;
     let newest_first: Vec<String> = seeded.iter().rev().cloned().collect();
@@ -433,6 +434,16 @@ async fn common_and_rare_words_page_the_same_way() {
         rare
     );
     assert_eq!(query(&mut admin, "common zebra").await, rare);
+    // Between the two: more candidates than are sorted, fewer than a common word has.
+    // (the k-th newest is i = 1099 - k, so i % 4 == 0 is k % 4 == 3)
+    let quarter: Vec<String> = newest_first.iter().skip(3).step_by(4).cloned().collect();
+    assert_eq!(quarter.len(), 275);
+    assert_eq!(
+        all_pages(&mut admin, json!({"query":"quarter"}), 50).await,
+        quarter
+    );
+    let zebra_quarter = query(&mut admin, "zebrafish quarterly").await;
+    assert!(zebra_quarter.is_empty(), "i % 400 == 7 is never i % 4 == 0");
     assert_eq!(
         query(&mut admin, "question 1099").await,
         [seeded[1099].clone()]
@@ -617,4 +628,158 @@ async fn a_schema_1_store_is_upgraded_in_batches_and_after_a_crash_midway() {
     let (mut visitor, _) = s.visitor().await;
     visitor.say("fresh words").await;
     assert_eq!(query(&mut admin, "fresh").await.len(), 1);
+}
+
+#[tokio::test]
+async fn every_filter_lists_exactly_what_the_records_say_after_random_changes() {
+    use rand::Rng;
+    let (mut rng, _replay) = crate::support::seed::rng("listing::every_filter");
+    let s = TestServer::start_with(|c| {
+        c.limits.list_per_connection =
+            frontdesk::config::Rate::new(1000, std::time::Duration::from_secs(10))
+    })
+    .await;
+    let (mut admin, ready) = s.admin().await;
+    let admin_id =
+        frontdesk::ids::AgentId::parse(ready["agent"]["id"].as_str().expect("id")).expect("id");
+    let other = frontdesk::ids::AgentId::generate();
+    let visitors: Vec<VisitorId> = (0..12).map(|_| VisitorId::generate()).collect();
+    let mut convs = Vec::new();
+    for (i, v) in visitors.iter().enumerate() {
+        convs.push(seed(&s, *v, "default", "first", T0 + i as i64).await);
+    }
+    let mut now = T0 + 100;
+    for step in 0..200 {
+        now += rng.gen_range(0..3);
+        let c: &String = crate::support::seed::pick(&mut rng, &convs);
+        let c = conv_id(c);
+        let store = &s.app.store;
+        match rng.gen_range(0..5) {
+            0 => {
+                let v = *crate::support::seed::pick(&mut rng, &visitors);
+                seed(&s, v, "default", "again", now).await;
+            }
+            1 => {
+                let reply = AgentReply {
+                    conversation: c,
+                    agent_name: "Admin".into(),
+                    client_msg_id: format!("r{step}"),
+                    text: "ok".into(),
+                    now,
+                    visitor_online: false,
+                    follow_up_delay_ms: None,
+                };
+                store.append_agent(reply).await.expect("reply");
+            }
+            2 => {
+                let status = *crate::support::seed::pick(
+                    &mut rng,
+                    &[Status::Open, Status::Pending, Status::Resolved],
+                );
+                store
+                    .set_workflow(c, Workflow::Status(status))
+                    .await
+                    .expect("status");
+            }
+            3 => {
+                let who = match rng.gen_range(0..3) {
+                    0 => None,
+                    1 => Some(AssigneeRecord {
+                        id: admin_id,
+                        name: "Admin".into(),
+                    }),
+                    _ => Some(AssigneeRecord {
+                        id: other,
+                        name: "Other".into(),
+                    }),
+                };
+                store
+                    .set_workflow(c, Workflow::Assign(who))
+                    .await
+                    .expect("assign");
+            }
+            _ => {
+                store.mark_read(c, admin_id, u64::MAX).await.expect("read");
+            }
+        }
+    }
+    let mut records = Vec::new();
+    for id in &convs {
+        records.push(
+            s.app
+                .store
+                .conversation(conv_id(id))
+                .expect("read")
+                .expect("there"),
+        );
+    }
+    records.sort_by_key(|r| std::cmp::Reverse((r.updated_at, r.id)));
+    let statuses = [
+        None,
+        Some(Status::Open),
+        Some(Status::Pending),
+        Some(Status::Resolved),
+    ];
+    let assignees = [None, Some("me"), Some("none"), Some("other")];
+    for status in statuses {
+        for assignee in assignees {
+            let want: Vec<String> = records
+                .iter()
+                .filter(|r| status.is_none_or(|s| r.status == s))
+                .filter(|r| {
+                    let who = r.assignee.as_ref().map(|a| a.id);
+                    match assignee {
+                        None => true,
+                        Some("me") => who == Some(admin_id),
+                        Some("none") => who.is_none(),
+                        _ => who == Some(other),
+                    }
+                })
+                .map(|r| r.id.to_string())
+                .collect();
+            let who = assignee.map(|a| {
+                if a == "other" {
+                    other.to_string()
+                } else {
+                    a.into()
+                }
+            });
+            let frame = json!({"status": status, "assignee": who});
+            assert_eq!(
+                all_pages(&mut admin, frame.clone(), 3).await,
+                want,
+                "{frame}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_page_cut_by_bytes_goes_on_exactly_after_its_last_summary() {
+    let s = TestServer::start_with(|c| {
+        c.limits.max_list_frame_bytes = 16 * 1024;
+        c.limits.list_per_connection =
+            frontdesk::config::Rate::new(1000, std::time::Duration::from_secs(10))
+    })
+    .await;
+    let seeded = seed_many(&s, 60, |i| format!("{i} {}", "long words ".repeat(100))).await;
+    let newest_first: Vec<String> = seeded.iter().rev().cloned().collect();
+    let (mut admin, ready) = s.admin().await;
+    let first = ids(&ready);
+    assert!(
+        first.len() < 50 && !first.is_empty(),
+        "cut by bytes: {}",
+        first.len()
+    );
+    assert_eq!(first, newest_first[..first.len()]);
+    let mut got = first;
+    let mut before = ready["next"].clone();
+    while !before.is_null() {
+        let page = list(&mut admin, json!({"before": before, "limit": 200})).await;
+        let page_ids = ids(&page);
+        assert!(!page_ids.is_empty() && page_ids.len() < 50);
+        got.extend(page_ids);
+        before = page["next"].clone();
+    }
+    assert_eq!(got, newest_first, "each once, in order, nothing skipped");
 }

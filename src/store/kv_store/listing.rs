@@ -1,11 +1,13 @@
-//! The conversation list and its search over the engine: the activity index and the
-//! word index (`keys` has their layouts), kept right by every write, and the reads of a
-//! page (`Store::list`).
+//! The conversation list and its search over the engine: the activity index, the
+//! places and the word index (`keys` has their layouts), kept right by every write, and
+//! the reads of a page (`Store::list`). It decides no rule of the list (that is
+//! `listing`) nor what a word is (`search`).
 //!
 //! Writes. A conversation's record is stored only by [`put_conversation`], which moves
 //! its `activity` keys from the place it was listed at (its inbox, `updated_at`, status,
-//! assignee before the write) to its place now, in the same batch, so no write path can
-//! leave the list stale. [`index_words`] adds a conversation's new words (of a message,
+//! assignee before the write) to its place now, and writes that place to `places`, in
+//! the same batch, so no write path can leave the list stale. It must not be bypassed:
+//! nothing else puts a `conversations` row. [`index_words`] adds a conversation's new words (of a message,
 //! or of its contact when the visitor is linked) to `words` and `conv_words` in the
 //! write that stores them; a word already indexed for that conversation costs one get
 //! and no write. Words are never removed: a visitor linked to another contact (or a
@@ -16,17 +18,22 @@
 //! name), newest first, from the cursor, in each of the agent's inboxes at once (a merge
 //! by place), and loads the records of the page only: its cost is the page, whatever the
 //! inbox holds. A query is first looked up term by term in `words` (a prefix scan per
-//! inbox), each scan stopped after [`CANDIDATES`] rows:
+//! inbox), each scan stopped after [`CANDIDATES`] rows. The terms with fewer rows (a
+//! rare word, a name) give the candidates, the conversations they all share; the
+//! others are common. Then:
 //!
-//! - when some term matched fewer (a rare word, a name), its conversations are the
-//!   candidates: each is checked for the other terms (one `conv_words` seek per term),
-//!   loaded, filtered, and the survivors sorted by place. The cost is that term's
-//!   conversations, never the inbox's.
-//! - when every term is common, the candidates would be many and matches are dense:
-//!   the facet is walked as without a query, keeping the conversations that have every
-//!   term (one seek per term each), until the page is full. A page looks at most
-//!   [`WALK_BUDGET`] places; past it, it ends early with a `next` from the last place
-//!   looked at, so even common terms that rarely meet cost a bounded read per page.
+//! - few candidates (at most [`SORT_MAX`]): each is checked for the common terms (one
+//!   `conv_words` seek per term), its place read from `places` (25 bytes, no record),
+//!   filtered and sorted; only the page's records are loaded. The cost is the
+//!   candidates, never the inbox.
+//! - more candidates, or no term with few rows: the facet is walked as without a
+//!   query, keeping the conversations among the candidates (a set in memory) that have
+//!   every common term (a seek per term). Matches are dense then, so a page is near;
+//!   random reads of many candidates' places would cost more than reading the list in
+//!   order. A page spends at most [`WALK_BUDGET`] (a place looked at costs one, each
+//!   seek one more); past it, it ends early, possibly short or empty, with a `next`
+//!   from the last place looked at, so even common terms that rarely meet cost a
+//!   bounded read per page.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -37,14 +44,16 @@ use crate::listing::{activity, AssigneeFilter, Cursor, ListRequest, Page};
 use crate::search::Query;
 use crate::store::keys::{self, Facet};
 use crate::store::records::ConversationRecord;
-use crate::store::{prefix_end, Batch, Kv, StoreError, Tree};
+use crate::store::{prefix_end, Batch, Kv, Scan, StoreError, Tree};
 
 use super::read::load;
 
 /// The most `words` rows one term's lookup reads before it counts as common.
 pub const CANDIDATES: usize = 1000;
-/// The most places a page of a common query looks at.
-pub const WALK_BUDGET: usize = 20_000;
+/// The most candidates whose places are read and sorted; more are found by a walk.
+pub const SORT_MAX: usize = 200;
+/// The most reads a page of a walk makes (a place, and each seek for a term).
+pub const WALK_BUDGET: usize = 30_000;
 
 /// Where a conversation is listed: what its `activity` keys are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +96,11 @@ pub fn put_conversation(b: &mut Batch, was: Option<&Place>, conv: &ConversationR
     for k in new.into_iter().filter(|k| !old.contains(k)) {
         b.put(Tree::Activity, k, Vec::new());
     }
+    b.put(
+        Tree::Places,
+        keys::id(conv.id),
+        keys::place(now.at, now.status, now.assignee),
+    );
 }
 
 /// Adds `words` to the index of conversation `id` in `inbox`, skipping the ones it has.
@@ -111,7 +125,7 @@ pub fn index_words(
 pub fn list(kv: &dyn Kv, inboxes: &[String], req: &ListRequest) -> Result<Page, StoreError> {
     let facet = facet(req);
     match &req.query {
-        None => walk(kv, inboxes, facet, req, |_| Ok(true)),
+        None => walk(kv, inboxes, facet, req, 1, |_| Ok(true)),
         Some(q) => search(kv, inboxes, facet, req, q),
     }
 }
@@ -135,11 +149,12 @@ fn corrupt(tree: Tree) -> StoreError {
     super::read::corrupt(tree, "key")
 }
 
-/// One inbox's facet, read newest first a chunk at a time.
+/// One inbox's facet, read newest first (in key order) a chunk at a time.
 struct Stream {
     prefix: Vec<u8>,
-    /// Reads continue below this key.
-    upper: Vec<u8>,
+    /// Reads continue from this key on.
+    lower: Vec<u8>,
+    end: Option<Vec<u8>>,
     buffered: VecDeque<Cursor>,
     exhausted: bool,
     chunk: usize,
@@ -151,13 +166,14 @@ const MAX_CHUNK: usize = 1024;
 impl Stream {
     fn new(inbox: &str, facet: Facet, before: Option<Cursor>, chunk: usize) -> Stream {
         let prefix = keys::activity_prefix(inbox, facet);
-        let upper = match before {
-            Some(c) => keys::activity(&prefix, c.at, c.id),
-            None => prefix_end(&prefix).unwrap_or_default(),
+        let lower = match before {
+            Some(c) => after(keys::activity(&prefix, c.at, c.id)),
+            None => prefix.clone(),
         };
         Stream {
+            end: prefix_end(&prefix),
             prefix,
-            upper,
+            lower,
             buffered: VecDeque::new(),
             exhausted: false,
             chunk: chunk.clamp(1, MAX_CHUNK),
@@ -166,28 +182,41 @@ impl Stream {
 
     fn head(&mut self, kv: &dyn Kv) -> Result<Option<Cursor>, StoreError> {
         if self.buffered.is_empty() && !self.exhausted {
-            let rows = kv.range_rev(Tree::Activity, &self.prefix, &self.upper, self.chunk)?;
+            let scan = Scan {
+                from: &self.lower,
+                to: self.end.as_deref(),
+                newest_first: false,
+                limit: self.chunk,
+            };
+            let rows = kv.scan(Tree::Activity, scan)?;
             self.exhausted = rows.len() < self.chunk;
             self.chunk = (self.chunk * 2).min(MAX_CHUNK);
             for (k, _) in rows {
                 let (at, id) = keys::read_activity(&k, self.prefix.len())
                     .ok_or_else(|| corrupt(Tree::Activity))?;
                 self.buffered.push_back(Cursor { at, id });
-                self.upper = k;
+                self.lower = after(k);
             }
         }
         Ok(self.buffered.front().copied())
     }
 }
 
+/// The first key after `k` (keys of one facet have one length).
+fn after(mut k: Vec<u8>) -> Vec<u8> {
+    k.push(0);
+    k
+}
+
 /// Walks `facet` of every inbox newest first from the request's cursor, keeping the
-/// conversations `keep` accepts, until the page is full or [`WALK_BUDGET`] places
-/// were looked at.
+/// conversations `keep` accepts, until the page is full or [`WALK_BUDGET`] is spent
+/// (each place looked at costs `cost`).
 fn walk(
     kv: &dyn Kv,
     inboxes: &[String],
     facet: Facet,
     req: &ListRequest,
+    cost: usize,
     mut keep: impl FnMut(ConversationId) -> Result<bool, StoreError>,
 ) -> Result<Page, StoreError> {
     let want = req.limit + 1;
@@ -210,7 +239,7 @@ fn walk(
             return Ok(page(found, req.limit, None));
         };
         streams[i].buffered.pop_front();
-        looked += 1;
+        looked += cost;
         if keep(place.id)? {
             if let Some(conv) = load(kv, place.id)? {
                 found.push((place, conv));
@@ -290,29 +319,49 @@ fn search(
     query: &Query,
 ) -> Result<Page, StoreError> {
     let terms = query.terms();
-    let mut fewest: Option<BTreeSet<ConversationId>> = None;
+    // The conversations every term with few of them shares; the terms with many.
+    let (mut shared, mut common): (Option<BTreeSet<ConversationId>>, Vec<String>) =
+        (None, Vec::new());
     for t in terms {
-        if let Some(ids) = candidates(kv, inboxes, t)? {
-            if fewest.as_ref().is_none_or(|f| ids.len() < f.len()) {
-                fewest = Some(ids);
+        match candidates(kv, inboxes, t)? {
+            Some(ids) => {
+                shared = Some(match shared {
+                    None => ids,
+                    Some(s) => s.intersection(&ids).copied().collect(),
+                })
             }
+            None => common.push(t.clone()),
         }
     }
-    let Some(ids) = fewest else {
-        return walk(kv, inboxes, facet, req, |id| has_all(kv, id, terms));
+    let cost = 1 + common.len();
+    let ids = match shared {
+        None => return walk(kv, inboxes, facet, req, cost, |id| has_all(kv, id, &common)),
+        Some(ids) if ids.len() > SORT_MAX => {
+            let keep = |id| Ok(ids.contains(&id) && has_all(kv, id, &common)?);
+            return walk(kv, inboxes, facet, req, cost, keep);
+        }
+        Some(ids) => ids,
     };
-    let mut found = Vec::new();
+    let mut places = Vec::new();
     for id in ids {
-        if !has_all(kv, id, terms)? {
+        if !has_all(kv, id, &common)? {
             continue;
         }
-        if let Some(conv) = load(kv, id)? {
-            if req.admits(&conv) {
-                found.push((Cursor::of(&conv), conv));
-            }
+        let Some(v) = kv.get(Tree::Places, &keys::id(id))? else {
+            continue;
+        };
+        let (at, status, assignee) = keys::read_place(&v).ok_or_else(|| corrupt(Tree::Places))?;
+        let place = Cursor { at, id };
+        if req.admits(place, status, assignee) {
+            places.push(place);
         }
     }
-    found.sort_by_key(|f| std::cmp::Reverse(f.0));
-    found.truncate(req.limit + 1);
+    places.sort_by_key(|p| std::cmp::Reverse(*p));
+    let mut found = Vec::new();
+    for place in places.into_iter().take(req.limit + 1) {
+        if let Some(conv) = load(kv, place.id)? {
+            found.push((place, conv));
+        }
+    }
     Ok(page(found, req.limit, None))
 }

@@ -2,14 +2,16 @@
 //! group-commit [`Writer`], every read goes straight to the engine.
 //!
 //! Owns how the domain's records map onto trees and keys (`keys` has the table): a
-//! message is a row of `messages` plus its `client_ids` entry, a conversation a row of
-//! `conversations` plus its two indexes, a deadline a key of `deadlines`. Each method
+//! message is a row of `messages` plus its `client_ids` entry and its words in the
+//! search index, a conversation a row of `conversations` plus its visitor's entry and its
+//! place in the list (`listing::put_conversation`, the one place a record is written), a
+//! deadline a key of `deadlines`. Each method
 //! reads what the domain's plan needs, calls the plan (`conversations`, `contacts`,
 //! `capture`, `followup`, `reading`, `mail::delivery`), and turns it into one batch, so a visitor's `send` stays one writer
 //! round trip and one log sync shared with its group. It decides nothing itself.
 
 mod admin;
-pub(crate) mod listing;
+mod listing;
 mod outbox;
 mod read;
 mod upgrade;
