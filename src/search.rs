@@ -12,7 +12,7 @@
 //! indexed and when looked up, so a longer query word also finds a word that only
 //! shares its first characters.
 //!
-//! This module is pure: no store, no frames (the store's `search_index` keeps the
+//! This module is pure: no store, no frames (the store (`kv_store::listing`) keeps the
 //! index; `listing` carries a query into a list request).
 
 use std::collections::BTreeSet;

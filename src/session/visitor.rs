@@ -332,7 +332,7 @@ impl<S: Socket> Session<S> {
     /// `typing`: tells the inbox's agents, within the rate, once there is a
     /// conversation (before, it is ignored); never stored.
     fn typing(&mut self, active: bool) -> Result<()> {
-        let Some(conversation) = self.conversation_id else {
+        let Some(conversation) = self.known_conversation()? else {
             return Ok(());
         };
         let place = Place {
@@ -344,6 +344,15 @@ impl<S: Socket> Session<S> {
             self.tell_typing(Some(t));
         }
         Ok(())
+    }
+
+    /// The visitor's conversation in this inbox: as known, or looked up while none is
+    /// (another tab may have started it since this one's welcome).
+    fn known_conversation(&mut self) -> Result<Option<ConversationId>> {
+        if self.conversation_id.is_none() {
+            self.conversation_id = self.conversation()?.map(|c| c.id);
+        }
+        Ok(self.conversation_id)
     }
 
     /// Tells what became of the visitor's typing, and sets the alarm for its end.
@@ -362,11 +371,7 @@ impl<S: Socket> Session<S> {
     /// email loses the replies now seen); the agents hear `visitor_seen_seq`. Nothing
     /// moves, nothing is said: no conversation yet, or not past the cursor.
     async fn seen(&mut self, seq: u64) -> Result<()> {
-        // Another tab may have started it since this one's welcome.
-        if self.conversation_id.is_none() {
-            self.conversation_id = self.conversation()?.map(|c| c.id);
-        }
-        let Some(id) = self.conversation_id else {
+        let Some(id) = self.known_conversation()? else {
             return Ok(());
         };
         // Not past the cursor: no write at all (a flood of these costs reads only).

@@ -157,6 +157,27 @@ async fn a_visitors_typing_before_a_conversation_is_ignored() {
 }
 
 #[tokio::test]
+async fn a_visitors_typing_counts_in_a_tab_opened_before_another_tab_started_the_chat() {
+    let mut w = world().await;
+    let (mut first, welcome) = w.s.visitor().await;
+    let token = welcome["visitor_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let (mut second, _) = w.s.visitor_with(Some(&token), None).await;
+    let conv = id_of(&first.say("first").await);
+    // The second tab hears the message (so the widget knows the conversation) and types.
+    second.expect_skipping("message").await;
+    second.send(json!({"type":"typing","active":true})).await;
+    loop {
+        let f = w.ann.expect_skipping("visitor_typing").await;
+        if f == visitor_typing(&conv, true) {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_typing_state_not_renewed_ends_by_itself() {
     let mut w = world().await;
     w.ann.send(typing(&w.conv, true)).await;
