@@ -47,7 +47,9 @@ pub struct Typing {
 impl Typing {
     /// A `typing` frame at `place` at `now`: what to tell, in order (nothing when it is
     /// over `rate`, or says `active: false` where nothing is active). Starting at
-    /// another place ends the one before.
+    /// another place ends the one before. A stop of the active state always passes (and
+    /// takes no token): there is one per start, so it cannot flood, and dropping it
+    /// would leave the others reading "typing…" until the state expires.
     pub fn frame(
         &mut self,
         place: Place,
@@ -56,11 +58,14 @@ impl Typing {
         limits: &Limits,
     ) -> Vec<Told> {
         let expiry = limits.typing_expiry;
+        let here = self.active.as_ref().is_some_and(|a| a.0 == place);
+        if !active && here {
+            return self.stop().into_iter().collect();
+        }
         if !self.admit(now, limits.typing) {
             return Vec::new();
         }
         let mut told = Vec::new();
-        let here = self.active.as_ref().is_some_and(|a| a.0 == place);
         if !here && active {
             told.extend(self.stop());
         }
@@ -171,6 +176,18 @@ mod tests {
             ..limits()
         };
         assert_eq!(t.frame(place(1), true, later, &unlimited), [told(1, true)]);
+    }
+
+    #[test]
+    fn a_stop_after_a_burst_still_passes_once() {
+        let (mut t, start) = (Typing::default(), Instant::now());
+        for _ in 0..50 {
+            t.frame(place(1), true, start, &limits());
+        }
+        // The bucket is empty, yet the stop is told, once.
+        assert_eq!(t.frame(place(1), false, start, &limits()), [told(1, false)]);
+        assert!(t.frame(place(1), false, start, &limits()).is_empty());
+        assert_eq!(t.deadline(), None);
     }
 
     #[test]
