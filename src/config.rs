@@ -30,6 +30,8 @@ pub struct Limits {
     pub email_per_address: Rate,
     /// `list` frames per agent connection.
     pub list_per_connection: Rate,
+    /// `mark_read` frames below a conversation's last message per agent connection.
+    pub count_reads_per_connection: Rate,
     /// Keys each shared limit tracks at most; past it, new keys share one bucket.
     pub throttle_max_keys: usize,
     /// How long a visitor who lost their last connection still counts as online: one
@@ -94,6 +96,8 @@ impl Default for Limits {
             email_per_address: Rate::new(30, Duration::from_secs(600)),
             // Paging as an agent scrolls and searching as they type, with room to spare.
             list_per_connection: Rate::new(20, Duration::from_secs(10)),
+            // The inbox page reads to the last message; below it is rare.
+            count_reads_per_connection: Rate::new(20, Duration::from_secs(10)),
             throttle_max_keys: 100_000,
             presence_grace: Duration::from_millis(2500),
             hello_timeout: Duration::from_secs(10),

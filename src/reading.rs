@@ -54,51 +54,62 @@ impl MarkedRead {
     }
 }
 
-/// Moves `agent`'s cursor of `conv` forward to `seq` (at most the last message). The
-/// visitor's messages after `seq` are counted with `reads` (inside the write) only when
-/// `seq` is not the last message.
-pub fn plan_mark_read(
-    mut conv: ConversationRecord,
-    agent: AgentId,
+/// The cursor at `seq` (at most the last message) of `conv` as read a moment ago: the
+/// visitor's messages up to it. Read before the write, not in it (counting below the
+/// last message reads every message after `seq`, which must not hold up the one
+/// writer): messages are never changed, so the count up to a `seq` the conversation
+/// already had stays true whatever is appended meanwhile.
+pub fn cursor_at(
+    conv: &ConversationRecord,
     seq: u64,
     reads: &dyn Reads,
-) -> Result<MarkedRead, StoreError> {
-    if !read_moves(&conv, agent, seq) {
-        return Ok(MarkedRead::unchanged(conv));
-    }
+) -> Result<ReadCursor, StoreError> {
     let to = seq.min(conv.last_seq);
     let after = if to < conv.last_seq {
-        visitor_messages_after(reads, &conv, to)?
+        let (messages, _) = reads.after(conv.id, to, Cut::count(usize::MAX), usize::MAX)?;
+        let by_visitor = messages
+            .decode()?
+            .iter()
+            // Only what `conv` counted: later messages may have arrived since.
+            .filter(|m| m.seq <= conv.last_seq && m.author.kind == AuthorKind::Visitor)
+            .count();
+        by_visitor as u64
     } else {
         0
     };
-    let before = conv.read_seq();
-    let cursor = ReadCursor {
+    Ok(ReadCursor {
         seq: to,
         visitor_messages: conv.visitor_messages.saturating_sub(after),
-    };
-    conv.read.insert(agent, cursor);
-    let now = conv.read_seq();
-    Ok(MarkedRead {
-        read_seq: (now > before).then_some(now),
-        moved: true,
-        conversation: conv,
     })
 }
 
-/// The visitor's messages of `conv` with a `seq` after `seq`.
-fn visitor_messages_after(
-    reads: &dyn Reads,
-    conv: &ConversationRecord,
-    seq: u64,
-) -> Result<u64, StoreError> {
-    let (messages, _) = reads.after(conv.id, seq, Cut::count(usize::MAX), usize::MAX)?;
-    let by_visitor = messages
-        .decode()?
-        .iter()
-        .filter(|m| m.author.kind == AuthorKind::Visitor)
-        .count();
-    Ok(by_visitor as u64)
+/// Moves `agent`'s cursor of `conv` forward to `cursor` (from [`cursor_at`] on an
+/// earlier read of `conv`); never back.
+pub fn plan_mark_read(
+    mut conv: ConversationRecord,
+    agent: AgentId,
+    cursor: ReadCursor,
+) -> MarkedRead {
+    if !read_moves(&conv, agent, cursor.seq) {
+        return MarkedRead::unchanged(conv);
+    }
+    // A cursor past the end cannot come from an earlier read; should one, it is the end.
+    let cursor = if cursor.seq > conv.last_seq {
+        ReadCursor {
+            seq: conv.last_seq,
+            visitor_messages: conv.visitor_messages,
+        }
+    } else {
+        cursor
+    };
+    let before = conv.read_seq();
+    conv.read.insert(agent, cursor);
+    let now = conv.read_seq();
+    MarkedRead {
+        read_seq: (now > before).then_some(now),
+        moved: true,
+        conversation: conv,
+    }
 }
 
 /// What the visitor's `seen` changed.
@@ -204,8 +215,28 @@ mod tests {
     }
 
     fn mark(conv: &ConversationRecord, who: AgentId, seq: u64, m: &Messages) -> Option<MarkedRead> {
-        let read = plan_mark_read(conv.clone(), who, seq, m).expect("reads");
+        let cursor = cursor_at(conv, seq, m).expect("reads");
+        let read = plan_mark_read(conv.clone(), who, cursor);
         read.moved.then_some(read)
+    }
+
+    #[test]
+    fn a_cursor_read_before_new_messages_arrived_still_counts_right() {
+        let (now, m) = conversation("vavvv");
+        // Read when the conversation had three messages; two came before the write.
+        let mut then = now.clone();
+        then.last_seq = 3;
+        then.visitor_messages = 2;
+        let cursor = cursor_at(&then, 1, &m).expect("reads");
+        assert_eq!(
+            cursor,
+            ReadCursor {
+                seq: 1,
+                visitor_messages: 1
+            }
+        );
+        let read = plan_mark_read(now, agent(1), cursor);
+        assert_eq!(read.conversation.unread_for(agent(1)), 3);
     }
 
     #[test]
@@ -279,7 +310,8 @@ mod tests {
             }
         }
         let (conv, _) = conversation("vvav");
-        let read = plan_mark_read(conv, agent(1), 4, &Nothing).expect("no read");
+        let cursor = cursor_at(&conv, 4, &Nothing).expect("no read");
+        let read = plan_mark_read(conv, agent(1), cursor);
         assert!(read.moved);
         let cursor = read.conversation.read[&agent(1)];
         assert_eq!(

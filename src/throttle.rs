@@ -157,6 +157,9 @@ pub struct Throttles {
     pub email_per_address: Rule<IpAddr>,
     /// Keyed by the hub's connection id.
     pub list_per_connection: Rule<u64>,
+    /// `mark_read`s below a conversation's last message (they count messages), keyed
+    /// by the hub's connection id.
+    pub count_reads_per_connection: Rule<u64>,
 }
 
 impl Throttles {
@@ -188,6 +191,11 @@ impl Throttles {
             email_per_visitor: Rule::new("emails from this visitor", l.email_per_visitor, keys),
             email_per_address: Rule::new("emails from this address", l.email_per_address, keys),
             list_per_connection: Rule::new("lists on this connection", l.list_per_connection, keys),
+            count_reads_per_connection: Rule::new(
+                "reads below the last message on this connection",
+                l.count_reads_per_connection,
+                keys,
+            ),
         }
     }
 }

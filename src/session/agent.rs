@@ -436,7 +436,20 @@ impl<S: Socket> Session<S> {
     async fn mark_read(&mut self, conversation_id: &str, seq: u64) -> Result<()> {
         let (id, conv) = self.visible(conversation_id)?;
         let read = if reading::read_moves(&conv, self.agent.id, seq) {
-            self.app.store.mark_read(id, self.agent.id, seq).await?
+            let cursor = if seq < conv.last_seq {
+                // Counting reads the messages after `seq`: limited, and off this worker.
+                self.app
+                    .throttle
+                    .count_reads_per_connection
+                    .admit(&self.conn_id)?;
+                let (store, conv) = (self.app.store.clone(), conv.clone());
+                tokio::task::spawn_blocking(move || reading::cursor_at(&conv, seq, store.as_ref()))
+                    .await
+                    .map_err(|_| Error::rejected(ErrorCode::Internal, "mark_read failed"))??
+            } else {
+                reading::cursor_at(&conv, seq, self.app.store.as_ref())?
+            };
+            self.app.store.mark_read(id, self.agent.id, cursor).await?
         } else {
             // Not past the cursor: no write at all (a flood of these costs reads only).
             MarkedRead::unchanged(conv)

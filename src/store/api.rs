@@ -28,7 +28,7 @@ use crate::mail::{Begin, Delivery, Email, Ended};
 use crate::reading::MarkedRead;
 use crate::store::keys::DeadlineKind;
 use crate::store::records::{
-    AgentRecord, ConversationRecord, InboxRecord, OutboxRecord, VisitorRecord,
+    AgentRecord, ConversationRecord, InboxRecord, OutboxRecord, ReadCursor, VisitorRecord,
 };
 use crate::store::StoreError;
 
@@ -105,14 +105,15 @@ pub trait Store: Reads + Send + Sync {
         change: Workflow,
     ) -> Result<ConversationRecord>;
 
-    /// Moves `agent`'s read cursor of a conversation forward to `seq`
-    /// ([`crate::reading::plan_mark_read`]), writing only when it moves; `not_found`
+    /// Moves `agent`'s read cursor of a conversation forward to `cursor` (from
+    /// [`crate::reading::cursor_at`], read before), as
+    /// [`crate::reading::plan_mark_read`] says, writing only when it moves; `not_found`
     /// when the conversation does not exist.
     async fn mark_read(
         &self,
         conversation: ConversationId,
         agent: AgentId,
-        seq: u64,
+        cursor: ReadCursor,
     ) -> Result<MarkedRead>;
 
     /// Moves the visitor's seen cursor of a conversation forward to `seq`, with what it

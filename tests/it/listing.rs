@@ -699,7 +699,10 @@ async fn every_filter_lists_exactly_what_the_records_say_after_random_changes() 
                     .expect("assign");
             }
             _ => {
-                store.mark_read(c, admin_id, u64::MAX).await.expect("read");
+                let conv = store.conversation(c).expect("read").expect("exists");
+                let cursor = frontdesk::reading::cursor_at(&conv, u64::MAX, store.as_ref())
+                    .expect("counted");
+                store.mark_read(c, admin_id, cursor).await.expect("read");
             }
         }
     }

@@ -370,3 +370,33 @@ async fn an_agent_asking_for_changes_only_still_hears_their_unread_move() {
     visitor.send(json!({"type":"seen","seq":4})).await;
     until(&mut lean, &conv, "visitor_seen_seq", 4).await;
 }
+
+#[tokio::test]
+async fn mark_read_below_the_last_message_is_rate_limited_and_reading_to_the_end_is_not() {
+    let s = TestServer::start_with(|c| {
+        c.limits.count_reads_per_connection =
+            frontdesk::config::Rate::new(2, Duration::from_secs(60))
+    })
+    .await;
+    let (mut visitor, _) = s.visitor().await;
+    let conv = visitor.say("one").await["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for text in ["two", "three", "four", "five"] {
+        visitor.say(text).await;
+    }
+    let (mut admin, _) = s.admin().await;
+    // Each of these counts the messages after its seq: two are allowed.
+    mark_read(&mut admin, &conv, 1, 4).await;
+    mark_read(&mut admin, &conv, 2, 3).await;
+    admin
+        .send(json!({"type":"mark_read","conversation_id":conv,"seq":3}))
+        .await;
+    let refused = admin.expect_skipping("error").await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    assert_eq!(opened_unread(&mut admin, &conv).await, 3, "nothing moved");
+    // Reading to the last message counts nothing and is never refused.
+    mark_read(&mut admin, &conv, 5, 0).await;
+    assert_eq!(opened_unread(&mut admin, &conv).await, 0);
+}

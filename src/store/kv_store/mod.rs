@@ -24,7 +24,7 @@ use widget_protocol::{Contact, Millis};
 
 use super::api::{ComposeEmail, Online, PromptFired, Store};
 use super::keys::{self, DeadlineKind};
-use super::records::{ConversationRecord, VisitorRecord};
+use super::records::{ConversationRecord, ReadCursor, VisitorRecord};
 use super::{Batch, Kv, StoreError, Tree, Writer};
 use crate::capture::{self, PromptEvent};
 use crate::contacts::{self, Link, Linked, Whom};
@@ -245,14 +245,14 @@ impl Store for KvStore {
         &self,
         conversation: ConversationId,
         agent: AgentId,
-        seq: u64,
+        cursor: ReadCursor,
     ) -> Result<MarkedRead> {
         self.writer
             .transact(move |kv| {
                 let mut b = Batch::default();
                 let conv = load(kv, conversation)?.ok_or_else(Error::not_found)?;
                 let was = Place::of(&conv);
-                let read = reading::plan_mark_read(conv, agent, seq, &KvReads(kv))?;
+                let read = reading::plan_mark_read(conv, agent, cursor);
                 if read.moved {
                     put_conversation(&mut b, Some(&was), &read.conversation);
                 }
