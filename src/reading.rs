@@ -147,8 +147,8 @@ mod tests {
     use crate::store::records::VisitorRecord;
     use widget_protocol::{Author, Contact, Message};
 
-    /// A conversation's messages, for the count inside the write.
-    struct Messages(Vec<Message>);
+    /// A conversation's messages, for the count before the write; counts its reads.
+    struct Messages(Vec<Message>, std::cell::Cell<usize>);
 
     impl Reads for Messages {
         fn visitor(&self, _: VisitorId) -> Result<Option<VisitorRecord>, StoreError> {
@@ -172,6 +172,7 @@ mod tests {
             _: Cut,
             _: usize,
         ) -> Result<(StoredMessages, bool), StoreError> {
+            self.1.set(self.1.get() + 1);
             let rows = self
                 .0
                 .iter()
@@ -211,7 +212,7 @@ mod tests {
             .collect::<Vec<_>>();
         conv.last_seq = messages.len() as u64;
         conv.visitor_messages = kinds.chars().filter(|&k| k == 'v').count() as u64;
-        (conv, Messages(messages))
+        (conv, Messages(messages, Default::default()))
     }
 
     fn mark(conv: &ConversationRecord, who: AgentId, seq: u64, m: &Messages) -> Option<MarkedRead> {
@@ -283,34 +284,9 @@ mod tests {
 
     #[test]
     fn reading_to_the_last_message_reads_nothing_from_the_store() {
-        struct Nothing;
-        impl Reads for Nothing {
-            fn visitor(&self, _: VisitorId) -> Result<Option<VisitorRecord>, StoreError> {
-                unreachable!()
-            }
-            fn contact(&self, _: ContactId) -> Result<Option<Contact>, StoreError> {
-                unreachable!()
-            }
-            fn page(
-                &self,
-                _: ConversationId,
-                _: Option<u64>,
-                _: Cut,
-            ) -> Result<(StoredMessages, bool), StoreError> {
-                unreachable!()
-            }
-            fn after(
-                &self,
-                _: ConversationId,
-                _: u64,
-                _: Cut,
-                _: usize,
-            ) -> Result<(StoredMessages, bool), StoreError> {
-                unreachable!("the last message needs no count")
-            }
-        }
-        let (conv, _) = conversation("vvav");
-        let cursor = cursor_at(&conv, 4, &Nothing).expect("no read");
+        let (conv, m) = conversation("vvav");
+        let cursor = cursor_at(&conv, 4, &m).expect("no read");
+        assert_eq!(m.1.get(), 0, "the last message needs no count");
         let read = plan_mark_read(conv, agent(1), cursor);
         assert!(read.moved);
         let cursor = read.conversation.read[&agent(1)];

@@ -6,7 +6,9 @@ import { createServer } from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { BASE, expectText, forbidDialogs, launch, setChatflow, visible, widget } from './lib.mjs';
+import {
+  BASE, expectText, forbidDialogs, launchQuiet, visible, widget,
+} from './lib.mjs';
 
 const root = fileURLToPath(new URL('../../examples/cross-origin/', import.meta.url));
 const types = { '.html': 'text/html; charset=utf-8', '.css': 'text/css', '.js': 'text/javascript', '.md': 'text/plain' };
@@ -15,8 +17,7 @@ let site;
 let siteUrl;
 
 before(async () => {
-  browser = await launch();
-  await setChatflow(browser, { email_capture: { when: 'never' }, away: { mode: 'off', message: null } });
+  browser = await launchQuiet();
   // A static server of its own, like `python3 -m http.server`, on another origin: the
   // other spelling of loopback, so the page and the server are different sites.
   site = createServer(async (req, res) => {

@@ -6,14 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  ADMIN_TOKEN, AGENT_TOKEN, BASE, agentSocket, convItem, eventually, expectText, forbidDialogs, hidden, launch,
-  screenshot, setChatflow, signIn, uniq, visible, widget,
+  ADMIN_TOKEN, AGENT_TOKEN, BASE, agentSocket, convItem, eventually, expectText, forbidDialogs, hidden,
+  launchQuiet, screenshot, signIn, uniq, visible, widget,
 } from './lib.mjs';
 
 let browser;
 before(async () => {
-  browser = await launch();
-  await setChatflow(browser, { email_capture: { when: 'never' }, away: { mode: 'off', message: null } });
+  browser = await launchQuiet();
 });
 after(async () => { await browser?.close(); });
 

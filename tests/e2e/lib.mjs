@@ -186,6 +186,16 @@ export async function agentSocket(browser, token) {
   };
 }
 
+/** A chatflow that never prompts for an email nor answers away: a plain chat. */
+export const QUIET = { email_capture: { when: 'never' }, away: { mode: 'off', message: null } };
+
+/** Chromium, with the default inbox set to the [QUIET] chatflow. */
+export async function launchQuiet() {
+  const browser = await launch();
+  await setChatflow(browser, QUIET);
+  return browser;
+}
+
 /** Sets the chatflow of an inbox through the admin's agent connection. */
 export async function setChatflow(browser, patch, inbox = 'default') {
   const agent = await agentSocket(browser, ADMIN_TOKEN);

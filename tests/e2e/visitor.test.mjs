@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import {
-  AGENT_TOKEN, BASE, convItem, eventually, expectText, forbidDialogs, launch, screenshot, setChatflow, signIn, uniq,
-  visible, widget,
+  AGENT_TOKEN, BASE, QUIET, convItem, eventually, expectText, forbidDialogs, launch, screenshot, setChatflow,
+  signIn, uniq, visible, widget,
 } from './lib.mjs';
 
 let browser;
@@ -86,7 +86,7 @@ test('a visitor chats, is asked for their email, leaves it, and finds the histor
 });
 
 test('messages typed while offline are queued and sent once the connection is back', async () => {
-  await setChatflow(browser, { email_capture: { when: 'never' }, away: { mode: 'off', message: null } });
+  await setChatflow(browser, QUIET);
   const context = await browser.newContext();
   const page = await context.newPage();
   const dialogs = forbidDialogs(page);
@@ -186,7 +186,7 @@ test('the widget does not leak styles into the host page, nor take any from it',
 });
 
 test('a long conversation shows its last page, and "Load earlier" fetches the rest, in both pages', async () => {
-  await setChatflow(browser, { email_capture: { when: 'never' }, away: { mode: 'off', message: null } });
+  await setChatflow(browser, QUIET);
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${BASE}/`);

@@ -9,16 +9,15 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  AGENT_TOKEN, BASE, agentSocket, eventually, expectText, forbidDialogs, hidden, launch, screenshot, setChatflow,
-  uniq, visible, widget,
+  AGENT_TOKEN, BASE, agentSocket, eventually, expectText, forbidDialogs, hidden, launchQuiet, screenshot, uniq,
+  visible, widget,
 } from './lib.mjs';
 
 const AGENT_NAME = 'Maja Berg'; // the agent AGENT_TOKEN belongs to (tests/it/browser.rs)
 
 let browser;
 before(async () => {
-  browser = await launch();
-  await setChatflow(browser, { email_capture: { when: 'never' }, away: { mode: 'off', message: null } });
+  browser = await launchQuiet();
 });
 after(async () => { await browser?.close(); });
 

@@ -3,13 +3,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  AGENT_TOKEN, BASE, convItem, forbidDialogs, launch, setChatflow, signIn, uniq, visible, widget,
+  AGENT_TOKEN, BASE, convItem, forbidDialogs, launchQuiet, signIn, uniq, visible, widget,
 } from './lib.mjs';
 
 let browser;
 before(async () => {
-  browser = await launch();
-  await setChatflow(browser, { email_capture: { when: 'never' }, away: { mode: 'off', message: null } });
+  browser = await launchQuiet();
 });
 after(async () => { await browser?.close(); });
 

@@ -15,27 +15,7 @@ use frontdesk::ids::{ConversationId, VisitorId};
 
 use crate::followup::{chatflow, mail_to};
 use crate::support::smtp::SmtpSink;
-use crate::support::{BinaryServer, Client, TestServer, WAIT};
-
-/// The summary of conversation `conv` in a `ready` frame.
-fn listed<'a>(ready: &'a Value, conv: &str) -> &'a Value {
-    ready["conversations"]
-        .as_array()
-        .expect("conversations")
-        .iter()
-        .find(|c| c["id"] == conv)
-        .expect("the conversation is listed")
-}
-
-/// The next `conversation_updated` about `conv`: its summary.
-async fn updated(agent: &mut Client, conv: &str) -> Value {
-    loop {
-        let u = agent.expect_skipping("conversation_updated").await;
-        if u["conversation"]["id"] == conv {
-            return u["conversation"].clone();
-        }
-    }
-}
+use crate::support::{listed, updated, BinaryServer, Client, TestServer, WAIT};
 
 /// Skips `conversation_updated` frames about `conv` (earlier ones may still be on their
 /// way) until one whose summary has `field` at `value`.

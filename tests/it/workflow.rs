@@ -5,27 +5,7 @@
 use serde_json::{json, Value};
 use widget_protocol::Role;
 
-use crate::support::{BinaryServer, Client, TestServer};
-
-/// The summary of conversation `conv` in a `ready` frame.
-fn listed<'a>(ready: &'a Value, conv: &str) -> &'a Value {
-    ready["conversations"]
-        .as_array()
-        .expect("conversations")
-        .iter()
-        .find(|c| c["id"] == conv)
-        .expect("the conversation is listed")
-}
-
-/// The next `conversation_updated` about `conv`.
-async fn updated(agent: &mut Client, conv: &str) -> Value {
-    loop {
-        let u = agent.expect_skipping("conversation_updated").await;
-        if u["conversation"]["id"] == conv {
-            return u["conversation"].clone();
-        }
-    }
-}
+use crate::support::{listed, updated, BinaryServer, Client, TestServer};
 
 /// A server with agents Ann and Bob on the default inbox, Cy on another, and a visitor's
 /// conversation; its id.

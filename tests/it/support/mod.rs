@@ -289,3 +289,23 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// The summary of conversation `conv` in a `ready` frame.
+pub fn listed<'a>(ready: &'a Value, conv: &str) -> &'a Value {
+    ready["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .find(|c| c["id"] == conv)
+        .expect("the conversation is listed")
+}
+
+/// The next `conversation_updated` about `conv`: its summary.
+pub async fn updated(agent: &mut Client, conv: &str) -> Value {
+    loop {
+        let u = agent.expect_skipping("conversation_updated").await;
+        if u["conversation"]["id"] == conv {
+            return u["conversation"].clone();
+        }
+    }
+}
