@@ -528,7 +528,9 @@
     $('status-select').value = statusOf(c);
     var people = [{ id: '', name: 'Unassigned' }];
     var known = {};
-    S.agents.concat(S.agent && S.agent.id ? [S.agent] : [], c.assignee ? [c.assignee] : []).forEach(function (a) {
+    // Only those who may take this conversation: members of its inbox (and whoever has it).
+    var members = S.agents.filter(function (a) { return !a.inboxes || a.inboxes.indexOf(c.inbox) >= 0; });
+    members.concat(S.agent && S.agent.id ? [S.agent] : [], c.assignee ? [c.assignee] : []).forEach(function (a) {
       if (!a || !a.id || known[a.id]) return;
       known[a.id] = true;
       people.push({ id: a.id, name: (a.name || 'Agent') + (isMe(a) ? ' (you)' : '') });

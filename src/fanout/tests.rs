@@ -4,7 +4,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 use widget_protocol::{
     AgentInfo, Assignee, Author, AuthorKind, AwayState, Contact, ContactSource, ErrorCode,
-    ErrorFrame, Role, SummaryVisitor, Welcome,
+    ErrorFrame, Member, Role, SummaryVisitor, Welcome,
 };
 
 use super::*;
@@ -117,9 +117,10 @@ fn every_frame() -> Vec<Outgoing> {
             inboxes: vec!["x".into()],
             conversations: vec![summary()],
             next: None,
-            agents: vec![Assignee {
+            agents: vec![Member {
                 id: "g".into(),
                 name: "Maja".into(),
+                inboxes: vec!["x".into()],
             }],
         }),
         A(AgentServer::Conversations {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use widget_protocol::{
-    close, AgentClient, AgentInfo, AgentServer, Assignee, Chatflow, ErrorCode, ErrorFrame, Role,
+    close, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Member, Role,
     Summary, SummaryUpdates,
 };
 
@@ -174,16 +174,22 @@ impl<S: Socket> Session<S> {
 
     /// The agents who may be assigned here: not revoked, members of one of this agent's
     /// inboxes (this one included), by name.
-    fn members(&self) -> Result<Vec<Assignee>> {
-        let mut members: Vec<Assignee> = self
+    fn members(&self) -> Result<Vec<Member>> {
+        let mut members: Vec<Member> = self
             .app
             .admin
             .agents()?
             .into_iter()
-            .filter(|a| !a.revoked && a.inboxes.iter().any(|i| self.may_see(i)))
-            .map(|a| Assignee {
-                id: a.id.into(),
-                name: a.name,
+            .filter(|a| !a.revoked)
+            .filter_map(|a| {
+                // Only inboxes this agent sees: another inbox's name is not theirs to learn.
+                let inboxes: Vec<String> =
+                    a.inboxes.into_iter().filter(|i| self.may_see(i)).collect();
+                (!inboxes.is_empty()).then(|| Member {
+                    id: a.id.into(),
+                    name: a.name,
+                    inboxes,
+                })
             })
             .collect();
         members.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));

@@ -247,7 +247,8 @@ async fn ready_lists_the_agents_of_the_inboxes_only() {
     let s = TestServer::start().await;
     s.create_inbox("other", &[]).await;
     let ann = s.create_agent("Ann", &["default"], Role::Agent).await;
-    s.create_agent("Bob", &["default", "other"], Role::Agent)
+    let bob = s
+        .create_agent("Bob", &["default", "other"], Role::Agent)
         .await;
     s.create_agent("Cy", &["other"], Role::Agent).await;
     let dan = s.create_agent("Dan", &["default"], Role::Agent).await;
@@ -271,6 +272,20 @@ async fn ready_lists_the_agents_of_the_inboxes_only() {
         "members, not revoked, by name"
     );
     assert!(ready["agents"][0]["id"].is_string());
+    // Bob is also in "other": Ann learns only the inboxes she sees.
+    assert_eq!(
+        ready["agents"][2]["inboxes"],
+        serde_json::json!(["default"])
+    );
+    // Bob sees both, and whom each may take: Cy only "other"'s conversations.
+    let (_b, ready) = s.agent(&bob).await;
+    let cy = ready["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|a| a["name"] == "Cy")
+        .expect("Cy is listed");
+    assert_eq!(cy["inboxes"], serde_json::json!(["other"]));
 }
 
 #[tokio::test]

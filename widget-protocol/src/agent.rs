@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorFrame;
-use crate::model::{AgentInfo, Assignee, Chatflow, Contact, Message, Status, Summary};
+use crate::model::{AgentInfo, Assignee, Chatflow, Contact, Member, Message, Status, Summary};
 
 /// Extension of `auth`: `every_message` (the default, the contract's behaviour) sends
 /// `conversation_updated` after every message; `changes` leaves it out when a message
@@ -116,10 +116,11 @@ pub enum AgentServer {
         /// The cursor for `list.before` to fetch the next page; null: that was all.
         #[serde(default)]
         next: Option<String>,
-        /// **[ext]** The agents of this agent's inboxes (this one included), for the
-        /// assignee picker. Absent from an older server.
+        /// **[ext]** The agents of this agent's inboxes (this one included), each with
+        /// the inboxes of those they belong to, for the assignee picker. Absent from an
+        /// older server.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        agents: Vec<Assignee>,
+        agents: Vec<Member>,
     },
     /// The answer to `list`.
     Conversations {

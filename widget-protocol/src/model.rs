@@ -109,6 +109,16 @@ pub struct Assignee {
     pub name: String,
 }
 
+/// **[ext]** `{"id","name","inboxes"}`: an agent in `ready.agents`, with the inboxes
+/// (of those the reader may see) a conversation of which may be assigned to them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub inboxes: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummaryVisitor {
     pub id: String,

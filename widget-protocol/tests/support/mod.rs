@@ -262,7 +262,7 @@ pub const EXAMPLES: &[Example] = &[
             summary_known!(),
             ",",
             summary_unknown!(),
-            r#"],"next":"1764082700000.0193a7c2-9e01-7b6a-8c5d-4f3e2d1c0b9a","agents":[{"id":"c4d5e6f7-0819-4a2b-9c3d-4e5f60718293","name":"Grace"},{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann"}]}"#
+            r#"],"next":"1764082700000.0193a7c2-9e01-7b6a-8c5d-4f3e2d1c0b9a","agents":[{"id":"c4d5e6f7-0819-4a2b-9c3d-4e5f60718293","name":"Grace","inboxes":["default","support"]},{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann","inboxes":["support"]}]}"#
         ),
     ),
     ex(
