@@ -1,14 +1,23 @@
 //! The widget and the pages, compiled into the binary, and the security headers each
 //! page is served with (its Content-Security-Policy, framing and referrer policy).
 //! `widget.js` gets none of them: customers' pages load it from their own origin.
+//! How long each may be cached is here too; how they are compressed and validated is
+//! `encoding`'s.
 
 use hyper::header::{HeaderName, HeaderValue};
 
 pub struct Asset {
+    /// The path it is served at (the key of its encodings).
+    pub path: &'static str,
     pub body: &'static str,
     pub content_type: &'static str,
     /// For the two HTML pages: what they may load and who may frame them.
     pub policy: Option<&'static Policy>,
+    /// `Cache-Control`: the widget, loaded on every page view of a customer's site, is
+    /// reused for 5 minutes and then revalidated (a `304` while unchanged), so a new
+    /// version reaches every site within 5 minutes; the inbox's files are revalidated
+    /// on every load.
+    pub cache: &'static str,
 }
 
 /// What a page may load, who may frame it, and what it tells other sites.
@@ -77,22 +86,51 @@ impl Policy {
 pub fn get(path: &str) -> Option<Asset> {
     const HTML: &str = "text/html; charset=utf-8";
     const JS: &str = "text/javascript; charset=utf-8";
-    let (body, content_type, policy) = match path {
-        "/" => (include_str!("../assets/demo.html"), HTML, Some(&DEMO)),
-        "/widget.js" => (include_str!("../assets/widget.js"), JS, None),
-        "/inbox" => (include_str!("../assets/inbox.html"), HTML, Some(&INBOX)),
-        "/inbox.js" => (include_str!("../assets/inbox.js"), JS, None),
+    const REVALIDATE: &str = "no-cache";
+    let (path, body, content_type, policy, cache) = match path {
+        "/" => (
+            "/",
+            include_str!("../assets/demo.html"),
+            HTML,
+            Some(&DEMO),
+            REVALIDATE,
+        ),
+        "/widget.js" => (
+            "/widget.js",
+            include_str!("../assets/widget.js"),
+            JS,
+            None,
+            "public, max-age=300",
+        ),
+        "/inbox" => (
+            "/inbox",
+            include_str!("../assets/inbox.html"),
+            HTML,
+            Some(&INBOX),
+            REVALIDATE,
+        ),
+        "/inbox.js" => (
+            "/inbox.js",
+            include_str!("../assets/inbox.js"),
+            JS,
+            None,
+            REVALIDATE,
+        ),
         "/inbox.css" => (
+            "/inbox.css",
             include_str!("../assets/inbox.css"),
             "text/css; charset=utf-8",
             None,
+            REVALIDATE,
         ),
         _ => return None,
     };
     Some(Asset {
+        path,
         body,
         content_type,
         policy,
+        cache,
     })
 }
 

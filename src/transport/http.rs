@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::limiter::{Limiter, Refused, Slot};
-use super::{assets, proxy, ws};
+use super::{assets, encoding, proxy, ws};
 use crate::app::App;
 use crate::inboxes::{normalize_origin, DEFAULT_INBOX};
 use crate::metrics::Metrics;
@@ -39,6 +39,45 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    r
+}
+
+/// An asset in the coding the request accepts, or `304` when it holds that one.
+fn asset(a: &assets::Asset, req: &Request<Incoming>, host: Option<&str>) -> Response<Body> {
+    let wanted = encoding::negotiate(header_str(req, header::ACCEPT_ENCODING));
+    let encoded = encoding::encoded(a.path, a.body);
+    let (coding, body) = encoded.body(wanted);
+    let etag = encoded.etag(coding);
+    let fresh = encoding::holds(header_str(req, header::IF_NONE_MATCH), &etag);
+    let mut r = if fresh {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        Response::new(Full::new(Bytes::from_static(body)))
+    };
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
+    if let Some(c) = coding.header().filter(|_| !fresh) {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(c));
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(a.cache));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(policy) = a.policy {
+        for (name, value) in policy.headers(host) {
+            h.insert(name, value);
+        }
+    }
     r
 }
 
@@ -84,25 +123,7 @@ pub async fn handle(
             })
         }
         p => match assets::get(p) {
-            Some(a) => {
-                let mut r = Response::new(Full::new(Bytes::from_static(a.body.as_bytes())));
-                let h = r.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(a.content_type),
-                );
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-                h.insert(
-                    "x-content-type-options",
-                    HeaderValue::from_static("nosniff"),
-                );
-                if let Some(policy) = a.policy {
-                    for (name, value) in policy.headers(host.as_deref()) {
-                        h.insert(name, value);
-                    }
-                }
-                r
-            }
+            Some(a) => asset(&a, &req, host.as_deref()),
             None => plain(StatusCode::NOT_FOUND, "not found"),
         },
     };

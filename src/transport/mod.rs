@@ -7,6 +7,7 @@
 //! must not interpret messages.
 
 mod assets;
+mod encoding;
 pub mod http;
 pub mod limiter;
 pub mod proxy;

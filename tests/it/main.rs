@@ -5,6 +5,8 @@ mod support;
 
 /// The agent socket: auth, the live inbox, replies, assigning visitors, access.
 mod agents;
+/// The widget and the pages over HTTP: compressed, validated, cached.
+mod assets;
 /// The pages in a real browser (Chromium through tests/e2e).
 mod browser;
 /// Email capture: chatflow modes, the prompt's timing, contacts from emails.

@@ -13,6 +13,8 @@ pub struct Response {
     /// The header lines, names lower-cased.
     pub head: Vec<(String, String)>,
     pub body: String,
+    /// The body as sent (a compressed one is not text).
+    pub bytes: Vec<u8>,
 }
 
 impl Response {
@@ -26,14 +28,28 @@ impl Response {
 
 /// One GET with `Connection: close`, read to the end.
 pub async fn get(addr: SocketAddr, path: &str) -> Response {
+    get_with(addr, path, &[]).await
+}
+
+/// One GET with `Connection: close` and more request headers, read to the end.
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
         .await
         .expect("an answer in time")
         .expect("read");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(buf.len(), |i| i + 4);
+    let bytes = buf[split..].to_vec();
     let text = String::from_utf8_lossy(&buf).to_string();
     let status = text
         .split(' ')
@@ -51,6 +67,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> Response {
         status,
         head,
         body: body.to_string(),
+        bytes,
     }
 }
 
