@@ -520,13 +520,24 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
       welcomed = historyBusy = more.disabled = false;
       myTyping = 0;
       untype(); // the server ends every typing state with the connection
-      if (e.code === 4003) { stopped = true; return setStatus('off', 'Chat is not available on this site'); }
+      if (e.code === 4003) return refused();
       setStatus('offline', 'Offline, reconnecting…');
       outbox.forEach(o => meta(o.el, WAITING));
       // Exponential backoff with jitter, capped at 30 s.
       var delay = Math.min(30000, 500 * Math.pow(2, attempt++));
       retryTimer = setTimeout(connect, delay * (0.5 + Math.random() / 2));
     };
+  }
+
+  // The inbox does not allow this page's origin (close 4003): say so, tell the site's
+  // owner why, and stop; nothing typed is kept waiting for a connection that won't come.
+  function refused() {
+    stopped = true;
+    console.warn('frontdesk: the inbox "' + inbox + '" does not allow pages of ' + location.origin +
+      '; add this origin to the inbox\'s allowed origins to turn the chat on here.');
+    input.disabled = sendBtn.disabled = true;
+    outbox.forEach(o => meta(o.el, 'Not sent: chat is not available on this site'));
+    setStatus('off', 'Chat is not available on this site');
   }
 
   function handle(f) {

@@ -101,6 +101,12 @@ pub enum Input<T> {
     Alarm,
 }
 
+/// Closes a connection that may not have a session with `code` (the visitor endpoint's
+/// refused origin), after sending nothing else.
+pub async fn refuse<S: Socket>(app: &App, socket: S, code: u16, reason: &'static str) {
+    Link::new(socket, app).close(code, reason).await;
+}
+
 /// One connection's loop around its socket.
 pub struct Link<S> {
     socket: S,

@@ -7,7 +7,7 @@ import { extname, join, normalize } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
-  BASE, expectText, forbidDialogs, launchQuiet, visible, widget,
+  BASE, eventually, expectText, forbidDialogs, launchQuiet, visible, widget,
 } from './lib.mjs';
 
 const root = fileURLToPath(new URL('../../examples/cross-origin/', import.meta.url));
@@ -72,5 +72,35 @@ test('the widget works embedded in a page on another origin', async () => {
   await visible(page2.getByTestId('fd-empty'));
   assert.equal(await w2.messages.count(), 0);
   await other.close();
+  await context.close();
+});
+
+test('an inbox that does not allow the page says so, warns the site owner and stops', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const dialogs = forbidDialogs(page);
+  const warnings = [];
+  page.on('console', (m) => { if (m.type() === 'warning') warnings.push(m.text()); });
+  let sockets = 0;
+  page.on('websocket', () => { sockets += 1; });
+  // A page of this test's own site (its 404 page: no widget of its own), which the
+  // inbox "locked" does not list.
+  await page.goto(`${new URL(siteUrl).origin}/no-widget-here`);
+  await page.evaluate((src) => {
+    const s = document.createElement('script');
+    s.src = src;
+    s.dataset.inbox = 'locked';
+    document.body.appendChild(s);
+  }, `${BASE}/widget.js?locked`);
+  const w = widget(page);
+  await eventually(async () => (await w.status.last().getAttribute('data-state')) === 'off', 'the refusal');
+  await expectText(w.status.last(), 'Chat is not available on this site');
+  await eventually(async () => warnings.some((t) => t.includes('"locked"') && t.includes('allowed origins')),
+    'a console warning for the site owner');
+  // It does not retry: one socket, and still one a while later.
+  const opened = sockets;
+  await page.waitForTimeout(3000);
+  assert.equal(sockets, opened, 'no reconnect after 4003');
+  assert.deepEqual(dialogs, []);
   await context.close();
 });

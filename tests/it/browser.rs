@@ -75,6 +75,10 @@ async fn widget_and_inbox_in_chromium() {
     let agent_token = server
         .create_agent("Maja Berg", &["default"], Role::Agent)
         .await;
+    // An inbox no test page may use: the widget's refused-origin case.
+    server
+        .create_inbox("locked", &["https://shop.invalid"])
+        .await;
     let artifacts = std::env::var_os("FRONTDESK_ARTIFACTS")
         .map_or_else(|| e2e.join("artifacts"), PathBuf::from);
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");

@@ -1,10 +1,13 @@
-//! Origins: an inbox with an origin list takes visitors only from those pages, and the
-//! agent endpoint only from its own origin and the configured ones (no cross-site
-//! WebSocket hijacking).
+//! Origins: an inbox with an origin list takes visitors only from those pages (others
+//! are closed with 4003 right after the upgrade, as the contract says), and the agent
+//! endpoint only from its own origin and the configured ones (no cross-site WebSocket
+//! hijacking: HTTP 403, before any upgrade).
 
 use serde_json::json;
 
-use crate::support::{refusal, Client, Connect, TestServer};
+use widget_protocol::close;
+
+use crate::support::{refusal, Client, Closed, Connect, TestServer};
 
 #[tokio::test]
 async fn an_inbox_with_origins_accepts_visitors_only_from_them() {
@@ -19,12 +22,19 @@ async fn an_inbox_with_origins_accepts_visitors_only_from_them() {
         Some("null"),
         None,
     ] {
-        assert_eq!(
-            refusal(Client::open(&shop, Connect::default().origin(bad)).await).0,
-            403,
-            "origin {bad:?}"
-        );
+        // The upgrade completes and closes with 4003 at once, which a page can read.
+        let mut ws = Client::open(&shop, Connect::default().origin(bad))
+            .await
+            .unwrap_or_else(|e| panic!("origin {bad:?}: the upgrade failed: {e}"));
+        ws.send(json!({"type":"hello"})).await;
+        match ws.expect_closed().await {
+            Closed::Code(code) => assert_eq!(code, close::ORIGIN_NOT_ALLOWED, "origin {bad:?}"),
+            Closed::Abrupt => panic!("origin {bad:?}: closed without 4003"),
+        }
     }
+    // Nothing was made for them: no visitor minted, no conversation.
+    let (_admin, ready) = s.admin().await;
+    assert_eq!(ready["conversations"], json!([]));
     let mut ws = Client::open(&shop, Connect::default().origin("https://shop.example"))
         .await
         .expect("the shop's own page connects");
