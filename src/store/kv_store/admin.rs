@@ -30,6 +30,28 @@ fn live_agent(kv: &dyn Kv, id: AgentId) -> Result<Option<AgentRecord>, StoreErro
     Ok(get_json::<AgentRecord>(kv, Tree::Agents, &keys::id(id))?.filter(|a| !a.revoked))
 }
 
+impl KvStore {
+    /// Changes the inbox `key` as `change` says, in one write; None when there is none.
+    async fn change_inbox(
+        &self,
+        key: String,
+        change: impl FnOnce(&mut InboxRecord) + Send + 'static,
+    ) -> Result<Option<InboxRecord>, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                let Some(mut rec) = get_json::<InboxRecord>(kv, Tree::Inboxes, key.as_bytes())?
+                else {
+                    return Ok((b, None));
+                };
+                change(&mut rec);
+                b.put_json(Tree::Inboxes, key.as_bytes(), &rec);
+                Ok((b, Some(rec)))
+            })
+            .await
+    }
+}
+
 #[async_trait]
 impl Admin for KvStore {
     async fn create_inbox(
@@ -61,18 +83,7 @@ impl Admin for KvStore {
         key: String,
         change: InboxChange,
     ) -> Result<Option<InboxRecord>, StoreError> {
-        self.writer
-            .write(move |kv| {
-                let mut b = Batch::default();
-                let Some(mut rec) = get_json::<InboxRecord>(kv, Tree::Inboxes, key.as_bytes())?
-                else {
-                    return Ok((b, None));
-                };
-                change.apply(&mut rec);
-                b.put_json(Tree::Inboxes, key.as_bytes(), &rec);
-                Ok((b, Some(rec)))
-            })
-            .await
+        self.change_inbox(key, move |rec| change.apply(rec)).await
     }
 
     async fn set_chatflow(
@@ -80,17 +91,7 @@ impl Admin for KvStore {
         key: String,
         chatflow: Chatflow,
     ) -> Result<Option<InboxRecord>, StoreError> {
-        self.writer
-            .write(move |kv| {
-                let mut b = Batch::default();
-                let Some(mut rec) = get_json::<InboxRecord>(kv, Tree::Inboxes, key.as_bytes())?
-                else {
-                    return Ok((b, None));
-                };
-                rec.chatflow = chatflow;
-                b.put_json(Tree::Inboxes, key.as_bytes(), &rec);
-                Ok((b, Some(rec)))
-            })
+        self.change_inbox(key, move |rec| rec.chatflow = chatflow)
             .await
     }
 
