@@ -4,8 +4,9 @@
 //! It owns presence (a visitor is online while one of their connections is open, and
 //! for a grace period after the last one closed, so that a reload or a reconnect is not
 //! announced to agents as leaving and coming back; which inboxes have agents
-//! connected) and delivery of already-encoded frames. Delivery never waits: each connection has a bounded queue, and a connection that stopped reading is
-//! kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
+//! connected), delivery of already-encoded frames, and telling connections to close
+//! (all of one agent's, [`Hub::close_agents`]). Delivery never waits: each connection
+//! has a bounded queue, and a connection that stopped reading is kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
 //! anything, while one that is reading gets room for a burst. It must not touch the
 //! store, and never holds a map guard across an await.
 

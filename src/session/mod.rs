@@ -3,7 +3,8 @@
 //! A session speaks protocol frames over any `Stream` of [`Inbound`] and `Sink` of
 //! [`Outbound`]; only `transport` knows hyper and the WebSocket framing. [`Link`] is the one
 //! `select!` loop every connection runs: inbound frames, the hub's queue for this
-//! connection, heartbeats, a kick for being too slow, server shutdown, and the
+//! connection, heartbeats, a kick for being too slow or a close the hub was told to
+//! make (an agent revoked, or whose access changed), server shutdown, and the
 //! session's one alarm (a typing state's end, [`Link::set_alarm`]). Sessions
 //! must not touch the store directly; they call the domain modules.
 
@@ -252,9 +253,10 @@ impl<S: Socket> Link<S> {
     async fn told_to_close(&mut self, closing: Closing) {
         if closing.flush {
             if let (Some(m), false) = (self.mailbox.as_ref(), self.closed) {
-                let socket = &mut self.socket;
+                let (socket, app) = (&mut self.socket, &self.app);
                 let queued = async {
                     while let Some(f) = m.try_recv() {
+                        Metrics::inc(&app.metrics.frames_out);
                         socket.feed(Outbound::Text(f)).await?;
                     }
                     socket.flush().await
