@@ -5,21 +5,22 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  AGENT_TOKEN, STRICT_CSP, agentSocket, eventually, expectText, forbidDialogs, hidden, hostSite, launchQuiet,
+  ADMIN_TOKEN, AGENT_TOKEN, STRICT_CSP, agentSocket, eventually, expectText, forbidDialogs, hidden, hostSite, launchQuiet,
   screenshot, shopPage, uniq, visible, widget,
 } from './lib.mjs';
 
 const strict = { 'content-security-policy': STRICT_CSP };
 let browser;
 let site;
+const pages = {};
 before(async () => {
   browser = await launchQuiet();
-  site = await hostSite({
+  site = await hostSite(Object.assign(pages, {
     '/': { body: shopPage('Teeladen', {}, '<a href="/tea">Our teas</a>'), headers: strict },
     '/tea': { body: shopPage('Our teas', {}, '<a href="/">Home</a>'), headers: strict },
     '/de': { body: shopPage('Teeladen (de)', { lang: 'de' }), headers: strict },
     '/yellow': { body: shopPage('Yellow', { color: '#facc15', title: 'Page title' }), headers: strict },
-  });
+  }));
 });
 after(async () => {
   await browser?.close();
@@ -233,5 +234,67 @@ test('a light brand colour gets dark text; dark mode darkens the panel', async (
   await page.emulateMedia({ colorScheme: 'light' });
   assert.equal(await w.panel.evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(255, 255, 255)');
   await hidden(page.getByTestId('fd-badge'));
+  await context.close();
+});
+
+test("the inbox's title, colour and greeting win over data-*, show from the start of the next page, and go when unset", async () => {
+  let admin = await agentSocket(browser, ADMIN_TOKEN);
+  const key = `brand-${uniq()}`;
+  const change = async (frame) => {
+    await admin.send(frame);
+    const f = await admin.next('team', 'error');
+    assert.equal(f.type, 'team', JSON.stringify(f));
+  };
+  await change({ type: 'create_inbox', key, name: 'Brand shop', origins: [site.origin] });
+  await admin.close(); // a member of one more inbox: that connection is closed (4010)
+  admin = await agentSocket(browser, ADMIN_TOKEN);
+  const greeting = 'Guten Tag! Ask us about our first flush teas.';
+  await change({ type: 'update_inbox', inbox: key, widget: { title: 'Talk to Tea', color: '#facc15', greeting } });
+  pages['/brand'] = { body: shopPage('Brand', { inbox: key, title: 'Page title', color: '#1e3a8a' }), headers: strict };
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const fired = forbidDialogs(page);
+  const w = widget(page);
+  const looks = async (p = page) => [
+    await p.getByTestId('fd-title').textContent(),
+    await p.getByTestId('fd-launcher').evaluate((el) => getComputedStyle(el).backgroundColor),
+    await p.getByTestId('fd-launcher').evaluate((el) => getComputedStyle(el).color),
+    await p.getByTestId('fd-empty').textContent(),
+  ];
+  const inboxLooks = ['Talk to Tea', 'rgb(250, 204, 21)', 'rgb(31, 35, 48)', greeting];
+  await page.goto(site.url('/brand'));
+  await w.open();
+  assert.deepEqual(await looks(), inboxLooks);
+  await screenshot(page, 'widget-inbox-settings');
+  const cached = await page.evaluate((k) => JSON.parse(localStorage.getItem(`fd_widget:${k}`)), key);
+  assert.deepEqual(cached, { title: 'Talk to Tea', color: '#facc15', greeting });
+
+  // The next page view looks the same before it has even connected: no flash of the
+  // page's own title and colour.
+  const next = await context.newPage();
+  await next.routeWebSocket(/\/ws\/visitor/, () => {}); // never answered
+  await next.goto(site.url('/brand'));
+  await visible(next.getByTestId('fd-launcher'));
+  assert.equal(await next.getByTestId('fd-status').getAttribute('data-state'), 'connecting');
+  assert.deepEqual(await looks(next), inboxLooks);
+  await next.close();
+
+  // The greeting is the empty chat's: not stored, gone once there is a message.
+  await page.goto(site.url('/brand'));
+  await w.open();
+  await w.send(`Is the Darjeeling back? ${uniq()}`);
+  await hidden(page.getByTestId('fd-empty'));
+  assert.ok(!(await w.allTexts()).includes(greeting));
+
+  // Unset: the page's data-* attributes decide again, and nothing is kept.
+  await change({ type: 'update_inbox', inbox: key, widget: { title: null, color: null, greeting: null } });
+  await page.goto(site.url('/brand'));
+  await w.open();
+  await eventually(async () => (await page.getByTestId('fd-title').textContent()) === 'Page title', 'the page title');
+  assert.equal(await w.launcher.evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(30, 58, 138)');
+  assert.equal(await page.evaluate((k) => localStorage.getItem(`fd_widget:${k}`), key), null);
+  assert.deepEqual(fired, []);
+  await admin.close();
   await context.close();
 });
