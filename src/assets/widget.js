@@ -25,7 +25,7 @@
   var COOKIE = 'fd_visitor_token';
   var openKey = 'fd_open:' + inbox, promptKey = 'fd_prompt:' + inbox, peekKey = 'fd_peek:' + inbox;
   var seenKey = 'fd_seen:' + inbox, queueKey = 'fd_outbox:' + inbox, setKey = 'fd_widget:' + inbox;
-  var HEX = /^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i, DAY = 864e5;
+  var PHONE = '(max-width:480px)', HEX = /^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i, DAY = 864e5;
 
   // -- words: every text the widget shows itself. The inbox's own texts (prompt, away,
   // greeting) are shown as the admin typed them.
@@ -224,6 +224,7 @@
     if (!open) typing(false);
     isOpen = open;
     panel.hidden = !open;
+    panel.setAttribute('aria-modal', matchMedia(PHONE).matches); // full-screen there: the page is out of reach
     launcher.setAttribute('aria-expanded', open);
     launcher.replaceChild(open ? iconX : iconChat, launcher.firstChild);
     store('session', openKey, open ? '1' : null);
@@ -236,7 +237,7 @@
   // Esc closes; on a phone the panel covers the page, so Tab stays inside it.
   function onPanelKey(e) {
     if (e.key === 'Escape') return setOpen(false);
-    if (e.key !== 'Tab' || !matchMedia('(max-width:480px)').matches) return;
+    if (e.key !== 'Tab' || !matchMedia(PHONE).matches) return;
     var all = [].filter.call(panel.querySelectorAll('button,input,textarea,a[href]'), el => !el.disabled && el.offsetParent);
     var edge = all[e.shiftKey ? 0 : all.length - 1];
     if (root.activeElement === edge) { e.preventDefault(); all[e.shiftKey ? all.length - 1 : 0].focus(); }
