@@ -58,6 +58,11 @@ for (const [device, options] of Object.entries(VIEWPORTS)) {
 
       await w.open();
       await axeClean(page, `${device} ${colorScheme} open, empty`);
+      if (device === 'phone') { // no zoom on focus in iOS Safari; the whole dynamic viewport
+        assert.equal(await w.input.evaluate((el) => getComputedStyle(el).fontSize), '16px');
+        assert.equal(await w.panel.evaluate((el) => el.getBoundingClientRect().height), 844);
+        assert.equal(await w.panel.getAttribute('aria-modal'), 'true');
+      }
       const agent = await agentSocket(browser, AGENT_TOKEN);
       const text = `Where is my order? ${uniq()}`;
       await w.send(text);
