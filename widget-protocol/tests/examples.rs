@@ -229,6 +229,7 @@ fn the_contract_chatflow_object_and_its_enum_values() {
         ("off", AwayMode::Off),
         ("always", AwayMode::Always),
         ("no_agents_online", AwayMode::NoAgentsOnline),
+        ("outside_hours", AwayMode::OutsideHours),
     ] {
         let c: Chatflow =
             decode(&format!(r#"{{"away":{{"mode":"{mode}"}}}}"#)).expect("mode value");
@@ -252,6 +253,7 @@ fn a_partial_chatflow_gets_the_defaults() {
             enabled: true,
             delay_secs: 120,
         },
+        hours: None,
     };
     assert_eq!(Chatflow::default(), defaults);
     assert_eq!(decode::<Chatflow>("{}").expect("empty"), defaults);
@@ -710,6 +712,7 @@ fn every_json_block_of_protocol_md_is_real() {
                         || survives::<TeamAgent>(&v)
                         || survives::<TeamInbox>(&v)
                         || survives::<WidgetSettings>(&v)
+                        || survives::<Hours>(&v)
                 }
             };
             assert!(

@@ -159,6 +159,11 @@ pub const EXAMPLES: &[Example] = &[
         r##"{"type":"welcome","protocol":1,"visitor_token":"Gx9mQ2v7TqXo0b1yH3kL8wZ5pR4sN6uV","visitor_id":"5f0c8e2a-1b3d-4c6e-9a7f-2d4b6e8f0a1c","conversation_id":null,"messages":[],"has_more":false,"email":null,"away":{"active":false,"message":null},"widget":{"title":"Talk to Sales","color":"#0a5cff","greeting":null}}"##,
     ),
     ex(
+        "visitor_server-welcome-back_at",
+        Side::VisitorServer,
+        r##"{"type":"welcome","protocol":1,"visitor_token":"Gx9mQ2v7TqXo0b1yH3kL8wZ5pR4sN6uV","visitor_id":"5f0c8e2a-1b3d-4c6e-9a7f-2d4b6e8f0a1c","conversation_id":null,"messages":[],"has_more":false,"email":null,"away":{"active":true,"message":"We're away right now.","back_at":1764576000000}}"##,
+    ),
+    ex(
         "visitor_server-ack",
         Side::VisitorServer,
         concat!(
@@ -243,6 +248,11 @@ pub const EXAMPLES: &[Example] = &[
         "agent_client-get_chatflow",
         Side::AgentClient,
         r#"{"type":"get_chatflow","inbox":"default"}"#,
+    ),
+    ex(
+        "agent_client-update_chatflow-hours",
+        Side::AgentClient,
+        r#"{"type":"update_chatflow","inbox":"default","chatflow":{"email_capture":{"when":"no_reply","delay_secs":60,"message":null},"away":{"mode":"outside_hours","message":"We're closed right now."},"follow_up":{"enabled":true,"delay_secs":120},"hours":{"time_zone":"Europe/Berlin","weekly":{"mon":[{"from":"09:00","to":"17:00"}],"tue":[{"from":"09:00","to":"17:00"}],"wed":[{"from":"09:00","to":"12:30"},{"from":"13:30","to":"17:00"}],"thu":[{"from":"09:00","to":"17:00"}],"fri":[{"from":"09:00","to":"15:00"}],"sat":[],"sun":[]},"holidays":["2026-12-24","2026-12-25"]}}}"#,
     ),
     Example {
         name: "agent_client-update_chatflow",
