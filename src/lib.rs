@@ -24,6 +24,7 @@ pub mod followup;
 mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hours;
 pub mod hub;
 pub mod identity;
 pub mod ids;

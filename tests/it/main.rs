@@ -23,6 +23,8 @@ mod followup;
 mod fuzz_corpus;
 /// Hostile frames: random texts, RFC 6455 violations, early frames, closes.
 mod hostile;
+/// Business hours: away outside them with the next opening, their settings and checks.
+mod hours;
 /// A visitor never sees another's data; an agent nothing outside its inboxes.
 mod isolation;
 /// The conversation list: paging, filters, order, search, its index, its abuse.
