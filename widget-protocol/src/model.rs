@@ -357,6 +357,17 @@ impl Default for FollowUp {
     }
 }
 
+/// **[ext]** A saved answer of an inbox, inserted by its agents with `/shortcut`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CannedReply {
+    pub id: String,
+    pub inbox: String,
+    pub title: String,
+    pub text: String,
+    /// 1 to 32 of `a-z`, `0-9`, `_`, `-`; unique in the inbox.
+    pub shortcut: String,
+}
+
 /// `welcome.away`: whether the inbox is away right now, and what it says.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AwayState {

@@ -60,6 +60,9 @@ fn agent_client_type(f: &AgentClient) -> &'static str {
         AgentClient::RevokeAgent { .. } => "revoke_agent",
         AgentClient::CreateInbox { .. } => "create_inbox",
         AgentClient::UpdateInbox { .. } => "update_inbox",
+        AgentClient::ListCanned { .. } => "list_canned",
+        AgentClient::SaveCanned { .. } => "save_canned",
+        AgentClient::DeleteCanned { .. } => "delete_canned",
     }
 }
 fn agent_server_type(f: &AgentServer) -> &'static str {
@@ -77,6 +80,7 @@ fn agent_server_type(f: &AgentServer) -> &'static str {
         AgentServer::VisitorTyping { .. } => "visitor_typing",
         AgentServer::Team { .. } => "team",
         AgentServer::AgentCreated { .. } => "agent_created",
+        AgentServer::Canned { .. } => "canned",
         AgentServer::Error(_) => "error",
     }
 }
@@ -124,6 +128,9 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "revoke_agent",
             "create_inbox",
             "update_inbox",
+            "list_canned",
+            "save_canned",
+            "delete_canned",
         ],
     ),
     (
@@ -142,6 +149,7 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "visitor_typing",
             "team",
             "agent_created",
+            "canned",
             "error",
         ],
     ),
@@ -713,6 +721,7 @@ fn every_json_block_of_protocol_md_is_real() {
                         || survives::<TeamInbox>(&v)
                         || survives::<WidgetSettings>(&v)
                         || survives::<Hours>(&v)
+                        || survives::<CannedReply>(&v)
                 }
             };
             assert!(

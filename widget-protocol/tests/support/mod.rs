@@ -465,6 +465,31 @@ pub const EXAMPLES: &[Example] = &[
         r##"{"type":"team","agents":[{"id":"c4d5e6f7-0819-4a2b-9c3d-4e5f60718293","name":"Grace","display_name":null,"role":"admin","inboxes":["default","sales"],"revoked":false,"created_at":1764082600000},{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann","display_name":"Ann from Support","role":"agent","inboxes":["default"],"revoked":false,"created_at":1764082650000}],"inboxes":[{"key":"default","name":"Support","origins":[],"widget":{"title":null,"color":null,"greeting":null},"created_at":1764082600000},{"key":"sales","name":"Sales","origins":["https://shop.example.com"],"widget":{"title":"Talk to Sales","color":"#0a5cff","greeting":"Hi! Questions about a plan?"},"created_at":1764082700000}]}"##,
     ),
     ex(
+        "agent_client-list_canned",
+        Side::AgentClient,
+        r#"{"type":"list_canned","inbox":"default"}"#,
+    ),
+    ex(
+        "agent_client-save_canned-new",
+        Side::AgentClient,
+        r#"{"type":"save_canned","inbox":"default","id":null,"title":"Shipping times","text":"We ship within 2 working days; delivery takes 3 to 5 more.","shortcut":"shipping"}"#,
+    ),
+    ex(
+        "agent_client-save_canned",
+        Side::AgentClient,
+        r#"{"type":"save_canned","inbox":"default","id":"0193a7c3-1a2b-7c3d-8e4f-5a6b7c8d9e0f","title":"Shipping times","text":"We ship within 2 working days; delivery takes 3 to 5 more.","shortcut":"shipping"}"#,
+    ),
+    ex(
+        "agent_client-delete_canned",
+        Side::AgentClient,
+        r#"{"type":"delete_canned","inbox":"default","id":"0193a7c3-1a2b-7c3d-8e4f-5a6b7c8d9e0f"}"#,
+    ),
+    ex(
+        "agent_server-canned",
+        Side::AgentServer,
+        r#"{"type":"canned","inbox":"default","replies":[{"id":"0193a7c3-1a2b-7c3d-8e4f-5a6b7c8d9e0f","inbox":"default","title":"Shipping times","text":"We ship within 2 working days; delivery takes 3 to 5 more.","shortcut":"shipping"}]}"#,
+    ),
+    ex(
         "agent_server-agent_created",
         Side::AgentServer,
         r#"{"type":"agent_created","agent":{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann","display_name":null,"role":"agent","inboxes":["default"],"revoked":false,"created_at":1764082650000},"invite":"/inbox#invite=fda_Q2hhdEludml0ZVRva2VuRXhhbXBsZU9ubHkxMjM0NTY"}"#,
