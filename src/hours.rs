@@ -54,6 +54,11 @@ pub enum HoursError {
     TooManyHolidays(usize),
 }
 
+/// At most 40 characters of a client's value, for an error message that quotes it.
+fn quoted(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
 /// An inbox's hours, checked and ready to answer [`is_open`].
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -68,9 +73,9 @@ impl Schedule {
     pub fn compile(hours: &Hours) -> Result<Schedule, HoursError> {
         let zone = hours.time_zone.trim();
         if zone.is_empty() || zone.chars().count() > MAX_ZONE_CHARS {
-            return Err(HoursError::UnknownZone(hours.time_zone.clone()));
+            return Err(HoursError::UnknownZone(quoted(&hours.time_zone)));
         }
-        let tz = TimeZone::get(zone).map_err(|_| HoursError::UnknownZone(zone.to_string()))?;
+        let tz = TimeZone::get(zone).map_err(|_| HoursError::UnknownZone(quoted(zone)))?;
         let mut week: [Vec<(u16, u16)>; 7] = Default::default();
         for (slot, (day, intervals)) in week.iter_mut().zip(hours.weekly.days()) {
             *slot = day_intervals(day, intervals)?;
@@ -86,7 +91,7 @@ impl Schedule {
                     .parse::<Date>()
                     .ok()
                     .filter(|_| d.trim().len() == 10)
-                    .ok_or_else(|| HoursError::BadDate(d.clone()))
+                    .ok_or_else(|| HoursError::BadDate(quoted(d)))
             })
             .collect::<Result<_, _>>()?;
         Ok(Schedule { tz, week, holidays })
@@ -115,17 +120,17 @@ fn day_intervals(day: &'static str, list: &[Interval]) -> Result<Vec<(u16, u16)>
         let from = minutes(&i.from).filter(|m| *m < DAY_MINUTES);
         let from = from.ok_or_else(|| HoursError::BadTime {
             day,
-            value: i.from.clone(),
+            value: quoted(&i.from),
         })?;
         let to = minutes(&i.to).ok_or_else(|| HoursError::BadTime {
             day,
-            value: i.to.clone(),
+            value: quoted(&i.to),
         })?;
         if to <= from {
             return Err(HoursError::Backwards {
                 day,
-                from: i.from.clone(),
-                to: i.to.clone(),
+                from: span((from, from))[..5].to_string(),
+                to: span((to, to))[..5].to_string(),
             });
         }
         out.push((from, to));

@@ -9,6 +9,8 @@ mod agents;
 mod assets;
 /// The pages in a real browser (Chromium through tests/e2e).
 mod browser;
+/// Canned replies: listing, saving and deleting, who hears it, checks and limits.
+mod canned;
 /// Email capture: chatflow modes, the prompt's timing, contacts from emails.
 mod capture;
 /// The command line, run as a user runs it.
