@@ -162,6 +162,8 @@ pub struct Throttles {
     pub count_reads_per_connection: Rule<u64>,
     /// Team administration frames, keyed by the hub's connection id.
     pub admin_per_connection: Rule<u64>,
+    /// Sign-in attempts (`POST /api/session`) per client address.
+    pub sign_in_per_address: Rule<IpAddr>,
 }
 
 impl Throttles {
@@ -201,6 +203,11 @@ impl Throttles {
             admin_per_connection: Rule::new(
                 "team changes on this connection",
                 l.admin_per_connection,
+                keys,
+            ),
+            sign_in_per_address: Rule::new(
+                "sign-in attempts from this address",
+                l.sign_in_per_address,
                 keys,
             ),
         }
