@@ -6,7 +6,11 @@
  * with `list` and paged with its cursor as the agent scrolls; live summaries move rows
  * in and out of it. Rows are updated in place, never rebuilt, so focus and the scroll
  * position survive updates. Unread counts are the server's (per agent); the page only
- * says what it has read (`mark_read`) while the agent is looking. */
+ * says what it has read (`mark_read`) while the agent is looking.
+ *
+ * Every text of the page is in STRINGS (English and German), picked by the choice in
+ * settings or the browser's language. Links in messages are built with DOM APIs from
+ * http(s) URLs only. */
 (function () {
   'use strict';
 
