@@ -38,6 +38,8 @@
     thread: new Map(),         // message id -> element, for the open conversation
     pending: new Map(),        // client_msg_id -> {conversation_id, text, el}
     paging: false, hasMore: false, conn: null, signinError: null,
+    phase: 'probe',            // probe (trying the cookie), invite, signin, app
+    everReady: false,          // signed in at least once since the last sign-in form
     marked: new Map(),         // conversation id -> the last seq sent in mark_read
     typing: new Map(),         // "conv|who" -> {conv, who, name, timer}
     myTyping: { conv: null, sentAt: 0, idle: null },
@@ -421,6 +423,7 @@
   // ---- sign in / connection ----------------------------------------------------
   /** The sign-in form, with the text of `errorKey` (a string-table key) if given. */
   function showSignin(errorKey) {
+    S.phase = 'signin';
     $('app').hidden = true;
     $('signin').hidden = false;
     $('signin-submit').disabled = false;
@@ -435,24 +438,50 @@
   }
   $('signin-form').addEventListener('submit', function (ev) {
     ev.preventDefault();
-    var t = $('signin-token').value.trim();
-    if (!t) return;
-    $('signin-submit').disabled = true;
-    $('signin-error').hidden = true;
-    S.token = t; S.attempt = 0;
-    connect();
+    var token = $('signin-token').value.trim();
+    if (token) startSession(token, false);
   });
-  $('signout').addEventListener('click', function () {
-    try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+
+  /** Trades a token (an agent's, or an invite's) for the session cookie, then connects
+   * with it. The token is never kept: not in storage, not in the URL. A server that has
+   * no sessions (404) gets the token in `auth` instead, for this page only. */
+  function startSession(token, invite) {
+    $('signin-submit').disabled = true;
+    S.signinError = null; renderSigninError();
+    var done = function (errorKey) {
+      $('signin-token').value = '';
+      if (errorKey) showSignin(errorKey);
+    };
+    fetch('/api/session', {
+      method: 'POST', credentials: 'same-origin', cache: 'no-store',
+      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: token })
+    }).then(function (r) {
+      if (r.ok) { S.token = null; done(null); S.attempt = 0; connect(); return; }
+      if (r.status === 404 || r.status === 405) { S.token = token; done(null); S.attempt = 0; connect(); return; }
+      done(r.status === 429 ? 'signin.limited' : r.status === 403 ? 'signin.refused' : invite ? 'signin.badInvite' : 'signin.bad');
+    }, function () { done('signin.unreachable'); });
+  }
+
+  /** Forgets everything this page held of the signed-in agent. */
+  function resetApp() {
     stopTyping();
-    S.token = null;
+    S.token = null; S.everReady = false; S.agent = null;
     clearTimeout(S.retry);
     if (S.ws) { var w = S.ws; S.ws = null; w.close(1000); }
     S.convs.clear(); S.view.clear(); S.openId = null; S.thread.clear(); S.pending.clear(); S.marked.clear();
     S.typing.forEach(function (ty) { clearTimeout(ty.timer); });
     S.typing.clear();
     S.titleCount = 0; renderTitle();
-    renderList();
+    closeThread();
+    S.cf.dirty = false;
+    document.querySelectorAll('dialog[open]').forEach(function (d) { d.close(); });
+    showView('inbox');
+  }
+  $('signout').addEventListener('click', function () {
+    resetApp();
+    // The server revokes the session (and closes its other tabs with 4001).
+    fetch('/api/session', { method: 'DELETE', credentials: 'same-origin', cache: 'no-store', keepalive: true })
+      .catch(function () { /* the cookie expires on its own; the page is signed out either way */ });
     $('signin-token').value = '';
     showSignin(null);
   });
@@ -462,13 +491,20 @@
     if (S.ws && S.ws.readyState < 2) return; // one connection at a time
     var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws/agent';
     var ws = S.ws = new WebSocket(url);
+    var opened = false;
     S.ready = false;
     setConn('connecting', S.attempt ? 'conn.reconnecting' : 'conn.connecting');
-    ws.onopen = function () { ws.send(JSON.stringify({ type: 'auth', token: S.token })); };
+    // Without a token, the server signs the page in by its session cookie.
+    ws.onopen = function () {
+      opened = true;
+      ws.send(JSON.stringify(S.token ? { type: 'auth', token: S.token } : { type: 'auth' }));
+    };
     ws.onmessage = function (e) {
       if (ws !== S.ws) return;
       var f;
       try { f = JSON.parse(e.data); } catch (err) { return; }
+      // Refused before `ready` (a server that wants a token): not signed in.
+      if (!S.ready && f.type === 'error') { S.ws = null; ws.close(1000); signedOut(S.everReady ? 'signin.ended' : null); return; }
       handle(f);
     };
     ws.onclose = function (e) {
@@ -477,19 +513,31 @@
       S.listQ = []; S.moreLoading = false;
       S.myTyping.conv = null;
       if (e.code === 4001) {
-        try { sessionStorage.removeItem(TOKEN_KEY); } catch (er) { /* ignore */ }
-        S.token = null;
-        showSignin('signin.bad');
+        // No session, an expired or revoked one, or a refused token.
+        signedOut(S.everReady ? 'signin.ended' : S.phase === 'probe' ? null : S.phase === 'invite' ? 'signin.badInvite' : 'signin.bad');
         return;
       }
-      if (!$('signin').hidden) {
-        showSignin('signin.unreachable');
+      if (e.code === 4010) {
+        // The agent's access changed (role, inboxes): a fresh `ready` right away.
+        S.attempt = 0;
+        connect();
+        return;
+      }
+      if (S.phase !== 'app') {
+        // Trying the cookie, the server hung up on us for another reason: not signed in.
+        showSignin(S.phase === 'probe' && opened ? null : 'signin.unreachable');
         return;
       }
       setConn('offline', 'conn.offline');
       var delay = Math.min(30000, 500 * Math.pow(2, S.attempt++));
       S.retry = setTimeout(connect, delay / 2 + Math.random() * delay / 2);
     };
+  }
+  function signedOut(errorKey) {
+    var wasIn = S.everReady;
+    resetApp();
+    if (wasIn) $('signin-token').value = '';
+    showSignin(errorKey);
   }
 
   function handle(f) {
@@ -512,12 +560,12 @@
   }
 
   function onReady(f) {
-    var fromSignin = !$('signin').hidden;
+    var fromSignin = S.phase !== 'app';
+    S.phase = 'app'; S.everReady = true;
     S.ready = true; S.attempt = 0;
     S.agent = f.agent || {};
     S.inboxes = f.inboxes || [];
     S.agents = f.agents || [];
-    try { sessionStorage.setItem(TOKEN_KEY, S.token); } catch (e) { /* ignore */ }
     $('signin').hidden = true;
     $('app').hidden = false;
     setConn('online', 'conn.online');
@@ -1460,7 +1508,7 @@
   });
 
   window.addEventListener('online', function () {
-    if (S.token && !S.ready && $('signin').hidden) { S.attempt = 0; connect(); }
+    if (S.phase === 'app' && !S.ready) { S.attempt = 0; connect(); }
   });
 
   /** The admin sections (team, inboxes) load when settings are shown. */
@@ -1491,12 +1539,25 @@
   renderTitle();
   renderAlertControls();
   renderList();
-  try { S.token = sessionStorage.getItem(TOKEN_KEY); } catch (e) { S.token = null; }
-  if (S.token) {
-    $('app').hidden = false;
-    $('signin').hidden = true;
+  // Tokens were once kept in the tab's storage; never any more.
+  try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+  /** An invite link (/inbox#invite=TOKEN): the token leaves the URL before anything
+   * else happens (history, bookmarks, screenshots), then signs the browser in. */
+  function takeInvite() {
+    var m = /(?:^#|&)invite=([^&]+)/.exec(location.hash);
+    if (!m) return false;
+    history.replaceState(null, '', location.pathname + location.search);
+    var token;
+    try { token = decodeURIComponent(m[1]); } catch (e) { token = m[1]; }
+    if (S.phase === 'app' || S.ws) resetApp();
+    S.phase = 'invite';
+    startSession(token, true);
+    return true;
+  }
+  window.addEventListener('hashchange', takeInvite);
+  if (!takeInvite()) {
+    // A browser already signed in has its cookie: try it before showing the form.
+    S.phase = 'probe';
     connect();
-  } else {
-    showSignin(null);
   }
 })();
