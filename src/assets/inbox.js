@@ -45,7 +45,9 @@
     myTyping: { conv: null, sentAt: 0, idle: null },
     titleCount: 0,
     lookupEmail: null, dialogBusy: false,
-    cf: { inbox: null, data: null, saving: false, dirty: false }
+    cf: { inbox: null, data: null, saving: false, dirty: false },
+    team: null,                // the last `team` frame (admins)
+    admin: { busy: null }      // the admin change waiting for its answer, and its dialog
   };
 
   // ---- languages ------------------------------------------------------------------------
@@ -133,22 +135,29 @@
       'team.seenAs': 'Visitors see \u201c{name}\u201d', 'team.noInboxes': 'No inbox',
       'team.revokeTitle': 'Revoke {name}?', 'team.revokeText': '{name} is signed out everywhere at once and can no longer sign in. Their conversations stay.',
       'team.revokeOk': 'Revoke access', 'team.nameNeeded': 'Enter a name of 1 to 100 characters.',
+      'team.editFor': 'Edit {name}', 'team.inviteFor': 'New invite link for {name}', 'team.revokeFor': 'Revoke {name}',
+      'team.revokedToast': '{name} can no longer sign in.', 'team.saved': 'Saved',
+      'inboxes.editFor': 'Edit inbox {name}', 'inboxes.members': '{count} members', 'inboxes.created': 'Inbox {name} created',
       'invite.title': 'Invite link for {name}', 'invite.note': 'Send this link to them. It signs them in once; it will not be shown again. If it gets lost, make a new invite link.',
       'invite.link': 'Invite link', 'invite.copy': 'Copy link', 'invite.copied': 'Copied', 'invite.copyFailed': 'Select the link and copy it by hand.',
       'inboxes.title': 'Inboxes', 'inboxes.intro': 'Each inbox has its own widget: the sites allowed to embed it, its title, colour and greeting.',
       'inboxes.add': 'Create inbox', 'inboxes.addTitle': 'Create an inbox', 'inboxes.editTitle': 'Edit inbox {name}',
       'inboxes.create': 'Create inbox', 'inboxes.key': 'Key',
-      'inboxes.keyHint': 'Lowercase letters, digits, - and _. The widget names it in data-inbox; it cannot be changed later.',
+      'inboxes.keyHint': 'Letters, digits, - and _. The widget names it in data-inbox; it cannot be changed later.',
       'inboxes.origins': 'Sites allowed to embed the widget', 'inboxes.originsHint': 'One origin per line. Leave empty to allow every site.',
       'inboxes.widget': 'Widget', 'inboxes.widgetTitle': 'Title', 'inboxes.color': 'Colour', 'inboxes.colorPicker': 'Pick a colour',
       'inboxes.greeting': 'Greeting', 'inboxes.defaultPlaceholder': 'Empty: the widget\u2019s default',
-      'inboxes.anySite': 'Every site', 'inboxes.edit': 'Edit', 'inboxes.keyBad': 'Use 1 to 64 lowercase letters, digits, - or _.',
+      'inboxes.anySite': 'Every site', 'inboxes.edit': 'Edit', 'inboxes.keyBad': 'Use 1 to 64 letters, digits, - or _.',
       'inboxes.originBad': 'Each line must be an origin such as https://shop.example.com (no path).',
       'inboxes.colorBad': 'Use a colour such as #4f46e5.', 'inboxes.tooMany': 'At most 50 origins.',
       'err.bad_frame': 'The server did not accept this. Check the values and try again.',
       'err.bad_frame.inbox': 'The inbox was not accepted: check the key and the origins. The key may already be in use.',
       'err.bad_frame.agent': 'The agent was not accepted: check the name (1 to 100 characters) and the inboxes.',
       'err.bad_frame.chatflow': 'The chatflow was not accepted: waiting times must be 1 to 86400 seconds, texts at most 1000 characters.',
+      'err.invalid_name.agent': 'Names must be 1 to 100 characters, without control characters.',
+      'err.not_found.agent': 'That agent or one of the inboxes does not exist (any more).',
+      'err.not_found.inbox': 'That inbox does not exist (any more).',
+      'err.bad_frame.inboxEdit': 'The inbox was not accepted: check the origins (like https://shop.example.com), the title (at most 60 characters), the greeting (at most 500) and the colour (like #4f46e5).',
       'err.not_authenticated': 'You are not signed in.', 'err.invalid_email': 'That email address does not look valid.',
       'err.invalid_name': 'Please enter a first and a last name.', 'err.message_too_long': 'The message is too long (at most 4000 characters).',
       'err.empty_message': 'The message is empty.', 'err.rate_limited': 'Too many requests at once. Wait a moment and try again.',
@@ -238,22 +247,29 @@
       'team.seenAs': 'Besucher sehen \u201e{name}\u201c', 'team.noInboxes': 'Kein Posteingang',
       'team.revokeTitle': '{name} sperren?', 'team.revokeText': '{name} wird sofort überall abgemeldet und kann sich nicht mehr anmelden. Die Unterhaltungen bleiben erhalten.',
       'team.revokeOk': 'Zugang sperren', 'team.nameNeeded': 'Gib einen Namen mit 1 bis 100 Zeichen ein.',
+      'team.editFor': '{name} bearbeiten', 'team.inviteFor': 'Neuer Einladungslink für {name}', 'team.revokeFor': '{name} sperren',
+      'team.revokedToast': '{name} kann sich nicht mehr anmelden.', 'team.saved': 'Gespeichert',
+      'inboxes.editFor': 'Posteingang {name} bearbeiten', 'inboxes.members': '{count} Mitglieder', 'inboxes.created': 'Posteingang {name} angelegt',
       'invite.title': 'Einladungslink für {name}', 'invite.note': 'Schicke diesen Link an die Person. Er meldet sie einmal an; er wird nicht noch einmal angezeigt. Geht er verloren, erstelle einen neuen Einladungslink.',
       'invite.link': 'Einladungslink', 'invite.copy': 'Link kopieren', 'invite.copied': 'Kopiert', 'invite.copyFailed': 'Markiere den Link und kopiere ihn von Hand.',
       'inboxes.title': 'Posteingänge', 'inboxes.intro': 'Jeder Posteingang hat sein eigenes Widget: die Seiten, die es einbinden dürfen, Titel, Farbe und Begrüßung.',
       'inboxes.add': 'Posteingang anlegen', 'inboxes.addTitle': 'Posteingang anlegen', 'inboxes.editTitle': 'Posteingang {name} bearbeiten',
       'inboxes.create': 'Posteingang anlegen', 'inboxes.key': 'Schlüssel',
-      'inboxes.keyHint': 'Kleinbuchstaben, Ziffern, - und _. Das Widget nennt ihn in data-inbox; er lässt sich später nicht ändern.',
+      'inboxes.keyHint': 'Buchstaben, Ziffern, - und _. Das Widget nennt ihn in data-inbox; er lässt sich später nicht ändern.',
       'inboxes.origins': 'Seiten, die das Widget einbinden dürfen', 'inboxes.originsHint': 'Ein Origin pro Zeile. Leer lassen, um jede Seite zu erlauben.',
       'inboxes.widget': 'Widget', 'inboxes.widgetTitle': 'Titel', 'inboxes.color': 'Farbe', 'inboxes.colorPicker': 'Farbe wählen',
       'inboxes.greeting': 'Begrüßung', 'inboxes.defaultPlaceholder': 'Leer: Standard des Widgets',
-      'inboxes.anySite': 'Jede Seite', 'inboxes.edit': 'Bearbeiten', 'inboxes.keyBad': 'Verwende 1 bis 64 Kleinbuchstaben, Ziffern, - oder _.',
+      'inboxes.anySite': 'Jede Seite', 'inboxes.edit': 'Bearbeiten', 'inboxes.keyBad': 'Verwende 1 bis 64 Buchstaben, Ziffern, - oder _.',
       'inboxes.originBad': 'Jede Zeile muss ein Origin wie https://shop.example.com sein (ohne Pfad).',
       'inboxes.colorBad': 'Verwende eine Farbe wie #4f46e5.', 'inboxes.tooMany': 'Höchstens 50 Origins.',
       'err.bad_frame': 'Der Server hat das nicht angenommen. Prüfe die Angaben und versuche es noch einmal.',
       'err.bad_frame.inbox': 'Der Posteingang wurde nicht angenommen: Prüfe Schlüssel und Origins. Vielleicht ist der Schlüssel schon vergeben.',
       'err.bad_frame.agent': 'Der Agent wurde nicht angenommen: Prüfe den Namen (1 bis 100 Zeichen) und die Posteingänge.',
       'err.bad_frame.chatflow': 'Der Chatablauf wurde nicht angenommen: Wartezeiten müssen 1 bis 86400 Sekunden sein, Texte höchstens 1000 Zeichen.',
+      'err.invalid_name.agent': 'Namen müssen 1 bis 100 Zeichen lang sein, ohne Steuerzeichen.',
+      'err.not_found.agent': 'Diesen Agent oder einen der Posteingänge gibt es (nicht mehr).',
+      'err.not_found.inbox': 'Diesen Posteingang gibt es (nicht mehr).',
+      'err.bad_frame.inboxEdit': 'Der Posteingang wurde nicht angenommen: Prüfe die Origins (wie https://shop.example.com), den Titel (höchstens 60 Zeichen), die Begrüßung (höchstens 500) und die Farbe (wie #4f46e5).',
       'err.not_authenticated': 'Du bist nicht angemeldet.', 'err.invalid_email': 'Diese E-Mail-Adresse sieht nicht gültig aus.',
       'err.invalid_name': 'Bitte gib einen Vor- und einen Nachnamen ein.', 'err.message_too_long': 'Die Nachricht ist zu lang (höchstens 4000 Zeichen).',
       'err.empty_message': 'Die Nachricht ist leer.', 'err.rate_limited': 'Zu viele Anfragen auf einmal. Warte kurz und versuche es noch einmal.',
@@ -512,6 +528,11 @@
       S.ready = false;
       S.listQ = []; S.moreLoading = false;
       S.myTyping.conv = null;
+      // An admin change in flight gets no answer on this connection: its dialog may retry.
+      if (S.admin.busy) {
+        S.admin.busy = null;
+        document.querySelectorAll('dialog [type=submit], #confirm-ok').forEach(function (b) { b.disabled = false; });
+      }
       if (e.code === 4001) {
         // No session, an expired or revoked one, or a refused token.
         signedOut(S.everReady ? 'signin.ended' : S.phase === 'probe' ? null : S.phase === 'invite' ? 'signin.badInvite' : 'signin.bad');
@@ -555,6 +576,8 @@
       case 'contact_lookup': return onLookup(f);
       case 'visitor_assigned': return onAssigned(f);
       case 'chatflow': return onChatflow(f);
+      case 'team': return onTeam(f);
+      case 'agent_created': return onAgentCreated(f);
       case 'error': return onError(f);
     }
   }
@@ -1295,6 +1318,7 @@
       e.hidden = false;
       return;
     }
+    if (onAdminError(f)) return;
     if (S.cf.saving) {
       S.cf.saving = false;
       $('cf-save').disabled = false;
@@ -1511,8 +1535,336 @@
     if (S.phase === 'app' && !S.ready) { S.attempt = 0; connect(); }
   });
 
+  // ---- team and inboxes (admins) --------------------------------------------------------
+  // The server's `team` frame is the truth: every list is drawn from it, and a dialog
+  // closes only when the change it asked for came back (or shows the error it got).
   /** The admin sections (team, inboxes) load when settings are shown. */
-  function onSettingsShown() { }
+  function onSettingsShown() {
+    if (!isAdmin()) return;
+    sendQuiet({ type: 'get_team' });
+  }
+  function onTeam(f) {
+    S.team = { agents: f.agents || [], inboxes: f.inboxes || [] };
+    var me = S.agent && S.team.agents.filter(function (a) { return a.id === S.agent.id; })[0];
+    if (me) {
+      S.agent.name = me.name; S.agent.display_name = me.display_name;
+      $('me-name').textContent = agentName(S.agent);
+    }
+    renderTeam();
+    renderInboxes();
+    refreshInboxChoice();
+    if (S.admin.busy && S.admin.busy !== 'create' && S.admin.busy !== 'invite') {
+      var d = S.admin.dialog;
+      S.admin.busy = null; S.admin.dialog = null;
+      if (d && d.open) d.close();
+      if (S.admin.toast) { toast(S.admin.toast); S.admin.toast = null; }
+    }
+  }
+  languageChanged.push(function () { if (S.team) { renderTeam(); renderInboxes(); } });
+
+  function teamAgent(id) { return S.team && S.team.agents.filter(function (a) { return a.id === id; })[0]; }
+  function inboxName(key) {
+    var i = S.team && S.team.inboxes.filter(function (x) { return x.key === key; })[0];
+    return i ? i.name || i.key : key;
+  }
+  /** Rows drawn in place by key (like the conversation list), so focus stays on a button
+   * while `team` frames come in. */
+  function syncRows(list, items, keyOf, make, update) {
+    var keep = {};
+    items.forEach(function (it, i) {
+      var k = keyOf(it);
+      keep[k] = true;
+      var li = list.querySelector('[data-key="' + CSS.escape(k) + '"]') || make(it, k);
+      update(li, it);
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+    });
+    Array.prototype.slice.call(list.children).forEach(function (li) {
+      if (!li.getAttribute('data-key') || !keep[li.getAttribute('data-key')]) li.remove();
+    });
+  }
+  function renderTeam() {
+    var list = $('team-list');
+    if (!S.team) return;
+    syncRows(list, S.team.agents, function (a) { return a.id; }, function (a, k) {
+      var r = {
+        title: h('span', { class: 'admin-row-title', 'data-testid': 'team-agent-name' }),
+        sub: h('span', { class: 'admin-row-sub', 'data-testid': 'team-agent-sub' }),
+        edit: h('button', { type: 'button', class: 'btn sm', 'data-testid': 'team-agent-edit' }),
+        invite: h('button', { type: 'button', class: 'btn sm', 'data-testid': 'team-agent-invite' }),
+        revoke: h('button', { type: 'button', class: 'btn sm', 'data-testid': 'team-agent-revoke' })
+      };
+      r.edit.addEventListener('click', function () { openAgentDialog(teamAgent(k)); });
+      r.invite.addEventListener('click', function () { reissueInvite(teamAgent(k)); });
+      r.revoke.addEventListener('click', function () { confirmRevoke(teamAgent(k)); });
+      var li = h('li', { class: 'admin-row', 'data-testid': 'team-agent', 'data-key': k, 'data-agent-id': k }, [
+        h('div', { class: 'admin-row-main' }, [r.title, r.sub]),
+        h('div', { class: 'admin-row-actions' }, [r.edit, r.invite, r.revoke])
+      ]);
+      li._r = r;
+      return li;
+    }, function (li, a) {
+      var r = li._r, me = isMe(a);
+      r.title.textContent = '';
+      r.title.appendChild(document.createTextNode(a.name + (me ? ' (' + t('team.you') + ')' : '')));
+      r.title.appendChild(h('span', { class: 'badge', text: t(a.role === 'admin' ? 'role.admin' : 'role.agent') }));
+      if (a.revoked) r.title.appendChild(h('span', { class: 'badge bad', 'data-testid': 'team-agent-revoked', text: t('team.revoked') }));
+      var inboxes = (a.inboxes || []).map(inboxName).join(', ') || t('team.noInboxes');
+      setText(r.sub, t('team.seenAs', { name: a.display_name || a.name }) + ' · ' + inboxes);
+      setAttr(li, 'data-revoked', a.revoked ? 'true' : 'false');
+      setText(r.edit, t('team.edit'));
+      setAttr(r.edit, 'aria-label', t('team.editFor', { name: a.name }));
+      setText(r.invite, t('team.invite'));
+      setAttr(r.invite, 'aria-label', t('team.inviteFor', { name: a.name }));
+      setText(r.revoke, t('team.revoke'));
+      setAttr(r.revoke, 'aria-label', t('team.revokeFor', { name: a.name }));
+      // Nobody revokes themselves; a revoked agent is kept for the record only.
+      r.edit.hidden = a.revoked; r.invite.hidden = a.revoked; r.revoke.hidden = a.revoked || me;
+    });
+  }
+  function renderInboxes() {
+    var list = $('inbox-list');
+    if (!S.team) return;
+    syncRows(list, S.team.inboxes, function (i) { return i.key; }, function (i, k) {
+      var r = {
+        title: h('span', { class: 'admin-row-title', 'data-testid': 'team-inbox-name' }),
+        sub: h('span', { class: 'admin-row-sub', 'data-testid': 'team-inbox-origins' }),
+        edit: h('button', { type: 'button', class: 'btn sm', 'data-testid': 'team-inbox-edit' })
+      };
+      r.edit.addEventListener('click', function () {
+        openInboxDialog(S.team.inboxes.filter(function (x) { return x.key === k; })[0]);
+      });
+      var li = h('li', { class: 'admin-row', 'data-testid': 'team-inbox', 'data-key': k, 'data-inbox-key': k }, [
+        h('div', { class: 'admin-row-main' }, [r.title, r.sub]),
+        h('div', { class: 'admin-row-actions' }, [r.edit])
+      ]);
+      li._r = r;
+      return li;
+    }, function (li, i) {
+      var r = li._r, w = i.widget || {};
+      r.title.textContent = '';
+      if (w.color) {
+        var sw = h('span', { class: 'swatch', 'aria-hidden': 'true' });
+        sw.style.background = w.color;
+        r.title.appendChild(sw);
+      }
+      r.title.appendChild(document.createTextNode((i.name || i.key) + ' '));
+      r.title.appendChild(h('span', { class: 'badge mono', text: i.key }));
+      setText(r.sub, (i.origins || []).length ? i.origins.join(', ') : t('inboxes.anySite'));
+      setText(r.edit, t('inboxes.edit'));
+      setAttr(r.edit, 'aria-label', t('inboxes.editFor', { name: i.name || i.key }));
+    });
+  }
+  /** The chatflow's inbox choice: for an admin, every inbox of the team. */
+  function refreshInboxChoice() {
+    if (!S.team) return;
+    S.team.inboxes.forEach(function (i) { if (S.inboxes.indexOf(i.key) < 0) S.inboxes.push(i.key); });
+    var sel = $('cf-inbox');
+    if ($('settings-view').hidden || sel.options.length === S.inboxes.length) return;
+    var v = sel.value;
+    sel.textContent = '';
+    S.inboxes.forEach(function (k) { sel.appendChild(h('option', { value: k, text: k })); });
+    sel.value = v;
+  }
+
+  /** Sends an admin frame for the dialog `dialog`; `busy` names what waits for an answer. */
+  function adminSend(frame, busy, dialog, errorEl) {
+    if (S.admin.busy) return false;
+    errorEl.hidden = true;
+    if (!send(frame)) return false;
+    S.admin.busy = busy; S.admin.dialog = dialog; S.admin.errorEl = errorEl;
+    dialog.querySelectorAll('[type=submit], #confirm-ok').forEach(function (b) { b.disabled = true; });
+    return true;
+  }
+  function onAdminError(f) {
+    if (!S.admin.busy) return false;
+    var el = S.admin.errorEl, d = S.admin.dialog;
+    S.admin.busy = null; S.admin.toast = null;
+    if (d) d.querySelectorAll('[type=submit], #confirm-ok').forEach(function (b) { b.disabled = false; });
+    if (!el || !d || !d.open) { toast(errorText(f, S.admin.context), true); return true; }
+    setText(el, errorText(f, S.admin.context));
+    el.hidden = false;
+    return true;
+  }
+  function showFormError(el, text) { setText(el, text); el.hidden = false; }
+  document.querySelectorAll('.dialog-cancel').forEach(function (b) {
+    b.addEventListener('click', function () { b.closest('dialog').close(); });
+  });
+  // A dialog closed while waiting: the answer still updates the lists, nothing else.
+  ['agent-dialog', 'inbox-dialog', 'confirm-dialog', 'invite-dialog'].forEach(function (id) {
+    $(id).addEventListener('close', function () {
+      if (S.admin.dialog === $(id)) { S.admin.dialog = null; S.admin.errorEl = null; }
+      if (id === 'invite-dialog') { $('invite-link').value = ''; setText($('invite-status'), ''); }
+      if (!document.querySelector('dialog[open]') && S.admin.opener && S.admin.opener.isConnected) S.admin.opener.focus();
+    });
+  });
+
+  // -- agents
+  function openAgentDialog(a) {
+    if (!S.team) return;
+    S.admin.opener = document.activeElement;
+    S.admin.editing = a ? a.id : null;
+    S.admin.context = 'agent';
+    setText($('agent-dialog-title'), a ? t('team.editFor', { name: a.name }) : t('team.addTitle'));
+    setText($('agent-save'), a ? t('save') : t('team.create'));
+    $('agent-name').value = a ? a.name : '';
+    $('agent-display').value = a && a.display_name ? a.display_name : '';
+    $('agent-role').value = a ? a.role : 'agent';
+    // Nobody demotes themselves (the team keeps the admin who could undo it).
+    $('agent-role').disabled = !!(a && isMe(a));
+    var box = $('agent-inboxes');
+    Array.prototype.slice.call(box.querySelectorAll('label')).forEach(function (l) { l.remove(); });
+    S.team.inboxes.forEach(function (i) {
+      var on = a ? (a.inboxes || []).indexOf(i.key) >= 0 : S.team.inboxes.length === 1;
+      box.appendChild(h('label', { class: 'check' }, [
+        h('input', { type: 'checkbox', value: i.key, checked: on, 'data-testid': 'agent-inbox-' + i.key }),
+        h('span', { text: (i.name || i.key) + ' (' + i.key + ')' })
+      ]));
+    });
+    $('agent-error').hidden = true;
+    $('agent-save').disabled = false;
+    $('agent-dialog').showModal();
+    $('agent-name').focus();
+  }
+  $('agent-add').addEventListener('click', function () { openAgentDialog(null); });
+  $('agent-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var name = $('agent-name').value.trim(), display = $('agent-display').value.trim();
+    if (!name || name.length > 100 || display.length > 100) {
+      showFormError($('agent-error'), t('team.nameNeeded'));
+      $(!name || name.length > 100 ? 'agent-name' : 'agent-display').focus();
+      return;
+    }
+    var inboxes = Array.prototype.slice.call($('agent-inboxes').querySelectorAll('input:checked')).map(function (c) { return c.value; });
+    var role = $('agent-role').value;
+    var a = S.admin.editing && teamAgent(S.admin.editing);
+    S.admin.context = 'agent';
+    if (!a) {
+      adminSend({ type: 'create_agent', name: name, display_name: display || null, role: role, inboxes: inboxes },
+        'create', $('agent-dialog'), $('agent-error'));
+      return;
+    }
+    // Only what changed: a new role or inboxes reconnects that agent (4010).
+    var frame = { type: 'update_agent', agent_id: a.id };
+    if (name !== a.name) frame.name = name;
+    if ((display || null) !== (a.display_name || null)) frame.display_name = display || null;
+    if (role !== a.role && !isMe(a)) frame.role = role;
+    if (inboxes.slice().sort().join('\n') !== (a.inboxes || []).slice().sort().join('\n')) frame.inboxes = inboxes;
+    if (Object.keys(frame).length === 2) { $('agent-dialog').close(); return; }
+    S.admin.toast = t('team.saved');
+    adminSend(frame, 'update', $('agent-dialog'), $('agent-error'));
+  });
+  function reissueInvite(a) {
+    if (!a) return;
+    S.admin.opener = document.activeElement;
+    S.admin.context = 'agent';
+    // No dialog waits: an error is a toast.
+    if (!S.admin.busy && send({ type: 'reissue_invite', agent_id: a.id })) { S.admin.busy = 'invite'; S.admin.dialog = null; S.admin.errorEl = null; }
+  }
+  /** The invite link, shown once: the token exists only in this frame. */
+  function onAgentCreated(f) {
+    if ($('agent-dialog').open) $('agent-dialog').close();
+    S.admin.busy = null; S.admin.dialog = null;
+    var a = f.agent || {};
+    var url = location.origin + (f.invite || '');
+    setText($('invite-title'), t('invite.title', { name: a.name || '' }));
+    $('invite-link').value = url;
+    setText($('invite-status'), '');
+    if (!$('invite-dialog').open) $('invite-dialog').showModal();
+    $('invite-link').focus();
+    $('invite-link').select();
+  }
+  $('invite-copy').addEventListener('click', function () {
+    var input = $('invite-link');
+    var ok = function () { setText($('invite-status'), t('invite.copied')); $('invite-status').className = 'form-status good'; };
+    var manual = function () {
+      input.focus(); input.select();
+      var copied = false;
+      try { copied = document.execCommand('copy'); } catch (e) { copied = false; }
+      if (copied) ok(); else { setText($('invite-status'), t('invite.copyFailed')); $('invite-status').className = 'form-status'; }
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(input.value).then(ok, manual);
+    else manual();
+  });
+  function confirmRevoke(a) {
+    if (!a) return;
+    S.admin.opener = document.activeElement;
+    S.admin.context = 'agent';
+    S.admin.revoking = a.id;
+    setText($('confirm-title'), t('team.revokeTitle', { name: a.name }));
+    setText($('confirm-text'), t('team.revokeText', { name: a.name }));
+    setText($('confirm-ok'), t('team.revokeOk'));
+    $('confirm-error').hidden = true;
+    $('confirm-ok').disabled = false;
+    $('confirm-dialog').showModal();
+    // The safe choice has the focus.
+    $('confirm-dialog').querySelector('.dialog-cancel').focus();
+  }
+  $('confirm-ok').addEventListener('click', function () {
+    var a = teamAgent(S.admin.revoking);
+    if (!a) { $('confirm-dialog').close(); return; }
+    S.admin.toast = t('team.revokedToast', { name: a.name });
+    adminSend({ type: 'revoke_agent', agent_id: a.id }, 'revoke', $('confirm-dialog'), $('confirm-error'));
+  });
+
+  // -- inboxes
+  var KEY_RE = /^[A-Za-z0-9_-]{1,64}$/;
+  var ORIGIN_RE = /^https?:\/\/[^\/\s?#@]+$/i;
+  var COLOR_RE = /^#[0-9a-fA-F]{6}$/;
+  function openInboxDialog(i) {
+    S.admin.opener = document.activeElement;
+    S.admin.editingInbox = i ? i.key : null;
+    S.admin.context = i ? 'inboxEdit' : 'inbox';
+    var w = (i && i.widget) || {};
+    setText($('inbox-dialog-title'), i ? t('inboxes.editFor', { name: i.name || i.key }) : t('inboxes.addTitle'));
+    setText($('inbox-save'), i ? t('save') : t('inboxes.create'));
+    $('inbox-key-field').hidden = !!i;
+    $('inbox-widget-fields').hidden = !i;
+    $('inbox-key').value = '';
+    $('inbox-name').value = i ? i.name || '' : '';
+    $('inbox-origins').value = i ? (i.origins || []).join('\n') : '';
+    $('inbox-title').value = w.title || '';
+    $('inbox-color-text').value = w.color || '';
+    $('inbox-color').value = w.color || '#4f46e5';
+    $('inbox-greeting').value = w.greeting || '';
+    $('inbox-error').hidden = true;
+    $('inbox-save').disabled = false;
+    $('inbox-dialog').showModal();
+    $(i ? 'inbox-name' : 'inbox-key').focus();
+  }
+  $('inbox-add').addEventListener('click', function () { openInboxDialog(null); });
+  $('inbox-color').addEventListener('input', function () { $('inbox-color-text').value = $('inbox-color').value; });
+  $('inbox-color-text').addEventListener('input', function () {
+    var v = $('inbox-color-text').value.trim();
+    if (COLOR_RE.test(v)) $('inbox-color').value = v.toLowerCase();
+  });
+  $('inbox-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var editing = S.admin.editingInbox;
+    var key = $('inbox-key').value.trim(), name = $('inbox-name').value.trim();
+    var origins = $('inbox-origins').value.split(/\n/).map(function (o) { return o.trim().replace(/\/+$/, ''); }).filter(Boolean);
+    var color = $('inbox-color-text').value.trim();
+    var fail = function (id, text) { showFormError($('inbox-error'), text); $(id).focus(); };
+    if (!editing && !KEY_RE.test(key)) return fail('inbox-key', t('inboxes.keyBad'));
+    if (!name || name.length > 100) return fail('inbox-name', t('team.nameNeeded'));
+    if (origins.length > 50) return fail('inbox-origins', t('inboxes.tooMany'));
+    if (!origins.every(function (o) { return ORIGIN_RE.test(o); })) return fail('inbox-origins', t('inboxes.originBad'));
+    if (editing && color && !COLOR_RE.test(color)) return fail('inbox-color-text', t('inboxes.colorBad'));
+    S.admin.context = editing ? 'inboxEdit' : 'inbox';
+    if (!editing) {
+      S.admin.toast = t('inboxes.created', { name: name });
+      adminSend({ type: 'create_inbox', key: key, name: name, origins: origins }, 'update', $('inbox-dialog'), $('inbox-error'));
+      return;
+    }
+    S.admin.toast = t('team.saved');
+    adminSend({
+      type: 'update_inbox', inbox: editing, name: name, origins: origins,
+      widget: {
+        title: $('inbox-title').value.trim() || null,
+        color: color ? color.toLowerCase() : null,
+        greeting: $('inbox-greeting').value.trim() || null
+      }
+    }, 'update', $('inbox-dialog'), $('inbox-error'));
+  });
 
   // ---- language choice ---------------------------------------------------------------------
   /** Switches the page to `choice` ('' = the browser's language) and remembers it here. */

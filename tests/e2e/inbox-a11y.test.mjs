@@ -73,8 +73,21 @@ for (const colorScheme of ['light', 'dark']) {
     assert.equal(await page.getByTestId('tab-inbox').getAttribute('aria-current'), null);
     await visible(page.getByTestId('chatflow-form'));
     await eventually(async () => !(await page.getByTestId('cf-save').isDisabled()), 'the chatflow to load');
+    await visible(page.getByTestId('team-agent'));
+    await visible(page.getByTestId('team-inbox'));
     await axeClean(page, 'settings');
     await screenshot(page, `a11y-${colorScheme}-settings`);
+    // The admin dialogs, open.
+    await page.getByTestId('agent-add').click();
+    await visible(page.getByTestId('agent-dialog'));
+    await axeClean(page, 'add-agent dialog');
+    await page.keyboard.press('Escape');
+    await page.getByTestId('team-inbox-edit').first().click();
+    await visible(page.getByTestId('inbox-dialog'));
+    await axeClean(page, 'edit-inbox dialog');
+    await page.keyboard.press('Escape');
+    // Esc closed it and focus went back to the button that opened it.
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute('data-testid')), 'team-inbox-edit');
     assert.deepEqual(problems, []);
     await ctx.close();
     await v.close();
