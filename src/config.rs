@@ -32,6 +32,8 @@ pub struct Limits {
     pub list_per_connection: Rate,
     /// `mark_read` frames below a conversation's last message per agent connection.
     pub count_reads_per_connection: Rate,
+    /// Team administration frames (`get_team` … `update_inbox`) per admin connection.
+    pub admin_per_connection: Rate,
     /// Keys each shared limit tracks at most; past it, new keys share one bucket.
     pub throttle_max_keys: usize,
     /// How long a visitor who lost their last connection still counts as online: one
@@ -98,6 +100,8 @@ impl Default for Limits {
             list_per_connection: Rate::new(20, Duration::from_secs(10)),
             // The inbox page reads to the last message; below it is rare.
             count_reads_per_connection: Rate::new(20, Duration::from_secs(10)),
+            // A person editing settings, never a script's flood of writes.
+            admin_per_connection: Rate::new(20, Duration::from_secs(10)),
             throttle_max_keys: 100_000,
             presence_grace: Duration::from_millis(2500),
             hello_timeout: Duration::from_secs(10),

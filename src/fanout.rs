@@ -13,7 +13,9 @@
 //!   it, and [`publish`] refuses an audience the frame's reach does not allow. No agent
 //!   frame (they carry summaries and contacts) reaches a visitor.
 
-use widget_protocol::{encode, AgentServer, Assignee, Chatflow, Message, Summary, VisitorServer};
+use widget_protocol::{
+    encode, AgentServer, Assignee, Chatflow, Message, Summary, TeamAgent, TeamInbox, VisitorServer,
+};
 
 use crate::app::App;
 use crate::conversations;
@@ -93,6 +95,12 @@ pub enum Event<'a> {
         chatflow: &'a Chatflow,
         from: u64,
     },
+    /// An admin changed an agent or an inbox: every admin connection hears the team as
+    /// it is now, the one that asked included (that is its answer).
+    TeamChanged {
+        agents: &'a [TeamAgent],
+        inboxes: &'a [TeamInbox],
+    },
 }
 
 /// What changed in a summary, for the agents that asked only for changes.
@@ -111,6 +119,8 @@ pub struct Audience<'a> {
     pub visitor: Option<VisitorKey>,
     /// The inbox whose agents hear it, and which of them.
     pub agents: Option<(&'a str, Agents)>,
+    /// Every admin connection, whatever its inboxes.
+    pub admins: bool,
     /// The connection answered directly (the ack, or its own copy): skipped.
     pub except: Option<u64>,
 }
@@ -145,16 +155,19 @@ pub fn audience<'a>(event: &Event<'a>) -> Audience<'a> {
     let conversation = |conv: &'a ConversationRecord, agents, except| Audience {
         visitor: Some(conversations::visitor_key(conv)),
         agents: Some((conv.inbox.as_str(), agents)),
+        admins: false,
         except,
     };
     let agents_only = |inbox: &'a str, agents, except| Audience {
         visitor: None,
         agents: Some((inbox, agents)),
+        admins: false,
         except,
     };
     let visitor_only = |key: &VisitorKey, except| Audience {
         visitor: Some(key.clone()),
         agents: None,
+        admins: false,
         except,
     };
     match *event {
@@ -177,6 +190,7 @@ pub fn audience<'a>(event: &Event<'a>) -> Audience<'a> {
         Event::ReadByTeam { conv, .. } => Audience {
             visitor: Some(conversations::visitor_key(conv)),
             agents: None,
+            admins: false,
             except: None,
         },
         Event::AgentTyping { place, agent, .. } => {
@@ -188,6 +202,12 @@ pub fn audience<'a>(event: &Event<'a>) -> Audience<'a> {
         Event::EmailCaptured { key, from, .. } => visitor_only(key, Some(from)),
         Event::EmailPrompt { key, .. } => visitor_only(key, None),
         Event::ChatflowChanged { inbox, from, .. } => agents_only(inbox, Agents::All, Some(from)),
+        Event::TeamChanged { .. } => Audience {
+            visitor: None,
+            agents: None,
+            admins: true,
+            except: None,
+        },
     }
 }
 
@@ -221,18 +241,23 @@ pub enum Reach {
     OwnVisitorAndAgents,
     /// The inbox's agents; never a visitor.
     Agents,
+    /// Admins only, whatever their inboxes: the team's agents and inboxes.
+    Admins,
 }
 
 impl Reach {
     /// Whether an audience stays within this reach.
     pub fn allows(self, to: &Audience) -> bool {
-        let (visitor, agents) = match self {
-            Reach::Requester => (false, false),
-            Reach::OwnVisitor => (true, false),
-            Reach::OwnVisitorAndAgents => (true, true),
-            Reach::Agents => (false, true),
+        let (visitor, agents, admins) = match self {
+            Reach::Requester => (false, false, false),
+            Reach::OwnVisitor => (true, false, false),
+            Reach::OwnVisitorAndAgents => (true, true, false),
+            Reach::Agents => (false, true, false),
+            Reach::Admins => (false, false, true),
         };
-        (visitor || to.visitor.is_none()) && (agents || to.agents.is_none())
+        (visitor || to.visitor.is_none())
+            && (agents || to.agents.is_none())
+            && (admins || !to.admins)
     }
 }
 
@@ -263,6 +288,8 @@ pub fn reach(frame: &Outgoing) -> Reach {
             | AgentServer::ContactLookup { .. }
             | AgentServer::VisitorAssigned { .. }
             | AgentServer::Conversations { .. }
+            // The invite's token exists only in the answer to the admin who asked.
+            | AgentServer::AgentCreated { .. }
             | AgentServer::Error(_) => Reach::Requester,
             // Summaries carry contacts; settings are the team's.
             AgentServer::ConversationUpdated { .. }
@@ -270,6 +297,8 @@ pub fn reach(frame: &Outgoing) -> Reach {
             | AgentServer::Chatflow { .. }
             | AgentServer::AgentTyping { .. }
             | AgentServer::VisitorTyping { .. } => Reach::Agents,
+            // Every agent's inboxes and role, every inbox's origins: admins' business.
+            AgentServer::Team { .. } => Reach::Admins,
         },
     }
 }
@@ -323,6 +352,10 @@ fn frame(
         } => Outgoing::Agent(AgentServer::Chatflow {
             inbox: inbox.to_string(),
             chatflow: chatflow.clone(),
+        }),
+        Event::TeamChanged { agents, inboxes } => Outgoing::Agent(AgentServer::Team {
+            agents: agents.to_vec(),
+            inboxes: inboxes.to_vec(),
         }),
     })
 }
@@ -400,6 +433,7 @@ fn deliver(
         .visitor
         .as_ref()
         .map_or(0, |key| hub.to_visitor(key, &frame, to.except));
+    let agents = agents + if to.admins { hub.to_admins(&frame) } else { 0 };
     Some(Delivered {
         frame,
         visitors,
@@ -447,14 +481,20 @@ impl PerUnread {
     }
 }
 
-/// Tells that an agent is typing (or stopped) at `place`: the visitor sees their name,
-/// the inbox's other agents see who.
-pub fn agent_typing(app: &App, place: &Place, agent: AgentId, name: &str, active: bool) {
+/// Tells that an agent is typing (or stopped) at `place`: the visitor sees the name
+/// replies are signed with (`shown`), the inbox's other agents see who (`name`).
+pub fn agent_typing(
+    app: &App,
+    place: &Place,
+    agent: AgentId,
+    (name, shown): (&str, &str),
+    active: bool,
+) {
     publish(
         app,
         &Event::AgentTypingShown {
             place,
-            name,
+            name: shown,
             active,
         },
     );

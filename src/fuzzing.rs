@@ -1,7 +1,8 @@
 //! The server's side of frame decoding, as one function a fuzzer (and the corpus replay
 //! in the tests) can call without sockets or a store: a client's bytes are decoded as a
 //! visitor and as an agent frame, and every frame that decodes goes through the same
-//! stateless checks the sessions apply (text, email, names, page, chatflow). Whatever the
+//! stateless checks the sessions apply (text, email, names, page, chatflow, the team's
+//! names, origins and widget settings). Whatever the
 //! input, nothing may panic and every rejection must carry the code the protocol names
 //! for it.
 
@@ -9,7 +10,7 @@ use widget_protocol::{decode, AgentClient, ErrorCode, VisitorClient};
 
 use crate::config::Limits;
 use crate::error::Error;
-use crate::{chatflow, session, validate};
+use crate::{chatflow, session, team, validate};
 
 fn expect_code(r: Result<String, Error>, allowed: &[ErrorCode]) {
     if let Err(e) = r {
@@ -72,6 +73,33 @@ pub fn check_client_bytes(data: &[u8]) {
             AgentClient::UpdateChatflow { chatflow: c, .. } => {
                 if let Err(e) = chatflow::validate(c) {
                     assert_eq!(e.code(), ErrorCode::BadFrame);
+                }
+            }
+            AgentClient::CreateAgent {
+                name, display_name, ..
+            } => {
+                let names = [Some(name), display_name];
+                for n in names.iter().flatten() {
+                    let shown = team::display_name(Some(n), &limits).map(Option::unwrap_or_default);
+                    expect_code(shown, &[ErrorCode::InvalidName]);
+                }
+            }
+            AgentClient::CreateInbox { origins, .. } => expect_code(
+                team::origins(&origins).map(|o| o.join(" ")),
+                &[ErrorCode::BadFrame],
+            ),
+            AgentClient::UpdateInbox {
+                origins, widget, ..
+            } => {
+                if let Some(o) = origins {
+                    expect_code(
+                        team::origins(&o).map(|o| o.join(" ")),
+                        &[ErrorCode::BadFrame],
+                    );
+                }
+                if let Some(w) = widget {
+                    let checked = team::widget(&w).map(|w| format!("{w:?}"));
+                    expect_code(checked, &[ErrorCode::BadFrame]);
                 }
             }
             _ => {}

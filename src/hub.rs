@@ -4,8 +4,9 @@
 //! It owns presence (a visitor is online while one of their connections is open, and
 //! for a grace period after the last one closed, so that a reload or a reconnect is not
 //! announced to agents as leaving and coming back; which inboxes have agents
-//! connected) and delivery of already-encoded frames. Delivery never waits: each connection has a bounded queue, and a connection that stopped reading is
-//! kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
+//! connected), delivery of already-encoded frames, and telling connections to close
+//! (all of one agent's, [`Hub::close_agents`]). Delivery never waits: each connection
+//! has a bounded queue, and a connection that stopped reading is kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
 //! anything, while one that is reading gets room for a burst. It must not touch the
 //! store, and never holds a map guard across an await.
 
@@ -22,10 +23,31 @@ use tokio::sync::Notify;
 /// One frame, encoded once and shared by every recipient.
 pub type Frame = Arc<str>;
 
+/// Why the server closes a connection it was told to close ([`Hub::close_agents`]):
+/// the close frame's code and reason, and whether frames queued before are written
+/// first (a reconnect's notice behind what the team told it) or dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closing {
+    pub code: u16,
+    pub reason: &'static str,
+    pub flush: bool,
+}
+
+/// What ended a connection from the hub's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It stopped reading while its queue was full.
+    Kicked,
+    /// It was told to close ([`Hub::close_agents`]).
+    Closed(Closing),
+}
+
 /// The sending side of one connection, held by the hub.
 #[derive(Clone)]
 pub struct Conn {
     pub id: u64,
+    /// An admin's connection: it hears of changes to the team.
+    pub admin: bool,
     /// An agent that wants `conversation_updated` after every message, not only after
     /// changes the message frame does not carry (see `SummaryUpdates`).
     pub every_summary: bool,
@@ -48,6 +70,8 @@ struct Queue {
     /// The connection's task, woken when a frame is queued or it is kicked.
     waker: AtomicWaker,
     kicked: AtomicBool,
+    /// Set once when the connection is told to close.
+    closing: std::sync::OnceLock<Closing>,
     /// The task is gone: frames for it are dropped.
     closed: AtomicBool,
 }
@@ -177,10 +201,17 @@ impl Mailbox {
         std::future::poll_fn(|cx| self.poll_when(cx, || self.try_recv())).await
     }
 
-    /// Resolves once the hub kicked this connection.
-    pub async fn kicked(&self) {
-        let kicked = || self.queue.kicked.load(Ordering::Acquire).then_some(());
-        std::future::poll_fn(|cx| self.poll_when(cx, kicked)).await
+    /// Resolves once the hub kicked this connection or told it to close.
+    pub async fn ended(&self) -> Ended {
+        let ended = || match self.queue.closing.get() {
+            Some(c) => Some(Ended::Closed(*c)),
+            None => self
+                .queue
+                .kicked
+                .load(Ordering::Acquire)
+                .then_some(Ended::Kicked),
+        };
+        std::future::poll_fn(|cx| self.poll_when(cx, ended)).await
     }
 
     /// Ready with `check`'s value once it has one; the waker is registered before the
@@ -219,6 +250,9 @@ pub struct Hub {
     next_id: AtomicU64,
     visitors: DashMap<VisitorKey, Vec<Conn>>,
     agents: DashMap<Arc<str>, Vec<Conn>>,
+    /// Every agent connection by its id, whatever its inboxes (an agent may have none):
+    /// for what the whole team hears and for closing an agent's connections.
+    agent_conns: DashMap<u64, Conn>,
     dropped_slow: AtomicU64,
     /// How long a departure is held before it is announced.
     grace: Duration,
@@ -275,6 +309,7 @@ impl Hub {
             max_bytes: budget.bytes.max(1),
             waker: AtomicWaker::new(),
             kicked: AtomicBool::new(false),
+            closing: std::sync::OnceLock::new(),
             closed: AtomicBool::new(false),
         });
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -282,6 +317,7 @@ impl Hub {
             Conn {
                 id,
                 every_summary: true,
+                admin: false,
                 agent: None,
                 queue: queue.clone(),
             },
@@ -378,6 +414,7 @@ impl Hub {
     }
 
     pub fn add_agent(&self, inboxes: &[Arc<str>], conn: Conn) {
+        self.agent_conns.insert(conn.id, conn.clone());
         for inbox in inboxes {
             self.agents
                 .entry(inbox.clone())
@@ -387,6 +424,7 @@ impl Hub {
     }
 
     pub fn remove_agent(&self, inboxes: &[Arc<str>], id: u64) {
+        self.agent_conns.remove(&id);
         for inbox in inboxes {
             if let Some(mut conns) = self.agents.get_mut(inbox) {
                 conns.retain(|c| c.id != id);
@@ -416,6 +454,32 @@ impl Hub {
             Some(conns) => self.deliver(conns.iter(), frame, skip),
             None => 0,
         }
+    }
+
+    /// To every admin connection, whatever its inboxes. Only `fanout` delivers.
+    pub(crate) fn to_admins(&self, frame: &Frame) -> usize {
+        let admins: Vec<Conn> = self
+            .agent_conns
+            .iter()
+            .filter(|c| c.admin)
+            .map(|c| c.clone())
+            .collect();
+        self.deliver(admins.iter(), frame, None)
+    }
+
+    /// Tells every agent connection `which` picks (e.g. all of one agent's) to close
+    /// as `closing` says, at once: each one's task closes its socket on its next wake.
+    /// How many were told.
+    pub fn close_agents(&self, which: impl Fn(&Conn) -> bool, closing: Closing) -> usize {
+        let mut told = 0;
+        for c in self.agent_conns.iter().filter(|c| which(c)) {
+            let q = &c.queue;
+            if q.closing.set(closing).is_ok() {
+                told += 1;
+            }
+            q.waker.wake();
+        }
+        told
     }
 
     /// Whether any agent of the inbox wants `conversation_updated` after every message

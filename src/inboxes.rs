@@ -8,14 +8,38 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use widget_protocol::{Chatflow, ErrorCode, Millis};
+use widget_protocol::{Chatflow, ErrorCode, Millis, WidgetSettings};
 
 use crate::error::{Error, Result};
+use crate::ids::AgentId;
 use crate::store::api::Admin;
 use crate::store::records::InboxRecord;
 use crate::store::StoreError;
 
 pub const DEFAULT_INBOX: &str = "default";
+
+/// What an admin changes in an inbox; None leaves a field as it is. Checked before
+/// (see `team`); applied inside the store's write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxChange {
+    pub name: Option<String>,
+    pub origins: Option<Vec<String>>,
+    pub widget: Option<WidgetSettings>,
+}
+
+impl InboxChange {
+    pub fn apply(&self, rec: &mut InboxRecord) {
+        if let Some(name) = &self.name {
+            rec.name = name.clone();
+        }
+        if let Some(origins) = &self.origins {
+            rec.origins = origins.clone();
+        }
+        if let Some(widget) = &self.widget {
+            rec.widget = widget.clone();
+        }
+    }
+}
 
 pub struct Inboxes {
     admin: Arc<dyn Admin>,
@@ -72,6 +96,19 @@ impl Inboxes {
         origins: Vec<String>,
         now: Millis,
     ) -> Result<bool> {
+        self.create_with_member(key, name, origins, None, now).await
+    }
+
+    /// Creates an inbox with `member` (an agent's id) as a member, in one write;
+    /// `Ok(false)` when the key exists already.
+    pub async fn create_with_member(
+        &self,
+        key: &str,
+        name: &str,
+        origins: Vec<String>,
+        member: Option<AgentId>,
+        now: Millis,
+    ) -> Result<bool> {
         if !valid_key(key) {
             return Err(Error::rejected(
                 ErrorCode::BadFrame,
@@ -84,8 +121,9 @@ impl Inboxes {
             origins,
             chatflow: Chatflow::default(),
             created_at: now,
+            widget: WidgetSettings::default(),
         };
-        let created = self.admin.create_inbox(rec.clone()).await?;
+        let created = self.admin.create_inbox(rec.clone(), member).await?;
         if created {
             self.cache.insert(rec.key.clone(), Arc::new(rec));
         }
@@ -101,6 +139,16 @@ impl Inboxes {
         let updated = Arc::new(updated);
         self.cache.insert(key.to_string(), updated.clone());
         Ok(updated)
+    }
+
+    /// Changes an inbox, durably, and the cache with it; None when there is none.
+    pub async fn update(&self, key: &str, change: InboxChange) -> Result<Option<Arc<InboxRecord>>> {
+        let Some(updated) = self.admin.update_inbox(key.to_string(), change).await? else {
+            return Ok(None);
+        };
+        let updated = Arc::new(updated);
+        self.cache.insert(key.to_string(), updated.clone());
+        Ok(Some(updated))
     }
 
     /// Re-reads one inbox from the store (after a write by another path).

@@ -37,6 +37,7 @@ pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod store;
+pub mod team;
 pub mod text;
 pub mod throttle;
 pub mod transport;

@@ -160,6 +160,8 @@ pub struct Throttles {
     /// `mark_read`s below a conversation's last message (they count messages), keyed
     /// by the hub's connection id.
     pub count_reads_per_connection: Rule<u64>,
+    /// Team administration frames, keyed by the hub's connection id.
+    pub admin_per_connection: Rule<u64>,
 }
 
 impl Throttles {
@@ -194,6 +196,11 @@ impl Throttles {
             count_reads_per_connection: Rule::new(
                 "reads below the last message on this connection",
                 l.count_reads_per_connection,
+                keys,
+            ),
+            admin_per_connection: Rule::new(
+                "team changes on this connection",
+                l.admin_per_connection,
                 keys,
             ),
         }

@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use widget_protocol::Role;
 
+use crate::agents::AgentChange;
 use crate::app::{Offline, OpenError};
 use crate::clock::{Clock, SystemClock};
 use crate::ids::AgentId;
-use crate::inboxes::normalize_origin;
+use crate::inboxes::{normalize_origin, InboxChange};
 use crate::server::{ServeError, Server};
 use crate::text::one_line;
-use crate::{agents, shutdown};
+use crate::{agents, shutdown, team};
 
 mod serve;
 
@@ -73,6 +74,21 @@ pub enum InboxCommand {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Rename an inbox or replace its allowed origins (a running server does it with
+    /// the inbox page's settings).
+    Set {
+        key: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The origins allowed from now on (repeatable; replaces the list).
+        #[arg(long = "origin")]
+        origins: Vec<String>,
+        /// Allow any origin (clears the list).
+        #[arg(long, conflicts_with = "origins")]
+        any_origin: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +108,23 @@ pub enum AgentCommand {
     },
     /// List agents.
     List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Rename an agent, set the name visitors see, their inboxes or their role.
+    Set {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// The name visitors see on replies; an empty one means the name.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The inboxes the agent works in from now on (repeatable; replaces the list).
+        #[arg(long = "inbox")]
+        inboxes: Vec<String>,
+        /// `admin` or `agent`.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
         #[command(flatten)]
         data: DataArg,
     },
@@ -286,12 +319,78 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Outbox(OutboxCommand::List { data }) => outbox_list(&data),
+        Command::Inbox(InboxCommand::Set {
+            key,
+            name,
+            origins,
+            any_origin,
+            data,
+        }) => {
+            let limits = crate::config::Limits::default();
+            let change = InboxChange {
+                name: name
+                    .map(|n| team::name(&n, "--name", &limits))
+                    .transpose()?,
+                origins: match (any_origin, origins.is_empty()) {
+                    (true, _) => Some(Vec::new()),
+                    (false, true) => None,
+                    (false, false) => Some(team::origins(&origins)?),
+                },
+                widget: None,
+            };
+            let off = offline(&data)?;
+            let done = rt.block_on(off.inboxes.update(&key, change));
+            off.close();
+            match done? {
+                Some(_) => {
+                    println!("updated inbox {key}");
+                    Ok(())
+                }
+                None => Err(CliError::Invalid(format!("no inbox has the key {key:?}"))),
+            }
+        }
+        Command::Agent(AgentCommand::Set {
+            id,
+            name,
+            display_name,
+            inboxes,
+            role,
+            data,
+        }) => {
+            let agent = parse_agent_id(&id)?;
+            let limits = crate::config::Limits::default();
+            let off = offline(&data)?;
+            let checked = (|| {
+                Ok::<_, crate::error::Error>(AgentChange {
+                    name: name
+                        .map(|n| team::name(&n, "--name", &limits))
+                        .transpose()?,
+                    display_name: display_name
+                        .map(|d| team::display_name(Some(&d), &limits))
+                        .transpose()?,
+                    role,
+                    inboxes: (!inboxes.is_empty())
+                        .then(|| team::memberships(&inboxes, &off.inboxes))
+                        .transpose()?,
+                })
+            })();
+            let done = match checked {
+                Ok(change) => rt.block_on(agents::update(off.admin.as_ref(), agent, change)),
+                Err(e) => Err(e),
+            };
+            off.close();
+            match done? {
+                Some(_) => {
+                    println!("updated agent {id}");
+                    Ok(())
+                }
+                None => Err(CliError::Invalid(format!(
+                    "no agent has the id {id}, or it is revoked"
+                ))),
+            }
+        }
         Command::Agent(AgentCommand::Revoke { id, data }) => {
-            let agent = AgentId::parse(&id).ok_or_else(|| {
-                CliError::Invalid(format!(
-                    "{id:?} is not an agent id (see `frontdesk agent list`)"
-                ))
-            })?;
+            let agent = parse_agent_id(&id)?;
             let off = offline(&data)?;
             let done = rt.block_on(agents::revoke(off.admin.as_ref(), agent));
             off.close();
@@ -324,6 +423,22 @@ fn outbox_list(data: &DataArg) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+fn parse_agent_id(id: &str) -> Result<AgentId, CliError> {
+    AgentId::parse(id).ok_or_else(|| {
+        CliError::Invalid(format!(
+            "{id:?} is not an agent id (see `frontdesk agent list`)"
+        ))
+    })
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "admin" => Ok(Role::Admin),
+        "agent" => Ok(Role::Agent),
+        _ => Err("a role is admin or agent".into()),
+    }
 }
 
 fn role_name(r: Role) -> &'static str {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 use widget_protocol::{
     AgentInfo, Assignee, Author, AuthorKind, AwayState, Contact, ContactSource, ErrorCode,
-    ErrorFrame, Member, Role, SummaryVisitor, Welcome,
+    ErrorFrame, Member, Role, SummaryVisitor, TeamInbox, Welcome, WidgetSettings,
 };
 
 use super::*;
@@ -67,6 +67,18 @@ fn summary() -> Summary {
     }
 }
 
+fn team_agent() -> TeamAgent {
+    TeamAgent {
+        id: "g".into(),
+        name: "Maja".into(),
+        display_name: None,
+        role: Role::Agent,
+        inboxes: vec!["x".into()],
+        revoked: false,
+        created_at: 1,
+    }
+}
+
 /// One frame of every type of both endpoints.
 fn every_frame() -> Vec<Outgoing> {
     use Outgoing::{Agent as A, Visitor as V};
@@ -84,6 +96,11 @@ fn every_frame() -> Vec<Outgoing> {
             email_prompt: None,
             read_seq: 0,
             seen_seq: 0,
+            widget: Some(WidgetSettings {
+                title: Some("Sales".into()),
+                color: None,
+                greeting: None,
+            }),
         })),
         V(VisitorServer::Ack {
             client_msg_id: "a".into(),
@@ -113,6 +130,7 @@ fn every_frame() -> Vec<Outgoing> {
                 id: "g".into(),
                 name: "Maja".into(),
                 role: Role::Agent,
+                display_name: Some("Maja M.".into()),
             },
             inboxes: vec!["x".into()],
             conversations: vec![summary()],
@@ -166,13 +184,27 @@ fn every_frame() -> Vec<Outgoing> {
             inbox: "x".into(),
             chatflow: Chatflow::default(),
         }),
+        A(AgentServer::Team {
+            agents: vec![team_agent()],
+            inboxes: vec![TeamInbox {
+                key: "x".into(),
+                name: "X".into(),
+                origins: vec!["https://x.example".into()],
+                widget: WidgetSettings::default(),
+                created_at: 1,
+            }],
+        }),
+        A(AgentServer::AgentCreated {
+            agent: team_agent(),
+            invite: "/inbox#invite=fda_x".into(),
+        }),
         A(AgentServer::Error(error())),
     ]
 }
 
 /// The number of server frame types, and each one's place among them: a new type does
 /// not compile until it has a place, and the test below fails until it has a sample.
-const FRAME_TYPES: usize = 21;
+const FRAME_TYPES: usize = 23;
 fn frame_type(f: &Outgoing) -> usize {
     match f {
         Outgoing::Visitor(f) => match f {
@@ -199,6 +231,8 @@ fn frame_type(f: &Outgoing) -> usize {
             AgentServer::Conversations { .. } => 18,
             AgentServer::AgentTyping { .. } => 19,
             AgentServer::VisitorTyping { .. } => 20,
+            AgentServer::Team { .. } => 21,
+            AgentServer::AgentCreated { .. } => 22,
         },
     }
 }
@@ -285,6 +319,7 @@ impl World {
             let (mut conn, mailbox) = hub.connection(budget);
             conn.every_summary = every;
             conn.agent = Some(agent_id(agent));
+            conn.admin = agent == CY;
             conns.push((name, conn.id, mailbox));
             hub.add_agent(&[Arc::from(inbox)], conn);
         }
@@ -405,9 +440,13 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
             place: &place,
             active: false,
         },
+        Event::TeamChanged {
+            agents: &[],
+            inboxes: &[],
+        },
     ];
     let kinds: std::collections::HashSet<_> = events.iter().map(std::mem::discriminant).collect();
-    assert_eq!(kinds.len(), 14, "every kind of event");
+    assert_eq!(kinds.len(), 15, "every kind of event");
     for event in &events {
         let expected: &[&str] = match event {
             Event::VisitorMessage { .. } => &["a2", "agent ann 2", "agent changes", "agent every"],
@@ -433,6 +472,8 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
             Event::ReadMoved { .. } => &["agent ann 2", "agent every"],
             Event::ReadByTeam { .. } | Event::AgentTypingShown { .. } => &["a1", "a2"],
             Event::AgentTyping { .. } => &["agent changes"],
+            // Admins, whatever their inboxes: Cy, of inbox y.
+            Event::TeamChanged { .. } => &["agent of y"],
         };
         let delivered = deliver(&w.hub, event, |_| Some(summary())).expect("delivered");
         let (who, to_visitors) = w.received();

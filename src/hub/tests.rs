@@ -97,7 +97,7 @@ async fn a_reader_rides_out_a_burst_and_one_that_stopped_is_kicked() {
         assert_eq!(&*fast_box.recv().await, "{}");
     }
     assert_eq!(hub.to_agents("i", &f, None), 1);
-    slow_box.kicked().await;
+    assert_eq!(slow_box.ended().await, Ended::Kicked);
     assert_eq!(hub.slow_dropped(), 1);
     assert_eq!(&*fast_box.recv().await, "{}");
     assert!(fast_box.try_recv().is_none());
@@ -119,7 +119,7 @@ async fn a_full_queue_that_takes_nothing_for_a_while_is_kicked() {
     // a frame in the meantime is still reading.
     assert!(taking_box.try_recv().is_some());
     assert_eq!(hub.to_agents("i", &f, None), 1);
-    stuck_box.kicked().await;
+    assert_eq!(stuck_box.ended().await, Ended::Kicked);
     assert_eq!(hub.slow_dropped(), 1);
     let mut got = 0;
     while taking_box.try_recv().is_some() {
@@ -185,7 +185,7 @@ async fn a_queue_is_bounded_in_bytes_as_well_as_frames() {
     // A fourth would take the one that took nothing past its bytes: it is kicked,
     // the reader is not.
     assert_eq!(hub.to_agents("i", &big, None), 1);
-    stuck_box.kicked().await;
+    assert_eq!(stuck_box.ended().await, Ended::Kicked);
     assert_eq!(hub.slow_dropped(), 1);
     assert_eq!(
         stuck_box.queue.frames().bytes,
@@ -223,5 +223,36 @@ async fn a_queue_a_quarter_full_in_bytes_that_takes_nothing_is_kicked() {
     assert_eq!(hub.to_agents("i", &f, None), 1, "full: the clock starts");
     std::thread::sleep(STALLED + Duration::from_millis(50));
     assert_eq!(hub.to_agents("i", &f, None), 0);
-    stuck_box.kicked().await;
+    assert_eq!(stuck_box.ended().await, Ended::Kicked);
+}
+
+#[tokio::test]
+async fn an_agents_connections_are_told_to_close_whatever_their_inboxes_and_admins_hear_the_team() {
+    let hub = Hub::default();
+    let ann = crate::ids::AgentId::generate();
+    let bob = crate::ids::AgentId::generate();
+    let (mut a1, a1_box) = hub.connection(frames(8));
+    let (mut a2, a2_box) = hub.connection(frames(8));
+    let (mut b, b_box) = hub.connection(frames(8));
+    (a1.agent, a2.agent, b.agent) = (Some(ann), Some(ann), Some(bob));
+    b.admin = true;
+    // Ann's second connection belongs to no inbox: it is still hers.
+    hub.add_agent(&["i".into()], a1);
+    hub.add_agent(&[], a2);
+    hub.add_agent(&["i".into()], b);
+    let team: Frame = "team".into();
+    assert_eq!(hub.to_admins(&team), 1);
+    assert_eq!(b_box.try_recv().as_deref(), Some("team"));
+    assert_eq!(a1_box.try_recv(), None);
+    let closing = Closing {
+        code: 4010,
+        reason: "access changed",
+        flush: true,
+    };
+    assert_eq!(hub.close_agents(|c| c.agent == Some(ann), closing), 2);
+    assert_eq!(a1_box.ended().await, Ended::Closed(closing));
+    assert_eq!(a2_box.ended().await, Ended::Closed(closing));
+    // Told once; Bob is untouched.
+    assert_eq!(hub.close_agents(|c| c.agent == Some(ann), closing), 0);
+    assert!(b_box.queue.closing.get().is_none());
 }

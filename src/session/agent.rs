@@ -1,20 +1,23 @@
 //! An agent's connection: `auth`, then the inbox's conversations, replies, contacts,
-//! chatflow settings, status and assignee, read cursors and typing.
+//! chatflow settings, status and assignee, read cursors and typing; for admins, the
+//! team's administration (agents and inboxes, checked by `team`).
 //!
 //! Owns access control for agents: every conversation id is checked against the agent's
 //! inboxes, and an id from another inbox gets the same `not_found` as one that does not
-//! exist. Only admins change chatflows.
+//! exist. Only admins change chatflows and the team. A connection's access is what it
+//! was at `auth`: a change to an agent's role or inboxes closes their connections
+//! (4010) so they start again with a fresh `ready`, and a revoked agent's close (4001).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use widget_protocol::{
     close, AgentClient, AgentInfo, AgentServer, Chatflow, ErrorCode, ErrorFrame, Member, Role,
-    Summary, SummaryUpdates,
+    Summary, SummaryUpdates, WidgetSettings,
 };
 
 use super::{admit, json_len, Input, Link, Socket};
-use crate::agents;
+use crate::agents::{self, AgentChange};
 use crate::app::App;
 use crate::chatflow;
 use crate::clock;
@@ -23,14 +26,31 @@ use crate::conversations::{self, AgentReply, Cut, Workflow};
 use crate::error::{Error, Result};
 use crate::fanout::{self, Event, SummaryNews};
 use crate::followup;
-use crate::hub::Budget;
+use crate::hub::{Budget, Closing};
 use crate::ids::{AgentId, ConversationId};
+use crate::inboxes::InboxChange;
 use crate::listing::{self, ListRequest, Page};
 use crate::metrics::{ConnKind, Metrics};
 use crate::reading::{self, MarkedRead};
 use crate::store::records::{AgentRecord, AssigneeRecord, ConversationRecord};
+use crate::team;
 use crate::typing::{Place, Told, Typing};
 use crate::validate;
+
+/// How a revoked agent's connections close: at once, nothing more written.
+const REVOKED: Closing = Closing {
+    code: close::BAD_TOKEN,
+    reason: "agent revoked",
+    flush: false,
+};
+
+/// How connections of an agent whose role or inboxes changed close: after what was
+/// queued for them (the `team` that says so), so they reconnect for a fresh `ready`.
+const ACCESS_CHANGED: Closing = Closing {
+    code: close::ACCESS_CHANGED,
+    reason: "access changed, reconnect now",
+    flush: true,
+};
 
 /// The conversations `ready` lists (the newest page).
 const READY_PAGE: usize = listing::DEFAULT_LIMIT;
@@ -78,9 +98,21 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
     });
     conn.every_summary = summaries.is_every_message();
     conn.agent = Some(agent.id);
+    conn.admin = agent.role == Role::Admin;
     let conn_id = conn.id;
     app.hub.add_agent(&inboxes, conn);
     link.attach(mailbox);
+    // A change made between `auth`'s read and the registration closed nothing here:
+    // look again now that a change would.
+    match app.admin.agent(agent.id) {
+        Ok(Some(now)) if !now.revoked && !AgentChange::changes_access(&agent, &now) => {}
+        Ok(now) => {
+            let revoked = now.is_none_or(|a| a.revoked);
+            let closing = if revoked { REVOKED } else { ACCESS_CHANGED };
+            app.hub.close_agents(|c| c.id == conn_id, closing);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not check an agent's access again"),
+    }
     let mut s = Session {
         agent_key: agent.id.to_string().into(),
         app: app.clone(),
@@ -145,6 +177,7 @@ impl<S: Socket> Session<S> {
                 id: self.agent.id.into(),
                 name: self.agent.name.clone(),
                 role: self.agent.role,
+                display_name: self.agent.display_name.clone(),
             },
             inboxes: self.inbox_names(),
             conversations: Vec::new(),
@@ -415,6 +448,68 @@ impl<S: Socket> Session<S> {
                 conversation_id,
                 active,
             } => self.typing(&conversation_id, active),
+            AgentClient::GetTeam {} => {
+                self.admin_frame()?;
+                let (agents, inboxes) = team::view(self.app.admin.as_ref(), &self.app.inboxes)?;
+                self.link.send(&AgentServer::Team { agents, inboxes }).await;
+                Ok(())
+            }
+            AgentClient::CreateAgent {
+                name,
+                display_name,
+                role,
+                inboxes,
+            } => {
+                self.admin_frame()?;
+                self.create_agent(&name, display_name.as_deref(), role, &inboxes)
+                    .await
+            }
+            AgentClient::ReissueInvite { agent_id } => {
+                self.admin_frame()?;
+                let id = team::agent_id(&agent_id)?;
+                let (agent, token) = agents::reissue(self.app.admin.as_ref(), id)
+                    .await?
+                    .ok_or_else(team::no_such_agent)?;
+                self.send_invite(&agent, &token).await;
+                Ok(())
+            }
+            AgentClient::UpdateAgent {
+                agent_id,
+                name,
+                display_name,
+                role,
+                inboxes,
+            } => {
+                self.admin_frame()?;
+                let change = AgentChange {
+                    name: name.map(|n| team::name(&n, "name", &limits)).transpose()?,
+                    display_name: display_name
+                        .map(|d| team::display_name(d.as_deref(), &limits))
+                        .transpose()?,
+                    role,
+                    inboxes: inboxes
+                        .map(|i| team::memberships(&i, &self.app.inboxes))
+                        .transpose()?,
+                };
+                self.update_agent(&agent_id, change).await
+            }
+            AgentClient::RevokeAgent { agent_id } => {
+                self.admin_frame()?;
+                self.revoke_agent(&agent_id).await
+            }
+            AgentClient::CreateInbox { key, name, origins } => {
+                self.admin_frame()?;
+                self.create_inbox(&key, &name, &origins).await
+            }
+            AgentClient::UpdateInbox {
+                inbox,
+                name,
+                origins,
+                widget,
+            } => {
+                self.admin_frame()?;
+                self.update_inbox(&inbox, name, origins, widget).await
+            }
             AgentClient::List {
                 status,
                 assignee,
@@ -493,10 +588,145 @@ impl<S: Socket> Session<S> {
     /// Tells what became of this agent's typing, and sets the alarm for its end.
     fn tell_typing(&mut self, told: Option<Told>) {
         if let Some(t) = told {
-            let (agent, name) = (self.agent.id, self.agent.name.as_str());
-            fanout::agent_typing(&self.app, &t.place, agent, name, t.active);
+            let shown = self
+                .shown_name()
+                .unwrap_or_else(|_| self.agent.shown_name().to_string());
+            let names = (self.agent.name.as_str(), shown.as_str());
+            fanout::agent_typing(&self.app, &t.place, self.agent.id, names, t.active);
         }
         self.link.set_alarm(self.typing.deadline());
+    }
+
+    /// The name visitors see on this agent's replies, as an admin last set it (a
+    /// rename reaches open connections: it changes no access).
+    fn shown_name(&self) -> Result<String> {
+        let now = self.app.admin.agent(self.agent.id)?;
+        let me = now.as_ref().unwrap_or(&self.agent);
+        Ok(me.shown_name().to_string())
+    }
+
+    /// An admin frame's checks: the role (`forbidden` otherwise), then the rate.
+    fn admin_frame(&self) -> Result<()> {
+        if self.agent.role != Role::Admin {
+            return Err(Error::rejected(
+                ErrorCode::Forbidden,
+                "only admins manage the team",
+            ));
+        }
+        self.app.throttle.admin_per_connection.admit(&self.conn_id)
+    }
+
+    /// After a durable change: the team as it is now, to every admin connection (this
+    /// one included: that is its answer).
+    fn team_changed(&self) -> Result<()> {
+        let (agents, inboxes) = team::view(self.app.admin.as_ref(), &self.app.inboxes)?;
+        let agents = &agents;
+        let inboxes = &inboxes;
+        fanout::publish(&self.app, &Event::TeamChanged { agents, inboxes });
+        Ok(())
+    }
+
+    /// `agent_created`, to this connection only: the token is in no other frame.
+    async fn send_invite(&mut self, agent: &AgentRecord, token: &str) {
+        self.link
+            .send(&AgentServer::AgentCreated {
+                agent: team::team_agent(agent),
+                invite: team::invite_link(token),
+            })
+            .await;
+    }
+
+    async fn create_agent(
+        &mut self,
+        name: &str,
+        display_name: Option<&str>,
+        role: Role,
+        inboxes: &[String],
+    ) -> Result<()> {
+        let limits = &self.app.config.limits;
+        let name = team::name(name, "name", limits)?;
+        let display_name = team::display_name(display_name, limits)?;
+        let inboxes = team::memberships(inboxes, &self.app.inboxes)?;
+        let now = self.app.now();
+        let admin = self.app.admin.as_ref();
+        let (agent, token) = agents::invite(admin, &name, display_name, role, inboxes, now).await?;
+        self.send_invite(&agent, &token).await;
+        self.team_changed()
+    }
+
+    async fn update_agent(&mut self, agent_id: &str, change: AgentChange) -> Result<()> {
+        let id = team::agent_id(agent_id)?;
+        team::guard_self(self.agent.id, id, team::demotes(&change), "demote")?;
+        let (before, after) = agents::update(self.app.admin.as_ref(), id, change)
+            .await?
+            .ok_or_else(team::no_such_agent)?;
+        self.team_changed()?;
+        if AgentChange::changes_access(&before, &after) {
+            self.app
+                .hub
+                .close_agents(|c| c.agent == Some(id), ACCESS_CHANGED);
+        }
+        Ok(())
+    }
+
+    async fn revoke_agent(&mut self, agent_id: &str) -> Result<()> {
+        let id = team::agent_id(agent_id)?;
+        team::guard_self(self.agent.id, id, true, "revoke")?;
+        if !agents::revoke(self.app.admin.as_ref(), id).await? {
+            return Err(team::no_such_agent());
+        }
+        // Durable: their connections end now, before anyone hears of it.
+        self.app.hub.close_agents(|c| c.agent == Some(id), REVOKED);
+        self.team_changed()
+    }
+
+    async fn create_inbox(&mut self, key: &str, name: &str, origins: &[String]) -> Result<()> {
+        team::new_key(key, &self.app.inboxes)?;
+        let name = team::name(name, "name", &self.app.config.limits)?;
+        let origins = team::origins(origins)?;
+        let me = self.agent.id;
+        let created = self
+            .app
+            .inboxes
+            .create_with_member(key, &name, origins, Some(me), self.app.now())
+            .await?;
+        if !created {
+            return Err(Error::rejected(
+                ErrorCode::BadFrame,
+                "key: an inbox with this key exists already",
+            ));
+        }
+        self.team_changed()?;
+        // This admin is a member now: their connections start again to see it.
+        self.app
+            .hub
+            .close_agents(|c| c.agent == Some(me), ACCESS_CHANGED);
+        Ok(())
+    }
+
+    async fn update_inbox(
+        &mut self,
+        key: &str,
+        name: Option<String>,
+        origins: Option<Vec<String>>,
+        widget: Option<WidgetSettings>,
+    ) -> Result<()> {
+        let no_such_inbox = || Error::rejected(ErrorCode::NotFound, "no such inbox");
+        if self.app.inboxes.get(key).is_none() {
+            return Err(no_such_inbox());
+        }
+        let limits = &self.app.config.limits;
+        let change = InboxChange {
+            name: name.map(|n| team::name(&n, "name", limits)).transpose()?,
+            origins: origins.map(|o| team::origins(&o)).transpose()?,
+            widget: widget.map(|w| team::widget(&w)).transpose()?,
+        };
+        self.app
+            .inboxes
+            .update(key, change)
+            .await?
+            .ok_or_else(no_such_inbox)?;
+        self.team_changed()
     }
 
     /// The agent `id` as an assignee of a conversation in `inbox`: `not_found` unless
@@ -565,7 +795,7 @@ impl<S: Socket> Session<S> {
             .store
             .append_agent(AgentReply {
                 conversation: id,
-                agent_name: self.agent.name.clone(),
+                agent_name: self.shown_name()?,
                 client_msg_id: client_msg_id.clone(),
                 text,
                 now: self.app.now(),

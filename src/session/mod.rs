@@ -3,7 +3,8 @@
 //! A session speaks protocol frames over any `Stream` of [`Inbound`] and `Sink` of
 //! [`Outbound`]; only `transport` knows hyper and the WebSocket framing. [`Link`] is the one
 //! `select!` loop every connection runs: inbound frames, the hub's queue for this
-//! connection, heartbeats, a kick for being too slow, server shutdown, and the
+//! connection, heartbeats, a kick for being too slow or a close the hub was told to
+//! make (an agent revoked, or whose access changed), server shutdown, and the
 //! session's one alarm (a typing state's end, [`Link::set_alarm`]). Sessions
 //! must not touch the store directly; they call the domain modules.
 
@@ -19,7 +20,7 @@ use widget_protocol::{close, encode, ErrorFrame};
 
 use crate::app::App;
 use crate::conversations::StoredMessages;
-use crate::hub::{Frame, Mailbox};
+use crate::hub::{Closing, Ended, Frame, Mailbox};
 use crate::metrics::Metrics;
 
 /// A close frame is a courtesy: a peer that cannot take a few bytes within this long
@@ -234,15 +235,36 @@ impl<S: Socket> Link<S> {
         let written = tokio::select! {
             biased;
             r = tokio::time::timeout(stuck_for, burst) => Written::from(matches!(r, Ok(Ok(())))),
-            _ = kicked(mailbox) => Written::Kicked,
+            e = ended(mailbox) => Written::Ended(e),
             _ = shutdown.wait_for(|s| *s) => Written::Failed,
         };
         match written {
             Written::Done => {}
             Written::Failed => self.closed = true,
             // It may still take the close behind what it has not read (see `close`).
-            Written::Kicked => Box::pin(self.kicked_out()).await,
+            Written::Ended(Ended::Kicked) => Box::pin(self.kicked_out()).await,
+            // The write is stuck: nothing more is flushed before the close.
+            Written::Ended(Ended::Closed(c)) => Box::pin(self.close(c.code, c.reason)).await,
         }
+    }
+
+    /// Closes a connection the hub told to close, after writing what was queued for
+    /// it before when `flush` says so (within [`CLOSE_WRITE_TIMEOUT`]).
+    async fn told_to_close(&mut self, closing: Closing) {
+        if closing.flush {
+            if let (Some(m), false) = (self.mailbox.as_ref(), self.closed) {
+                let (socket, app) = (&mut self.socket, &self.app);
+                let queued = async {
+                    while let Some(f) = m.try_recv() {
+                        Metrics::inc(&app.metrics.frames_out);
+                        socket.feed(Outbound::Text(f)).await?;
+                    }
+                    socket.flush().await
+                };
+                let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, queued).await;
+            }
+        }
+        self.close(closing.code, closing.reason).await;
     }
 
     /// Closes a connection the hub kicked for not reading, with 4029.
@@ -340,7 +362,7 @@ impl<S: Socket> Link<S> {
             let wake = tokio::select! {
                 biased;
                 _ = async { let _ = self.shutdown.wait_for(|s| *s).await; } => Wake::Shutdown,
-                _ = kicked(mailbox) => Wake::Kicked,
+                e = ended(mailbox) => Wake::Ended(e),
                 inbound = self.socket.next() => Wake::In(inbound),
                 frame = async { match mailbox { Some(m) => m.recv().await, None => std::future::pending().await } } => Wake::Queued(frame),
                 _ = self.ticker.tick() => Wake::Tick,
@@ -351,8 +373,12 @@ impl<S: Socket> Link<S> {
                     Box::pin(self.close(close::GOING_AWAY, "server shutting down")).await;
                     return Event::End;
                 }
-                Wake::Kicked => {
+                Wake::Ended(Ended::Kicked) => {
                     Box::pin(self.kicked_out()).await;
+                    return Event::End;
+                }
+                Wake::Ended(Ended::Closed(c)) => {
+                    Box::pin(self.told_to_close(c)).await;
                     return Event::End;
                 }
                 Wake::In(inbound) => {
@@ -435,10 +461,11 @@ fn heartbeat_ticker(every: Duration) -> tokio::time::Interval {
     t
 }
 
-/// Resolves once the hub kicked this connection; never without a mailbox.
-async fn kicked(mailbox: Option<&Mailbox>) {
+/// Resolves once the hub kicked this connection or told it to close; never without a
+/// mailbox.
+async fn ended(mailbox: Option<&Mailbox>) -> Ended {
     match mailbox {
-        Some(m) => m.kicked().await,
+        Some(m) => m.ended().await,
         None => std::future::pending().await,
     }
 }
@@ -449,7 +476,7 @@ enum Written {
     /// The peer stopped reading for two heartbeats, the socket failed, or the server is
     /// shutting down: dropped without a close frame.
     Failed,
-    Kicked,
+    Ended(Ended),
 }
 
 impl From<bool> for Written {
@@ -464,7 +491,7 @@ impl From<bool> for Written {
 
 enum Wake {
     Shutdown,
-    Kicked,
+    Ended(Ended),
     In(Option<Inbound>),
     Queued(Frame),
     Tick,

@@ -222,6 +222,7 @@ impl<S: Socket> Session<S> {
             email_prompt,
             read_seq: conv.as_ref().map_or(0, |c| c.read_seq()),
             seen_seq: conv.as_ref().map_or(0, |c| c.visitor_seen_seq),
+            widget: Some(self.inbox.widget.clone()).filter(|w| !w.is_default()),
         };
         let room = self
             .link

@@ -16,6 +16,7 @@
 
 use widget_protocol::{Chatflow, Contact, Millis};
 
+use crate::agents::AgentChange;
 use crate::capture::PromptEvent;
 use crate::contacts::{Link, Linked, Whom};
 use crate::conversations::{AgentReply, Appended, Cut, StoredMessages, VisitorSend, Workflow};
@@ -23,6 +24,7 @@ use crate::error::Result;
 use crate::followup::state::FollowUpNews;
 use crate::hub::VisitorKey;
 use crate::ids::{AgentId, ContactId, ConversationId, OutboxId, VisitorId};
+use crate::inboxes::InboxChange;
 use crate::listing::{ListRequest, Page};
 use crate::mail::{Begin, Delivery, Email, Ended};
 use crate::reading::MarkedRead;
@@ -219,8 +221,21 @@ pub trait Outbox: Send + Sync {
 /// command-line tools on a stopped one.
 #[async_trait::async_trait]
 pub trait Admin: Send + Sync {
-    /// Stores a new inbox; false when one has its key already.
-    async fn create_inbox(&self, inbox: InboxRecord) -> Result<bool, StoreError>;
+    /// Stores a new inbox, and adds it to `member`'s inboxes in the same write; false
+    /// (nothing written) when an inbox has its key already.
+    async fn create_inbox(
+        &self,
+        inbox: InboxRecord,
+        member: Option<AgentId>,
+    ) -> Result<bool, StoreError>;
+
+    /// Changes an inbox as `change` says ([`crate::inboxes::InboxChange::apply`]); the
+    /// inbox as it is now, or None when there is none.
+    async fn update_inbox(
+        &self,
+        key: String,
+        change: InboxChange,
+    ) -> Result<Option<InboxRecord>, StoreError>;
 
     /// Sets an inbox's chatflow; the updated inbox, or None when there is none.
     async fn set_chatflow(
@@ -239,6 +254,23 @@ pub trait Admin: Send + Sync {
 
     /// Marks the agent revoked and forgets its token; false when no agent has this id.
     async fn revoke_agent(&self, id: AgentId) -> Result<bool, StoreError>;
+
+    /// Changes an agent as `change` says ([`crate::agents::AgentChange::apply`]): the
+    /// agent before and after, or None when no agent has this id or it is revoked.
+    async fn update_agent(
+        &self,
+        id: AgentId,
+        change: AgentChange,
+    ) -> Result<Option<(AgentRecord, AgentRecord)>, StoreError>;
+
+    /// Gives the agent the token whose hash is `token_hash` in place of every earlier
+    /// one (which stop authenticating in the same write): the agent, or None when no
+    /// agent has this id or it is revoked.
+    async fn replace_token(
+        &self,
+        id: AgentId,
+        token_hash: Vec<u8>,
+    ) -> Result<Option<AgentRecord>, StoreError>;
 
     /// The agent whose token has this hash, revoked or not.
     fn agent_by_token(&self, token_hash: &[u8]) -> Result<Option<AgentRecord>, StoreError>;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use widget_protocol::{Message, Millis, Page, Role, Status};
+use widget_protocol::{Message, Millis, Page, Role, Status, WidgetSettings};
 
 use crate::ids::{AgentId, ContactId, ConversationId, OutboxId, VisitorId};
 
@@ -21,6 +21,10 @@ pub struct InboxRecord {
     #[serde(default)]
     pub chatflow: widget_protocol::Chatflow,
     pub created_at: Millis,
+    /// How its widget looks; left out while every value is the default, so records
+    /// written before it existed read as they are and are written back the same.
+    #[serde(default, skip_serializing_if = "WidgetSettings::is_default")]
+    pub widget: WidgetSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +36,17 @@ pub struct AgentRecord {
     pub created_at: Millis,
     #[serde(default)]
     pub revoked: bool,
+    /// The name visitors see on replies; None: `name`. Left out while None (older
+    /// records have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+impl AgentRecord {
+    /// The name a visitor sees on this agent's replies and typing.
+    pub fn shown_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.name)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -246,6 +261,16 @@ mod tests {
         );
         round_trips::<InboxRecord>(
             r#"{"key":"main","name":"Main","origins":["https://example.com"],"chatflow":{"email_capture":{"when":"no_reply","delay_secs":60,"message":null},"away":{"mode":"off","message":null},"follow_up":{"enabled":true,"delay_secs":300}},"created_at":1700000000000}"#,
+        );
+    }
+
+    #[test]
+    fn a_display_name_and_widget_settings_are_kept_when_set() {
+        round_trips::<AgentRecord>(
+            r#"{"id":"5f1c3a8e-2b4d-4e6f-8a9b-0c1d2e3f4a5b","name":"Ada","role":"agent","inboxes":[],"created_at":1700000000000,"revoked":false,"display_name":"Ada L."}"#,
+        );
+        round_trips::<InboxRecord>(
+            r##"{"key":"main","name":"Main","origins":[],"chatflow":{"email_capture":{"when":"no_reply","delay_secs":60,"message":null},"away":{"mode":"off","message":null},"follow_up":{"enabled":true,"delay_secs":120}},"created_at":1700000000000,"widget":{"title":"Hi","color":"#0a5cff","greeting":null}}"##,
         );
     }
 

@@ -222,3 +222,80 @@ async fn a_sigterm_right_after_the_listening_line_stops_the_server_cleanly() {
         );
     }
 }
+
+/// `agent set` and `inbox set`: what the running server's team frames change, on a
+/// stopped server, through the same checks.
+#[tokio::test]
+async fn set_renames_and_moves_agents_and_edits_inboxes_on_a_stopped_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = BinaryServer::spawn(dir.path(), &[]).await;
+    assert!(server.terminate().await.success());
+    let ok = |args: &[&str]| {
+        let o = frontdesk(args, dir.path());
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    ok(&["inbox", "add", "--key", "sales", "--name", "Sales"]);
+    let out = ok(&["agent", "add", "--name", "Sam", "--inbox", "default"]);
+    let token = out.lines().last().expect("token").trim().to_string();
+    let list = ok(&["agent", "list"]);
+    let sam = list.lines().find(|l| l.contains("\tSam\t")).expect("Sam");
+    let id = sam.split('\t').next().expect("id").to_string();
+    ok(&[
+        "agent",
+        "set",
+        &id,
+        "--name",
+        "Samuel",
+        "--display-name",
+        "Sam from Sales",
+        "--inbox",
+        "default",
+        "--inbox",
+        "sales",
+        "--role",
+        "admin",
+    ]);
+    let list = ok(&["agent", "list"]);
+    assert!(
+        list.contains("\tSamuel\tadmin\tdefault,sales\tactive"),
+        "{list}"
+    );
+    ok(&[
+        "inbox",
+        "set",
+        "sales",
+        "--name",
+        "Sales EU",
+        "--origin",
+        "https://Shop.Example/",
+    ]);
+    assert!(ok(&["inbox", "list"]).contains("sales\tSales EU\thttps://shop.example"));
+    ok(&["inbox", "set", "sales", "--any-origin"]);
+    assert!(ok(&["inbox", "list"]).contains("sales\tSales EU\tany origin"));
+    for (args, says) in [
+        (vec!["agent", "set", &id, "--inbox", "nope"], "inbox"),
+        (
+            vec!["agent", "set", &id, "--role", "boss"],
+            "admin or agent",
+        ),
+        (vec!["agent", "set", "not-an-id"], "not an agent id"),
+        (vec!["inbox", "set", "nope", "--name", "X"], "no inbox"),
+        (vec!["inbox", "set", "sales", "--origin", "nope"], "origin"),
+    ] {
+        let o = frontdesk(&args, dir.path());
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+    // The running server sees it all.
+    let server = BinaryServer::spawn(dir.path(), &[]).await;
+    let mut a = Client::connect(&server.ws_url("/ws/agent"))
+        .await
+        .expect("connect");
+    a.send(json!({"type":"auth","token":token})).await;
+    let ready = a.expect("ready").await;
+    assert_eq!(ready["inboxes"], json!(["default", "sales"]));
+    assert_eq!(ready["agent"]["display_name"], "Sam from Sales");
+    assert_eq!(ready["agent"]["role"], "admin");
+    server.kill9().await;
+}

@@ -37,6 +37,8 @@ mod origins;
 mod reading;
 /// Links, tokens, lookalike emails, file modes, page headers, logs.
 mod secrets;
+/// Team administration while the server runs: agents, invites, inboxes, widget settings.
+mod team;
 /// Shared rate limits and presence coalescing.
 mod throttle;
 /// Typing both ways: who hears it, its rate, its end.

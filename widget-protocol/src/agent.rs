@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorFrame;
-use crate::model::{AgentInfo, Assignee, Chatflow, Contact, Member, Message, Status, Summary};
+use crate::model::{
+    AgentInfo, Assignee, Chatflow, Contact, Member, Message, Role, Status, Summary, TeamAgent,
+    TeamInbox, WidgetSettings,
+};
 
 /// Extension of `auth`: `every_message` (the default, the contract's behaviour) sends
 /// `conversation_updated` after every message; `changes` leaves it out when a message
@@ -102,6 +105,72 @@ pub enum AgentClient {
         #[serde(default)]
         limit: Option<u32>,
     },
+    /// **[ext]** Admins only: the team (agents and inboxes); answered with `team`.
+    GetTeam {},
+    /// **[ext]** Admins only: a new agent; answered with `agent_created` (its invite),
+    /// then `team` to every admin.
+    CreateAgent {
+        name: String,
+        /// The name visitors see; null: `name`.
+        #[serde(default)]
+        display_name: Option<String>,
+        role: Role,
+        #[serde(default)]
+        inboxes: Vec<String>,
+    },
+    /// **[ext]** Admins only: a new invite token for an agent; the old one stops working.
+    ReissueInvite {
+        agent_id: String,
+    },
+    /// **[ext]** Admins only: changes an agent; an absent field is left as it is.
+    UpdateAgent {
+        agent_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// Absent: unchanged; null: visitors see `name`; a string: they see it.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "present"
+        )]
+        display_name: Option<Option<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<Role>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        inboxes: Option<Vec<String>>,
+    },
+    /// **[ext]** Admins only: revokes an agent; their connections close with 4001.
+    RevokeAgent {
+        agent_id: String,
+    },
+    /// **[ext]** Admins only: a new inbox, with the creating admin as a member.
+    CreateInbox {
+        key: String,
+        name: String,
+        #[serde(default)]
+        origins: Vec<String>,
+    },
+    /// **[ext]** Admins only: changes an inbox; an absent field is left as it is.
+    UpdateInbox {
+        inbox: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origins: Option<Vec<String>>,
+        /// The whole settings object: a null value inside it is the widget's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        widget: Option<WidgetSettings>,
+    },
+}
+
+/// A field that may be absent (None), null (`Some(None)`) or a value: with
+/// `#[serde(default)]`, only a present field reaches this.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Server to agent.
@@ -164,6 +233,18 @@ pub enum AgentServer {
     Chatflow {
         inbox: String,
         chatflow: Chatflow,
+    },
+    /// **[ext]** The team, to admins: after `get_team`, and to every admin connection
+    /// after any change to an agent or an inbox.
+    Team {
+        agents: Vec<TeamAgent>,
+        inboxes: Vec<TeamInbox>,
+    },
+    /// **[ext]** To the admin who asked only: the agent made (or re-invited) and the
+    /// invite link holding their token, which exists nowhere else.
+    AgentCreated {
+        agent: TeamAgent,
+        invite: String,
     },
     Error(ErrorFrame),
 }

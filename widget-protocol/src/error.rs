@@ -82,7 +82,8 @@ impl ErrorCode {
 
 /// WebSocket close codes the server uses.
 pub mod close {
-    /// The agent's token did not verify (or was revoked).
+    /// The agent's token did not verify (or was revoked); also (extension) the agent was
+    /// revoked while connected.
     pub const BAD_TOKEN: u16 = 4001;
     /// The page's origin is not allowed for this inbox.
     pub const ORIGIN_NOT_ALLOWED: u16 = 4003;
@@ -101,4 +102,7 @@ pub mod close {
     /// Extension: the connection's outbound queue overflowed (the client did not read);
     /// reconnect with `resume_after`.
     pub const TOO_SLOW: u16 = 4029;
+    /// Extension: an admin changed this agent's inboxes or role; reconnect at once for
+    /// a fresh `ready`.
+    pub const ACCESS_CHANGED: u16 = 4010;
 }

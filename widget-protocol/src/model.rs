@@ -140,6 +140,63 @@ pub struct AgentInfo {
     pub id: String,
     pub name: String,
     pub role: Role,
+    /// **[ext]** The name visitors see on this agent's replies; null (or absent): `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// **[ext]** WIDGET_SETTINGS `{"title","color","greeting"}`: how an inbox's widget
+/// looks. Each null (or absent) value leaves the widget's own default, or the page's
+/// `data-*` attribute, in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WidgetSettings {
+    /// The panel's heading, at most 60 characters.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The brand colour, `#rrggbb`.
+    #[serde(default)]
+    pub color: Option<String>,
+    /// The first words the visitor reads, at most 500 characters.
+    #[serde(default)]
+    pub greeting: Option<String>,
+}
+
+impl WidgetSettings {
+    /// Every value null: the widget's defaults.
+    pub fn is_default(&self) -> bool {
+        *self == WidgetSettings::default()
+    }
+}
+
+/// **[ext]** TEAM_AGENT: an agent as admins manage them in `team`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamAgent {
+    pub id: String,
+    /// The name the team sees.
+    pub name: String,
+    /// The name visitors see on replies; null: `name`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub role: Role,
+    /// The keys of the inboxes the agent works in.
+    #[serde(default)]
+    pub inboxes: Vec<String>,
+    #[serde(default)]
+    pub revoked: bool,
+    pub created_at: Millis,
+}
+
+/// **[ext]** TEAM_INBOX: an inbox as admins manage it in `team`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamInbox {
+    pub key: String,
+    pub name: String,
+    /// Origins allowed to open visitor sockets; empty: any.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    #[serde(default)]
+    pub widget: WidgetSettings,
+    pub created_at: Millis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorFrame;
-use crate::model::{AwayState, Message, Page};
+use crate::model::{AwayState, Message, Page, WidgetSettings};
 
 /// Visitor to server. `hello` must come first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +107,10 @@ pub struct Welcome {
     /// are unread, for the launcher's badge after a reload. Absent while 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seen_seq: u64,
+    /// **[ext]** The inbox's widget settings (`update_inbox`); absent while every
+    /// value is null. A non-null value wins over the page's `data-*` attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widget: Option<WidgetSettings>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -53,6 +53,13 @@ fn agent_client_type(f: &AgentClient) -> &'static str {
         AgentClient::MarkRead { .. } => "mark_read",
         AgentClient::Typing { .. } => "typing",
         AgentClient::List { .. } => "list",
+        AgentClient::GetTeam { .. } => "get_team",
+        AgentClient::CreateAgent { .. } => "create_agent",
+        AgentClient::ReissueInvite { .. } => "reissue_invite",
+        AgentClient::UpdateAgent { .. } => "update_agent",
+        AgentClient::RevokeAgent { .. } => "revoke_agent",
+        AgentClient::CreateInbox { .. } => "create_inbox",
+        AgentClient::UpdateInbox { .. } => "update_inbox",
     }
 }
 fn agent_server_type(f: &AgentServer) -> &'static str {
@@ -68,6 +75,8 @@ fn agent_server_type(f: &AgentServer) -> &'static str {
         AgentServer::Conversations { .. } => "conversations",
         AgentServer::AgentTyping { .. } => "agent_typing",
         AgentServer::VisitorTyping { .. } => "visitor_typing",
+        AgentServer::Team { .. } => "team",
+        AgentServer::AgentCreated { .. } => "agent_created",
         AgentServer::Error(_) => "error",
     }
 }
@@ -108,6 +117,13 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "mark_read",
             "typing",
             "list",
+            "get_team",
+            "create_agent",
+            "reissue_invite",
+            "update_agent",
+            "revoke_agent",
+            "create_inbox",
+            "update_inbox",
         ],
     ),
     (
@@ -124,6 +140,8 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "conversations",
             "agent_typing",
             "visitor_typing",
+            "team",
+            "agent_created",
             "error",
         ],
     ),
@@ -478,6 +496,7 @@ fn close_codes_match_the_contract() {
     // Outside the contract: the standard "going away", and our extension.
     assert_eq!(close::GOING_AWAY, 1001);
     assert_eq!(close::TOO_SLOW, 4029);
+    assert_eq!(close::ACCESS_CHANGED, 4010);
     assert_eq!(close::TRY_AGAIN_LATER, 1013);
     assert_eq!(close::MESSAGE_TIMEOUT, 1008);
     assert_eq!(PROTOCOL_VERSION, 1);
@@ -688,6 +707,9 @@ fn every_json_block_of_protocol_md_is_real() {
                         || survives::<Summary>(&v)
                         || survives::<Contact>(&v)
                         || survives::<Chatflow>(&v)
+                        || survives::<TeamAgent>(&v)
+                        || survives::<TeamInbox>(&v)
+                        || survives::<WidgetSettings>(&v)
                 }
             };
             assert!(
@@ -704,5 +726,25 @@ fn every_json_block_of_protocol_md_is_real() {
                 "PROTOCOL.md shows no {t} frame for {side:?}"
             );
         }
+    }
+}
+
+/// `update_agent.display_name` has three states: absent (unchanged), null (visitors see
+/// `name`) and a string; each survives a round trip.
+#[test]
+fn update_agent_tells_an_absent_display_name_from_a_null_one() {
+    let display = |text: &str| match decode::<AgentClient>(text) {
+        Ok(AgentClient::UpdateAgent { display_name, .. }) => display_name,
+        other => panic!("not an update_agent: {other:?}"),
+    };
+    let absent = r#"{"type":"update_agent","agent_id":"a"}"#;
+    let null = r#"{"type":"update_agent","agent_id":"a","display_name":null}"#;
+    let set = r#"{"type":"update_agent","agent_id":"a","display_name":"Ann"}"#;
+    assert_eq!(display(absent), None);
+    assert_eq!(display(null), Some(None));
+    assert_eq!(display(set), Some(Some("Ann".into())));
+    for text in [absent, null, set] {
+        let again = encode(&decode::<AgentClient>(text).expect("decodes"));
+        assert_eq!(value(&again), value(text));
     }
 }

@@ -1,36 +1,41 @@
 //! The [`Admin`] over the key-value engine: an inbox is a row of `inboxes` keyed by its
 //! key, an agent a row of `agents` keyed by its id, and a token's SHA-256 a key of
-//! `agent_tokens` holding the agent's id.
+//! `agent_tokens` holding the agent's id. Each change is one write through the writer:
+//! what it reads and what it writes are one atomic, durable step.
 
 use async_trait::async_trait;
 use widget_protocol::Chatflow;
 
 use super::KvStore;
+use crate::agents::AgentChange;
 use crate::ids::AgentId;
+use crate::inboxes::InboxChange;
 use crate::store::api::Admin;
 use crate::store::keys;
 use crate::store::records::{AgentRecord, InboxRecord};
-use crate::store::{get_json, Batch, StoreError, Tree};
+use crate::store::{get_json, Batch, Kv, StoreError, Tree};
 
-#[async_trait]
-impl Admin for KvStore {
-    async fn create_inbox(&self, inbox: InboxRecord) -> Result<bool, StoreError> {
-        self.writer
-            .write(move |kv| {
-                let mut b = Batch::default();
-                if kv.get(Tree::Inboxes, inbox.key.as_bytes())?.is_some() {
-                    return Ok((b, false));
-                }
-                b.put_json(Tree::Inboxes, inbox.key.as_bytes(), &inbox);
-                Ok((b, true))
-            })
-            .await
+/// Deletes every token of agent `id` in `b` (the tokens are few: one per agent).
+fn forget_tokens(kv: &dyn Kv, id: AgentId, b: &mut Batch) -> Result<(), StoreError> {
+    for (k, v) in kv.scan_prefix(Tree::AgentTokens, b"", usize::MAX)? {
+        if v == keys::id(id) {
+            b.delete(Tree::AgentTokens, k);
+        }
     }
+    Ok(())
+}
 
-    async fn set_chatflow(
+/// The agent `id` unless unknown or revoked.
+fn live_agent(kv: &dyn Kv, id: AgentId) -> Result<Option<AgentRecord>, StoreError> {
+    Ok(get_json::<AgentRecord>(kv, Tree::Agents, &keys::id(id))?.filter(|a| !a.revoked))
+}
+
+impl KvStore {
+    /// Changes the inbox `key` as `change` says, in one write; None when there is none.
+    async fn change_inbox(
         &self,
         key: String,
-        chatflow: Chatflow,
+        change: impl FnOnce(&mut InboxRecord) + Send + 'static,
     ) -> Result<Option<InboxRecord>, StoreError> {
         self.writer
             .write(move |kv| {
@@ -39,10 +44,54 @@ impl Admin for KvStore {
                 else {
                     return Ok((b, None));
                 };
-                rec.chatflow = chatflow;
+                change(&mut rec);
                 b.put_json(Tree::Inboxes, key.as_bytes(), &rec);
                 Ok((b, Some(rec)))
             })
+            .await
+    }
+}
+
+#[async_trait]
+impl Admin for KvStore {
+    async fn create_inbox(
+        &self,
+        inbox: InboxRecord,
+        member: Option<AgentId>,
+    ) -> Result<bool, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                if kv.get(Tree::Inboxes, inbox.key.as_bytes())?.is_some() {
+                    return Ok((b, false));
+                }
+                b.put_json(Tree::Inboxes, inbox.key.as_bytes(), &inbox);
+                if let Some(mut agent) = member.map(|id| live_agent(kv, id)).transpose()?.flatten()
+                {
+                    if !agent.inboxes.contains(&inbox.key) {
+                        agent.inboxes.push(inbox.key.clone());
+                    }
+                    b.put_json(Tree::Agents, keys::id(agent.id), &agent);
+                }
+                Ok((b, true))
+            })
+            .await
+    }
+
+    async fn update_inbox(
+        &self,
+        key: String,
+        change: InboxChange,
+    ) -> Result<Option<InboxRecord>, StoreError> {
+        self.change_inbox(key, move |rec| change.apply(rec)).await
+    }
+
+    async fn set_chatflow(
+        &self,
+        key: String,
+        chatflow: Chatflow,
+    ) -> Result<Option<InboxRecord>, StoreError> {
+        self.change_inbox(key, move |rec| rec.chatflow = chatflow)
             .await
     }
 
@@ -81,12 +130,45 @@ impl Admin for KvStore {
                 rec.revoked = true;
                 b.put_json(Tree::Agents, keys::id(id), &rec);
                 // Forget the token hash too, so the token can never authenticate again.
-                for (k, v) in kv.scan_prefix(Tree::AgentTokens, b"", usize::MAX)? {
-                    if v == keys::id(id) {
-                        b.delete(Tree::AgentTokens, k);
-                    }
-                }
+                forget_tokens(kv, id, &mut b)?;
                 Ok((b, true))
+            })
+            .await
+    }
+
+    async fn update_agent(
+        &self,
+        id: AgentId,
+        change: AgentChange,
+    ) -> Result<Option<(AgentRecord, AgentRecord)>, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                let Some(before) = live_agent(kv, id)? else {
+                    return Ok((b, None));
+                };
+                let mut after = before.clone();
+                change.apply(&mut after);
+                b.put_json(Tree::Agents, keys::id(id), &after);
+                Ok((b, Some((before, after))))
+            })
+            .await
+    }
+
+    async fn replace_token(
+        &self,
+        id: AgentId,
+        token_hash: Vec<u8>,
+    ) -> Result<Option<AgentRecord>, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                let Some(agent) = live_agent(kv, id)? else {
+                    return Ok((b, None));
+                };
+                forget_tokens(kv, id, &mut b)?;
+                b.put(Tree::AgentTokens, token_hash, keys::id(id));
+                Ok((b, Some(agent)))
             })
             .await
     }

@@ -154,6 +154,11 @@ pub const EXAMPLES: &[Example] = &[
         r#"{"type":"welcome","protocol":1,"visitor_token":"Gx9mQ2v7TqXo0b1yH3kL8wZ5pR4sN6uV","visitor_id":"5f0c8e2a-1b3d-4c6e-9a7f-2d4b6e8f0a1c","conversation_id":null,"messages":[],"has_more":false,"email":null,"away":{"active":true,"message":"We're away right now."}}"#,
     ),
     ex(
+        "visitor_server-welcome-widget",
+        Side::VisitorServer,
+        r##"{"type":"welcome","protocol":1,"visitor_token":"Gx9mQ2v7TqXo0b1yH3kL8wZ5pR4sN6uV","visitor_id":"5f0c8e2a-1b3d-4c6e-9a7f-2d4b6e8f0a1c","conversation_id":null,"messages":[],"has_more":false,"email":null,"away":{"active":false,"message":null},"widget":{"title":"Talk to Sales","color":"#0a5cff","greeting":null}}"##,
+    ),
+    ex(
         "visitor_server-ack",
         Side::VisitorServer,
         concat!(
@@ -402,6 +407,62 @@ pub const EXAMPLES: &[Example] = &[
         "visitor_server-seen",
         Side::VisitorServer,
         r#"{"type":"seen","seq":12}"#,
+    ),
+    // ---- [ext] team administration (admins only)
+    ex(
+        "agent_client-get_team",
+        Side::AgentClient,
+        r#"{"type":"get_team"}"#,
+    ),
+    ex(
+        "agent_client-create_agent",
+        Side::AgentClient,
+        r#"{"type":"create_agent","name":"Ann","display_name":"Ann from Support","role":"agent","inboxes":["default"]}"#,
+    ),
+    ex(
+        "agent_client-reissue_invite",
+        Side::AgentClient,
+        r#"{"type":"reissue_invite","agent_id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e"}"#,
+    ),
+    ex(
+        "agent_client-update_agent",
+        Side::AgentClient,
+        r#"{"type":"update_agent","agent_id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann Smith","display_name":null,"role":"admin","inboxes":["default","sales"]}"#,
+    ),
+    ex(
+        "agent_client-update_agent-rename",
+        Side::AgentClient,
+        r#"{"type":"update_agent","agent_id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","display_name":"Ann"}"#,
+    ),
+    ex(
+        "agent_client-revoke_agent",
+        Side::AgentClient,
+        r#"{"type":"revoke_agent","agent_id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e"}"#,
+    ),
+    ex(
+        "agent_client-create_inbox",
+        Side::AgentClient,
+        r#"{"type":"create_inbox","key":"sales","name":"Sales","origins":["https://shop.example.com"]}"#,
+    ),
+    ex(
+        "agent_client-update_inbox",
+        Side::AgentClient,
+        r##"{"type":"update_inbox","inbox":"sales","name":"Sales EU","origins":["https://shop.example.com","https://shop.example.de"],"widget":{"title":"Talk to Sales","color":"#0a5cff","greeting":null}}"##,
+    ),
+    ex(
+        "agent_server-team",
+        Side::AgentServer,
+        r##"{"type":"team","agents":[{"id":"c4d5e6f7-0819-4a2b-9c3d-4e5f60718293","name":"Grace","display_name":null,"role":"admin","inboxes":["default","sales"],"revoked":false,"created_at":1764082600000},{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann","display_name":"Ann from Support","role":"agent","inboxes":["default"],"revoked":false,"created_at":1764082650000}],"inboxes":[{"key":"default","name":"Support","origins":[],"widget":{"title":null,"color":null,"greeting":null},"created_at":1764082600000},{"key":"sales","name":"Sales","origins":["https://shop.example.com"],"widget":{"title":"Talk to Sales","color":"#0a5cff","greeting":"Hi! Questions about a plan?"},"created_at":1764082700000}]}"##,
+    ),
+    ex(
+        "agent_server-agent_created",
+        Side::AgentServer,
+        r#"{"type":"agent_created","agent":{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann","display_name":null,"role":"agent","inboxes":["default"],"revoked":false,"created_at":1764082650000},"invite":"/inbox#invite=fda_Q2hhdEludml0ZVRva2VuRXhhbXBsZU9ubHkxMjM0NTY"}"#,
+    ),
+    ex(
+        "agent_server-ready-display_name",
+        Side::AgentServer,
+        r#"{"type":"ready","agent":{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann","role":"agent","display_name":"Ann from Support"},"inboxes":["default"],"conversations":[],"next":null}"#,
     ),
 ];
 
