@@ -54,6 +54,10 @@ test('an admin switches email capture to first_message and the next visitor is p
   assert.ok(Date.now() - started < 5000, 'prompted at once');
   await vctx.close();
 
+  // Empty texts say which built-in text the visitor gets instead (the server's own).
+  assert.match(await admin.getByTestId('cf-away-message').getAttribute('placeholder'), /as soon as we can/);
+  assert.match(await admin.getByTestId('cf-message').getAttribute('placeholder'), /if you.re gone when we reply/);
+
   // A bad value is refused at its field, in words an admin understands, and nothing is sent.
   await admin.getByTestId('cf-when').selectOption('no_reply');
   await admin.getByTestId('cf-delay').fill('0');
