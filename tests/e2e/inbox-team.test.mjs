@@ -51,7 +51,7 @@ test('an admin adds an agent, whose invite link signs them in; display name, acc
   await screenshot(page, 'team-invite');
   await page.getByTestId('invite-close').click();
   await hidden(page.getByTestId('invite-dialog'));
-  assert.equal(await page.getByTestId('invite-link').inputValue(), '', 'the link leaves the page once closed');
+  await eventually(async () => (await page.getByTestId('invite-link').inputValue()) === '', 'the link to leave the page once closed');
   await visible(row(page, name));
   await expectText(row(page, name).getByTestId('team-agent-sub'), `Visitors see \u201c${name}\u201d`);
 
@@ -234,6 +234,16 @@ test('an admin creates an inbox and edits its origins and widget; it takes effec
   // The new inbox is the admin's (its creator's) in the chatflow choice too.
   await eventually(async () => (await page.getByTestId('cf-inbox').locator('option').allTextContents()).includes(key), 'the new inbox in the chatflow choice');
   await screenshot(page, 'team-inboxes');
+  // On a phone the sections fit the screen, dialogs too.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth
+    && document.getElementById('settings-view').scrollWidth <= window.innerWidth);
+  assert.ok(await fits(), 'no horizontal scrolling in the settings');
+  await item.getByTestId('team-inbox-edit').click();
+  await visible(page.getByTestId('inbox-dialog'));
+  assert.ok(await page.getByTestId('inbox-dialog').evaluate((d) => d.getBoundingClientRect().right <= window.innerWidth));
+  await screenshot(page, 'team-inbox-dialog-390');
+  await page.keyboard.press('Escape');
   assert.deepEqual(admin.problems, []);
   await vctx.close();
   await admin.context.close();
