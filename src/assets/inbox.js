@@ -854,6 +854,8 @@
     renderList();
     renderThreadHead();
     renderTyping();
+    // The log is live for new messages, not for the history filled in now.
+    $('thread-log').setAttribute('aria-busy', 'true');
     requestOpen(null);
     $('reply-input').focus();
   }
@@ -1083,6 +1085,7 @@
     S.paging = false;
     var fromBottom = log.scrollHeight - log.scrollTop;
     (f.messages || []).forEach(addMsg);
+    log.setAttribute('aria-busy', 'false');
     if (paging) log.scrollTop = log.scrollHeight - fromBottom; else toBottom();
     // has_more describes the page before the oldest message we hold.
     if (paging || S.thread.size <= (f.messages || []).length) S.hasMore = !!f.has_more;
