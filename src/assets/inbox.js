@@ -445,7 +445,8 @@
     $('signin-submit').disabled = false;
     S.signinError = errorKey || null;
     renderSigninError();
-    $('signin-token').focus();
+    // Not while the agent is choosing a language there.
+    if (!(document.activeElement && document.activeElement.classList.contains('lang-select'))) $('signin-token').focus();
   }
   function renderSigninError() {
     var e = $('signin-error');
@@ -462,9 +463,12 @@
    * with it. The token is never kept: not in storage, not in the URL. A server that has
    * no sessions (404) gets the token in `auth` instead, for this page only. */
   function startSession(token, invite) {
+    clearTimeout(S.retry);
+    S.posting = true;
     $('signin-submit').disabled = true;
     S.signinError = null; renderSigninError();
     var done = function (errorKey) {
+      S.posting = false;
       $('signin-token').value = '';
       if (errorKey) showSignin(errorKey);
     };
@@ -542,6 +546,16 @@
         // The agent's access changed (role, inboxes): a fresh `ready` right away.
         S.attempt = 0;
         connect();
+        return;
+      }
+      if (S.phase === 'probe' && !opened) {
+        // The server is down: the form says so, and the cookie is tried again now and
+        // then, so the page signs itself in once the server is back.
+        showSignin('signin.unreachable');
+        var wait = Math.min(30000, 1000 * Math.pow(2, S.attempt++));
+        S.retry = setTimeout(function () {
+          if (S.phase === 'signin' && !S.posting) { S.phase = 'probe'; connect(); }
+        }, wait);
         return;
       }
       if (S.phase !== 'app') {
