@@ -610,6 +610,11 @@
     $('me-role').textContent = t(S.agent.role === 'admin' ? 'role.admin' : 'role.agent');
     paintAvatar($('me-avatar'), S.agent.name || 'Agent', S.agent.id);
     document.querySelectorAll('.admin-only').forEach(function (el) { el.hidden = S.agent.role !== 'admin'; });
+    if (!isAdmin()) {
+      // No longer an admin (a 4010 after a change of role): nothing of the team stays.
+      S.team = null;
+      ['agent-dialog', 'inbox-dialog', 'confirm-dialog', 'invite-dialog'].forEach(function (id) { if ($(id).open) $(id).close(); });
+    }
     // Kept, not cleared: rows stay put until the list's answer replaces them.
     (f.conversations || []).forEach(function (c) { S.convs.set(c.id, c); });
     requestList(false);
@@ -883,6 +888,7 @@
   }
   function requestOpen(before) {
     if (before !== null) S.paging = true;
+    else S.opening = S.openId;
     send({ type: 'open', conversation_id: S.openId, before: before, limit: 50 });
   }
   $('load-earlier').addEventListener('click', function () {
@@ -1091,6 +1097,7 @@
   function onConversation(f) {
     var c = f.conversation;
     if (!c) return;
+    if (S.opening === c.id) S.opening = null;
     S.convs.set(c.id, c);
     place(c);
     if (c.id !== S.openId) { renderList(); return; }
@@ -1327,6 +1334,14 @@
       return;
     }
     if (onListError(f)) return;
+    // The open conversation is not this agent's any more (their inboxes changed).
+    if (f.code === 'not_found' && S.opening && S.opening === S.openId) {
+      S.opening = null;
+      S.view.delete(S.openId); S.convs.delete(S.openId);
+      closeThread();
+      toast(errorText(f), true);
+      return;
+    }
     if ($('assign-dialog').open && S.dialogBusy) {
       S.dialogBusy = false;
       setDialogBusy(false);

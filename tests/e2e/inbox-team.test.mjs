@@ -106,6 +106,9 @@ test('an admin adds an agent, whose invite link signs them in; display name, acc
     'the conversation to leave Ann\'s list');
   await eventually(() => online(ann), 'Ann reconnected');
   await expectText(ann.getByTestId('agent-name'), renamed);
+  // The conversation she had open is closed too: it is not hers to see any more.
+  await visible(ann.getByTestId('thread-none'));
+  assert.equal(await ann.getByTestId('reply-input').isVisible(), false);
 
   // Revoke, with a confirmation: Ann's open inbox closes at once and says why.
   await row(page, renamed).getByTestId('team-agent-revoke').click();
