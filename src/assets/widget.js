@@ -1,9 +1,12 @@
 /* frontdesk chat widget: <script src="https://HOST/widget.js" data-inbox="default" async></script>
- * (optional data-title, data-color="#hex"). No build step. It lives in an open shadow root,
- * and network text is inserted with textContent only. Wire contract: protocol.md v1.
- * Beside the chat: the agent's typing, "Seen" up to the agents' read cursor, and while the
- * panel is closed or the page hidden, an unread badge, a preview bubble and a title flash.
- * Unread is counted from the visitor's seen cursor, which the server keeps. */
+ * (optional data-title, data-color="#hex", data-lang="en"|"de"). No build step. It lives in
+ * an open shadow root styled by widget.css from the chat origin (no inline style, so a
+ * strict CSP works), and network text is inserted with textContent only. Wire contract:
+ * protocol.md v1. Beside the chat: the agent's typing, "Seen" up to the agents' read
+ * cursor, and while the panel is closed or the page hidden, an unread badge, a preview
+ * bubble and a title flash. Unread is counted from the visitor's seen cursor, which the
+ * server keeps. What was typed and not acked yet is kept in the host page's localStorage,
+ * so it is sent (once: the same client_msg_id) after a reload or on the next page. */
 (() => {
   'use strict';
   if (window.FrontdeskWidget) return;
@@ -14,28 +17,72 @@
 
   var data = script.dataset;
   var inbox = data.inbox || 'default';
-  var wsUrl = new URL(script.src, location.href).origin.replace(/^http/, 'ws') +
-    '/ws/visitor?inbox=' + encodeURIComponent(inbox);
+  var origin = new URL(script.src, location.href).origin;
+  var wsUrl = origin.replace(/^http/, 'ws') + '/ws/visitor?inbox=' + encodeURIComponent(inbox);
+  // Versioned: a new widget.js never styles itself with a cached old sheet (the server
+  // ignores the query; tests/it checks the version is the sheet's hash).
+  var CSS = origin + '/widget.css?v=5c048792';
   var COOKIE = 'fd_visitor_token';
   var openKey = 'fd_open:' + inbox, promptKey = 'fd_prompt:' + inbox, peekKey = 'fd_peek:' + inbox;
-  var seenKey = 'fd_seen:' + inbox;
+  var seenKey = 'fd_seen:' + inbox, queueKey = 'fd_outbox:' + inbox, setKey = 'fd_widget:' + inbox;
+  var PHONE = '(max-width:480px)', HEX = /^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i, DAY = 864e5;
+
+  // -- words: every text the widget shows itself. The inbox's own texts (prompt, away,
+  // greeting) are shown as the admin typed them.
+  var WORDS = {
+    en: {
+      open: 'Open chat', close: 'Close chat', unread: ', {} unread', dismiss: 'Dismiss', chat: 'Chat',
+      title: 'Chat with us', hello: 'Hi there 👋 Ask us anything.', support: 'Support',
+      connecting: 'Connecting…', reconnecting: 'Reconnecting…', offline: 'Offline, reconnecting…',
+      online: 'Online', away: 'Away right now', off: 'Chat is not available on this site',
+      more: 'Load earlier messages', message: 'Message', placeholder: 'Write a message…', send: 'Send',
+      typing: '{} is typing…', typings: '{} are typing…', and: ' and ',
+      waiting: 'Waiting for connection…', sending: 'Sending…', sent: 'Sent', seen: 'Seen', retry: 'Retry',
+      notSent: 'Not sent', refused: 'Not sent: chat is not available on this site', newFrom: 'New message from {}',
+      today: 'Today', yesterday: 'Yesterday', link: '{} (opens in a new tab)',
+      emailAsk: 'Your email, so we can reply?', emailLabel: 'Your email', emailPh: 'you@example.com',
+      emailEmpty: 'Please enter your email address.', noConn: 'Not connected, try again in a moment.',
+      thanks: 'Thanks — we’ll reply to {}',
+      rate_limited: 'Too many messages at once, wait a moment', message_too_long: 'This message is too long',
+      empty_message: 'This message is empty', invalid_email: 'That email address does not look right.',
+      internal: 'Something went wrong on our side, try again'
+    },
+    de: {
+      open: 'Chat öffnen', close: 'Chat schließen', unread: ', {} ungelesen', dismiss: 'Ausblenden', chat: 'Chat',
+      title: 'Schreiben Sie uns', hello: 'Hallo 👋 Fragen Sie uns gern.', support: 'Support',
+      connecting: 'Verbinden…', reconnecting: 'Neu verbinden…', offline: 'Offline, neuer Versuch läuft…',
+      online: 'Online', away: 'Gerade nicht erreichbar', off: 'Der Chat ist auf dieser Website nicht verfügbar',
+      more: 'Frühere Nachrichten laden', message: 'Nachricht', placeholder: 'Nachricht schreiben…', send: 'Senden',
+      typing: '{} schreibt…', typings: '{} schreiben…', and: ' und ',
+      waiting: 'Warte auf Verbindung…', sending: 'Wird gesendet…', sent: 'Gesendet', seen: 'Gelesen',
+      retry: 'Erneut senden', notSent: 'Nicht gesendet',
+      refused: 'Nicht gesendet: Der Chat ist auf dieser Website nicht verfügbar', newFrom: 'Neue Nachricht von {}',
+      today: 'Heute', yesterday: 'Gestern', link: '{} (öffnet in einem neuen Tab)',
+      emailAsk: 'Ihre E-Mail-Adresse, damit wir antworten können?', emailLabel: 'Ihre E-Mail-Adresse',
+      emailPh: 'sie@beispiel.de', emailEmpty: 'Bitte geben Sie Ihre E-Mail-Adresse ein.',
+      noConn: 'Keine Verbindung, bitte gleich noch einmal versuchen.', thanks: 'Danke – wir antworten an {}',
+      rate_limited: 'Zu viele Nachrichten auf einmal, bitte kurz warten', message_too_long: 'Diese Nachricht ist zu lang',
+      empty_message: 'Diese Nachricht ist leer', invalid_email: 'Diese E-Mail-Adresse scheint nicht zu stimmen.',
+      internal: 'Bei uns ist etwas schiefgegangen, bitte erneut versuchen'
+    }
+  };
+  function pickLang(l) { l = String(l || '').toLowerCase(); return /^de(-|$)/.test(l) ? 'de' : /^en(-|$)/.test(l) ? 'en' : null; }
+  var lang = pickLang(data.lang) || pickLang(navigator.language) || 'en';
+  // Dates in the widget's language, in the browser's region when it speaks that language.
+  var loc = pickLang(navigator.language) === lang ? navigator.language : lang;
+  function t(k, arg) { var w = WORDS[lang][k]; return w === undefined ? k : w.replace('{}', arg); }
 
   var ws = null, welcomed = false, attempt = 0, retryTimer = null, stopped = false;
   var conversationId = null, email = null, historyBusy = false;
   var byId = {};   // message id -> its element in the log
-  var outbox = []; // {id, text, el}: typed, not acked yet, in typing order
-  var promptEl = null, isOpen = false, WAITING = 'Waiting for connection…';
+  var outbox = []; // {id, text, at, el, failed}: typed, not acked yet, in typing order
+  var promptEl = null, isOpen = false;
   // Cursors: agents read up to readSeq (our messages up to it are Seen); the visitor has
   // seen up to seenSeq, and the server was told up to told (it sent it back in welcome).
   var readSeq = 0, seenSeq = 0, told = 0;
   var typers = {};            // agent name ('' if none) -> the timer that ends their typing
   var myTyping = 0, idle = null; // when we last sent typing active (0: not typing)
   var flashTimer = null, baseTitle = '', flashText = '';
-  var ERRORS = {
-    rate_limited: 'Too many messages at once, wait a moment',
-    message_too_long: 'This message is too long',
-    invalid_email: 'That email address does not look right.'
-  };
 
   // -- helpers
   function h(tag, attrs, kids) {
@@ -88,123 +135,79 @@
   }
 
   // -- the UI
+  // The host element is styled only by widget.css (:host, !important); the brand colour
+  // goes in as a custom property through the CSSOM, which no CSP restricts.
   var host = h('div', { id: 'frontdesk-widget', t: 'host' });
-  host.setAttribute('style', 'all:initial!important;position:fixed!important;right:0!important;bottom:0!important;' +
-    'width:0!important;height:0!important;z-index:2147483000!important;display:block!important');
   var root = host.attachShadow({ mode: 'open' });
-  var accent = /^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i.test(data.color || '') ? data.color : '#4f46e5';
-  // Text on the brand colour: white where it reads (4.5:1, WCAG AA), else dark.
-  var rgb = (accent.length < 6 ? accent.replace(/\w/g, '$&$&') : accent).slice(1, 7);
-  var lum = [0, 2, 4].map(i => parseInt(rgb.substr(i, 2), 16) / 255)
-    .map(c => c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4));
-  var onAccent = 1.05 / (0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2] + 0.05) >= 4.5 ? '#fff' : '#1f2330';
-  var style = h('style');
-  style.textContent = `:host{all:initial}
-*{box-sizing:border-box;margin:0;padding:0}
-[hidden]{display:none!important}
-.fd{--a:${accent};--on:${onAccent};font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2330}
-button,input,textarea{font:inherit;color:inherit}
-button{cursor:pointer;border:0}
-button:disabled{opacity:.5;cursor:default}
-svg{width:26px;height:26px;fill:currentColor}
-.x svg{width:20px;height:20px}
-.send svg{width:18px;height:18px}
-button:focus-visible{outline:3px solid #1f2330;outline-offset:2px}
-.head button:focus-visible{outline-color:var(--on)}
-.launch{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;background:var(--a);color:var(--on);display:grid;place-items:center;box-shadow:0 6px 20px rgba(20,20,50,.28)}
-.badge{position:absolute;top:-2px;right:-2px;min-width:20px;height:20px;padding:0 6px;border-radius:10px;background:#e11d48;color:#fff;font-size:12px;font-weight:700;line-height:16px;text-align:center;border:2px solid #fff}
-.panel{position:fixed;right:20px;bottom:92px;width:370px;height:min(580px,calc(100vh - 120px));background:#fff;border-radius:16px;box-shadow:0 12px 48px rgba(20,20,50,.25);display:flex;flex-direction:column;overflow:hidden;transform-origin:bottom right;animation:pop .16s ease-out}
-@keyframes pop{from{opacity:0;transform:scale(.96) translateY(8px)}}
-.head{background:var(--a);color:var(--on);padding:16px 18px;display:flex;align-items:center;gap:12px}
-.head div{flex:1;min-width:0}
-.head b{display:block;font-size:16px;font-weight:650}
-.head small{display:flex;align-items:center;gap:6px;font-size:12.5px;opacity:.92}
-.head small::before{content:"";width:8px;height:8px;border-radius:50%;background:#4ade80}
-.head small:not([data-state=online])::before{background:#fbbf24}
-.x{background:none;color:var(--on);width:32px;height:32px;border-radius:8px;display:grid;place-items:center}
-.x:hover{background:rgba(255,255,255,.16)}
-.away{background:#fff7ed;color:#9a3412;border-bottom:1px solid #fed7aa;padding:9px 16px;font-size:13px;white-space:pre-wrap}
-.log{flex:1;overflow-y:auto;padding:14px 14px 6px;background:#f7f7fb;display:flex;flex-direction:column;gap:8px}
-.more{align-self:center;border:1px solid #d9d9e6;background:#fff;border-radius:14px;padding:3px 12px;font-size:12.5px;color:#4b5063}
-.hello{align-self:center;text-align:center;color:#6b7080;font-size:13px;padding:18px 8px}
-.m{max-width:82%;display:flex;flex-direction:column}
-.b{padding:8px 12px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere}
-.meta{font-size:11px;color:#5f6475;margin:2px 6px 0}
-.visitor{align-self:flex-end;align-items:flex-end}
-.visitor .b{background:var(--a);color:var(--on);border-bottom-right-radius:4px}
-[data-status=pending] .b{opacity:.65}
-[data-status=failed] .b{background:#fee2e2;color:#991b1b}
-[data-status=failed] .meta{color:#b91c1c}
-.retry{background:none;text-decoration:underline;font-weight:600;font-size:inherit}
-.agent{align-self:flex-start}
-.agent .b{background:#fff;border:1px solid #e7e7ef;border-bottom-left-radius:4px}
-.who{font-size:11.5px;color:#6b7080;margin:0 6px 2px;font-weight:600}
-.system{align-self:center;max-width:92%;text-align:center}
-.system .b{background:#eef0f6;color:#414658;font-size:13px}
-.card{background:#fff;border:1px solid #e3e4ee;border-radius:12px;padding:12px;display:flex;flex-direction:column;gap:8px}
-.card p{font-size:13.5px;white-space:pre-wrap;overflow-wrap:anywhere}
-.card form{display:flex;gap:6px}
-.card input{flex:1;min-width:0;border:1px solid #cfd2de;border-radius:8px;padding:7px 10px;background:#fff}
-input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border-color:transparent}
-.card button{border-radius:8px;background:var(--a);color:var(--on);padding:0 14px;font-weight:600}
-.err{color:#b91c1c;font-size:12.5px}
-.ok{color:#166534;background:#f0fdf4;border-color:#bbf7d0}
-.foot{display:flex;align-items:flex-end;gap:8px;padding:10px 12px;border-top:1px solid #ececf3}
-.foot textarea{flex:1;resize:none;border:1px solid #d9dbe6;border-radius:12px;padding:8px 12px;max-height:110px;min-height:38px;background:#fff}
-.send{width:38px;height:38px;border-radius:50%;background:var(--a);color:var(--on);display:grid;place-items:center;flex:none}
-.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
-.dots{display:flex;gap:4px;padding:12px 14px}
-.dots i{width:7px;height:7px;border-radius:50%;background:#8a8fa0;animation:dot 1.2s infinite ease-in-out}
-.dots i:nth-child(2){animation-delay:.15s}.dots i:nth-child(3){animation-delay:.3s}
-@keyframes dot{30%{opacity:1;transform:translateY(-3px)}0%,60%,100%{opacity:.35}}
-.peek{position:fixed;right:20px;bottom:90px;width:min(300px,calc(100vw - 40px));display:flex;align-items:flex-start;background:#fff;border-radius:14px;box-shadow:0 8px 28px rgba(20,20,50,.24);animation:pop .16s ease-out}
-.peek .open{flex:1;min-width:0;text-align:left;background:none;padding:11px 4px 12px 14px;display:flex;flex-direction:column;gap:2px;border-radius:14px}
-.peek b{font-size:12.5px;color:#4b5063}
-.peek span{overflow-wrap:anywhere}
-.peek .x{color:#4b5063;margin:4px}
-.peek .x svg{width:16px;height:16px}
-@media (prefers-reduced-motion:reduce){*{animation:none!important}}
-@media (forced-colors:active){.launch,.panel,.peek{outline:1px solid CanvasText}}
-@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100%;border-radius:0}.panel:not([hidden])+.launch{display:none}}`;
 
   var ICON_CHAT = 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 2-2zm3 6v2h2V9zm4 0v2h2V9zm4 0v2h2V9z';
   var ICON_X = 'M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12l5.6 5.6-1.4 1.4-5.6-5.6L6.4 19 5 17.6 10.6 12 5 6.4z';
   var iconChat = svg(ICON_CHAT), iconX = svg(ICON_X);
   var badge = h('span', { class: 'badge', t: 'badge', hidden: '' });
-  var launcher = h('button', { class: 'launch', 'aria-label': 'Open chat', 'aria-expanded': 'false', t: 'launcher',
+  var launcher = h('button', { class: 'launch', 'aria-label': t('open'), 'aria-expanded': 'false', t: 'launcher',
     on: { click: () => setOpen(!isOpen) } }, [iconChat, badge]);
   // The preview of a reply that came while the panel was closed: opens the chat, or goes.
   var peekWho = h('b'), peekText = h('span', { t: 'preview-text' });
   var peek = h('div', { class: 'peek', t: 'preview', hidden: '',
     on: { keydown: e => { if (e.key === 'Escape') dismissPeek(); } } }, [
     h('button', { class: 'open', t: 'preview-open', on: { click: () => setOpen(true) } }, [peekWho, peekText]),
-    h('button', { class: 'x', 'aria-label': 'Dismiss', t: 'preview-dismiss', on: { click: dismissPeek } }, [svg(ICON_X)])
+    h('button', { class: 'x', 'aria-label': t('dismiss'), t: 'preview-dismiss', on: { click: dismissPeek } }, [svg(ICON_X)])
   ]);
   var sr = h('div', { class: 'sr', role: 'status', t: 'announce' }); // what a screen reader is told
   var typingWho = h('div', { class: 'who' });
   var typingRow = h('div', { class: 'm agent', t: 'typing', 'aria-hidden': 'true', hidden: '' },
     [typingWho, h('div', { class: 'b dots' }, [h('i'), h('i'), h('i')])]);
-  var status = h('small', { t: 'status', 'aria-live': 'polite', 'data-state': 'connecting', text: 'Connecting…' });
+  var status = h('small', { t: 'status', role: 'status', 'data-state': 'connecting', text: t('connecting') });
+  var titleEl = h('b', { t: 'title' });
   var away = h('div', { class: 'away', t: 'away', hidden: '' });
-  var more = h('button', { class: 'more', t: 'load-earlier', hidden: '', text: 'Load earlier messages',
-    on: { click: loadEarlier } });
-  var hello = h('div', { class: 'hello', t: 'empty', text: 'Hi there 👋 Ask us anything, we usually reply in a few minutes.' });
+  var more = h('button', { class: 'more', t: 'load-earlier', hidden: '', text: t('more'), on: { click: loadEarlier } });
+  var hello = h('div', { class: 'hello', t: 'empty' });
   var log = h('div', { class: 'log', t: 'messages', role: 'log', 'aria-live': 'polite' }, [more, hello, typingRow]);
-  var input = h('textarea', { rows: '1', placeholder: 'Write a message…', 'aria-label': 'Message', t: 'input', maxlength: '4000' });
-  var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': 'Send', t: 'send', disabled: '' },
+  var input = h('textarea', { rows: '1', placeholder: t('placeholder'), 'aria-label': t('message'), t: 'input', maxlength: '4000' });
+  var sendBtn = h('button', { class: 'send', type: 'submit', 'aria-label': t('send'), t: 'send', disabled: '' },
     [svg('M3.4 20.4 21 12 3.4 3.6 3.4 10l12.6 2-12.6 2z')]);
-  var panel = h('div', { class: 'panel', role: 'dialog', 'aria-label': 'Chat', t: 'panel', hidden: '',
+  var panel = h('div', { class: 'panel', role: 'dialog', 'aria-label': t('chat'), t: 'panel', hidden: '',
     on: { keydown: onPanelKey } }, [
     h('div', { class: 'head' }, [
-      h('div', null, [h('b', { text: data.title || 'Chat with us' }), status]),
-      h('button', { class: 'x', 'aria-label': 'Close chat', t: 'close',
+      h('div', null, [titleEl, status]),
+      h('button', { class: 'x', 'aria-label': t('close'), t: 'close',
         on: { click: () => setOpen(false) } }, [svg(ICON_X)])
     ]),
     away, log,
     h('form', { class: 'foot', on: { submit: e => { e.preventDefault(); submitText(); } } }, [input, sendBtn])
   ]);
-  root.appendChild(style);
-  root.appendChild(h('div', { class: 'fd' }, [panel, launcher, peek, sr]));
+  // Shown once its stylesheet is in: never as bare controls in the page's flow.
+  var fd = h('div', { class: 'fd', lang: lang, hidden: '' }, [panel, launcher, peek, sr]);
+  root.appendChild(h('link', { rel: 'stylesheet', href: CSS, on: {
+    load: () => { fd.hidden = false; },
+    error: () => console.warn('frontdesk: the chat widget could not load its stylesheet ' + CSS +
+      '; if this page has a Content-Security-Policy, its style-src must allow ' + origin + '.')
+  } }));
+  root.appendChild(fd);
+
+  // The inbox's settings from the server (its title, colour and greeting) win over the
+  // page's data-* attributes, which win over the defaults. The last ones seen are kept,
+  // so the next page shows them from the start.
+  var settings = {};
+  try { settings = JSON.parse(store('local', setKey) || '{}') || {}; } catch (e) { /* ignore */ }
+  function setting(k) { var v = settings[k]; return typeof v === 'string' && v ? v : null; }
+  function applySettings() {
+    titleEl.textContent = setting('title') || data.title || t('title');
+    hello.textContent = setting('greeting') || t('hello');
+    var accent = [setting('color'), data.color].filter(c => HEX.test(c || ''))[0] || '#4f46e5';
+    fd.style.setProperty('--a', accent);
+    fd.style.setProperty('--on', onColour(accent));
+  }
+  // Text on the brand colour: white or dark, whichever contrasts more (WCAG relative
+  // luminance), so a yellow brand gets dark text.
+  function onColour(c) {
+    var rgb = (c.length < 6 ? c.replace(/\w/g, '$&$&') : c).slice(1, 7);
+    var l = [0, 2, 4].map(i => parseInt(rgb.substr(i, 2), 16) / 255)
+      .map(v => v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
+    var lum = 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2];
+    return 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.0668 ? '#fff' : '#1f2330'; // 0.0668: #1f2330's + .05
+  }
+  applySettings();
 
   input.addEventListener('input', () => {
     sendBtn.disabled = !input.value.trim();
@@ -221,6 +224,7 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     if (!open) typing(false);
     isOpen = open;
     panel.hidden = !open;
+    panel.setAttribute('aria-modal', matchMedia(PHONE).matches); // full-screen there: the page is out of reach
     launcher.setAttribute('aria-expanded', open);
     launcher.replaceChild(open ? iconX : iconChat, launcher.firstChild);
     store('session', openKey, open ? '1' : null);
@@ -233,8 +237,8 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
   // Esc closes; on a phone the panel covers the page, so Tab stays inside it.
   function onPanelKey(e) {
     if (e.key === 'Escape') return setOpen(false);
-    if (e.key !== 'Tab' || !matchMedia('(max-width:480px)').matches) return;
-    var all = [].filter.call(panel.querySelectorAll('button,input,textarea'), el => !el.disabled && el.offsetParent);
+    if (e.key !== 'Tab' || !matchMedia(PHONE).matches) return;
+    var all = [].filter.call(panel.querySelectorAll('button,input,textarea,a[href]'), el => !el.disabled && el.offsetParent);
     var edge = all[e.shiftKey ? 0 : all.length - 1];
     if (root.activeElement === edge) { e.preventDefault(); all[e.shiftKey ? all.length - 1 : 0].focus(); }
   }
@@ -245,7 +249,8 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
 
   // -- messages
   // Every entry in the log has a sort key: seq for stored messages, seq + .5 for the
-  // prompt card, Infinity for messages not acked yet (they stay last, in order).
+  // prompt card, Infinity for messages not acked yet (they stay last, in order). A day
+  // separator goes before the first entry of each day.
   function place(el, key) {
     el._key = key;
     el.remove();
@@ -253,29 +258,66 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     log.insertBefore(el, next || null);
     log.appendChild(typingRow); // always last
     hello.hidden = true;
+    days();
+  }
+  function days() {
+    var last = '';
+    [].slice.call(log.children).forEach(el => {
+      if (el.className === 'day') return el.remove();
+      if (!el._at) return;
+      var d = new Date(el._at).toDateString();
+      if (d !== last) log.insertBefore(h('div', { class: 'day', t: 'day', text: dayName(el._at) }), el);
+      last = d;
+    });
+  }
+  function dayName(at) {
+    var d = new Date(at), now = new Date(), y = new Date(now - DAY);
+    if (d.toDateString() === now.toDateString()) return t('today');
+    if (d.toDateString() === y.toDateString()) return t('yesterday');
+    return d.toLocaleDateString(loc, { weekday: 'long', day: 'numeric', month: 'long',
+      year: d.getFullYear() === now.getFullYear() ? undefined : 'numeric' });
   }
   function seqs() { return Object.keys(byId).map((id) => byId[id]._key); }
   function maxSeq() { return Math.max.apply(null, [0].concat(seqs())); }
-  function bubble(kind, text, name) {
+  function bubble(kind, text, name, at) {
     var el = h('div', { class: 'm ' + kind, t: 'message', 'data-author': kind });
-    if (kind === 'agent') el.appendChild(h('div', { class: 'who', text: name || 'Support' }));
-    el._name = name;
-    el.appendChild(h('div', { class: 'b', t: 'message-text', text: text }));
+    if (kind === 'agent') el.appendChild(h('div', { class: 'who', text: name || t('support') }));
+    el._name = name; el._at = at;
+    el.appendChild(linked(h('div', { class: 'b', t: 'message-text' }), text));
     el.appendChild(h('div', { class: 'meta' }));
+    return el;
+  }
+  // The text, with each http(s) URL in it a link that opens in a new tab without the
+  // page's window or referrer. Built from text nodes: nothing is parsed as HTML.
+  function linked(el, text) {
+    var re = /\bhttps?:\/\/[^\s<>"]+/gi, at = 0, m;
+    while ((m = re.exec(text))) {
+      var url = m[0].replace(/[.,;:!?'*]+$/, ''); // a sentence's punctuation is not the link's
+      if (/\)$/.test(url) && url.split('(').length < url.split(')').length) url = url.slice(0, -1);
+      var href = null;
+      try { href = new URL(url); } catch (e) { /* not a URL after all */ }
+      if (!href || !/^https?:$/.test(href.protocol)) continue;
+      el.appendChild(document.createTextNode(text.slice(at, m.index)));
+      el.appendChild(h('a', { href: href.href, target: '_blank', rel: 'noopener noreferrer', text: url }));
+      at = m.index + url.length;
+      re.lastIndex = at;
+    }
+    el.appendChild(document.createTextNode(text.slice(at)));
     return el;
   }
   function markSent(el, m) {
     el.dataset.id = m.id; el.dataset.seq = m.seq; el.dataset.status = 'sent';
     var at = new Date(m.at), day = at.toDateString() === new Date().toDateString() ? '' :
-      at.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ', '; // not today: the date too
-    el._time = day + at.toLocaleTimeString([], { hour: 'numeric', minute: '2-digit' });
+      at.toLocaleDateString(loc, { month: 'short', day: 'numeric' }) + ', '; // not today: the date too
+    el._at = m.at;
+    el._time = day + at.toLocaleTimeString(loc, { hour: 'numeric', minute: '2-digit' });
     stamp(el);
   }
   // Each of the visitor's messages says Seen once an agent has read up to it, else Sent.
   function stamp(el) {
     var mine = el.dataset.author === 'visitor', seen = mine && el._key <= readSeq;
     if (seen) el.dataset.seen = '';
-    meta(el, el._time + (mine ? (seen ? ' · Seen' : ' · Sent') : ''));
+    meta(el, el._time + (mine ? ' · ' + t(seen ? 'seen' : 'sent') : ''));
   }
   function others(after) { // the agents' and system messages after a seq
     return Object.keys(byId).map(id => byId[id]).filter(el => el.dataset.author !== 'visitor' && el._key > after)
@@ -284,59 +326,80 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
   function addMessage(m) { // true when it was not shown yet
     if (!m || !m.id || byId[m.id]) return false;
     conversationId = m.conversation_id || conversationId;
-    var el = bubble(m.author.kind, m.text, m.author.name);
+    var el = bubble(m.author.kind, m.text, m.author.name, m.at);
     markSent(el, m);
     byId[m.id] = el;
     place(el, m.seq);
     return true;
   }
 
+  // -- the outbox: what was typed and not acked yet, also in localStorage (shared by the
+  // site's tabs and pages: each change reads it again and adds or drops one entry).
+  function stored() {
+    var q = null;
+    try { q = JSON.parse(store('local', queueKey) || '[]'); } catch (e) { /* garbled: none */ }
+    return (Array.isArray(q) ? q : []).filter(o => o && typeof o.id === 'string' && typeof o.text === 'string' &&
+      Date.now() - o.at < DAY); // a day later it is no longer what the visitor means to say
+  }
+  function keep(add, drop) {
+    var q = stored().filter(o => o.id !== drop && (!add || o.id !== add.id));
+    if (add) q.push({ id: add.id, text: add.text, at: add.at });
+    store('local', queueKey, q.length ? JSON.stringify(q) : null);
+  }
+  function queue(id, text, at) {
+    var item = { id: id, text: text, at: at, el: bubble('visitor', text, null, at) };
+    item.el.dataset.status = 'pending';
+    item.el.dataset.clientMsgId = id;
+    place(item.el, Infinity);
+    outbox.push(item);
+    return item;
+  }
   function submitText() {
     var text = input.value.trim();
     if (!text) return;
     input.value = ''; input.style.height = 'auto'; sendBtn.disabled = true;
     typing(false);
-    var item = { id: uuid(), text: text, el: bubble('visitor', text) };
-    item.el.dataset.status = 'pending';
-    item.el.dataset.clientMsgId = item.id;
-    place(item.el, Infinity);
-    outbox.push(item);
+    var item = queue(uuid(), text, Date.now());
+    keep(item);
     scrollDown();
     transmit(item);
   }
   function live() { return ws && welcomed && ws.readyState === 1; }
   function send(f) { ws.send(JSON.stringify(f)); }
   function transmit(item) {
-    if (!live()) return meta(item.el, WAITING);
-    meta(item.el, 'Sending…');
+    if (stopped) return meta(item.el, t('refused'));
+    if (!live()) return meta(item.el, t('waiting'));
+    meta(item.el, t('sending'));
     send({ type: 'send', client_msg_id: item.id, text: item.text });
   }
-  function takeOutbox(id) {
-    var i = outbox.findIndex(o => o.id === id);
-    return i < 0 ? null : outbox.splice(i, 1)[0];
-  }
+  function waiting() { return outbox.filter(o => !o.failed); }
+  function find(id) { return outbox.filter(o => o.id === id)[0]; }
   function onAck(f) {
-    var item = takeOutbox(f.client_msg_id), m = f.message;
+    var item = find(f.client_msg_id), m = f.message;
+    if (item) { outbox.splice(outbox.indexOf(item), 1); keep(null, item.id); }
     if (!item || byId[m.id]) { // another tab's, or already shown by a resume
-      if (item) item.el.remove();
+      if (item) { item.el.remove(); days(); }
       return addMessage(m) && scrollDown();
     }
     markSent(item.el, m);
     byId[m.id] = item.el;
     conversationId = m.conversation_id || conversationId;
     place(item.el, m.seq);
-    outbox.forEach(o => place(o.el, Infinity)); // keep typing order
+    waiting().forEach(o => place(o.el, Infinity)); // keep typing order
     scrollDown();
   }
+  // Refused by the server: it says why in the visitor's words, with a Retry button. It
+  // stays kept, so the next page tries it again.
   function onSendError(item, f) {
+    item.failed = true;
     item.el.dataset.status = 'failed';
     place(item.el, maxSeq() + 0.25); // stays where it failed: later replies go below it
-    meta(item.el, (ERRORS[f.code] || 'Not sent') + ' · ');
-    item.el.lastChild.appendChild(h('button', { class: 'retry', type: 'button', t: 'retry', text: 'Retry',
+    meta(item.el, (WORDS[lang][f.code] || t('notSent')) + ' · ');
+    item.el.lastChild.appendChild(h('button', { class: 'retry', type: 'button', t: 'retry', text: t('retry'),
       on: { click: () => {
+        item.failed = false;
         item.el.dataset.status = 'pending';
         place(item.el, Infinity);
-        outbox.push(item);
         transmit(item);
       } } }));
   }
@@ -381,8 +444,8 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     renderTyping();
   }
   function renderTyping() {
-    var names = Object.keys(typers).map(n => n || 'Support');
-    var text = names.length ? names.join(' and ') + (names.length > 1 ? ' are' : ' is') + ' typing…' : '';
+    var names = Object.keys(typers).map(n => n || t('support'));
+    var text = names.length ? t(names.length > 1 ? 'typings' : 'typing', names.join(t('and'))) : '';
     var stick = nearBottom();
     if (text && text !== typingWho.textContent && isOpen) say(text);
     typingWho.textContent = text;
@@ -410,9 +473,9 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     var n = others(seenSeq).length;
     badge.hidden = !n;
     badge.textContent = n > 9 ? '9+' : n;
-    launcher.setAttribute('aria-label', (isOpen ? 'Close chat' : 'Open chat') + (n ? ', ' + n + ' unread' : ''));
+    launcher.setAttribute('aria-label', t(isOpen ? 'close' : 'open') + (n ? t('unread', n) : ''));
   }
-  function author(m) { return m.author.name || (m.author.kind === 'agent' ? 'Support' : data.title || 'Chat'); }
+  function author(m) { return m.author.name || (m.author.kind === 'agent' ? t('support') : titleEl.textContent); }
   function showPeek(m) {
     var t = Array.from(m.text.replace(/\s+/g, ' ').trim());
     peekWho.textContent = author(m);
@@ -446,8 +509,8 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
   function onReply(m) { // an agent's or system message that arrived live
     if (m.author.kind === 'agent') untype(m.author.name || '');
     if (isOpen && !document.hidden) return markSeen();
-    if (!isOpen) { showPeek(m); say('New message from ' + author(m) + ': ' + peekText.textContent); }
-    flash('New message from ' + author(m));
+    if (!isOpen) { showPeek(m); say(t('newFrom', author(m)) + ': ' + peekText.textContent); }
+    flash(t('newFrom', author(m)));
     renderBadge();
   }
   document.addEventListener('visibilitychange', () => {
@@ -468,20 +531,20 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
   function showPrompt(text) {
     if (email || promptEl) return;
     var err = h('div', { class: 'err', t: 'email-error', role: 'alert', hidden: '' });
-    var field = h('input', { type: 'email', placeholder: 'you@example.com', 'aria-label': 'Your email',
+    var field = h('input', { type: 'email', placeholder: t('emailPh'), 'aria-label': t('emailLabel'),
       autocomplete: 'email', t: 'email-input' });
     var btn = h('button', { type: 'submit', t: 'email-submit', text: 'Send' });
     var form = h('form', { novalidate: '', on: { submit: e => {
       e.preventDefault();
       var v = field.value.trim();
-      var problem = !v ? 'Please enter your email address.' : !live() ? 'Not connected, try again in a moment.' : '';
+      var problem = !v ? t('emailEmpty') : !live() ? t('noConn') : '';
       err.textContent = problem; err.hidden = !problem;
       if (problem) return;
       btn.disabled = true;
       send({ type: 'submit_email', email: v });
     } } }, [field, btn]);
     promptEl = h('div', { class: 'card', t: 'email-prompt' }, [
-      h('p', { t: 'email-prompt-text', text: text || 'Your email, so we can reply?' }), form, err]);
+      h('p', { t: 'email-prompt-text', text: text || t('emailAsk') }), form, err]);
     promptEl._err = err; promptEl._btn = btn;
     place(promptEl, maxSeq() + 0.5);
     store('local', promptKey, JSON.stringify({ c: conversationId, t: text }));
@@ -490,7 +553,7 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
   function onEmailCaptured(f) {
     email = f.email;
     store('local', promptKey, null);
-    var card = h('div', { class: 'card ok', t: 'email-captured' }, [h('p', { text: 'Thanks — we’ll reply to ' + f.email })]);
+    var card = h('div', { class: 'card ok', t: 'email-captured' }, [h('p', { text: t('thanks', f.email) })]);
     place(card, promptEl ? promptEl._key : maxSeq() + 0.5);
     if (promptEl) promptEl.remove();
     promptEl = card;
@@ -502,7 +565,7 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     clearTimeout(retryTimer);
     if (stopped || (ws && ws.readyState < 2)) return;
     welcomed = false;
-    setStatus('connecting', attempt ? 'Reconnecting…' : 'Connecting…');
+    setStatus('connecting', t(attempt ? 'reconnecting' : 'connecting'));
     var sock = ws = new WebSocket(wsUrl);
     sock.onopen = () => {
       var title = flashTimer ? baseTitle : document.title;
@@ -521,8 +584,8 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
       myTyping = 0;
       untype(); // the server ends every typing state with the connection
       if (e.code === 4003) return refused();
-      setStatus('offline', 'Offline, reconnecting…');
-      outbox.forEach(o => meta(o.el, WAITING));
+      setStatus('offline', t('offline'));
+      waiting().forEach(transmit); // each says it is waiting
       // Exponential backoff with jitter, capped at 30 s.
       var delay = Math.min(30000, 500 * Math.pow(2, attempt++));
       retryTimer = setTimeout(connect, delay * (0.5 + Math.random() / 2));
@@ -536,8 +599,8 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     console.warn('frontdesk: the inbox "' + inbox + '" does not allow pages of ' + location.origin +
       '; add this origin to the inbox\'s allowed origins to turn the chat on here.');
     input.disabled = sendBtn.disabled = true;
-    outbox.forEach(o => meta(o.el, 'Not sent: chat is not available on this site'));
-    setStatus('off', 'Chat is not available on this site');
+    waiting().forEach(transmit); // each says it was not sent
+    setStatus('off', t('off'));
   }
 
   function handle(f) {
@@ -556,10 +619,10 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
         if (stick || m.author.kind === 'visitor') scrollDown();
         return;
       case 'error':
-        var item = f.ref && takeOutbox(f.ref);
+        var item = f.ref && find(f.ref);
         if (item) return onSendError(item, f);
-        if (f.code === 'invalid_email' && promptEl && promptEl._err) {
-          promptEl._err.textContent = ERRORS.invalid_email;
+        if (promptEl && promptEl._err && (promptEl._btn.disabled || f.code === 'invalid_email')) {
+          promptEl._err.textContent = WORDS[lang][f.code] || t('notSent');
           promptEl._err.hidden = promptEl._btn.disabled = false;
           scrollDown();
         }
@@ -577,7 +640,11 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     var a = f.away || {};
     away.hidden = !(a.active && a.message);
     away.textContent = a.message || '';
-    setStatus(a.active ? 'away' : 'online', a.active ? 'We’re away right now' : 'We typically reply in a few minutes');
+    setStatus(a.active ? 'away' : 'online', t(a.active ? 'away' : 'online'));
+    // The inbox's title, colour and greeting (absent: all its defaults), kept for the next page.
+    settings = f.widget && typeof f.widget === 'object' ? f.widget : {};
+    store('local', setKey, f.widget ? JSON.stringify(settings) : null);
+    applySettings();
     var stick = nearBottom();
     (f.messages || []).forEach(addMessage);
     if (stick) scrollDown();
@@ -600,7 +667,7 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
     // The server's word for it too: a push this page never got (say the server stopped
     // before writing it).
     if (f.email_prompt) showPrompt(f.email_prompt);
-    outbox.forEach(transmit);
+    waiting().forEach(transmit);
   }
 
   function reset() {
@@ -616,6 +683,8 @@ input:focus,textarea:focus{outline:2px solid var(--a);outline-offset:-1px;border
 
   function mount() {
     document.body.appendChild(host);
+    stored().forEach(o => transmit(queue(o.id, o.text, o.at))); // from the last page: waiting
+    keep();
     if (store('session', openKey)) setOpen(true);
     connect();
   }

@@ -1,6 +1,7 @@
 //! The widget and the pages, compiled into the binary, and the security headers each
 //! page is served with (its Content-Security-Policy, framing and referrer policy).
-//! `widget.js` gets none of them: customers' pages load it from their own origin.
+//! `widget.js` and `widget.css` get none of them: customers' pages load them from their
+//! own origin.
 //! How long each may be cached is here too; how they are compressed and validated is
 //! `encoding`'s.
 
@@ -38,9 +39,8 @@ pub const INBOX: Policy = Policy {
     referrer: "no-referrer",
 };
 
-/// The demo page: its own inline stylesheet and the widget, which styles its shadow
-/// root from a `<style>` element and its host element by attribute (so inline styles);
-/// no inline script, framed only by its own origin.
+/// The demo page: its own inline stylesheet (the widget needs none: it links
+/// `widget.css`); no inline script, framed only by its own origin.
 pub const DEMO: Policy = Policy {
     csp: "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
           img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'self'",
@@ -102,6 +102,13 @@ pub fn get(path: &str) -> Option<Asset> {
             None,
             "public, max-age=300",
         ),
+        "/widget.css" => (
+            "/widget.css",
+            include_str!("../assets/widget.css"),
+            "text/css; charset=utf-8",
+            None,
+            "public, max-age=300",
+        ),
         "/inbox" => (
             "/inbox",
             include_str!("../assets/inbox.html"),
@@ -153,6 +160,33 @@ mod tests {
         assert!(!inbox.contains("<style") && !inbox.contains("style="));
         let js = get("/inbox.js").map(|a| a.body).unwrap_or_default();
         assert!(!js.contains("innerHTML") && !js.contains("setAttribute('style'"));
+    }
+
+    /// The widget links its stylesheet as `widget.css?v=HASH` (the first 8 hex digits of
+    /// its SHA-256), so a new widget.js never meets an old sheet in a cache, and it sets
+    /// no inline style a strict CSP would block.
+    #[test]
+    fn the_widget_links_this_version_of_its_stylesheet_and_has_no_inline_style() {
+        use sha2::{Digest, Sha256};
+        let css = get("/widget.css").map(|a| a.body).unwrap_or_default();
+        let hash: String = Sha256::digest(css.as_bytes())[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let js = get("/widget.js").map(|a| a.body).unwrap_or_default();
+        assert!(
+            js.contains(&format!("/widget.css?v={hash}'")),
+            "widget.js must link /widget.css?v={hash} (the stylesheet changed)"
+        );
+        for inline in [
+            "innerHTML",
+            "setAttribute('style'",
+            "'style'",
+            "<style",
+            "cssText",
+        ] {
+            assert!(!js.contains(inline), "widget.js uses {inline}");
+        }
     }
 
     #[test]

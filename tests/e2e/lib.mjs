@@ -3,6 +3,7 @@
 // WebSocket protocol without any extra npm package).
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -190,8 +191,41 @@ export async function agentSocket(browser, token) {
       seen = i + 1;
       return f;
     },
+    /** Every frame received so far. */
+    async frames() { return page.evaluate(() => window.__fd.frames); },
     async close() { await context.close(); },
   };
+}
+
+// ---- a customer's site on another origin ---------------------------------------------
+
+/** A site of its own on the other spelling of loopback (so it and the chat server are
+ * different sites), serving `pages`: path -> { body, headers } (HTML unless the headers
+ * say otherwise). `url(path)` is a page's address; `close()` stops it. */
+export async function hostSite(pages) {
+  const site = createServer((req, res) => {
+    const page = pages[new URL(req.url, 'http://x').pathname];
+    if (!page) { res.writeHead(404).end('not found'); return; }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', ...page.headers });
+    res.end(page.body);
+  });
+  await new Promise((r) => site.listen(0, '127.0.0.1', r));
+  const otherHost = new URL(BASE).hostname === 'localhost' ? '127.0.0.1' : 'localhost';
+  const origin = `http://${otherHost}:${site.address().port}`;
+  return { origin, url: (path) => origin + path, close: () => new Promise((r) => site.close(r)) };
+}
+
+/** The Content-Security-Policy a site needs for the widget (README), nothing more: no
+ * 'unsafe-inline' anywhere. */
+export const STRICT_CSP = `default-src 'self'; script-src 'self' ${BASE}; style-src 'self' ${BASE}; ` +
+  `connect-src ${BASE.replace(/^http/, 'ws')}; img-src 'self' data:`;
+
+/** A host page of a shop with the widget, its attributes given as `data`. */
+export function shopPage(title, data = {}, links = '') {
+  const attrs = Object.entries({ inbox: 'default', ...data }).map(([k, v]) => ` data-${k}="${v}"`).join('');
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>` +
+    `<meta name="viewport" content="width=device-width, initial-scale=1"></head>` +
+    `<body><main><h1>${title}</h1>${links}</main><script src="${BASE}/widget.js"${attrs} async></script></body></html>`;
 }
 
 /** A chatflow that never prompts for an email nor answers away: a plain chat. */

@@ -16,7 +16,14 @@ fn header<'a>(r: &'a Response, name: &str) -> &'a str {
 #[tokio::test]
 async fn every_asset_is_served_compressed_as_accepted_and_decodes_to_the_same_bytes() {
     let s = TestServer::start().await;
-    for path in ["/", "/widget.js", "/inbox", "/inbox.js", "/inbox.css"] {
+    for path in [
+        "/",
+        "/widget.js",
+        "/widget.css",
+        "/inbox",
+        "/inbox.js",
+        "/inbox.css",
+    ] {
         let plain = get(s.addr, path).await;
         assert_eq!(plain.status, 200, "{path}");
         assert_eq!(plain.header("content-encoding"), None, "{path}");
@@ -81,4 +88,26 @@ async fn a_client_holding_the_representation_gets_304_and_another_gets_the_body(
     let inbox = get_with(s.addr, "/inbox", &[("If-None-Match", &tag)]).await;
     assert_eq!(inbox.status, 304);
     assert!(header(&inbox, "content-security-policy").contains("frame-ancestors 'none'"));
+}
+
+/// The widget is what every page view of a customer's site pays for: its script and its
+/// stylesheet together stay under 20 KiB gzipped.
+#[tokio::test]
+async fn the_widget_and_its_stylesheet_stay_under_20_kib_gzipped() {
+    let s = TestServer::start().await;
+    let mut total = 0;
+    for path in ["/widget.js", "/widget.css"] {
+        let gz = get_with(s.addr, path, &[("Accept-Encoding", "gzip")]).await;
+        assert_eq!(gz.status, 200, "{path}");
+        assert_eq!(
+            header(&gz, "cache-control"),
+            "public, max-age=300",
+            "{path}"
+        );
+        total += gz.bytes.len();
+    }
+    assert!(
+        total < 20 * 1024,
+        "widget.js + widget.css: {total} bytes gzipped"
+    );
 }

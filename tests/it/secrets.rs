@@ -349,13 +349,15 @@ async fn the_pages_carry_a_csp_and_cannot_be_framed_by_others() {
     assert_eq!(demo.header("x-frame-options"), Some("SAMEORIGIN"));
 
     // The widget is loaded into customers' pages: nothing that would stop it there.
-    let widget = http::get(s.addr, "/widget.js").await;
-    for h in [
-        "content-security-policy",
-        "x-frame-options",
-        "cross-origin-resource-policy",
-    ] {
-        assert_eq!(widget.header(h), None, "{h} on /widget.js");
+    for path in ["/widget.js", "/widget.css"] {
+        let widget = http::get(s.addr, path).await;
+        for h in [
+            "content-security-policy",
+            "x-frame-options",
+            "cross-origin-resource-policy",
+        ] {
+            assert_eq!(widget.header(h), None, "{h} on {path}");
+        }
     }
 }
 
