@@ -441,6 +441,11 @@ async fn past_fifty_sessions_an_agent_loses_the_oldest() {
     let (_, ready) = signed_in(&s, &cookies[0]).await;
     let ann = agent_id(&ready);
     assert_eq!(sessions_of(&s, ann), 50);
+    // Sign-ins in one millisecond still have an order: "the oldest" is the first made.
+    let mut made: Vec<_> = s.app.sign_ins.sign_ins_of(ann).expect("read");
+    made.sort_by_key(|(_, r)| r.created_at);
+    made.dedup_by_key(|(_, r)| r.created_at);
+    assert_eq!(made.len(), 50, "no two sessions share a creation time");
     cookies.push(pair(&sign_in(&s, &token).await));
     assert_eq!(sessions_of(&s, ann), 50);
     assert_eq!(refused(&s, &cookies[0]).await, Closed::Code(4001));
