@@ -40,16 +40,16 @@ async fn session(s: &TestServer, how: Connect<'_>, method: &str, body: &str) -> 
     http::request(s.addr, how, method, "/api/session", body.as_bytes()).await
 }
 
+/// A sign-in with `token` as the server's own page makes it.
+async fn try_sign_in(s: &TestServer, token: &str) -> Response {
+    let origin = own(s);
+    let how = Connect::default().origin(origin.as_str()).headers(JSON);
+    session(s, how, "POST", &body(token)).await
+}
+
 /// Signs in with `token` as the server's own page does: the `Set-Cookie`.
 async fn sign_in(s: &TestServer, token: &str) -> String {
-    let origin = own(s);
-    let r = session(
-        s,
-        Connect::default().origin(origin.as_str()).headers(JSON),
-        "POST",
-        &body(token),
-    )
-    .await;
+    let r = try_sign_in(s, token).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     r.header("set-cookie").expect("a Set-Cookie").to_string()
@@ -321,14 +321,7 @@ async fn a_revoked_agents_sessions_never_work_again() {
     }
     assert_eq!(sessions_of(&s, agent_id(&ready)), 0);
     // Nor can the token make a new one.
-    let origin = own(&s);
-    let r = session(
-        &s,
-        Connect::default().origin(origin.as_str()).headers(JSON),
-        "POST",
-        &body(&token),
-    )
-    .await;
+    let r = try_sign_in(&s, &token).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.header("set-cookie"), None);
 }
