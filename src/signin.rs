@@ -148,6 +148,17 @@ pub fn plan_sign_in(
     dropped
 }
 
+/// When a sign-in at `now` is recorded as made: `now`, or just after the newest of the
+/// agent's `existing` sessions when that is not earlier, so an agent's sessions never
+/// share a creation time and "the oldest" [`plan_sign_in`] drops is the first made even
+/// for sign-ins within one millisecond (or after the clock stepped back).
+pub fn creation_time(existing: &[(SessionKey, SignInRecord)], now: Millis) -> Millis {
+    existing
+        .iter()
+        .map(|(_, r)| r.created_at.saturating_add(1))
+        .fold(now, Millis::max)
+}
+
 /// A session just made: the secret for the cookie (its only copy) and its agent.
 #[derive(Debug)]
 pub struct SignedIn {
@@ -330,5 +341,20 @@ mod tests {
             .map(|i| (key(i), rec(Millis::from(i), 5_000)))
             .collect();
         assert_eq!(plan_sign_in(&full, now, MAX_PER_AGENT), vec![key(0)]);
+    }
+
+    #[test]
+    fn sign_ins_in_one_millisecond_keep_their_order() {
+        assert_eq!(creation_time(&[], 7), 7);
+        let existing = vec![(key(9), rec(7, 100)), (key(1), rec(8, 100))];
+        assert_eq!(creation_time(&existing, 7), 9);
+        assert_eq!(creation_time(&existing, 20), 20);
+        // Made in one millisecond, the first made is the one dropped, whatever its key.
+        let mut made: Vec<(SessionKey, SignInRecord)> = Vec::new();
+        for k in [9, 3, 7] {
+            let at = creation_time(&made, 5);
+            made.push((key(k), rec(at, 100)));
+        }
+        assert_eq!(plan_sign_in(&made, 5, 3), vec![key(9)]);
     }
 }

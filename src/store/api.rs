@@ -312,8 +312,9 @@ pub trait Admin: Send + Sync {
 pub trait SignIns: Send + Sync {
     /// Stores a new session, and in the same write drops what
     /// [`crate::signin::plan_sign_in`] says of its agent's others (keeping at most
-    /// `max_per_agent` with the new one); false (nothing written) when the agent does
-    /// not exist or is revoked.
+    /// `max_per_agent` with the new one), its `created_at` made later than theirs by
+    /// [`crate::signin::creation_time`] in that write; false (nothing written) when the
+    /// agent does not exist or is revoked.
     async fn create_sign_in(
         &self,
         key: SessionKey,

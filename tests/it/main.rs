@@ -41,6 +41,8 @@ mod origins;
 mod reading;
 /// Links, tokens, lookalike emails, file modes, page headers, logs.
 mod secrets;
+/// Sign-in sessions: the cookie, auth by it, signing out, expiry, limits, refusals.
+mod signin;
 /// Team administration while the server runs: agents, invites, inboxes, widget settings.
 mod team;
 /// Shared rate limits and presence coalescing.

@@ -17,7 +17,7 @@ impl SignIns for KvStore {
     async fn create_sign_in(
         &self,
         key: SessionKey,
-        record: SignInRecord,
+        mut record: SignInRecord,
         max_per_agent: usize,
     ) -> Result<bool, StoreError> {
         self.writer
@@ -30,6 +30,8 @@ impl SignIns for KvStore {
                     return Ok((b, false));
                 }
                 let existing = of_agent(kv, agent)?;
+                // Inside the write, so concurrent sign-ins are ordered too.
+                record.created_at = signin::creation_time(&existing, record.created_at);
                 for old in signin::plan_sign_in(&existing, record.created_at, max_per_agent) {
                     delete(&mut b, agent, &old);
                 }
