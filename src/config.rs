@@ -34,6 +34,9 @@ pub struct Limits {
     pub count_reads_per_connection: Rate,
     /// Team administration frames (`get_team` … `update_inbox`) per admin connection.
     pub admin_per_connection: Rate,
+    /// Canned reply frames (`list_canned`, `save_canned`, `delete_canned`) per agent
+    /// connection.
+    pub canned_per_connection: Rate,
     /// Keys each shared limit tracks at most; past it, new keys share one bucket.
     pub throttle_max_keys: usize,
     /// How long a visitor who lost their last connection still counts as online: one
@@ -102,6 +105,8 @@ impl Default for Limits {
             count_reads_per_connection: Rate::new(20, Duration::from_secs(10)),
             // A person editing settings, never a script's flood of writes.
             admin_per_connection: Rate::new(20, Duration::from_secs(10)),
+            // A page loading the list, an admin editing a few replies.
+            canned_per_connection: Rate::new(30, Duration::from_secs(10)),
             throttle_max_keys: 100_000,
             presence_grace: Duration::from_millis(2500),
             hello_timeout: Duration::from_secs(10),

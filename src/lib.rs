@@ -9,6 +9,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod canned;
 pub mod capture;
 pub mod chatflow;
 pub mod cli;
@@ -24,6 +25,7 @@ pub mod followup;
 mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hours;
 pub mod hub;
 pub mod identity;
 pub mod ids;

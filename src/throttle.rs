@@ -162,6 +162,8 @@ pub struct Throttles {
     pub count_reads_per_connection: Rule<u64>,
     /// Team administration frames, keyed by the hub's connection id.
     pub admin_per_connection: Rule<u64>,
+    /// Canned reply frames, keyed by the hub's connection id.
+    pub canned_per_connection: Rule<u64>,
 }
 
 impl Throttles {
@@ -201,6 +203,11 @@ impl Throttles {
             admin_per_connection: Rule::new(
                 "team changes on this connection",
                 l.admin_per_connection,
+                keys,
+            ),
+            canned_per_connection: Rule::new(
+                "canned reply requests on this connection",
+                l.canned_per_connection,
                 keys,
             ),
         }

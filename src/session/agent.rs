@@ -19,6 +19,7 @@ use widget_protocol::{
 use super::{admit, json_len, Input, Link, Socket};
 use crate::agents::{self, AgentChange};
 use crate::app::App;
+use crate::canned;
 use crate::chatflow;
 use crate::clock;
 use crate::contacts::{Link as ContactLink, Whom};
@@ -448,6 +449,36 @@ impl<S: Socket> Session<S> {
                 conversation_id,
                 active,
             } => self.typing(&conversation_id, active),
+            AgentClient::ListCanned { inbox } => {
+                self.canned_frame(&inbox, false)?;
+                let replies = self.app.admin.canned(&inbox)?;
+                self.link
+                    .send(&AgentServer::Canned { inbox, replies })
+                    .await;
+                Ok(())
+            }
+            AgentClient::SaveCanned {
+                inbox,
+                id,
+                title,
+                text,
+                shortcut,
+            } => {
+                self.canned_frame(&inbox, true)?;
+                let draft = canned::Draft::check(&title, &text, &shortcut)?;
+                let create = id.is_none();
+                let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+                let reply = draft.into_reply(id, inbox.clone());
+                let replies = self.app.admin.save_canned(reply, create).await??;
+                self.canned_changed(&inbox, &replies);
+                Ok(())
+            }
+            AgentClient::DeleteCanned { inbox, id } => {
+                self.canned_frame(&inbox, true)?;
+                let replies = self.app.admin.delete_canned(inbox.clone(), id).await??;
+                self.canned_changed(&inbox, &replies);
+                Ok(())
+            }
             AgentClient::GetTeam {} => {
                 self.admin_frame()?;
                 let (agents, inboxes) = team::view(self.app.admin.as_ref(), &self.app.inboxes)?;
@@ -614,6 +645,25 @@ impl<S: Socket> Session<S> {
             ));
         }
         self.app.throttle.admin_per_connection.admit(&self.conn_id)
+    }
+
+    /// A canned reply frame about `inbox`: a member's, an admin's to change (`write`),
+    /// within the connection's rate.
+    fn canned_frame(&self, inbox: &str, write: bool) -> Result<()> {
+        self.inbox(inbox)?;
+        if write && self.agent.role != Role::Admin {
+            return Err(Error::rejected(
+                ErrorCode::Forbidden,
+                "only admins change canned replies",
+            ));
+        }
+        self.app.throttle.canned_per_connection.admit(&self.conn_id)
+    }
+
+    /// After a durable change: the inbox's canned replies to every agent connection of
+    /// the inbox (this one included: that is its answer).
+    fn canned_changed(&self, inbox: &str, replies: &[widget_protocol::CannedReply]) {
+        fanout::publish(&self.app, &Event::CannedChanged { inbox, replies });
     }
 
     /// After a durable change: the team as it is now, to every admin connection (this

@@ -14,9 +14,10 @@
 //!
 //! Writes resolve once durable. Reads see every write that has resolved.
 
-use widget_protocol::{Chatflow, Contact, Millis};
+use widget_protocol::{CannedReply, Chatflow, Contact, Millis};
 
 use crate::agents::AgentChange;
+use crate::canned::CannedError;
 use crate::capture::PromptEvent;
 use crate::contacts::{Link, Linked, Whom};
 use crate::conversations::{AgentReply, Appended, Cut, StoredMessages, VisitorSend, Workflow};
@@ -283,4 +284,23 @@ pub trait Admin: Send + Sync {
 
     /// Whether any agent exists.
     fn any_agent(&self) -> Result<bool, StoreError>;
+
+    /// The inbox's canned replies, oldest first.
+    fn canned(&self, inbox: &str) -> Result<Vec<CannedReply>, StoreError>;
+
+    /// Stores `reply` (its `id` a UUID) as new (`create`) or in place of the one with
+    /// its id, when [`crate::canned::plan_save`] allows it among the inbox's replies as
+    /// they are inside the write: the inbox's replies after it, or why not.
+    async fn save_canned(
+        &self,
+        reply: CannedReply,
+        create: bool,
+    ) -> Result<Result<Vec<CannedReply>, CannedError>, StoreError>;
+
+    /// Deletes the inbox's reply `id`: the inbox's replies after it, or why not.
+    async fn delete_canned(
+        &self,
+        inbox: String,
+        id: String,
+    ) -> Result<Result<Vec<CannedReply>, CannedError>, StoreError>;
 }

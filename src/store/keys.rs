@@ -25,6 +25,7 @@
 //! | `words` | inbox key ++ 0x00 ++ word (UTF-8) ++ 0x00 ++ conversation id | empty |
 //! | `conv_words` | conversation id ++ word (UTF-8) | empty |
 //! | `places` | conversation id | updated_at (u64 BE) ++ status (u8) ++ assignee id (16 bytes, zeros: none) |
+//! | `canned` | inbox key ++ 0x00 ++ canned reply id (a v7 UUID: oldest first) | protocol `CannedReply` |
 //!
 //! `activity` is the conversation list: each conversation has four keys in its inbox,
 //! one per [`Facet`] (all; its status; its assignee; both), so a walk newest first down
@@ -64,10 +65,11 @@ pub enum Tree {
     Words,
     ConvWords,
     Places,
+    Canned,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 18] = [
+    pub const ALL: [Tree; 19] = [
         Tree::Meta,
         Tree::Inboxes,
         Tree::Agents,
@@ -86,6 +88,7 @@ impl Tree {
         Tree::Words,
         Tree::ConvWords,
         Tree::Places,
+        Tree::Canned,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,6 +111,7 @@ impl Tree {
             Tree::Words => "words",
             Tree::ConvWords => "conv_words",
             Tree::Places => "places",
+            Tree::Canned => "canned",
         }
     }
 
@@ -137,6 +141,7 @@ impl Tree {
             Tree::Words => 16,
             Tree::ConvWords => 17,
             Tree::Places => 18,
+            Tree::Canned => 19,
         }
     }
 
@@ -169,6 +174,19 @@ pub fn id(id: impl Into<Uuid>) -> Vec<u8> {
 
 pub fn read_id<T: From<Uuid>>(b: &[u8]) -> Option<T> {
     Uuid::from_slice(b).ok().map(T::from)
+}
+
+/// The prefix of an inbox's canned replies.
+pub fn canned_prefix(inbox: &str) -> Vec<u8> {
+    let mut k = inbox.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+pub fn canned(inbox: &str, id: Uuid) -> Vec<u8> {
+    let mut k = canned_prefix(inbox);
+    k.extend_from_slice(id.as_bytes());
+    k
 }
 
 pub fn conv_by_visitor(visitor: VisitorId, inbox: &str) -> Vec<u8> {

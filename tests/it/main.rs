@@ -9,6 +9,8 @@ mod agents;
 mod assets;
 /// The pages in a real browser (Chromium through tests/e2e).
 mod browser;
+/// Canned replies: listing, saving and deleting, who hears it, checks and limits.
+mod canned;
 /// Email capture: chatflow modes, the prompt's timing, contacts from emails.
 mod capture;
 /// The command line, run as a user runs it.
@@ -23,6 +25,8 @@ mod followup;
 mod fuzz_corpus;
 /// Hostile frames: random texts, RFC 6455 violations, early frames, closes.
 mod hostile;
+/// Business hours: away outside them with the next opening, their settings and checks.
+mod hours;
 /// A visitor never sees another's data; an agent nothing outside its inboxes.
 mod isolation;
 /// The conversation list: paging, filters, order, search, its index, its abuse.
