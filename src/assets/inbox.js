@@ -127,6 +127,13 @@
       'cf.followupDelay': 'Wait before emailing (seconds)', 'cf.loading': 'Loading…', 'cf.saving': 'Saving…', 'cf.saved': 'Saved',
       'cf.delayRange': 'Enter a whole number of seconds from 1 to 86400.', 'cf.fixFields': 'Please correct the marked fields.',
       'cf.unsaved': 'You have unsaved changes in the chatflow. Save them, or they are lost when you leave.',
+      'cf.away.outsideHours': 'Outside business hours', 'cf.hours': 'Business hours', 'cf.hoursEnabled': 'This inbox has business hours',
+      'cf.hoursHint': 'Per day, times from\u2013to in 24-hour format, several separated by commas (09:00-12:30, 13:30-17:00). Empty: closed all day.',
+      'cf.timeZone': 'Time zone', 'cf.holidays': 'Holidays, closed all day (one date a line, YYYY-MM-DD)',
+      'cf.day.mon': 'Monday', 'cf.day.tue': 'Tuesday', 'cf.day.wed': 'Wednesday', 'cf.day.thu': 'Thursday', 'cf.day.fri': 'Friday',
+      'cf.day.sat': 'Saturday', 'cf.day.sun': 'Sunday',
+      'cf.err.tz': 'Enter a time zone such as Europe/Berlin.', 'cf.err.day': 'Write times as 09:00-17:00 (from before to, up to 24:00), separated by commas, not overlapping, at most 8.',
+      'cf.err.holidays': 'One date a line as YYYY-MM-DD, at most 200.', 'cf.err.needsHours': 'Outside business hours needs business hours: turn them on below.',
       'team.title': 'Team', 'team.intro': 'Who can sign in to this inbox, what they may do and which inboxes they see.',
       'team.add': 'Add agent', 'team.addTitle': 'Add an agent', 'team.editTitle': 'Edit {name}', 'team.create': 'Add and make invite link',
       'team.name': 'Name', 'team.displayName': 'Display name visitors see', 'team.displayPlaceholder': 'e.g. Ann from Acme Bikes',
@@ -238,6 +245,13 @@
       'cf.followup': 'Nachfassen', 'cf.followupEnabled': 'Besuchern die verpassten Antworten per E-Mail schicken, wenn sie den Chat verlassen haben',
       'cf.followupDelay': 'Warten vor der E-Mail (Sekunden)', 'cf.loading': 'Lädt…', 'cf.saving': 'Speichert…', 'cf.saved': 'Gespeichert',
       'cf.delayRange': 'Gib eine ganze Zahl von 1 bis 86400 Sekunden ein.', 'cf.fixFields': 'Bitte korrigiere die markierten Felder.',
+      'cf.away.outsideHours': 'Außerhalb der Geschäftszeiten', 'cf.hours': 'Geschäftszeiten', 'cf.hoursEnabled': 'Dieser Posteingang hat Geschäftszeiten',
+      'cf.hoursHint': 'Je Tag Zeiten von\u2013bis im 24-Stunden-Format, mehrere durch Kommas getrennt (09:00-12:30, 13:30-17:00). Leer: den ganzen Tag geschlossen.',
+      'cf.timeZone': 'Zeitzone', 'cf.holidays': 'Feiertage, den ganzen Tag geschlossen (ein Datum je Zeile, JJJJ-MM-TT)',
+      'cf.day.mon': 'Montag', 'cf.day.tue': 'Dienstag', 'cf.day.wed': 'Mittwoch', 'cf.day.thu': 'Donnerstag', 'cf.day.fri': 'Freitag',
+      'cf.day.sat': 'Samstag', 'cf.day.sun': 'Sonntag',
+      'cf.err.tz': 'Gib eine Zeitzone wie Europe/Berlin ein.', 'cf.err.day': 'Schreibe Zeiten als 09:00-17:00 (von vor bis, höchstens 24:00), durch Kommas getrennt, ohne Überschneidung, höchstens 8.',
+      'cf.err.holidays': 'Ein Datum je Zeile als JJJJ-MM-TT, höchstens 200.', 'cf.err.needsHours': 'Außerhalb der Geschäftszeiten braucht Geschäftszeiten: schalte sie unten ein.',
       'cf.unsaved': 'Der Chatablauf hat ungespeicherte Änderungen. Speichere sie, sonst gehen sie beim Verlassen verloren.',
       'team.title': 'Team', 'team.intro': 'Wer sich beim Posteingang anmelden darf, was er darf und welche Posteingänge er sieht.',
       'team.add': 'Agent hinzufügen', 'team.addTitle': 'Agent hinzufügen', 'team.editTitle': '{name} bearbeiten', 'team.create': 'Hinzufügen und Einladungslink erstellen',
@@ -1356,6 +1370,12 @@
       $('cf-save').disabled = false;
       $('cf-status').textContent = errorText(f, 'chatflow');
       $('cf-status').className = 'form-status bad';
+      var hf = f.code === 'bad_frame' && hoursFieldOf(f);
+      if (hf) {
+        showFieldError(hf.id, t(hf.key));
+        $('cf-status').textContent = t('cf.fixFields');
+        $(hf.id).focus();
+      }
       return;
     }
     // A refused status or assignee change: the controls show the server's state again.
@@ -1472,13 +1492,88 @@
   $('cf-when').addEventListener('change', syncChatflowForm);
   $('cf-away-mode').addEventListener('change', syncChatflowForm);
   $('cf-followup-enabled').addEventListener('change', syncChatflowForm);
+  $('cf-hours-enabled').addEventListener('change', syncChatflowForm);
+
+  // ---- business hours (part of the chatflow) ----
+  var DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+  var HOURS_FIELDS = ['cf-hours-tz', 'cf-hours-holidays'].concat(DAYS.map(function (d) { return 'cf-hours-' + d; }));
+  /** The browser's own IANA zone: the default for new business hours. */
+  function browserZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (e) { return 'UTC'; }
+  }
+  (function fillZones() {
+    var list = $('cf-hours-tz-list');
+    var zones = [];
+    try { zones = Intl.supportedValuesOf('timeZone'); } catch (e) { zones = [browserZone()]; }
+    zones.forEach(function (z) { list.appendChild(h('option', { value: z })); });
+  })();
+  function fillHours(hours) {
+    $('cf-hours-enabled').checked = !!hours;
+    var hs = hours || {};
+    $('cf-hours-tz').value = hs.time_zone || browserZone();
+    var weekly = hs.weekly || {};
+    DAYS.forEach(function (d) {
+      var iv = hours ? (weekly[d] || []) : (d === 'sat' || d === 'sun' ? [] : [{ from: '09:00', to: '17:00' }]);
+      $('cf-hours-' + d).value = iv.map(function (i) { return i.from + '-' + i.to; }).join(', ');
+    });
+    $('cf-hours-holidays').value = (hs.holidays || []).join('\n');
+  }
+  function minutes(hhmm) { var m = /^(\d\d):(\d\d)$/.exec(hhmm); return m ? Number(m[1]) * 60 + Number(m[2]) : NaN; }
+  /** "09:00-12:30, 13:30-17:00" as intervals, or null when it is not valid hours. */
+  function parseDay(text) {
+    var parts = text.split(',').map(function (p) { return p.trim(); }).filter(Boolean);
+    if (parts.length > 8) return null;
+    var out = [];
+    for (var i = 0; i < parts.length; i++) {
+      var m = /^(\d{1,2}:\d\d)\s*[-\u2013\u2014]\s*(\d{1,2}:\d\d)$/.exec(parts[i]);
+      if (!m) return null;
+      var from = m[1].padStart(5, '0'), to = m[2].padStart(5, '0');
+      var a = minutes(from), b = minutes(to);
+      if (!(a >= 0 && a < 1440 && b <= 1440 && b > a && Number(from.slice(3)) < 60 && Number(to.slice(3)) < 60)) return null;
+      out.push({ from: from, to: to });
+    }
+    var sorted = out.slice().sort(function (x, y) { return minutes(x.from) - minutes(y.from); });
+    for (var j = 1; j < sorted.length; j++) if (minutes(sorted[j].from) < minutes(sorted[j - 1].to)) return null;
+    return sorted;
+  }
+  function validZone(z) {
+    if (!z || z.length > 64) return false;
+    try { new Intl.DateTimeFormat('en', { timeZone: z }); return true; } catch (e) { return false; }
+  }
+  /** The HOURS the form holds, and the ids of the fields that are not valid (marked). */
+  function readHours() {
+    var bad = [], weekly = {};
+    var tz = $('cf-hours-tz').value.trim();
+    showFieldError('cf-hours-tz', validZone(tz) ? null : t('cf.err.tz'));
+    if (!validZone(tz)) bad.push('cf-hours-tz');
+    DAYS.forEach(function (d) {
+      var iv = parseDay($('cf-hours-' + d).value);
+      showFieldError('cf-hours-' + d, iv ? null : t('cf.err.day'));
+      if (iv) weekly[d] = iv; else bad.push('cf-hours-' + d);
+    });
+    var holidays = $('cf-hours-holidays').value.split('\n').map(function (l) { return l.trim(); }).filter(Boolean);
+    var okH = holidays.length <= 200 && holidays.every(function (x) {
+      return /^\d{4}-\d\d-\d\d$/.test(x) && !isNaN(Date.parse(x + 'T00:00:00Z')) && new Date(x + 'T00:00:00Z').toISOString().slice(0, 10) === x;
+    });
+    showFieldError('cf-hours-holidays', okH ? null : t('cf.err.holidays'));
+    if (!okH) bad.push('cf-hours-holidays');
+    return { hours: { time_zone: tz, weekly: weekly, holidays: holidays }, bad: bad };
+  }
+  /** A refused chatflow whose message names a business-hours field: marked at that field. */
+  function hoursFieldOf(f) {
+    var m = /^hours\.(time_zone|holidays|weekly\.(mon|tue|wed|thu|fri|sat|sun))/.exec((f && f.message) || '');
+    if (!m) return null;
+    if (m[1] === 'time_zone') return { id: 'cf-hours-tz', key: 'cf.err.tz' };
+    if (m[1] === 'holidays') return { id: 'cf-hours-holidays', key: 'cf.err.holidays' };
+    return { id: 'cf-hours-' + m[2], key: 'cf.err.day' };
+  }
 
   function loadChatflow(inbox) {
     if (!inbox) return;
     S.cf.inbox = inbox; S.cf.data = null;
     $('cf-status').textContent = t('cf.loading');
     S.cf.dirty = false;
-    showFieldError('cf-delay', null); showFieldError('cf-followup-delay', null);
+    ['cf-delay', 'cf-followup-delay', 'cf-away-mode'].concat(HOURS_FIELDS).forEach(function (id) { showFieldError(id, null); });
     $('cf-status').className = 'form-status';
     $('cf-save').disabled = true;
     send({ type: 'get_chatflow', inbox: inbox });
@@ -1494,13 +1589,15 @@
   }
   $('chatflow-form').addEventListener('input', function (e) {
     S.cf.dirty = true;
-    if (e.target.id === 'cf-delay' || e.target.id === 'cf-followup-delay') showFieldError(e.target.id, null);
+    if (e.target.id && $(e.target.id + '-error')) showFieldError(e.target.id, null);
   });
   function syncChatflowForm() {
     $('cf-delay').disabled = $('cf-when').value !== 'no_reply';
     $('cf-message').disabled = $('cf-when').value === 'never';
     $('cf-away-message').disabled = $('cf-away-mode').value === 'off';
     $('cf-followup-delay').disabled = !$('cf-followup-enabled').checked;
+    var off = !$('cf-hours-enabled').checked;
+    HOURS_FIELDS.forEach(function (id) { $(id).disabled = off; });
   }
   function onChatflow(f) {
     if (f.inbox !== S.cf.inbox) return;
@@ -1511,6 +1608,9 @@
     $('cf-delay').value = ec.delay_secs != null ? ec.delay_secs : 60;
     $('cf-message').value = ec.message || '';
     $('cf-away-mode').value = aw.mode || 'off';
+    // A mode this page has no option for is shown as off but kept unless changed.
+    if (!$('cf-away-mode').value) $('cf-away-mode').value = 'off';
+    fillHours(cf.hours || null);
     $('cf-away-message').value = aw.message || '';
     $('cf-followup-enabled').checked = fu.enabled !== false; // the server's default is on
     $('cf-followup-delay').value = fu.delay_secs != null ? fu.delay_secs : 120;
@@ -1531,6 +1631,12 @@
       showFieldError(id, ok ? null : t('cf.delayRange'));
       return !ok;
     });
+    var useHours = $('cf-hours-enabled').checked;
+    var hours = null;
+    if (useHours) { var rh = readHours(); hours = rh.hours; bad = bad.concat(rh.bad); }
+    var needs = $('cf-away-mode').value === 'outside_hours' && !useHours;
+    showFieldError('cf-away-mode', needs ? t('cf.err.needsHours') : null);
+    if (needs) bad.unshift('cf-away-mode');
     if (bad.length) {
       $('cf-status').className = 'form-status bad';
       $('cf-status').textContent = t('cf.fixFields');
@@ -1555,6 +1661,7 @@
         delay_secs: isFinite(fdelay) ? fdelay : 120
       })
     });
+    if (hours) chatflow.hours = hours; else delete chatflow.hours;
     if (send({ type: 'update_chatflow', inbox: S.cf.inbox, chatflow: chatflow })) {
       S.cf.saving = true;
       $('cf-save').disabled = true;
