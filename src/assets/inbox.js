@@ -46,6 +46,8 @@
     titleCount: 0,
     lookupEmail: null, dialogBusy: false,
     cf: { inbox: null, data: null, saving: false, dirty: false },
+    canned: new Map(),         // inbox key -> [CANNED_REPLY], from `canned` frames
+    cr: { inbox: null, editId: null, saving: false },
     team: null,                // the last `team` frame (admins)
     admin: { busy: null }      // the admin change waiting for its answer, and its dialog
   };
@@ -127,6 +129,12 @@
       'cf.followupDelay': 'Wait before emailing (seconds)', 'cf.loading': 'Loading…', 'cf.saving': 'Saving…', 'cf.saved': 'Saved',
       'cf.delayRange': 'Enter a whole number of seconds from 1 to 86400.', 'cf.fixFields': 'Please correct the marked fields.',
       'cf.unsaved': 'You have unsaved changes in the chatflow. Save them, or they are lost when you leave.',
+      'canned.pick': 'Canned replies', 'canned.title': 'Canned replies', 'canned.intro': 'Saved answers agents insert in the reply box by typing / and the shortcut.',
+      'canned.new': 'New canned reply', 'canned.editing': 'Edit \u201c{name}\u201d', 'canned.fTitle': 'Title', 'canned.fShortcut': 'Shortcut (typed after /)',
+      'canned.fText': 'Text', 'canned.cancel': 'Cancel', 'canned.save': 'Save reply', 'canned.edit': 'Edit', 'canned.delete': 'Delete',
+      'canned.none': 'No canned replies yet.', 'canned.saved': 'Saved', 'canned.deleted': 'Deleted', 'canned.saving': 'Saving…',
+      'canned.errTitle': 'Enter a title of at most 100 characters.', 'canned.errText': 'Enter a text of at most 4000 characters.',
+      'canned.errShortcut': 'Use 1 to 32 letters a\u2013z, digits, - or _, not used by another reply of this inbox.',
       'cf.away.outsideHours': 'Outside business hours', 'cf.hours': 'Business hours', 'cf.hoursEnabled': 'This inbox has business hours',
       'cf.hoursHint': 'Per day, times from\u2013to in 24-hour format, several separated by commas (09:00-12:30, 13:30-17:00). Empty: closed all day.',
       'cf.timeZone': 'Time zone', 'cf.holidays': 'Holidays, closed all day (one date a line, YYYY-MM-DD)',
@@ -245,6 +253,12 @@
       'cf.followup': 'Nachfassen', 'cf.followupEnabled': 'Besuchern die verpassten Antworten per E-Mail schicken, wenn sie den Chat verlassen haben',
       'cf.followupDelay': 'Warten vor der E-Mail (Sekunden)', 'cf.loading': 'Lädt…', 'cf.saving': 'Speichert…', 'cf.saved': 'Gespeichert',
       'cf.delayRange': 'Gib eine ganze Zahl von 1 bis 86400 Sekunden ein.', 'cf.fixFields': 'Bitte korrigiere die markierten Felder.',
+      'canned.pick': 'Textbausteine', 'canned.title': 'Textbausteine', 'canned.intro': 'Gespeicherte Antworten, die Agenten im Antwortfeld mit / und dem Kürzel einfügen.',
+      'canned.new': 'Neuer Textbaustein', 'canned.editing': '\u201e{name}\u201c bearbeiten', 'canned.fTitle': 'Titel', 'canned.fShortcut': 'Kürzel (nach / getippt)',
+      'canned.fText': 'Text', 'canned.cancel': 'Abbrechen', 'canned.save': 'Baustein speichern', 'canned.edit': 'Bearbeiten', 'canned.delete': 'Löschen',
+      'canned.none': 'Noch keine Textbausteine.', 'canned.saved': 'Gespeichert', 'canned.deleted': 'Gelöscht', 'canned.saving': 'Speichert…',
+      'canned.errTitle': 'Gib einen Titel mit höchstens 100 Zeichen ein.', 'canned.errText': 'Gib einen Text mit höchstens 4000 Zeichen ein.',
+      'canned.errShortcut': '1 bis 32 Buchstaben a\u2013z, Ziffern, - oder _, nicht schon von einem anderen Baustein dieses Posteingangs benutzt.',
       'cf.away.outsideHours': 'Außerhalb der Geschäftszeiten', 'cf.hours': 'Geschäftszeiten', 'cf.hoursEnabled': 'Dieser Posteingang hat Geschäftszeiten',
       'cf.hoursHint': 'Je Tag Zeiten von\u2013bis im 24-Stunden-Format, mehrere durch Kommas getrennt (09:00-12:30, 13:30-17:00). Leer: den ganzen Tag geschlossen.',
       'cf.timeZone': 'Zeitzone', 'cf.holidays': 'Feiertage, den ganzen Tag geschlossen (ein Datum je Zeile, JJJJ-MM-TT)',
@@ -604,6 +618,7 @@
       case 'contact_lookup': return onLookup(f);
       case 'visitor_assigned': return onAssigned(f);
       case 'chatflow': return onChatflow(f);
+      case 'canned': return onCanned(f);
       case 'team': return onTeam(f);
       case 'agent_created': return onAgentCreated(f);
       case 'error': return onError(f);
@@ -632,6 +647,8 @@
     // Kept, not cleared: rows stay put until the list's answer replaces them.
     (f.conversations || []).forEach(function (c) { S.convs.set(c.id, c); });
     requestList(false);
+    S.canned.clear();
+    S.inboxes.forEach(function (k) { sendQuiet({ type: 'list_canned', inbox: k }); });
     // After signing in, focus goes to the search box (not on touch screens, where it
     // would open the keyboard).
     if (fromSignin && !(window.matchMedia && matchMedia('(pointer: coarse)').matches)) $('search').focus();
@@ -1304,6 +1321,7 @@
     if (text) startTyping(); else stopTyping();
   });
   reply.addEventListener('keydown', function (e) {
+    if (pickKey(e)) return;
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendReply(); }
   });
   $('composer').addEventListener('submit', function (e) { e.preventDefault(); sendReply(); });
@@ -1365,6 +1383,19 @@
       return;
     }
     if (onAdminError(f)) return;
+    if (S.cr.saving) {
+      S.cr.saving = false;
+      $('canned-save').disabled = false;
+      var cfield = f.code === 'bad_frame' && /\b(title|text|shortcut)\b/.exec(f.message || '');
+      var cid = cfield && { title: 'canned-title-input', text: 'canned-text', shortcut: 'canned-shortcut' }[cfield[1]];
+      if (cid) {
+        showFieldError(cid, t({ title: 'canned.errTitle', text: 'canned.errText', shortcut: 'canned.errShortcut' }[cfield[1]]));
+        $(cid).focus();
+      }
+      $('canned-status').className = 'form-status bad';
+      $('canned-status').textContent = cid ? t('cf.fixFields') : errorText(f);
+      return;
+    }
     if (S.cf.saving) {
       S.cf.saving = false;
       $('cf-save').disabled = false;
@@ -1484,6 +1515,7 @@
       S.inboxes.forEach(function (k) { sel.appendChild(h('option', { value: k, text: k })); });
       if (S.cf.inbox && S.inboxes.indexOf(S.cf.inbox) >= 0) sel.value = S.cf.inbox;
       loadChatflow(sel.value);
+      fillCannedInboxes();
     }
   }
   $('tab-inbox').addEventListener('click', function () { showView('inbox'); });
@@ -1669,6 +1701,167 @@
       $('cf-status').textContent = t('cf.saving');
     }
   });
+
+  // ---- canned replies ------------------------------------------------------------------
+  // The list of each inbox comes from `canned` frames: asked for after `ready`, then
+  // pushed after every change by anyone. Admins manage them in settings; every agent
+  // inserts them in the reply box by typing / and part of the shortcut or title.
+  function onCanned(f) {
+    S.canned.set(f.inbox, f.replies || []);
+    if (f.inbox === S.cr.inbox) {
+      renderCannedList();
+      if (S.cr.saving) {
+        S.cr.saving = false;
+        $('canned-save').disabled = false;
+        resetCannedForm();
+        $('canned-status').className = 'form-status good';
+        $('canned-status').textContent = t('canned.saved');
+      }
+    }
+    if (!$('canned-pick').hidden) updatePick();
+  }
+  function fillCannedInboxes() {
+    var sel = $('canned-inbox');
+    sel.textContent = '';
+    S.inboxes.forEach(function (k) { sel.appendChild(h('option', { value: k, text: k })); });
+    if (S.cr.inbox && S.inboxes.indexOf(S.cr.inbox) >= 0) sel.value = S.cr.inbox;
+    S.cr.inbox = sel.value || null;
+    renderCannedList();
+  }
+  $('canned-inbox').addEventListener('change', function () {
+    S.cr.inbox = $('canned-inbox').value; resetCannedForm(); renderCannedList();
+  });
+  function renderCannedList() {
+    var list = $('canned-list'), replies = S.canned.get(S.cr.inbox) || [];
+    list.textContent = '';
+    if (!replies.length) list.appendChild(h('li', { class: 'muted', 'data-testid': 'canned-none', text: t('canned.none') }));
+    replies.forEach(function (r) {
+      var edit = h('button', { type: 'button', class: 'btn sm', 'data-testid': 'canned-edit', text: t('canned.edit'), 'aria-label': t('canned.edit') + ': ' + r.title });
+      var del = h('button', { type: 'button', class: 'btn sm', 'data-testid': 'canned-delete', text: t('canned.delete'), 'aria-label': t('canned.delete') + ': ' + r.title });
+      edit.addEventListener('click', function () { editCanned(r); });
+      del.addEventListener('click', function () {
+        if (send({ type: 'delete_canned', inbox: S.cr.inbox, id: r.id })) {
+          if (S.cr.editId === r.id) resetCannedForm();
+          $('canned-status').className = 'form-status';
+          $('canned-status').textContent = t('canned.deleted');
+        }
+      });
+      list.appendChild(h('li', { 'data-testid': 'canned-item', 'data-id': r.id }, [
+        h('span', { class: 'canned-main' }, [h('strong', { text: r.title }), h('code', { text: '/' + r.shortcut }), h('span', { text: r.text })]),
+        edit, del
+      ]));
+    });
+  }
+  var CANNED_FIELDS = ['canned-title-input', 'canned-shortcut', 'canned-text'];
+  function resetCannedForm() {
+    S.cr.editId = null;
+    CANNED_FIELDS.forEach(function (id) { $(id).value = ''; showFieldError(id, null); });
+    setText($('canned-form-title'), t('canned.new'));
+    $('canned-cancel').hidden = true;
+  }
+  function editCanned(r) {
+    resetCannedForm();
+    S.cr.editId = r.id;
+    $('canned-title-input').value = r.title; $('canned-shortcut').value = r.shortcut; $('canned-text').value = r.text;
+    setText($('canned-form-title'), t('canned.editing', { name: r.title }));
+    $('canned-cancel').hidden = false;
+    $('canned-status').textContent = '';
+    $('canned-title-input').focus();
+  }
+  $('canned-cancel').addEventListener('click', resetCannedForm);
+  $('canned-form').addEventListener('input', function (e) { if (e.target.id) showFieldError(e.target.id, null); });
+  $('canned-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    if (!S.cr.inbox) return;
+    var title = $('canned-title-input').value.trim(), text = $('canned-text').value.trim();
+    var shortcut = $('canned-shortcut').value.trim().replace(/^\//, '').toLowerCase();
+    var taken = (S.canned.get(S.cr.inbox) || []).some(function (r) { return r.shortcut === shortcut && r.id !== S.cr.editId; });
+    var checks = [
+      ['canned-title-input', title && title.length <= 100, 'canned.errTitle'],
+      ['canned-shortcut', /^[a-z0-9_-]{1,32}$/.test(shortcut) && !taken, 'canned.errShortcut'],
+      ['canned-text', text && text.length <= 4000, 'canned.errText']
+    ];
+    var bad = checks.filter(function (c) { showFieldError(c[0], c[1] ? null : t(c[2])); return !c[1]; });
+    if (bad.length) {
+      $('canned-status').className = 'form-status bad';
+      $('canned-status').textContent = t('cf.fixFields');
+      $(bad[0][0]).focus();
+      return;
+    }
+    if (send({ type: 'save_canned', inbox: S.cr.inbox, id: S.cr.editId, title: title, text: text, shortcut: shortcut })) {
+      S.cr.saving = true;
+      $('canned-save').disabled = true;
+      $('canned-status').className = 'form-status';
+      $('canned-status').textContent = t('canned.saving');
+    }
+  });
+
+  // The picker: a listbox under the reply box's combobox, filtered by the word after /.
+  var pick = { items: [], at: 0, start: -1 };
+  /** Where the "/word" being typed starts and what follows the /, or null. */
+  function slashWord() {
+    var before = reply.value.slice(0, reply.selectionStart);
+    var m = /(^|\s)\/([^\s\/]*)$/.exec(before);
+    return m ? { start: before.length - m[2].length - 1, q: m[2].toLowerCase() } : null;
+  }
+  function updatePick() {
+    var w = S.openId && slashWord();
+    var c = w && S.convs.get(S.openId);
+    var replies = (c && S.canned.get(c.inbox)) || [];
+    pick.items = w ? replies.filter(function (r) {
+      return r.shortcut.indexOf(w.q) >= 0 || r.title.toLowerCase().indexOf(w.q) >= 0;
+    }).slice(0, 50) : [];
+    pick.start = w ? w.start : -1;
+    pick.at = Math.min(pick.at, Math.max(pick.items.length - 1, 0));
+    var ul = $('canned-pick');
+    ul.textContent = '';
+    pick.items.forEach(function (r, i) {
+      var li = h('li', { role: 'option', id: 'canned-opt-' + i, 'data-testid': 'canned-option', 'aria-selected': i === pick.at ? 'true' : 'false' },
+        [h('code', { text: '/' + r.shortcut }), h('span', { text: r.title })]);
+      li.addEventListener('mousedown', function (e) { e.preventDefault(); choosePick(i); });
+      ul.appendChild(li);
+    });
+    var open = pick.items.length > 0;
+    ul.hidden = !open;
+    setAttr(reply, 'aria-expanded', open ? 'true' : 'false');
+    setAttr(reply, 'aria-activedescendant', open ? 'canned-opt-' + pick.at : null);
+    var sel = open && $('canned-opt-' + pick.at);
+    if (sel && sel.scrollIntoView) sel.scrollIntoView({ block: 'nearest' });
+  }
+  function closePick() { pick.items = []; pick.at = 0; updatePickClosed(); }
+  function updatePickClosed() {
+    $('canned-pick').hidden = true; $('canned-pick').textContent = '';
+    setAttr(reply, 'aria-expanded', 'false'); setAttr(reply, 'aria-activedescendant', null);
+  }
+  function choosePick(i) {
+    var r = pick.items[i];
+    if (!r || pick.start < 0) return;
+    var end = reply.selectionStart;
+    reply.value = reply.value.slice(0, pick.start) + r.text + reply.value.slice(end);
+    var caret = pick.start + r.text.length;
+    reply.setSelectionRange(caret, caret);
+    closePick();
+    reply.dispatchEvent(new Event('input'));
+    reply.focus();
+  }
+  /** The picker's keys while it is open; true when the key was the picker's. */
+  function pickKey(e) {
+    if ($('canned-pick').hidden || e.isComposing) return false;
+    var n = pick.items.length;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      pick.at = (pick.at + (e.key === 'ArrowDown' ? 1 : n - 1)) % n;
+      updatePick();
+    } else if (e.key === 'Enter' || e.key === 'Tab') {
+      choosePick(pick.at);
+    } else if (e.key === 'Escape') {
+      closePick();
+    } else return false;
+    e.preventDefault();
+    return true;
+  }
+  reply.addEventListener('input', function () { pick.at = 0; updatePick(); });
+  reply.addEventListener('click', updatePick);
+  reply.addEventListener('blur', function () { updatePickClosed(); });
 
   window.addEventListener('online', function () {
     if (S.phase === 'app' && !S.ready) { S.attempt = 0; connect(); }

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
-  ADMIN_TOKEN, BASE, QUIET, axeClean, eventually, expectText, launch, screenshot, setChatflow, signIn, visible, widget,
+  ADMIN_TOKEN, AGENT_TOKEN, BASE, QUIET, agentSocket, axeClean, convItem, eventually, expectText, hidden, launch, screenshot,
+  setChatflow, signIn, uniq, visible, widget,
 } from './lib.mjs';
 
 let browser;
@@ -148,4 +149,105 @@ test('the hours editor shows, checks, saves and reloads the business hours; axe 
   assert.equal(await admin.getByTestId('cf-hours-enabled').isChecked(), false);
   assert.equal(await admin.getByTestId('cf-hours-tz').inputValue(), 'Europe/Berlin');
   await ctx.close();
+});
+
+test('admins manage canned replies in settings; an agent inserts one with / and the keyboard, and sends it', async () => {
+  await setChatflow(browser, { ...QUIET, hours: null });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  const admin = await ctx.newPage();
+  await signIn(admin, ADMIN_TOKEN);
+  await admin.getByTestId('tab-settings').click();
+  const card = admin.getByTestId('canned-settings');
+  await visible(card);
+  const tag = uniq().replace(/[^a-z0-9]/gi, '').toLowerCase().slice(-8);
+
+  // A bad shortcut is refused at its field, and nothing is sent.
+  await admin.getByTestId('canned-title-input').fill('Shipping times');
+  await admin.getByTestId('canned-shortcut').fill('ship ping!');
+  await admin.getByTestId('canned-text').fill('We ship within 2 working days.');
+  await admin.getByTestId('canned-save').click();
+  await expectText(admin.getByTestId('canned-shortcut-error'), '1 to 32');
+  assert.equal(await admin.evaluate(() => document.activeElement.id), 'canned-shortcut');
+  await axeClean(admin, 'canned replies with a field error');
+
+  // Saved: it shows in the list (from the server's `canned` frame).
+  await admin.getByTestId('canned-shortcut').fill(`ship${tag}`);
+  await admin.getByTestId('canned-save').click();
+  await expectText(admin.getByTestId('canned-status'), 'Saved');
+  const item = admin.getByTestId('canned-item').filter({ hasText: `/ship${tag}` });
+  await visible(item);
+  // Edited: the same reply, a new text.
+  await item.getByTestId('canned-edit').click();
+  await expectText(admin.getByTestId('canned-form-title'), 'Shipping times');
+  await admin.getByTestId('canned-text').fill('We ship within 2 working days; delivery takes 3 to 5 more.');
+  await admin.getByTestId('canned-save').click();
+  await expectText(item, 'delivery takes 3 to 5 more');
+  // Another, then deleted again.
+  await admin.getByTestId('canned-title-input').fill('Opening hours');
+  await admin.getByTestId('canned-shortcut').fill(`hours${tag}`);
+  await admin.getByTestId('canned-text').fill('We are here Monday to Friday, 9 to 5.');
+  await admin.getByTestId('canned-save').click();
+  const second = admin.getByTestId('canned-item').filter({ hasText: `/hours${tag}` });
+  await visible(second);
+  // A shortcut the inbox already uses is refused at the field.
+  await admin.getByTestId('canned-title-input').fill('Twice');
+  await admin.getByTestId('canned-shortcut').fill(`hours${tag}`);
+  await admin.getByTestId('canned-text').fill('Again');
+  await admin.getByTestId('canned-save').click();
+  await expectText(admin.getByTestId('canned-shortcut-error'), 'not used by another');
+  await axeClean(admin, 'canned replies');
+  await screenshot(admin, 'inbox-canned-settings');
+  await second.getByTestId('canned-delete').click();
+  await hidden(second);
+
+  // An agent (not admin) gets the list after ready and inserts with / and the keyboard.
+  const vctx = await browser.newContext();
+  const visitor = await vctx.newPage();
+  await visitor.goto(`${BASE}/`);
+  const w = widget(visitor);
+  await w.open();
+  const question = `How long does shipping take? ${tag}`;
+  await w.send(question);
+  const actx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const agent = await actx.newPage();
+  await signIn(agent, AGENT_TOKEN);
+  await (await convItem(agent, question)).click();
+  await expectText(agent.getByTestId('thread-messages'), question);
+  const input = agent.getByTestId('reply-input');
+  const pick = agent.getByTestId('canned-pick');
+  await input.pressSequentially(`Hi! /ship${tag.slice(0, 3)}`, { delay: 10 });
+  await visible(pick);
+  assert.equal(await input.getAttribute('aria-expanded'), 'true');
+  await expectText(pick.getByTestId('canned-option').first(), 'Shipping times');
+  // A reply saved elsewhere (by the admin's socket) joins the open list from its `canned` frame.
+  const sock = await agentSocket(browser, ADMIN_TOKEN);
+  await sock.send({ type: 'save_canned', inbox: 'default', id: null, title: 'Shipping abroad', text: 'Abroad it takes a week.', shortcut: `ship${tag}abroad` });
+  const saved = await sock.next('canned', 'error');
+  assert.equal(saved.type, 'canned', JSON.stringify(saved));
+  await eventually(async () => (await pick.getByTestId('canned-option').count()) === 2, 'the new reply in the open list');
+  await axeClean(agent, 'the canned-reply picker');
+  // Down selects the second, up the first again; the active option is announced.
+  await input.press('ArrowDown');
+  assert.equal(await input.getAttribute('aria-activedescendant'), 'canned-opt-1');
+  await input.press('ArrowUp');
+  assert.equal(await agent.locator('#canned-opt-0').getAttribute('aria-selected'), 'true');
+  // Esc closes it and keeps the text; typing opens it again.
+  await input.press('Escape');
+  await hidden(pick);
+  assert.equal(await input.inputValue(), `Hi! /ship${tag.slice(0, 3)}`);
+  await input.press('End');
+  await input.pressSequentially(tag.slice(3), { delay: 10 });
+  await visible(pick);
+  await eventually(async () => (await pick.getByTestId('canned-option').count()) === 2, 'both shipping replies still match');
+  // Enter inserts (it does not send), a second Enter sends.
+  await input.press('Enter');
+  await hidden(pick);
+  const text = 'Hi! We ship within 2 working days; delivery takes 3 to 5 more.';
+  assert.equal(await input.inputValue(), text);
+  await input.press('Enter');
+  await eventually(async () => (await w.allTexts()).includes(text), 'the visitor gets the canned reply');
+  await sock.send({ type: 'delete_canned', inbox: 'default', id: saved.replies.find((r) => r.shortcut === `ship${tag}abroad`).id });
+  assert.equal((await sock.next('canned', 'error')).type, 'canned');
+  await sock.close();
+  await vctx.close(); await actx.close(); await ctx.close();
 });
