@@ -137,7 +137,7 @@
       'canned.errShortcut': 'Use 1 to 32 letters a\u2013z, digits, - or _, not used by another reply of this inbox.',
       'cf.away.outsideHours': 'Outside business hours', 'cf.hours': 'Business hours', 'cf.hoursEnabled': 'This inbox has business hours',
       'cf.hoursHint': 'Per day, times from\u2013to in 24-hour format, several separated by commas (09:00-12:30, 13:30-17:00). Empty: closed all day.',
-      'cf.timeZone': 'Time zone', 'cf.holidays': 'Holidays, closed all day (one date a line, YYYY-MM-DD)',
+      'cf.closed': 'Closed', 'cf.timeZone': 'Time zone', 'cf.holidays': 'Holidays, closed all day (one date a line, YYYY-MM-DD)',
       'cf.day.mon': 'Monday', 'cf.day.tue': 'Tuesday', 'cf.day.wed': 'Wednesday', 'cf.day.thu': 'Thursday', 'cf.day.fri': 'Friday',
       'cf.day.sat': 'Saturday', 'cf.day.sun': 'Sunday',
       'cf.err.tz': 'Enter a time zone such as Europe/Berlin.', 'cf.err.day': 'Write times as 09:00-17:00 (from before to, up to 24:00), separated by commas, not overlapping, at most 8.',
@@ -261,7 +261,7 @@
       'canned.errShortcut': '1 bis 32 Buchstaben a\u2013z, Ziffern, - oder _, nicht schon von einem anderen Baustein dieses Posteingangs benutzt.',
       'cf.away.outsideHours': 'Außerhalb der Geschäftszeiten', 'cf.hours': 'Geschäftszeiten', 'cf.hoursEnabled': 'Dieser Posteingang hat Geschäftszeiten',
       'cf.hoursHint': 'Je Tag Zeiten von\u2013bis im 24-Stunden-Format, mehrere durch Kommas getrennt (09:00-12:30, 13:30-17:00). Leer: den ganzen Tag geschlossen.',
-      'cf.timeZone': 'Zeitzone', 'cf.holidays': 'Feiertage, den ganzen Tag geschlossen (ein Datum je Zeile, JJJJ-MM-TT)',
+      'cf.closed': 'Geschlossen', 'cf.timeZone': 'Zeitzone', 'cf.holidays': 'Feiertage, den ganzen Tag geschlossen (ein Datum je Zeile, JJJJ-MM-TT)',
       'cf.day.mon': 'Montag', 'cf.day.tue': 'Dienstag', 'cf.day.wed': 'Mittwoch', 'cf.day.thu': 'Donnerstag', 'cf.day.fri': 'Freitag',
       'cf.day.sat': 'Samstag', 'cf.day.sun': 'Sonntag',
       'cf.err.tz': 'Gib eine Zeitzone wie Europe/Berlin ein.', 'cf.err.day': 'Schreibe Zeiten als 09:00-17:00 (von vor bis, höchstens 24:00), durch Kommas getrennt, ohne Überschneidung, höchstens 8.',
@@ -1533,6 +1533,18 @@
   function browserZone() {
     try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (e) { return 'UTC'; }
   }
+  // One field a weekday: "09:00-12:30, 13:30-17:00", empty for closed.
+  (function buildDays() {
+    DAYS.forEach(function (d) {
+      var id = 'cf-hours-' + d;
+      $('cf-hours-days').appendChild(h('label', { class: 'field' }, [
+        h('span', { 'data-t': 'cf.day.' + d, text: t('cf.day.' + d) }),
+        h('input', { type: 'text', id: id, 'data-testid': id, spellcheck: 'false', 'data-ta': 'placeholder:cf.closed',
+          placeholder: t('cf.closed'), 'aria-describedby': 'cf-hours-hint ' + id + '-error' }),
+        h('span', { class: 'field-error', id: id + '-error', 'data-testid': id + '-error', hidden: true })
+      ]));
+    });
+  })();
   (function fillZones() {
     var list = $('cf-hours-tz-list');
     var zones = [];
