@@ -164,6 +164,8 @@ pub struct Throttles {
     pub admin_per_connection: Rule<u64>,
     /// Canned reply frames, keyed by the hub's connection id.
     pub canned_per_connection: Rule<u64>,
+    /// Sign-in attempts (`POST /api/session`) per client address.
+    pub sign_in_per_address: Rule<IpAddr>,
 }
 
 impl Throttles {
@@ -208,6 +210,11 @@ impl Throttles {
             canned_per_connection: Rule::new(
                 "canned reply requests on this connection",
                 l.canned_per_connection,
+                keys,
+            ),
+            sign_in_per_address: Rule::new(
+                "sign-in attempts from this address",
+                l.sign_in_per_address,
                 keys,
             ),
         }

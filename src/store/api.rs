@@ -29,9 +29,11 @@ use crate::inboxes::InboxChange;
 use crate::listing::{ListRequest, Page};
 use crate::mail::{Begin, Delivery, Email, Ended};
 use crate::reading::MarkedRead;
+use crate::signin::SessionKey;
 use crate::store::keys::DeadlineKind;
 use crate::store::records::{
-    AgentRecord, ConversationRecord, InboxRecord, OutboxRecord, ReadCursor, VisitorRecord,
+    AgentRecord, ConversationRecord, InboxRecord, OutboxRecord, ReadCursor, SignInRecord,
+    VisitorRecord,
 };
 use crate::store::StoreError;
 
@@ -303,4 +305,28 @@ pub trait Admin: Send + Sync {
         inbox: String,
         id: String,
     ) -> Result<Result<Vec<CannedReply>, CannedError>, StoreError>;
+}
+
+/// Sign-in sessions (see `signin`), each stored under the SHA-256 of its secret.
+#[async_trait::async_trait]
+pub trait SignIns: Send + Sync {
+    /// Stores a new session, and in the same write drops what
+    /// [`crate::signin::plan_sign_in`] says of its agent's others (keeping at most
+    /// `max_per_agent` with the new one); false (nothing written) when the agent does
+    /// not exist or is revoked.
+    async fn create_sign_in(
+        &self,
+        key: SessionKey,
+        record: SignInRecord,
+        max_per_agent: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a session: the session it was, or None when there was none.
+    async fn revoke_sign_in(&self, key: SessionKey) -> Result<Option<SignInRecord>, StoreError>;
+
+    /// The session with this key, expired or not.
+    fn sign_in(&self, key: &SessionKey) -> Result<Option<SignInRecord>, StoreError>;
+
+    /// Every session of an agent, expired or not, in no particular order.
+    fn sign_ins_of(&self, agent: AgentId) -> Result<Vec<(SessionKey, SignInRecord)>, StoreError>;
 }

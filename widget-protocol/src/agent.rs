@@ -32,7 +32,10 @@ impl SummaryUpdates {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentClient {
     Auth {
-        token: String,
+        /// The agent's token. Extension: absent or null, the connection is signed in by
+        /// the `fd_session` cookie of its upgrade request (see `POST /api/session`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
         /// Extension: which `conversation_updated` frames this agent wants.
         #[serde(default, skip_serializing_if = "SummaryUpdates::is_every_message")]
         summaries: SummaryUpdates,

@@ -352,7 +352,6 @@ fn a_missing_required_field_is_named() {
         );
     }
     let cases: &[(&str, &str)] = &[
-        (r#"{"type":"auth"}"#, "token"),
         (
             r#"{"type":"create_contact","conversation_id":"c","email":"e","first_name":"A"}"#,
             "last_name",
@@ -400,6 +399,18 @@ fn optional_fields_may_be_left_out() {
             limit: None
         }
     );
+    // [ext] An `auth` without a token (or with a null one) signs in by the cookie.
+    for text in [r#"{"type":"auth"}"#, r#"{"type":"auth","token":null}"#] {
+        let f: AgentClient = decode(text).expect(text);
+        assert_eq!(
+            f,
+            AgentClient::Auth {
+                token: None,
+                summaries: SummaryUpdates::EveryMessage
+            }
+        );
+        assert_eq!(encode(&f), r#"{"type":"auth"}"#);
+    }
     let f: VisitorServer =
         decode(r#"{"type":"error","code":"internal","message":"m"}"#).expect("no ref");
     assert_eq!(

@@ -151,6 +151,8 @@ impl Admin for KvStore {
                 b.put_json(Tree::Agents, keys::id(id), &rec);
                 // Forget the token hash too, so the token can never authenticate again.
                 forget_tokens(kv, id, &mut b)?;
+                // And its sign-in sessions (they would not authenticate anyway).
+                super::sign_ins::delete_all_of(kv, &mut b, id)?;
                 Ok((b, true))
             })
             .await

@@ -205,6 +205,11 @@ pub const EXAMPLES: &[Example] = &[
         r#"{"type":"auth","token":"fd_agent_2J8kq9XvT0mYb3LwZ6rN1pQ4"}"#,
     ),
     ex(
+        "agent_client-auth-cookie",
+        Side::AgentClient,
+        r#"{"type":"auth"}"#,
+    ),
+    ex(
         "agent_client-open",
         Side::AgentClient,
         r#"{"type":"open","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","before":null,"limit":50}"#,
