@@ -126,7 +126,7 @@ test('the hours editor shows, checks, saves and reloads the business hours; axe 
   await admin.getByTestId('cf-save').click();
   await expectText(admin.getByTestId('cf-status'), 'Saved');
   await screenshot(admin, 'inbox-business-hours');
-  await signIn(admin, ADMIN_TOKEN); // a fresh load of the page
+  await admin.reload(); // signed in again by the session cookie
   await admin.getByTestId('tab-settings').click();
   await eventually(async () => (await admin.getByTestId('cf-hours-tz').inputValue()) === 'Europe/Berlin', 'the saved hours');
   assert.equal(await admin.getByTestId('cf-hours-mon').inputValue(), '08:00-12:30, 13:30-17:00');
@@ -143,7 +143,7 @@ test('the hours editor shows, checks, saves and reloads the business hours; axe 
   await admin.getByTestId('cf-away-mode').selectOption('always');
   await admin.getByTestId('cf-save').click();
   await expectText(admin.getByTestId('cf-status'), 'Saved');
-  await signIn(admin, ADMIN_TOKEN); // a fresh load of the page
+  await admin.reload(); // signed in again by the session cookie
   await admin.getByTestId('tab-settings').click();
   await eventually(async () => (await admin.getByTestId('cf-away-mode').inputValue()) === 'always', 'the saved mode');
   assert.equal(await admin.getByTestId('cf-hours-enabled').isChecked(), false);
