@@ -1509,13 +1509,13 @@
     setAttr($('tab-settings'), 'aria-current', v === 'settings' ? 'page' : null);
     if (v === 'settings' && isAdmin()) {
       onSettingsShown();
+      fillCannedInboxes();
       if (S.cf.dirty) return;
       var sel = $('cf-inbox');
       sel.textContent = '';
       S.inboxes.forEach(function (k) { sel.appendChild(h('option', { value: k, text: k })); });
       if (S.cf.inbox && S.inboxes.indexOf(S.cf.inbox) >= 0) sel.value = S.cf.inbox;
       loadChatflow(sel.value);
-      fillCannedInboxes();
     }
   }
   $('tab-inbox').addEventListener('click', function () { showView('inbox'); });
