@@ -46,6 +46,8 @@
     titleCount: 0,
     lookupEmail: null, dialogBusy: false,
     cf: { inbox: null, data: null, saving: false, dirty: false },
+    canned: new Map(),         // inbox key -> [CANNED_REPLY], from `canned` frames
+    cr: { inbox: null, editId: null, saving: false },
     team: null,                // the last `team` frame (admins)
     admin: { busy: null }      // the admin change waiting for its answer, and its dialog
   };
@@ -127,6 +129,19 @@
       'cf.followupDelay': 'Wait before emailing (seconds)', 'cf.loading': 'Loading…', 'cf.saving': 'Saving…', 'cf.saved': 'Saved',
       'cf.delayRange': 'Enter a whole number of seconds from 1 to 86400.', 'cf.fixFields': 'Please correct the marked fields.',
       'cf.unsaved': 'You have unsaved changes in the chatflow. Save them, or they are lost when you leave.',
+      'canned.pick': 'Canned replies', 'canned.title': 'Canned replies', 'canned.intro': 'Saved answers agents insert in the reply box by typing / and the shortcut.',
+      'canned.new': 'New canned reply', 'canned.editing': 'Edit \u201c{name}\u201d', 'canned.fTitle': 'Title', 'canned.fShortcut': 'Shortcut (typed after /)',
+      'canned.fText': 'Text', 'canned.cancel': 'Cancel', 'canned.save': 'Save reply', 'canned.edit': 'Edit', 'canned.delete': 'Delete',
+      'canned.none': 'No canned replies yet.', 'canned.saved': 'Saved', 'canned.deleted': 'Deleted', 'canned.saving': 'Saving…',
+      'canned.errTitle': 'Enter a title of at most 100 characters.', 'canned.errText': 'Enter a text of at most 4000 characters.',
+      'canned.errShortcut': 'Use 1 to 32 letters a\u2013z, digits, - or _, not used by another reply of this inbox.',
+      'cf.away.outsideHours': 'Outside business hours', 'cf.hours': 'Business hours', 'cf.hoursEnabled': 'This inbox has business hours',
+      'cf.hoursHint': 'Per day, times from\u2013to in 24-hour format, several separated by commas (09:00-12:30, 13:30-17:00). Empty: closed all day.',
+      'cf.closed': 'Closed', 'cf.timeZone': 'Time zone', 'cf.holidays': 'Holidays, closed all day (one date a line, YYYY-MM-DD)',
+      'cf.day.mon': 'Monday', 'cf.day.tue': 'Tuesday', 'cf.day.wed': 'Wednesday', 'cf.day.thu': 'Thursday', 'cf.day.fri': 'Friday',
+      'cf.day.sat': 'Saturday', 'cf.day.sun': 'Sunday',
+      'cf.err.tz': 'Enter a time zone such as Europe/Berlin.', 'cf.err.day': 'Write times as 09:00-17:00 (from before to, up to 24:00), separated by commas, not overlapping, at most 8.',
+      'cf.err.holidays': 'One date a line as YYYY-MM-DD, at most 200.', 'cf.err.needsHours': 'Outside business hours needs business hours: turn them on below.',
       'team.title': 'Team', 'team.intro': 'Who can sign in to this inbox, what they may do and which inboxes they see.',
       'team.add': 'Add agent', 'team.addTitle': 'Add an agent', 'team.editTitle': 'Edit {name}', 'team.create': 'Add and make invite link',
       'team.name': 'Name', 'team.displayName': 'Display name visitors see', 'team.displayPlaceholder': 'e.g. Ann from Acme Bikes',
@@ -238,6 +253,19 @@
       'cf.followup': 'Nachfassen', 'cf.followupEnabled': 'Besuchern die verpassten Antworten per E-Mail schicken, wenn sie den Chat verlassen haben',
       'cf.followupDelay': 'Warten vor der E-Mail (Sekunden)', 'cf.loading': 'Lädt…', 'cf.saving': 'Speichert…', 'cf.saved': 'Gespeichert',
       'cf.delayRange': 'Gib eine ganze Zahl von 1 bis 86400 Sekunden ein.', 'cf.fixFields': 'Bitte korrigiere die markierten Felder.',
+      'canned.pick': 'Textbausteine', 'canned.title': 'Textbausteine', 'canned.intro': 'Gespeicherte Antworten, die Agenten im Antwortfeld mit / und dem Kürzel einfügen.',
+      'canned.new': 'Neuer Textbaustein', 'canned.editing': '\u201e{name}\u201c bearbeiten', 'canned.fTitle': 'Titel', 'canned.fShortcut': 'Kürzel (nach / getippt)',
+      'canned.fText': 'Text', 'canned.cancel': 'Abbrechen', 'canned.save': 'Baustein speichern', 'canned.edit': 'Bearbeiten', 'canned.delete': 'Löschen',
+      'canned.none': 'Noch keine Textbausteine.', 'canned.saved': 'Gespeichert', 'canned.deleted': 'Gelöscht', 'canned.saving': 'Speichert…',
+      'canned.errTitle': 'Gib einen Titel mit höchstens 100 Zeichen ein.', 'canned.errText': 'Gib einen Text mit höchstens 4000 Zeichen ein.',
+      'canned.errShortcut': '1 bis 32 Buchstaben a\u2013z, Ziffern, - oder _, nicht schon von einem anderen Baustein dieses Posteingangs benutzt.',
+      'cf.away.outsideHours': 'Außerhalb der Geschäftszeiten', 'cf.hours': 'Geschäftszeiten', 'cf.hoursEnabled': 'Dieser Posteingang hat Geschäftszeiten',
+      'cf.hoursHint': 'Je Tag Zeiten von\u2013bis im 24-Stunden-Format, mehrere durch Kommas getrennt (09:00-12:30, 13:30-17:00). Leer: den ganzen Tag geschlossen.',
+      'cf.closed': 'Geschlossen', 'cf.timeZone': 'Zeitzone', 'cf.holidays': 'Feiertage, den ganzen Tag geschlossen (ein Datum je Zeile, JJJJ-MM-TT)',
+      'cf.day.mon': 'Montag', 'cf.day.tue': 'Dienstag', 'cf.day.wed': 'Mittwoch', 'cf.day.thu': 'Donnerstag', 'cf.day.fri': 'Freitag',
+      'cf.day.sat': 'Samstag', 'cf.day.sun': 'Sonntag',
+      'cf.err.tz': 'Gib eine Zeitzone wie Europe/Berlin ein.', 'cf.err.day': 'Schreibe Zeiten als 09:00-17:00 (von vor bis, höchstens 24:00), durch Kommas getrennt, ohne Überschneidung, höchstens 8.',
+      'cf.err.holidays': 'Ein Datum je Zeile als JJJJ-MM-TT, höchstens 200.', 'cf.err.needsHours': 'Außerhalb der Geschäftszeiten braucht Geschäftszeiten: schalte sie unten ein.',
       'cf.unsaved': 'Der Chatablauf hat ungespeicherte Änderungen. Speichere sie, sonst gehen sie beim Verlassen verloren.',
       'team.title': 'Team', 'team.intro': 'Wer sich beim Posteingang anmelden darf, was er darf und welche Posteingänge er sieht.',
       'team.add': 'Agent hinzufügen', 'team.addTitle': 'Agent hinzufügen', 'team.editTitle': '{name} bearbeiten', 'team.create': 'Hinzufügen und Einladungslink erstellen',
@@ -590,6 +618,7 @@
       case 'contact_lookup': return onLookup(f);
       case 'visitor_assigned': return onAssigned(f);
       case 'chatflow': return onChatflow(f);
+      case 'canned': return onCanned(f);
       case 'team': return onTeam(f);
       case 'agent_created': return onAgentCreated(f);
       case 'error': return onError(f);
@@ -618,6 +647,8 @@
     // Kept, not cleared: rows stay put until the list's answer replaces them.
     (f.conversations || []).forEach(function (c) { S.convs.set(c.id, c); });
     requestList(false);
+    S.canned.clear();
+    S.inboxes.forEach(function (k) { sendQuiet({ type: 'list_canned', inbox: k }); });
     // After signing in, focus goes to the search box (not on touch screens, where it
     // would open the keyboard).
     if (fromSignin && !(window.matchMedia && matchMedia('(pointer: coarse)').matches)) $('search').focus();
@@ -1290,6 +1321,7 @@
     if (text) startTyping(); else stopTyping();
   });
   reply.addEventListener('keydown', function (e) {
+    if (pickKey(e)) return;
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendReply(); }
   });
   $('composer').addEventListener('submit', function (e) { e.preventDefault(); sendReply(); });
@@ -1351,11 +1383,30 @@
       return;
     }
     if (onAdminError(f)) return;
+    if (S.cr.saving) {
+      S.cr.saving = false;
+      $('canned-save').disabled = false;
+      var cfield = f.code === 'bad_frame' && /\b(title|text|shortcut)\b/.exec(f.message || '');
+      var cid = cfield && { title: 'canned-title-input', text: 'canned-text', shortcut: 'canned-shortcut' }[cfield[1]];
+      if (cid) {
+        showFieldError(cid, t({ title: 'canned.errTitle', text: 'canned.errText', shortcut: 'canned.errShortcut' }[cfield[1]]));
+        $(cid).focus();
+      }
+      $('canned-status').className = 'form-status bad';
+      $('canned-status').textContent = cid ? t('cf.fixFields') : errorText(f);
+      return;
+    }
     if (S.cf.saving) {
       S.cf.saving = false;
       $('cf-save').disabled = false;
       $('cf-status').textContent = errorText(f, 'chatflow');
       $('cf-status').className = 'form-status bad';
+      var hf = f.code === 'bad_frame' && hoursFieldOf(f);
+      if (hf) {
+        showFieldError(hf.id, t(hf.key));
+        $('cf-status').textContent = t('cf.fixFields');
+        $(hf.id).focus();
+      }
       return;
     }
     // A refused status or assignee change: the controls show the server's state again.
@@ -1458,6 +1509,7 @@
     setAttr($('tab-settings'), 'aria-current', v === 'settings' ? 'page' : null);
     if (v === 'settings' && isAdmin()) {
       onSettingsShown();
+      fillCannedInboxes();
       if (S.cf.dirty) return;
       var sel = $('cf-inbox');
       sel.textContent = '';
@@ -1472,13 +1524,100 @@
   $('cf-when').addEventListener('change', syncChatflowForm);
   $('cf-away-mode').addEventListener('change', syncChatflowForm);
   $('cf-followup-enabled').addEventListener('change', syncChatflowForm);
+  $('cf-hours-enabled').addEventListener('change', syncChatflowForm);
+
+  // ---- business hours (part of the chatflow) ----
+  var DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+  var HOURS_FIELDS = ['cf-hours-tz', 'cf-hours-holidays'].concat(DAYS.map(function (d) { return 'cf-hours-' + d; }));
+  /** The browser's own IANA zone: the default for new business hours. */
+  function browserZone() {
+    try { return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch (e) { return 'UTC'; }
+  }
+  // One field a weekday: "09:00-12:30, 13:30-17:00", empty for closed.
+  (function buildDays() {
+    DAYS.forEach(function (d) {
+      var id = 'cf-hours-' + d;
+      $('cf-hours-days').appendChild(h('label', { class: 'field' }, [
+        h('span', { 'data-t': 'cf.day.' + d, text: t('cf.day.' + d) }),
+        h('input', { type: 'text', id: id, 'data-testid': id, spellcheck: 'false', 'data-ta': 'placeholder:cf.closed',
+          placeholder: t('cf.closed'), 'aria-describedby': 'cf-hours-hint ' + id + '-error' }),
+        h('span', { class: 'field-error', id: id + '-error', 'data-testid': id + '-error', hidden: true })
+      ]));
+    });
+  })();
+  (function fillZones() {
+    var list = $('cf-hours-tz-list');
+    var zones = [];
+    try { zones = Intl.supportedValuesOf('timeZone'); } catch (e) { zones = [browserZone()]; }
+    zones.forEach(function (z) { list.appendChild(h('option', { value: z })); });
+  })();
+  function fillHours(hours) {
+    $('cf-hours-enabled').checked = !!hours;
+    var hs = hours || {};
+    $('cf-hours-tz').value = hs.time_zone || browserZone();
+    var weekly = hs.weekly || {};
+    DAYS.forEach(function (d) {
+      var iv = hours ? (weekly[d] || []) : (d === 'sat' || d === 'sun' ? [] : [{ from: '09:00', to: '17:00' }]);
+      $('cf-hours-' + d).value = iv.map(function (i) { return i.from + '-' + i.to; }).join(', ');
+    });
+    $('cf-hours-holidays').value = (hs.holidays || []).join('\n');
+  }
+  function minutes(hhmm) { var m = /^(\d\d):(\d\d)$/.exec(hhmm); return m ? Number(m[1]) * 60 + Number(m[2]) : NaN; }
+  /** "09:00-12:30, 13:30-17:00" as intervals, or null when it is not valid hours. */
+  function parseDay(text) {
+    var parts = text.split(',').map(function (p) { return p.trim(); }).filter(Boolean);
+    if (parts.length > 8) return null;
+    var out = [];
+    for (var i = 0; i < parts.length; i++) {
+      var m = /^(\d{1,2}:\d\d)\s*[-\u2013\u2014]\s*(\d{1,2}:\d\d)$/.exec(parts[i]);
+      if (!m) return null;
+      var from = m[1].padStart(5, '0'), to = m[2].padStart(5, '0');
+      var a = minutes(from), b = minutes(to);
+      if (!(a >= 0 && a < 1440 && b <= 1440 && b > a && Number(from.slice(3)) < 60 && Number(to.slice(3)) < 60)) return null;
+      out.push({ from: from, to: to });
+    }
+    var sorted = out.slice().sort(function (x, y) { return minutes(x.from) - minutes(y.from); });
+    for (var j = 1; j < sorted.length; j++) if (minutes(sorted[j].from) < minutes(sorted[j - 1].to)) return null;
+    return sorted;
+  }
+  function validZone(z) {
+    if (!z || z.length > 64) return false;
+    try { new Intl.DateTimeFormat('en', { timeZone: z }); return true; } catch (e) { return false; }
+  }
+  /** The HOURS the form holds, and the ids of the fields that are not valid (marked). */
+  function readHours() {
+    var bad = [], weekly = {};
+    var tz = $('cf-hours-tz').value.trim();
+    showFieldError('cf-hours-tz', validZone(tz) ? null : t('cf.err.tz'));
+    if (!validZone(tz)) bad.push('cf-hours-tz');
+    DAYS.forEach(function (d) {
+      var iv = parseDay($('cf-hours-' + d).value);
+      showFieldError('cf-hours-' + d, iv ? null : t('cf.err.day'));
+      if (iv) weekly[d] = iv; else bad.push('cf-hours-' + d);
+    });
+    var holidays = $('cf-hours-holidays').value.split('\n').map(function (l) { return l.trim(); }).filter(Boolean);
+    var okH = holidays.length <= 200 && holidays.every(function (x) {
+      return /^\d{4}-\d\d-\d\d$/.test(x) && !isNaN(Date.parse(x + 'T00:00:00Z')) && new Date(x + 'T00:00:00Z').toISOString().slice(0, 10) === x;
+    });
+    showFieldError('cf-hours-holidays', okH ? null : t('cf.err.holidays'));
+    if (!okH) bad.push('cf-hours-holidays');
+    return { hours: { time_zone: tz, weekly: weekly, holidays: holidays }, bad: bad };
+  }
+  /** A refused chatflow whose message names a business-hours field: marked at that field. */
+  function hoursFieldOf(f) {
+    var m = /^hours\.(time_zone|holidays|weekly\.(mon|tue|wed|thu|fri|sat|sun))/.exec((f && f.message) || '');
+    if (!m) return null;
+    if (m[1] === 'time_zone') return { id: 'cf-hours-tz', key: 'cf.err.tz' };
+    if (m[1] === 'holidays') return { id: 'cf-hours-holidays', key: 'cf.err.holidays' };
+    return { id: 'cf-hours-' + m[2], key: 'cf.err.day' };
+  }
 
   function loadChatflow(inbox) {
     if (!inbox) return;
     S.cf.inbox = inbox; S.cf.data = null;
     $('cf-status').textContent = t('cf.loading');
     S.cf.dirty = false;
-    showFieldError('cf-delay', null); showFieldError('cf-followup-delay', null);
+    ['cf-delay', 'cf-followup-delay', 'cf-away-mode'].concat(HOURS_FIELDS).forEach(function (id) { showFieldError(id, null); });
     $('cf-status').className = 'form-status';
     $('cf-save').disabled = true;
     send({ type: 'get_chatflow', inbox: inbox });
@@ -1494,13 +1633,15 @@
   }
   $('chatflow-form').addEventListener('input', function (e) {
     S.cf.dirty = true;
-    if (e.target.id === 'cf-delay' || e.target.id === 'cf-followup-delay') showFieldError(e.target.id, null);
+    if (e.target.id && $(e.target.id + '-error')) showFieldError(e.target.id, null);
   });
   function syncChatflowForm() {
     $('cf-delay').disabled = $('cf-when').value !== 'no_reply';
     $('cf-message').disabled = $('cf-when').value === 'never';
     $('cf-away-message').disabled = $('cf-away-mode').value === 'off';
     $('cf-followup-delay').disabled = !$('cf-followup-enabled').checked;
+    var off = !$('cf-hours-enabled').checked;
+    HOURS_FIELDS.forEach(function (id) { $(id).disabled = off; });
   }
   function onChatflow(f) {
     if (f.inbox !== S.cf.inbox) return;
@@ -1511,6 +1652,9 @@
     $('cf-delay').value = ec.delay_secs != null ? ec.delay_secs : 60;
     $('cf-message').value = ec.message || '';
     $('cf-away-mode').value = aw.mode || 'off';
+    // A mode this page has no option for is shown as off but kept unless changed.
+    if (!$('cf-away-mode').value) $('cf-away-mode').value = 'off';
+    fillHours(cf.hours || null);
     $('cf-away-message').value = aw.message || '';
     $('cf-followup-enabled').checked = fu.enabled !== false; // the server's default is on
     $('cf-followup-delay').value = fu.delay_secs != null ? fu.delay_secs : 120;
@@ -1531,6 +1675,12 @@
       showFieldError(id, ok ? null : t('cf.delayRange'));
       return !ok;
     });
+    var useHours = $('cf-hours-enabled').checked;
+    var hours = null;
+    if (useHours) { var rh = readHours(); hours = rh.hours; bad = bad.concat(rh.bad); }
+    var needs = $('cf-away-mode').value === 'outside_hours' && !useHours;
+    showFieldError('cf-away-mode', needs ? t('cf.err.needsHours') : null);
+    if (needs) bad.unshift('cf-away-mode');
     if (bad.length) {
       $('cf-status').className = 'form-status bad';
       $('cf-status').textContent = t('cf.fixFields');
@@ -1555,6 +1705,7 @@
         delay_secs: isFinite(fdelay) ? fdelay : 120
       })
     });
+    if (hours) chatflow.hours = hours; else delete chatflow.hours;
     if (send({ type: 'update_chatflow', inbox: S.cf.inbox, chatflow: chatflow })) {
       S.cf.saving = true;
       $('cf-save').disabled = true;
@@ -1562,6 +1713,167 @@
       $('cf-status').textContent = t('cf.saving');
     }
   });
+
+  // ---- canned replies ------------------------------------------------------------------
+  // The list of each inbox comes from `canned` frames: asked for after `ready`, then
+  // pushed after every change by anyone. Admins manage them in settings; every agent
+  // inserts them in the reply box by typing / and part of the shortcut or title.
+  function onCanned(f) {
+    S.canned.set(f.inbox, f.replies || []);
+    if (f.inbox === S.cr.inbox) {
+      renderCannedList();
+      if (S.cr.saving) {
+        S.cr.saving = false;
+        $('canned-save').disabled = false;
+        resetCannedForm();
+        $('canned-status').className = 'form-status good';
+        $('canned-status').textContent = t('canned.saved');
+      }
+    }
+    if (!$('canned-pick').hidden) updatePick();
+  }
+  function fillCannedInboxes() {
+    var sel = $('canned-inbox');
+    sel.textContent = '';
+    S.inboxes.forEach(function (k) { sel.appendChild(h('option', { value: k, text: k })); });
+    if (S.cr.inbox && S.inboxes.indexOf(S.cr.inbox) >= 0) sel.value = S.cr.inbox;
+    S.cr.inbox = sel.value || null;
+    renderCannedList();
+  }
+  $('canned-inbox').addEventListener('change', function () {
+    S.cr.inbox = $('canned-inbox').value; resetCannedForm(); renderCannedList();
+  });
+  function renderCannedList() {
+    var list = $('canned-list'), replies = S.canned.get(S.cr.inbox) || [];
+    list.textContent = '';
+    if (!replies.length) list.appendChild(h('li', { class: 'muted', 'data-testid': 'canned-none', text: t('canned.none') }));
+    replies.forEach(function (r) {
+      var edit = h('button', { type: 'button', class: 'btn sm', 'data-testid': 'canned-edit', text: t('canned.edit'), 'aria-label': t('canned.edit') + ': ' + r.title });
+      var del = h('button', { type: 'button', class: 'btn sm', 'data-testid': 'canned-delete', text: t('canned.delete'), 'aria-label': t('canned.delete') + ': ' + r.title });
+      edit.addEventListener('click', function () { editCanned(r); });
+      del.addEventListener('click', function () {
+        if (send({ type: 'delete_canned', inbox: S.cr.inbox, id: r.id })) {
+          if (S.cr.editId === r.id) resetCannedForm();
+          $('canned-status').className = 'form-status';
+          $('canned-status').textContent = t('canned.deleted');
+        }
+      });
+      list.appendChild(h('li', { 'data-testid': 'canned-item', 'data-id': r.id }, [
+        h('span', { class: 'canned-main' }, [h('strong', { text: r.title }), h('code', { text: '/' + r.shortcut }), h('span', { text: r.text })]),
+        edit, del
+      ]));
+    });
+  }
+  var CANNED_FIELDS = ['canned-title-input', 'canned-shortcut', 'canned-text'];
+  function resetCannedForm() {
+    S.cr.editId = null;
+    CANNED_FIELDS.forEach(function (id) { $(id).value = ''; showFieldError(id, null); });
+    setText($('canned-form-title'), t('canned.new'));
+    $('canned-cancel').hidden = true;
+  }
+  function editCanned(r) {
+    resetCannedForm();
+    S.cr.editId = r.id;
+    $('canned-title-input').value = r.title; $('canned-shortcut').value = r.shortcut; $('canned-text').value = r.text;
+    setText($('canned-form-title'), t('canned.editing', { name: r.title }));
+    $('canned-cancel').hidden = false;
+    $('canned-status').textContent = '';
+    $('canned-title-input').focus();
+  }
+  $('canned-cancel').addEventListener('click', resetCannedForm);
+  $('canned-form').addEventListener('input', function (e) { if (e.target.id) showFieldError(e.target.id, null); });
+  $('canned-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    if (!S.cr.inbox) return;
+    var title = $('canned-title-input').value.trim(), text = $('canned-text').value.trim();
+    var shortcut = $('canned-shortcut').value.trim().replace(/^\//, '').toLowerCase();
+    var taken = (S.canned.get(S.cr.inbox) || []).some(function (r) { return r.shortcut === shortcut && r.id !== S.cr.editId; });
+    var checks = [
+      ['canned-title-input', title && title.length <= 100, 'canned.errTitle'],
+      ['canned-shortcut', /^[a-z0-9_-]{1,32}$/.test(shortcut) && !taken, 'canned.errShortcut'],
+      ['canned-text', text && text.length <= 4000, 'canned.errText']
+    ];
+    var bad = checks.filter(function (c) { showFieldError(c[0], c[1] ? null : t(c[2])); return !c[1]; });
+    if (bad.length) {
+      $('canned-status').className = 'form-status bad';
+      $('canned-status').textContent = t('cf.fixFields');
+      $(bad[0][0]).focus();
+      return;
+    }
+    if (send({ type: 'save_canned', inbox: S.cr.inbox, id: S.cr.editId, title: title, text: text, shortcut: shortcut })) {
+      S.cr.saving = true;
+      $('canned-save').disabled = true;
+      $('canned-status').className = 'form-status';
+      $('canned-status').textContent = t('canned.saving');
+    }
+  });
+
+  // The picker: a listbox under the reply box's combobox, filtered by the word after /.
+  var pick = { items: [], at: 0, start: -1 };
+  /** Where the "/word" being typed starts and what follows the /, or null. */
+  function slashWord() {
+    var before = reply.value.slice(0, reply.selectionStart);
+    var m = /(^|\s)\/([^\s\/]*)$/.exec(before);
+    return m ? { start: before.length - m[2].length - 1, q: m[2].toLowerCase() } : null;
+  }
+  function updatePick() {
+    var w = S.openId && slashWord();
+    var c = w && S.convs.get(S.openId);
+    var replies = (c && S.canned.get(c.inbox)) || [];
+    pick.items = w ? replies.filter(function (r) {
+      return r.shortcut.indexOf(w.q) >= 0 || r.title.toLowerCase().indexOf(w.q) >= 0;
+    }).slice(0, 50) : [];
+    pick.start = w ? w.start : -1;
+    pick.at = Math.min(pick.at, Math.max(pick.items.length - 1, 0));
+    var ul = $('canned-pick');
+    ul.textContent = '';
+    pick.items.forEach(function (r, i) {
+      var li = h('li', { role: 'option', id: 'canned-opt-' + i, 'data-testid': 'canned-option', 'aria-selected': i === pick.at ? 'true' : 'false' },
+        [h('code', { text: '/' + r.shortcut }), h('span', { text: r.title })]);
+      li.addEventListener('mousedown', function (e) { e.preventDefault(); choosePick(i); });
+      ul.appendChild(li);
+    });
+    var open = pick.items.length > 0;
+    ul.hidden = !open;
+    setAttr(reply, 'aria-expanded', open ? 'true' : 'false');
+    setAttr(reply, 'aria-activedescendant', open ? 'canned-opt-' + pick.at : null);
+    var sel = open && $('canned-opt-' + pick.at);
+    if (sel && sel.scrollIntoView) sel.scrollIntoView({ block: 'nearest' });
+  }
+  function closePick() { pick.items = []; pick.at = 0; updatePickClosed(); }
+  function updatePickClosed() {
+    $('canned-pick').hidden = true; $('canned-pick').textContent = '';
+    setAttr(reply, 'aria-expanded', 'false'); setAttr(reply, 'aria-activedescendant', null);
+  }
+  function choosePick(i) {
+    var r = pick.items[i];
+    if (!r || pick.start < 0) return;
+    var end = reply.selectionStart;
+    reply.value = reply.value.slice(0, pick.start) + r.text + reply.value.slice(end);
+    var caret = pick.start + r.text.length;
+    reply.setSelectionRange(caret, caret);
+    closePick();
+    reply.dispatchEvent(new Event('input'));
+    reply.focus();
+  }
+  /** The picker's keys while it is open; true when the key was the picker's. */
+  function pickKey(e) {
+    if ($('canned-pick').hidden || e.isComposing) return false;
+    var n = pick.items.length;
+    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+      pick.at = (pick.at + (e.key === 'ArrowDown' ? 1 : n - 1)) % n;
+      updatePick();
+    } else if (e.key === 'Enter' || e.key === 'Tab') {
+      choosePick(pick.at);
+    } else if (e.key === 'Escape') {
+      closePick();
+    } else return false;
+    e.preventDefault();
+    return true;
+  }
+  reply.addEventListener('input', function () { pick.at = 0; updatePick(); });
+  reply.addEventListener('click', updatePick);
+  reply.addEventListener('blur', function () { updatePickClosed(); });
 
   window.addEventListener('online', function () {
     if (S.phase === 'app' && !S.ready) { S.attempt = 0; connect(); }

@@ -45,7 +45,8 @@
       thanks: 'Thanks — we’ll reply to {}',
       rate_limited: 'Too many messages at once, wait a moment', message_too_long: 'This message is too long',
       empty_message: 'This message is empty', invalid_email: 'That email address does not look right.',
-      internal: 'Something went wrong on our side, try again'
+      internal: 'Something went wrong on our side, try again',
+      back: 'We’re back {}', at: ' at ', soon: 'today', tmrw: 'tomorrow', on: 'on {}'
     },
     de: {
       open: 'Chat öffnen', close: 'Chat schließen', unread: ', {} ungelesen', dismiss: 'Ausblenden', chat: 'Chat',
@@ -63,7 +64,8 @@
       noConn: 'Keine Verbindung, bitte gleich noch einmal versuchen.', thanks: 'Danke – wir antworten an {}',
       rate_limited: 'Zu viele Nachrichten auf einmal, bitte kurz warten', message_too_long: 'Diese Nachricht ist zu lang',
       empty_message: 'Diese Nachricht ist leer', invalid_email: 'Diese E-Mail-Adresse scheint nicht zu stimmen.',
-      internal: 'Bei uns ist etwas schiefgegangen, bitte erneut versuchen'
+      internal: 'Bei uns ist etwas schiefgegangen, bitte erneut versuchen',
+      back: 'Wir sind {} wieder da', at: ' um ', soon: 'heute', tmrw: 'morgen', on: 'am {}'
     }
   };
   function pickLang(l) { l = String(l || '').toLowerCase(); return /^de(-|$)/.test(l) ? 'de' : /^en(-|$)/.test(l) ? 'en' : null; }
@@ -160,6 +162,8 @@
   var status = h('small', { t: 'status', role: 'status', 'data-state': 'connecting', text: t('connecting') });
   var titleEl = h('b', { t: 'title' });
   var away = h('div', { class: 'away', t: 'away', hidden: '' });
+  var awayText = h('span'), backEl = h('span', { class: 'back', t: 'back-at', hidden: '' });
+  away.append(awayText, backEl);
   var more = h('button', { class: 'more', t: 'load-earlier', hidden: '', text: t('more'), on: { click: loadEarlier } });
   var hello = h('div', { class: 'hello', t: 'empty' });
   var log = h('div', { class: 'log', t: 'messages', role: 'log', 'aria-live': 'polite' }, [more, hello, typingRow]);
@@ -629,6 +633,29 @@
     }
   }
 
+  // -- away, and when the inbox opens again: back_at (ms) said in the visitor's own zone
+  var backTimer = null;
+  function showAway(a) {
+    clearTimeout(backTimer);
+    var back = a.active && typeof a.back_at === 'number' ? a.back_at : 0, left = back - Date.now();
+    if (back && left <= 0) a = {};
+    awayText.textContent = a.message || '';
+    backEl.hidden = !back;
+    backEl.textContent = back ? t('back', backWhen(new Date(back))) : '';
+    away.hidden = !(a.active && (a.message || back));
+    setStatus(a.active ? 'away' : 'online', t(a.active ? 'away' : 'online'));
+    // No frame says the inbox opened: from back_at on the widget shows it open.
+    if (back && left > 0) backTimer = setTimeout(() => showAway(left > 2e9 ? a : {}), Math.min(left, 2e9));
+  }
+  function backWhen(d) {
+    var loc = lang === pickLang(navigator.language) ? navigator.language : lang;
+    var f = (o) => new Intl.DateTimeFormat(loc, o).format(d), now = new Date();
+    var days = Math.round((new Date(d).setHours(0, 0, 0, 0) - now.setHours(0, 0, 0, 0)) / DAY);
+    var day = days < 1 ? t('soon') : days < 2 ? t('tmrw') : days < 7 ? f({ weekday: 'long' })
+      : t('on', f({ day: 'numeric', month: 'long' }));
+    return day + t('at') + f({ hour: 'numeric', minute: '2-digit' });
+  }
+
   function onWelcome(f) {
     if (conversationId && f.conversation_id && f.conversation_id !== conversationId) reset();
     var fresh = !seqs().length;
@@ -637,10 +664,7 @@
     conversationId = f.conversation_id || conversationId;
     email = f.email || null;
     if (email && promptEl && promptEl._err) { promptEl.remove(); promptEl = null; }
-    var a = f.away || {};
-    away.hidden = !(a.active && a.message);
-    away.textContent = a.message || '';
-    setStatus(a.active ? 'away' : 'online', t(a.active ? 'away' : 'online'));
+    showAway(f.away || {});
     // The inbox's title, colour and greeting (absent: all its defaults), kept for the next page.
     settings = f.widget && typeof f.widget === 'object' ? f.widget : {};
     store('local', setKey, f.widget ? JSON.stringify(settings) : null);

@@ -3,28 +3,12 @@
 // and the dark scheme; dark mode and reduced motion follow the system; day separators
 // and full dates in the thread; links in messages are clickable and safe.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { ADMIN_TOKEN, BASE, convItem, eventually, expectText, forbidDialogs, launchQuiet, screenshot, signIn, visible, widget } from './lib.mjs';
-
-const AXE = readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+import { ADMIN_TOKEN, BASE, axeClean, convItem, eventually, expectText, forbidDialogs, launchQuiet, screenshot, signIn, visible, widget } from './lib.mjs';
 
 let browser;
 before(async () => { browser = await launchQuiet(); });
 after(async () => { await browser?.close(); });
-
-/** Runs axe-core in the page (evaluated, so the page's CSP is untouched) and fails on
- * any serious or critical violation, naming the rule and the elements. */
-async function axeClean(page, view) {
-  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
-  const result = await page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')}: ${n.failureSummary}`) }));
-  });
-  if (process.env.FRONTDESK_AXE_VERBOSE) console.log(view, JSON.stringify(result.map((v) => `${v.impact} ${v.id}`)));
-  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  assert.deepEqual(bad, [], `${view}: axe violations\n${JSON.stringify(bad, null, 2)}`);
-}
 
 async function visitorSays(text) {
   const context = await browser.newContext();

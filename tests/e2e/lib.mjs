@@ -2,7 +2,7 @@
 // and a headless agent connection (run inside a Chromium page, so it speaks the real
 // WebSocket protocol without any extra npm package).
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -257,4 +257,21 @@ export async function setChatflow(browser, patch, inbox = 'default') {
   } finally {
     await agent.close();
   }
+}
+
+// ---- accessibility ---------------------------------------------------------------------
+
+const AXE = readFileSync(new URL('./node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+
+/** Runs axe-core in the page (evaluated, so the page's CSP is untouched) and fails on
+ * any serious or critical violation, naming the rule and the elements. */
+export async function axeClean(page, view) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE);
+  const result = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(' ')}: ${n.failureSummary}`) }));
+  });
+  if (process.env.FRONTDESK_AXE_VERBOSE) console.log(view, JSON.stringify(result.map((v) => `${v.impact} ${v.id}`)));
+  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad, [], `${view}: axe violations\n${JSON.stringify(bad, null, 2)}`);
 }
