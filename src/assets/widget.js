@@ -21,7 +21,7 @@
   var wsUrl = origin.replace(/^http/, 'ws') + '/ws/visitor?inbox=' + encodeURIComponent(inbox);
   // Versioned: a new widget.js never styles itself with a cached old sheet (the server
   // ignores the query; tests/it checks the version is the sheet's hash).
-  var CSS = origin + '/widget.css?v=5c048792';
+  var CSS = origin + '/widget.css?v=422582a6';
   var COOKIE = 'fd_visitor_token';
   var openKey = 'fd_open:' + inbox, promptKey = 'fd_prompt:' + inbox, peekKey = 'fd_peek:' + inbox;
   var seenKey = 'fd_seen:' + inbox, queueKey = 'fd_outbox:' + inbox, setKey = 'fd_widget:' + inbox;
