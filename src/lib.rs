@@ -9,6 +9,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod attachments;
 pub mod capture;
 pub mod chatflow;
 pub mod cli;
