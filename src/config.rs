@@ -34,6 +34,11 @@ pub struct Limits {
     pub count_reads_per_connection: Rate,
     /// Team administration frames (`get_team` … `update_inbox`) per admin connection.
     pub admin_per_connection: Rate,
+    /// Bytes of one attachment (`POST /api/uploads`; 413 past it).
+    pub max_upload_bytes: u64,
+    /// Uploads per visitor (or agent), and per client address.
+    pub uploads_per_uploader: Rate,
+    pub uploads_per_address: Rate,
     /// Keys each shared limit tracks at most; past it, new keys share one bucket.
     pub throttle_max_keys: usize,
     /// How long a visitor who lost their last connection still counts as online: one
@@ -102,6 +107,10 @@ impl Default for Limits {
             count_reads_per_connection: Rate::new(20, Duration::from_secs(10)),
             // A person editing settings, never a script's flood of writes.
             admin_per_connection: Rate::new(20, Duration::from_secs(10)),
+            // A screenshot or a PDF now and then; a handful in a row when pasting.
+            max_upload_bytes: 10 * 1024 * 1024,
+            uploads_per_uploader: Rate::new(10, Duration::from_secs(60)),
+            uploads_per_address: Rate::new(60, Duration::from_secs(600)),
             throttle_max_keys: 100_000,
             presence_grace: Duration::from_millis(2500),
             hello_timeout: Duration::from_secs(10),

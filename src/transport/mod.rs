@@ -11,6 +11,7 @@ mod encoding;
 pub mod http;
 pub mod limiter;
 pub mod proxy;
+pub mod uploads;
 mod ws;
 
 pub use limiter::Limiter;

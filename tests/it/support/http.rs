@@ -33,13 +33,42 @@ pub async fn get(addr: SocketAddr, path: &str) -> Response {
 
 /// One GET with `Connection: close` and more request headers, read to the end.
 pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
+    request(addr, "GET", path, headers, None).await
+}
+
+/// One POST of `body` (with its `Content-Length`) and `Connection: close`.
+pub async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    request(addr, "POST", path, headers, Some(body)).await
+}
+
+/// A request's head: `METHOD path`, `Host`, the headers, `Connection: close`.
+pub fn head(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> String {
     let extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
         .collect();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
+    format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n")
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let len = body.map(|b| b.len().to_string());
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if let Some(len) = len.as_deref() {
+        all.push(("Content-Length", len));
+    }
+    s.write_all(head(addr, method, path, &all).as_bytes())
+        .await
+        .expect("write");
+    if let Some(b) = body {
+        s.write_all(b).await.expect("write the body");
+    }
     let mut buf = Vec::new();
     tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
         .await
