@@ -180,6 +180,18 @@ pub fn content_disposition(a: &Attachment) -> String {
     format!("{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
+/// Until messages record their attachments durably (the store's upload records), a
+/// `send` or `reply` naming any is refused rather than acked without them.
+pub fn not_yet(ids: &[String]) -> crate::error::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::rejected(
+        widget_protocol::ErrorCode::BadFrame,
+        "attachments on messages are not accepted yet",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,3 +200,23 @@ async fn uploads_past_the_visitors_rate_are_429() {
     let other = visitor_token(&s).await;
     assert_eq!(upload(&s, &other, "a.pdf", b"other").await.status, 201);
 }
+
+#[tokio::test]
+async fn messages_naming_attachments_are_refused_until_they_are_recorded() {
+    let s = TestServer::start().await;
+    let (mut c, w) = s.visitor().await;
+    let token = w["visitor_token"].as_str().expect("token").to_string();
+    let id = json(&upload(&s, &token, "a.png", PNG).await)["id"].clone();
+    c.send(serde_json::json!({"type":"send","client_msg_id":"m1","text":"see","attachments":[id]}))
+        .await;
+    let e = c.expect_error("bad_frame").await;
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("attachments")),
+        "{e}"
+    );
+    c.send(serde_json::json!({"type":"send","client_msg_id":"m2","text":"hi","attachments":[]}))
+        .await;
+    c.expect("ack").await;
+}
