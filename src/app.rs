@@ -22,7 +22,7 @@ use crate::hub::Hub;
 use crate::identity::{Identity, IdentityError};
 use crate::inboxes::{Inboxes, DEFAULT_INBOX};
 use crate::metrics::Metrics;
-use crate::store::api::{Admin, Outbox};
+use crate::store::api::{Admin, Outbox, SignIns};
 use crate::store::{self, Kv, KvStore, Store, StoreError, Writer};
 use crate::throttle::Throttles;
 
@@ -112,6 +112,8 @@ pub struct Inner {
     pub outbox: Arc<dyn Outbox>,
     /// Inboxes and agents.
     pub admin: Arc<dyn Admin>,
+    /// Agents' sign-in sessions.
+    pub sign_ins: Arc<dyn SignIns>,
     /// The engine and its writer under the store, for the health check and the metrics
     /// only (they watch the engine itself): the domain goes through `store`.
     pub kv: Arc<dyn Kv>,
@@ -268,6 +270,7 @@ impl App {
             config,
             store: backend.clone(),
             outbox: backend.clone(),
+            sign_ins: backend.clone(),
             admin: backend,
             kv,
             writer,

@@ -135,8 +135,7 @@ pub struct Applied {
 /// What the inbox's chatflow says for a first message, right now.
 pub fn plan(app: &App, inbox: &InboxRecord) -> FirstMessagePlan {
     let c = &inbox.chatflow;
-    let away =
-        chatflow::away_active(c, app.hub.agents_online(&inbox.key)).then(|| chatflow::away_text(c));
+    let away = chatflow::away(c, app.hub.agents_online(&inbox.key), app.now()).message;
     FirstMessagePlan {
         when: c.email_capture.when,
         delay_ms: clock::from_secs(c.email_capture.delay_secs),

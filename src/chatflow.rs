@@ -3,9 +3,10 @@
 //! Owns validation and the built-in texts. The decisions a chatflow drives (when to
 //! prompt, when to follow up) live in `capture` and `followup`.
 
-use widget_protocol::{AwayMode, Chatflow, ErrorCode};
+use widget_protocol::{AwayMode, AwayState, Chatflow, ErrorCode, Millis};
 
 use crate::error::{Error, Result};
+use crate::hours::{self, Schedule};
 
 pub const DEFAULT_PROMPT: &str =
     "Leave your email and we'll get back to you there if you're gone when we reply.";
@@ -31,6 +32,15 @@ pub fn validate(mut c: Chatflow) -> Result<Chatflow> {
     }
     c.email_capture.message = text(c.email_capture.message.take(), "email_capture.message")?;
     c.away.message = text(c.away.message.take(), "away.message")?;
+    if let Some(h) = &mut c.hours {
+        h.time_zone = h.time_zone.trim().to_string();
+        Schedule::compile(h).map_err(|e| bad(e.to_string()))?;
+    }
+    if c.away.mode == AwayMode::OutsideHours && c.hours.is_none() {
+        return Err(bad(
+            "away.mode outside_hours needs hours (a time_zone and a weekly schedule)".into(),
+        ));
+    }
     Ok(c)
 }
 
@@ -58,12 +68,30 @@ pub fn prompt_text(c: &Chatflow) -> String {
         .unwrap_or_else(|| DEFAULT_PROMPT.to_string())
 }
 
-/// Whether the inbox is away now, given whether any of its agents is connected.
-pub fn away_active(c: &Chatflow, agents_online: bool) -> bool {
-    match c.away.mode {
-        AwayMode::Off => false,
-        AwayMode::Always => true,
-        AwayMode::NoAgentsOnline => !agents_online,
+/// Whether the inbox is away at `now`, given whether any of its agents is connected,
+/// with its away text, and, when away outside its business hours, the next opening.
+/// The one rule for "away": the welcome and a first message both ask it.
+pub fn away(c: &Chatflow, agents_online: bool, now: Millis) -> AwayState {
+    let (active, back_at) = match c.away.mode {
+        AwayMode::Off => (false, None),
+        AwayMode::Always => (true, None),
+        AwayMode::NoAgentsOnline => (!agents_online, None),
+        AwayMode::OutsideHours => match c.hours.as_ref().map(Schedule::compile) {
+            Some(Ok(s)) if !hours::is_open(&s, now) => (true, hours::next_opening(&s, now)),
+            Some(Ok(_)) => (false, None),
+            // Checked when stored, so only a time zone dropped from a later tz
+            // database lands here: better open than away for good.
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "stored business hours no longer compile");
+                (false, None)
+            }
+            None => (false, None),
+        },
+    };
+    AwayState {
+        active,
+        message: active.then(|| away_text(c)),
+        back_at,
     }
 }
 
@@ -100,10 +128,45 @@ mod tests {
     #[test]
     fn away_modes() {
         let mut c = Chatflow::default();
-        assert!(!away_active(&c, false));
+        assert!(!away(&c, false, 0).active);
         c.away.mode = AwayMode::Always;
-        assert!(away_active(&c, true));
+        let a = away(&c, true, 0);
+        assert!(a.active && a.message.as_deref() == Some(DEFAULT_AWAY) && a.back_at.is_none());
         c.away.mode = AwayMode::NoAgentsOnline;
-        assert!(away_active(&c, false) && !away_active(&c, true));
+        assert!(away(&c, false, 0).active && !away(&c, true, 0).active);
+    }
+
+    #[test]
+    fn outside_hours_is_away_with_the_next_opening_whoever_is_online() {
+        use widget_protocol::{Hours, Interval, Weekly};
+        let mut c = Chatflow::default();
+        c.away.mode = AwayMode::OutsideHours;
+        assert!(validate(c.clone())
+            .expect_err("needs hours")
+            .to_string()
+            .contains("needs hours"));
+        // 1970-01-01 was a Thursday: open Thursdays 10:00-11:00 UTC.
+        c.hours = Some(Hours {
+            time_zone: " UTC ".into(),
+            weekly: Weekly {
+                thu: vec![Interval {
+                    from: "10:00".into(),
+                    to: "11:00".into(),
+                }],
+                ..Weekly::default()
+            },
+            holidays: vec![],
+        });
+        let c = validate(c).expect("valid");
+        assert_eq!(c.hours.as_ref().map(|h| h.time_zone.as_str()), Some("UTC"));
+        let hour = 3_600_000;
+        let a = away(&c, true, 9 * hour);
+        assert!(a.active && a.message.is_some());
+        assert_eq!(a.back_at, Some(10 * hour));
+        assert_eq!(away(&c, false, 10 * hour), AwayState::default());
+        assert_eq!(
+            away(&c, true, 11 * hour).back_at,
+            Some((7 * 24 + 10) * hour)
+        );
     }
 }

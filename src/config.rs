@@ -39,6 +39,11 @@ pub struct Limits {
     /// Uploads per visitor (or agent), and per client address.
     pub uploads_per_uploader: Rate,
     pub uploads_per_address: Rate,
+    /// Canned reply frames (`list_canned`, `save_canned`, `delete_canned`) per agent
+    /// connection.
+    pub canned_per_connection: Rate,
+    /// `POST /api/session` requests (sign-in attempts) from one client address.
+    pub sign_in_per_address: Rate,
     /// Keys each shared limit tracks at most; past it, new keys share one bucket.
     pub throttle_max_keys: usize,
     /// How long a visitor who lost their last connection still counts as online: one
@@ -111,6 +116,10 @@ impl Default for Limits {
             max_upload_bytes: 10 * 1024 * 1024,
             uploads_per_uploader: Rate::new(10, Duration::from_secs(60)),
             uploads_per_address: Rate::new(60, Duration::from_secs(600)),
+            // A page loading the list, an admin editing a few replies.
+            canned_per_connection: Rate::new(30, Duration::from_secs(10)),
+            // A person typing a token, with retries; never a guessing loop.
+            sign_in_per_address: Rate::new(10, Duration::from_secs(60)),
             throttle_max_keys: 100_000,
             presence_grace: Duration::from_millis(2500),
             hello_timeout: Duration::from_secs(10),
@@ -245,6 +254,8 @@ pub struct Config {
     pub secure_cookie: bool,
     /// How long a visitor token (and its cookie) lives, and when one in use is renewed.
     pub token_lifetime: crate::identity::TokenLifetime,
+    /// How long a sign-in session (and its cookie) lasts from sign-in.
+    pub sign_in_lifetime: Duration,
     /// Extra origins the agent endpoint accepts besides the server's own.
     pub agent_origins: Vec<String>,
     pub mail: MailConfig,
@@ -263,6 +274,7 @@ impl Config {
             limits: Limits::default(),
             secure_cookie: false,
             token_lifetime: crate::identity::TokenLifetime::default(),
+            sign_in_lifetime: crate::signin::DEFAULT_LIFETIME,
             agent_origins: Vec::new(),
             mail: MailConfig::default(),
             test_echo: false,

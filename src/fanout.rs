@@ -14,7 +14,8 @@
 //!   frame (they carry summaries and contacts) reaches a visitor.
 
 use widget_protocol::{
-    encode, AgentServer, Assignee, Chatflow, Message, Summary, TeamAgent, TeamInbox, VisitorServer,
+    encode, AgentServer, Assignee, CannedReply, Chatflow, Message, Summary, TeamAgent, TeamInbox,
+    VisitorServer,
 };
 
 use crate::app::App;
@@ -94,6 +95,12 @@ pub enum Event<'a> {
         inbox: &'a str,
         chatflow: &'a Chatflow,
         from: u64,
+    },
+    /// An admin saved or deleted a canned reply: every agent connection of the inbox
+    /// hears its replies as they are now, the one that asked included (its answer).
+    CannedChanged {
+        inbox: &'a str,
+        replies: &'a [CannedReply],
     },
     /// An admin changed an agent or an inbox: every admin connection hears the team as
     /// it is now, the one that asked included (that is its answer).
@@ -202,6 +209,7 @@ pub fn audience<'a>(event: &Event<'a>) -> Audience<'a> {
         Event::EmailCaptured { key, from, .. } => visitor_only(key, Some(from)),
         Event::EmailPrompt { key, .. } => visitor_only(key, None),
         Event::ChatflowChanged { inbox, from, .. } => agents_only(inbox, Agents::All, Some(from)),
+        Event::CannedChanged { inbox, .. } => agents_only(inbox, Agents::All, None),
         Event::TeamChanged { .. } => Audience {
             visitor: None,
             agents: None,
@@ -295,6 +303,7 @@ pub fn reach(frame: &Outgoing) -> Reach {
             AgentServer::ConversationUpdated { .. }
             | AgentServer::Message { .. }
             | AgentServer::Chatflow { .. }
+            | AgentServer::Canned { .. }
             | AgentServer::AgentTyping { .. }
             | AgentServer::VisitorTyping { .. } => Reach::Agents,
             // Every agent's inboxes and role, every inbox's origins: admins' business.
@@ -352,6 +361,10 @@ fn frame(
         } => Outgoing::Agent(AgentServer::Chatflow {
             inbox: inbox.to_string(),
             chatflow: chatflow.clone(),
+        }),
+        Event::CannedChanged { inbox, replies } => Outgoing::Agent(AgentServer::Canned {
+            inbox: inbox.to_string(),
+            replies: replies.to_vec(),
         }),
         Event::TeamChanged { agents, inboxes } => Outgoing::Agent(AgentServer::Team {
             agents: agents.to_vec(),

@@ -2,7 +2,7 @@
 //! in the tests) can call without sockets or a store: a client's bytes are decoded as a
 //! visitor and as an agent frame, and every frame that decodes goes through the same
 //! stateless checks the sessions apply (text, email, names, page, chatflow, the team's
-//! names, origins and widget settings). Whatever the
+//! names, origins and widget settings, business hours, canned replies). Whatever the
 //! input, nothing may panic and every rejection must carry the code the protocol names
 //! for it.
 
@@ -10,7 +10,7 @@ use widget_protocol::{decode, AgentClient, ErrorCode, VisitorClient};
 
 use crate::config::Limits;
 use crate::error::Error;
-use crate::{chatflow, session, team, validate};
+use crate::{canned, chatflow, session, team, validate};
 
 fn expect_code(r: Result<String, Error>, allowed: &[ErrorCode]) {
     if let Err(e) = r {
@@ -70,11 +70,21 @@ pub fn check_client_bytes(data: &[u8]) {
                     );
                 }
             }
-            AgentClient::UpdateChatflow { chatflow: c, .. } => {
-                if let Err(e) = chatflow::validate(c) {
-                    assert_eq!(e.code(), ErrorCode::BadFrame);
-                }
-            }
+            AgentClient::UpdateChatflow { chatflow: c, .. } => expect_code(
+                chatflow::validate(c).map(|c| format!("{c:?}")),
+                &[ErrorCode::BadFrame],
+            ),
+            AgentClient::SaveCanned {
+                title,
+                text,
+                shortcut,
+                ..
+            } => expect_code(
+                canned::Draft::check(&title, &text, &shortcut)
+                    .map(|d| d.shortcut)
+                    .map_err(Error::from),
+                &[ErrorCode::BadFrame],
+            ),
             AgentClient::CreateAgent {
                 name, display_name, ..
             } => {

@@ -5,7 +5,8 @@
 //! for a grace period after the last one closed, so that a reload or a reconnect is not
 //! announced to agents as leaving and coming back; which inboxes have agents
 //! connected), delivery of already-encoded frames, and telling connections to close
-//! (all of one agent's, [`Hub::close_agents`]). Delivery never waits: each connection
+//! (all of one agent's, [`Hub::close_agents`]; all signed in by one sign-in session,
+//! [`Hub::close_sign_in`]). Delivery never waits: each connection
 //! has a bounded queue, and a connection that stopped reading is kicked (it recovers with `resume_after`) so that one slow reader costs nobody else
 //! anything, while one that is reading gets room for a burst. It must not touch the
 //! store, and never holds a map guard across an await.
@@ -54,6 +55,9 @@ pub struct Conn {
     /// The agent this connection is of (None: a visitor's), for what each agent hears
     /// apart (their own `unread`, their own typing).
     pub agent: Option<crate::ids::AgentId>,
+    /// The sign-in session an agent connection was authenticated by (None: a token),
+    /// so that signing out closes it.
+    pub sign_in: Option<crate::signin::SessionKey>,
     queue: Arc<Queue>,
 }
 
@@ -319,6 +323,7 @@ impl Hub {
                 every_summary: true,
                 admin: false,
                 agent: None,
+                sign_in: None,
                 queue: queue.clone(),
             },
             Mailbox { queue },
@@ -480,6 +485,12 @@ impl Hub {
             q.waker.wake();
         }
         told
+    }
+
+    /// Tells every agent connection signed in by the session `key` to close as
+    /// `closing` says (see [`Hub::close_agents`]). How many were told.
+    pub fn close_sign_in(&self, key: crate::signin::SessionKey, closing: Closing) -> usize {
+        self.close_agents(|c| c.sign_in == Some(key), closing)
     }
 
     /// Whether any agent of the inbox wants `conversation_updated` after every message

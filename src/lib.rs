@@ -2,7 +2,8 @@
 //!
 //! Calls go one way: `server` → `transport` (HTTP and the WebSocket upgrade) →
 //! `session` (visitor, agent) → the domain modules
-//! (`conversations`, `contacts`, `capture`, `followup`, `mail`, `inboxes`, `agents`) → `store`.
+//! (`conversations`, `contacts`, `capture`, `followup`, `mail`, `inboxes`, `agents`,
+//! `signin`) → `store`.
 //! Both tell other connections what happened through `fanout` (who hears what), which
 //! delivers through the `hub` of live connections.
 //! `main.rs` only parses the command line (`cli`) and maps errors to one line.
@@ -10,6 +11,7 @@
 pub mod agents;
 pub mod app;
 pub mod attachments;
+pub mod canned;
 pub mod capture;
 pub mod chatflow;
 pub mod cli;
@@ -25,6 +27,7 @@ pub mod followup;
 mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hours;
 pub mod hub;
 pub mod identity;
 pub mod ids;
@@ -37,6 +40,7 @@ pub mod search;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+pub mod signin;
 pub mod store;
 pub mod team;
 pub mod text;

@@ -165,6 +165,10 @@ pub struct Throttles {
     /// Attachment uploads, keyed by the uploader (`v:` visitor id or `a:` agent id).
     pub uploads_per_uploader: Rule<Arc<str>>,
     pub uploads_per_address: Rule<IpAddr>,
+    /// Canned reply frames, keyed by the hub's connection id.
+    pub canned_per_connection: Rule<u64>,
+    /// Sign-in attempts (`POST /api/session`) per client address.
+    pub sign_in_per_address: Rule<IpAddr>,
 }
 
 impl Throttles {
@@ -210,6 +214,16 @@ impl Throttles {
             uploads_per_address: Rule::new(
                 "uploads from this address",
                 l.uploads_per_address,
+                keys,
+            ),
+            canned_per_connection: Rule::new(
+                "canned reply requests on this connection",
+                l.canned_per_connection,
+                keys,
+            ),
+            sign_in_per_address: Rule::new(
+                "sign-in attempts from this address",
+                l.sign_in_per_address,
                 keys,
             ),
         }

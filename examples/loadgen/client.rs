@@ -204,7 +204,7 @@ pub async fn agent_connect(c: &Common, token: &str) -> Result<Ws, LgError> {
     // Like the peer, one frame per agent per message: the agent keeps its list from the
     // `message` frames (the `changes` extension of `auth`).
     let auth = AgentClient::Auth {
-        token: token.to_string(),
+        token: Some(token.to_string()),
         summaries: SummaryUpdates::Changes,
     };
     let (ws, ()) = handshake(c, "/ws/agent", &auth, "ready", |f| match f {

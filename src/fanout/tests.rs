@@ -199,13 +199,17 @@ fn every_frame() -> Vec<Outgoing> {
             agent: team_agent(),
             invite: "/inbox#invite=fda_x".into(),
         }),
+        A(AgentServer::Canned {
+            inbox: "x".into(),
+            replies: vec![],
+        }),
         A(AgentServer::Error(error())),
     ]
 }
 
 /// The number of server frame types, and each one's place among them: a new type does
 /// not compile until it has a place, and the test below fails until it has a sample.
-const FRAME_TYPES: usize = 23;
+const FRAME_TYPES: usize = 24;
 fn frame_type(f: &Outgoing) -> usize {
     match f {
         Outgoing::Visitor(f) => match f {
@@ -234,6 +238,7 @@ fn frame_type(f: &Outgoing) -> usize {
             AgentServer::VisitorTyping { .. } => 20,
             AgentServer::Team { .. } => 21,
             AgentServer::AgentCreated { .. } => 22,
+            AgentServer::Canned { .. } => 23,
         },
     }
 }
@@ -445,9 +450,13 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
             agents: &[],
             inboxes: &[],
         },
+        Event::CannedChanged {
+            inbox: "x",
+            replies: &[],
+        },
     ];
     let kinds: std::collections::HashSet<_> = events.iter().map(std::mem::discriminant).collect();
-    assert_eq!(kinds.len(), 15, "every kind of event");
+    assert_eq!(kinds.len(), 16, "every kind of event");
     for event in &events {
         let expected: &[&str] = match event {
             Event::VisitorMessage { .. } => &["a2", "agent ann 2", "agent changes", "agent every"],
@@ -465,7 +474,9 @@ fn every_event_reaches_its_audience_and_never_another_visitor() {
             }
             | Event::PresenceChanged { .. }
             | Event::WorkflowChanged { .. }
-            | Event::VisitorTyping { .. } => &["agent ann 2", "agent changes", "agent every"],
+            | Event::VisitorTyping { .. }
+            // The admin who changed them included: that is its answer.
+            | Event::CannedChanged { .. } => &["agent ann 2", "agent changes", "agent every"],
             Event::EmailCaptured { .. } => &["a2"],
             Event::EmailPrompt { .. } => &["a1", "a2"],
             Event::ChatflowChanged { .. } => &["agent ann 2", "agent changes"],

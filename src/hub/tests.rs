@@ -256,3 +256,35 @@ async fn an_agents_connections_are_told_to_close_whatever_their_inboxes_and_admi
     assert_eq!(hub.close_agents(|c| c.agent == Some(ann), closing), 0);
     assert!(b_box.queue.closing.get().is_none());
 }
+
+#[tokio::test]
+async fn signing_out_closes_only_that_sessions_connections() {
+    let hub = Hub::default();
+    let ann = crate::ids::AgentId::generate();
+    let (phone, laptop) = (
+        crate::signin::SessionKey([1; 32]),
+        crate::signin::SessionKey([2; 32]),
+    );
+    let (mut a1, a1_box) = hub.connection(frames(8));
+    let (mut a2, a2_box) = hub.connection(frames(8));
+    let (mut a3, a3_box) = hub.connection(frames(8));
+    let (mut by_token, token_box) = hub.connection(frames(8));
+    for c in [&mut a1, &mut a2, &mut a3, &mut by_token] {
+        c.agent = Some(ann);
+    }
+    // Two tabs of the phone's session, one of the laptop's, one by token.
+    (a1.sign_in, a2.sign_in, a3.sign_in) = (Some(phone), Some(phone), Some(laptop));
+    for c in [a1, a2, a3, by_token] {
+        hub.add_agent(&["i".into()], c);
+    }
+    let closing = Closing {
+        code: 4001,
+        reason: "signed out",
+        flush: false,
+    };
+    assert_eq!(hub.close_sign_in(phone, closing), 2);
+    assert_eq!(a1_box.ended().await, Ended::Closed(closing));
+    assert_eq!(a2_box.ended().await, Ended::Closed(closing));
+    assert!(a3_box.queue.closing.get().is_none());
+    assert!(token_box.queue.closing.get().is_none());
+}

@@ -7,6 +7,8 @@
 //! exist. Only admins change chatflows and the team. A connection's access is what it
 //! was at `auth`: a change to an agent's role or inboxes closes their connections
 //! (4010) so they start again with a fresh `ready`, and a revoked agent's close (4001).
+//! An `auth` without a token is signed in by the sign-in session whose cookie came with
+//! the upgrade (`signin`); signing that session out closes its connections (4001).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +21,7 @@ use widget_protocol::{
 use super::{admit, json_len, Input, Link, Socket};
 use crate::agents::{self, AgentChange};
 use crate::app::App;
+use crate::canned;
 use crate::chatflow;
 use crate::clock;
 use crate::contacts::{Link as ContactLink, Whom};
@@ -32,6 +35,7 @@ use crate::inboxes::InboxChange;
 use crate::listing::{self, ListRequest, Page};
 use crate::metrics::{ConnKind, Metrics};
 use crate::reading::{self, MarkedRead};
+use crate::signin::{self, Secret, SessionKey};
 use crate::store::records::{AgentRecord, AssigneeRecord, ConversationRecord};
 use crate::team;
 use crate::typing::{Place, Told, Typing};
@@ -41,6 +45,13 @@ use crate::validate;
 const REVOKED: Closing = Closing {
     code: close::BAD_TOKEN,
     reason: "agent revoked",
+    flush: false,
+};
+
+/// How the connections of a sign-in session that was signed out close: at once.
+pub const SIGNED_OUT: Closing = Closing {
+    code: close::BAD_TOKEN,
+    reason: "signed out",
     flush: false,
 };
 
@@ -70,20 +81,40 @@ struct Session<S> {
     typing: Typing,
 }
 
+/// What the upgrade request brought for `auth`.
+#[derive(Debug, Default)]
+pub struct Handshake {
+    /// The `fd_session` secrets of its cookie, when it may sign the connection in (the
+    /// transport leaves them out for an upgrade from another origin).
+    pub sign_in: Vec<Secret>,
+}
+
+/// Who `auth` signed in.
+struct Authed {
+    agent: AgentRecord,
+    summaries: SummaryUpdates,
+    /// The sign-in session it was by, if not by a token.
+    sign_in: Option<SessionKey>,
+}
+
 /// Runs an agent connection: `auth` and `ready` here, the rest in a task of its own that
 /// holds the session and `held` only (see `visitor::run` for why).
-pub async fn run<S: Socket>(app: App, socket: S, held: impl Send + 'static) {
+pub async fn run<S: Socket>(app: App, hs: Handshake, socket: S, held: impl Send + 'static) {
     app.metrics.connection_opened(ConnKind::Agent);
-    match Box::pin(open(app.clone(), socket)).await {
+    match Box::pin(open(app.clone(), hs, socket)).await {
         Some(session) => drop(tokio::spawn(session.live(held))),
         None => app.metrics.connection_closed(ConnKind::Agent),
     }
 }
 
 /// `auth` and `ready`; None when the connection ended first.
-async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
+async fn open<S: Socket>(app: App, hs: Handshake, socket: S) -> Option<Session<S>> {
     let mut link = Link::new(socket, &app);
-    let (agent, summaries) = await_auth(&app, &mut link).await?;
+    let Authed {
+        agent,
+        summaries,
+        sign_in,
+    } = await_auth(&app, &hs, &mut link).await?;
     // Only inboxes that exist; an agent may name one that was never created.
     let inboxes: Vec<Arc<str>> = agent
         .inboxes
@@ -99,6 +130,7 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
     conn.every_summary = summaries.is_every_message();
     conn.agent = Some(agent.id);
     conn.admin = agent.role == Role::Admin;
+    conn.sign_in = sign_in;
     let conn_id = conn.id;
     app.hub.add_agent(&inboxes, conn);
     link.attach(mailbox);
@@ -113,6 +145,14 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
         }
         Err(e) => tracing::warn!(error = %e, "could not check an agent's access again"),
     }
+    // Likewise a sign-out between `auth` and the registration.
+    if let Some(key) = sign_in {
+        match signin::still_valid(app.admin.as_ref(), app.sign_ins.as_ref(), &key, app.now()) {
+            Ok(true) => {}
+            Ok(false) => drop(app.hub.close_sign_in(key, SIGNED_OUT)),
+            Err(e) => tracing::warn!(error = %e, "could not check a sign-in session again"),
+        }
+    }
     let mut s = Session {
         agent_key: agent.id.to_string().into(),
         app: app.clone(),
@@ -126,10 +166,7 @@ async fn open<S: Socket>(app: App, socket: S) -> Option<Session<S>> {
     Some(s)
 }
 
-async fn await_auth<S: Socket>(
-    app: &App,
-    link: &mut Link<S>,
-) -> Option<(AgentRecord, SummaryUpdates)> {
+async fn await_auth<S: Socket>(app: &App, hs: &Handshake, link: &mut Link<S>) -> Option<Authed> {
     let deadline = tokio::time::Instant::now() + app.config.limits.hello_timeout;
     loop {
         let frame = link
@@ -137,10 +174,31 @@ async fn await_auth<S: Socket>(
             .await?;
         match frame {
             AgentClient::Auth { token, summaries } => {
-                match agents::authenticate(app.admin.as_ref(), &token) {
-                    Ok(Some(agent)) => return Some((agent, summaries)),
+                let found = match &token {
+                    Some(token) => agents::authenticate(app.admin.as_ref(), token)
+                        .map(|a| a.map(|agent| (agent, None))),
+                    None => signin::authenticate(
+                        app.admin.as_ref(),
+                        app.sign_ins.as_ref(),
+                        &hs.sign_in,
+                        app.now(),
+                    )
+                    .map(|a| a.map(|(key, agent)| (agent, Some(key)))),
+                };
+                match found {
+                    Ok(Some((agent, sign_in))) => {
+                        return Some(Authed {
+                            agent,
+                            summaries,
+                            sign_in,
+                        })
+                    }
                     Ok(None) => {
-                        link.close(close::BAD_TOKEN, "bad agent token").await;
+                        let reason = match token {
+                            Some(_) => "bad agent token",
+                            None => "not signed in",
+                        };
+                        link.close(close::BAD_TOKEN, reason).await;
                         return None;
                     }
                     Err(e) => {
@@ -452,6 +510,36 @@ impl<S: Socket> Session<S> {
                 conversation_id,
                 active,
             } => self.typing(&conversation_id, active),
+            AgentClient::ListCanned { inbox } => {
+                self.canned_frame(&inbox, false)?;
+                let replies = self.app.admin.canned(&inbox)?;
+                self.link
+                    .send(&AgentServer::Canned { inbox, replies })
+                    .await;
+                Ok(())
+            }
+            AgentClient::SaveCanned {
+                inbox,
+                id,
+                title,
+                text,
+                shortcut,
+            } => {
+                self.canned_frame(&inbox, true)?;
+                let draft = canned::Draft::check(&title, &text, &shortcut)?;
+                let create = id.is_none();
+                let id = id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+                let reply = draft.into_reply(id, inbox.clone());
+                let replies = self.app.admin.save_canned(reply, create).await??;
+                self.canned_changed(&inbox, &replies);
+                Ok(())
+            }
+            AgentClient::DeleteCanned { inbox, id } => {
+                self.canned_frame(&inbox, true)?;
+                let replies = self.app.admin.delete_canned(inbox.clone(), id).await??;
+                self.canned_changed(&inbox, &replies);
+                Ok(())
+            }
             AgentClient::GetTeam {} => {
                 self.admin_frame()?;
                 let (agents, inboxes) = team::view(self.app.admin.as_ref(), &self.app.inboxes)?;
@@ -618,6 +706,25 @@ impl<S: Socket> Session<S> {
             ));
         }
         self.app.throttle.admin_per_connection.admit(&self.conn_id)
+    }
+
+    /// A canned reply frame about `inbox`: a member's, an admin's to change (`write`),
+    /// within the connection's rate.
+    fn canned_frame(&self, inbox: &str, write: bool) -> Result<()> {
+        self.inbox(inbox)?;
+        if write && self.agent.role != Role::Admin {
+            return Err(Error::rejected(
+                ErrorCode::Forbidden,
+                "only admins change canned replies",
+            ));
+        }
+        self.app.throttle.canned_per_connection.admit(&self.conn_id)
+    }
+
+    /// After a durable change: the inbox's canned replies to every agent connection of
+    /// the inbox (this one included: that is its answer).
+    fn canned_changed(&self, inbox: &str, replies: &[widget_protocol::CannedReply]) {
+        fanout::publish(&self.app, &Event::CannedChanged { inbox, replies });
     }
 
     /// After a durable change: the team as it is now, to every admin connection (this

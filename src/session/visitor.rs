@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use widget_protocol::{
-    close, AwayState, ErrorCode, Page, VisitorClient, VisitorServer, Welcome, PROTOCOL_VERSION,
+    close, ErrorCode, Page, VisitorClient, VisitorServer, Welcome, PROTOCOL_VERSION,
 };
 
 use super::{admit, Input, Link, Socket};
@@ -205,7 +205,11 @@ impl<S: Socket> Session<S> {
             .as_ref()
             .and_then(|c| capture::still_open(c, visitor.as_ref()));
         let cf = &self.inbox.chatflow;
-        let active = chatflow::away_active(cf, self.app.hub.agents_online(&self.inbox.key));
+        let away = chatflow::away(
+            cf,
+            self.app.hub.agents_online(&self.inbox.key),
+            self.app.now(),
+        );
         let mut welcome = Welcome {
             protocol: PROTOCOL_VERSION,
             visitor_token: identity.token.clone(),
@@ -215,10 +219,7 @@ impl<S: Socket> Session<S> {
             // `false`, the longer, while the room is measured.
             has_more: false,
             email: visitor.and_then(|v| v.email),
-            away: AwayState {
-                active,
-                message: active.then(|| chatflow::away_text(cf)),
-            },
+            away,
             email_prompt,
             read_seq: conv.as_ref().map_or(0, |c| c.read_seq()),
             seen_seq: conv.as_ref().map_or(0, |c| c.visitor_seen_seq),

@@ -14,9 +14,10 @@
 //!
 //! Writes resolve once durable. Reads see every write that has resolved.
 
-use widget_protocol::{Chatflow, Contact, Millis};
+use widget_protocol::{CannedReply, Chatflow, Contact, Millis};
 
 use crate::agents::AgentChange;
+use crate::canned::CannedError;
 use crate::capture::PromptEvent;
 use crate::contacts::{Link, Linked, Whom};
 use crate::conversations::{AgentReply, Appended, Cut, StoredMessages, VisitorSend, Workflow};
@@ -28,9 +29,11 @@ use crate::inboxes::InboxChange;
 use crate::listing::{ListRequest, Page};
 use crate::mail::{Begin, Delivery, Email, Ended};
 use crate::reading::MarkedRead;
+use crate::signin::SessionKey;
 use crate::store::keys::DeadlineKind;
 use crate::store::records::{
-    AgentRecord, ConversationRecord, InboxRecord, OutboxRecord, ReadCursor, VisitorRecord,
+    AgentRecord, ConversationRecord, InboxRecord, OutboxRecord, ReadCursor, SignInRecord,
+    VisitorRecord,
 };
 use crate::store::StoreError;
 
@@ -283,4 +286,48 @@ pub trait Admin: Send + Sync {
 
     /// Whether any agent exists.
     fn any_agent(&self) -> Result<bool, StoreError>;
+
+    /// The inbox's canned replies, oldest first.
+    fn canned(&self, inbox: &str) -> Result<Vec<CannedReply>, StoreError>;
+
+    /// Stores `reply` (its `id` a UUID) as new (`create`) or in place of the one with
+    /// its id, when [`crate::canned::plan_save`] allows it among the inbox's replies as
+    /// they are inside the write: the inbox's replies after it, or why not.
+    async fn save_canned(
+        &self,
+        reply: CannedReply,
+        create: bool,
+    ) -> Result<Result<Vec<CannedReply>, CannedError>, StoreError>;
+
+    /// Deletes the inbox's reply `id`: the inbox's replies after it, or why not.
+    async fn delete_canned(
+        &self,
+        inbox: String,
+        id: String,
+    ) -> Result<Result<Vec<CannedReply>, CannedError>, StoreError>;
+}
+
+/// Sign-in sessions (see `signin`), each stored under the SHA-256 of its secret.
+#[async_trait::async_trait]
+pub trait SignIns: Send + Sync {
+    /// Stores a new session, and in the same write drops what
+    /// [`crate::signin::plan_sign_in`] says of its agent's others (keeping at most
+    /// `max_per_agent` with the new one), its `created_at` made later than theirs by
+    /// [`crate::signin::creation_time`] in that write; false (nothing written) when the
+    /// agent does not exist or is revoked.
+    async fn create_sign_in(
+        &self,
+        key: SessionKey,
+        record: SignInRecord,
+        max_per_agent: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a session: the session it was, or None when there was none.
+    async fn revoke_sign_in(&self, key: SessionKey) -> Result<Option<SignInRecord>, StoreError>;
+
+    /// The session with this key, expired or not.
+    fn sign_in(&self, key: &SessionKey) -> Result<Option<SignInRecord>, StoreError>;
+
+    /// Every session of an agent, expired or not, in no particular order.
+    fn sign_ins_of(&self, agent: AgentId) -> Result<Vec<(SessionKey, SignInRecord)>, StoreError>;
 }

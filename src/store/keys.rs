@@ -25,6 +25,9 @@
 //! | `words` | inbox key ++ 0x00 ++ word (UTF-8) ++ 0x00 ++ conversation id | empty |
 //! | `conv_words` | conversation id ++ word (UTF-8) | empty |
 //! | `places` | conversation id | updated_at (u64 BE) ++ status (u8) ++ assignee id (16 bytes, zeros: none) |
+//! | `canned` | inbox key ++ 0x00 ++ canned reply id (a v7 UUID: oldest first) | protocol `CannedReply` |
+//! | `sign_ins` | SHA-256 of a sign-in session's secret | `SignInRecord` |
+//! | `agent_sign_ins` | agent id ++ SHA-256 of the secret | empty |
 //!
 //! `activity` is the conversation list: each conversation has four keys in its inbox,
 //! one per [`Facet`] (all; its status; its assignee; both), so a walk newest first down
@@ -36,6 +39,7 @@
 //! …" (one seek) and for "already indexed" (one get). A word never holds 0x00 (see
 //! `search`). `places` is a conversation's place in the list without its record, so
 //! a search can filter and sort many candidates and load only the page's records.
+//! `agent_sign_ins` is `sign_ins` by agent, for what a sign-in drops and a revoke ends.
 
 use uuid::Uuid;
 use widget_protocol::Millis;
@@ -64,10 +68,13 @@ pub enum Tree {
     Words,
     ConvWords,
     Places,
+    Canned,
+    SignIns,
+    AgentSignIns,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 18] = [
+    pub const ALL: [Tree; 21] = [
         Tree::Meta,
         Tree::Inboxes,
         Tree::Agents,
@@ -86,6 +93,9 @@ impl Tree {
         Tree::Words,
         Tree::ConvWords,
         Tree::Places,
+        Tree::Canned,
+        Tree::SignIns,
+        Tree::AgentSignIns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -108,6 +118,9 @@ impl Tree {
             Tree::Words => "words",
             Tree::ConvWords => "conv_words",
             Tree::Places => "places",
+            Tree::Canned => "canned",
+            Tree::SignIns => "sign_ins",
+            Tree::AgentSignIns => "agent_sign_ins",
         }
     }
 
@@ -137,6 +150,9 @@ impl Tree {
             Tree::Words => 16,
             Tree::ConvWords => 17,
             Tree::Places => 18,
+            Tree::Canned => 19,
+            Tree::SignIns => 20,
+            Tree::AgentSignIns => 21,
         }
     }
 
@@ -169,6 +185,19 @@ pub fn id(id: impl Into<Uuid>) -> Vec<u8> {
 
 pub fn read_id<T: From<Uuid>>(b: &[u8]) -> Option<T> {
     Uuid::from_slice(b).ok().map(T::from)
+}
+
+/// The prefix of an inbox's canned replies.
+pub fn canned_prefix(inbox: &str) -> Vec<u8> {
+    let mut k = inbox.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+pub fn canned(inbox: &str, id: Uuid) -> Vec<u8> {
+    let mut k = canned_prefix(inbox);
+    k.extend_from_slice(id.as_bytes());
+    k
 }
 
 pub fn conv_by_visitor(visitor: VisitorId, inbox: &str) -> Vec<u8> {
@@ -321,6 +350,17 @@ pub fn message(conv: ConversationId, seq: u64) -> Vec<u8> {
 pub fn client_id(conv: ConversationId, client_msg_id: &str) -> Vec<u8> {
     let mut k = id(conv);
     k.extend_from_slice(client_msg_id.as_bytes());
+    k
+}
+
+/// The start of every `agent_sign_ins` key of `agent`.
+pub fn agent_sign_ins(agent: AgentId) -> Vec<u8> {
+    id(agent)
+}
+
+pub fn agent_sign_in(agent: AgentId, session: &[u8]) -> Vec<u8> {
+    let mut k = id(agent);
+    k.extend_from_slice(session);
     k
 }
 

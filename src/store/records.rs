@@ -49,6 +49,14 @@ impl AgentRecord {
     }
 }
 
+/// A sign-in session (see `signin`), stored under the SHA-256 of its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInRecord {
+    pub agent_id: AgentId,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VisitorRecord {
     pub id: VisitorId,

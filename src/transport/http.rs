@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::limiter::{Limiter, Refused, Slot};
-use super::{assets, encoding, proxy, uploads, ws};
+use super::{assets, encoding, proxy, sign_in, uploads, ws};
 use crate::app::App;
 use crate::inboxes::{normalize_origin, DEFAULT_INBOX};
 use crate::metrics::Metrics;
@@ -92,6 +92,9 @@ pub async fn handle(
     if path == uploads::UPLOADS_PATH {
         return Ok(uploads::upload(&t, client, req).await);
     }
+    if path == "/api/session" {
+        return Ok(sign_in::handle(&t, peer, req).await);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -118,7 +121,7 @@ pub async fn handle(
             r
         }
         "/ws/visitor" => visitor_upgrade(&t, client, req),
-        "/ws/agent" => agent_upgrade(&t, client, req),
+        "/ws/agent" => agent_upgrade(&t, peer, client, req),
         "/ws/echo" if t.app.config.test_echo => {
             upgrade(&t, client, req, None, |t, upgraded, held| async move {
                 ws::echo(upgraded, &t.app.config.limits).await;
@@ -231,37 +234,76 @@ pub fn origin_allowed(inbox: &crate::store::records::InboxRecord, req: &Request<
             .is_some_and(|o| inbox.origins.contains(&o))
 }
 
-/// Cross-site WebSocket hijacking: a browser page may open the agent socket only from
-/// this server's own origin or one configured for it. Non-browser clients send no Origin.
-fn agent_origin_ok(t: &Transport, req: &Request<Incoming>) -> bool {
-    let Some(origin) = header_str(req, header::ORIGIN) else {
-        return true;
-    };
-    let Some(origin) = normalize_origin(origin) else {
-        return false;
-    };
-    let host = header_str(req, header::HOST)
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let own = [format!("http://{host}"), format!("https://{host}")];
-    own.contains(&origin)
-        || t.app
-            .config
-            .agent_origins
-            .iter()
-            .any(|o| normalize_origin(o).as_deref() == Some(origin.as_str()))
+/// The request's `Origin`, normalized; `Ok(None)` without one, `Err` for one that is
+/// not an origin.
+fn origin(req: &Request<Incoming>) -> Result<Option<String>, ()> {
+    match header_str(req, header::ORIGIN) {
+        None => Ok(None),
+        Some(o) => normalize_origin(o).map(Some).ok_or(()),
+    }
 }
 
-fn agent_upgrade(t: &Transport, client: IpAddr, req: Request<Incoming>) -> Response<Body> {
-    if !agent_origin_ok(t, &req) {
+/// Whether `origin` is this server's own: `http://` or `https://` and the host the
+/// request was sent to (its `Host`, or the one a trusted proxy forwards).
+fn is_own(t: &Transport, peer: SocketAddr, req: &Request<Incoming>, origin: &str) -> bool {
+    let host = header_str(req, header::HOST).map(str::to_ascii_lowercase);
+    let forwarded = proxy::forwarded_host(&t.app.config, peer.ip(), req.headers());
+    [host, forwarded]
+        .into_iter()
+        .flatten()
+        .any(|h| origin == format!("http://{h}") || origin == format!("https://{h}"))
+}
+
+/// Whether the request has no `Origin` (not from a browser's page, or a same-origin
+/// GET) or this server's own: what a request that uses or makes the sign-in cookie must
+/// show.
+pub(super) fn own_origin(t: &Transport, peer: SocketAddr, req: &Request<Incoming>) -> bool {
+    match origin(req) {
+        Ok(None) => true,
+        Ok(Some(o)) => is_own(t, peer, req, &o),
+        Err(()) => false,
+    }
+}
+
+/// Cross-site WebSocket hijacking: a browser page may open the agent socket only from
+/// this server's own origin or one configured for it. Non-browser clients send no Origin.
+fn agent_origin_ok(t: &Transport, peer: SocketAddr, req: &Request<Incoming>) -> bool {
+    match origin(req) {
+        Ok(None) => true,
+        Ok(Some(o)) => {
+            is_own(t, peer, req, &o)
+                || t.app
+                    .config
+                    .agent_origins
+                    .iter()
+                    .any(|a| normalize_origin(a).as_deref() == Some(o.as_str()))
+        }
+        Err(()) => false,
+    }
+}
+
+fn agent_upgrade(
+    t: &Transport,
+    peer: SocketAddr,
+    client: IpAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if !agent_origin_ok(t, peer, &req) {
         return plain(
             StatusCode::FORBIDDEN,
             "the agent endpoint does not accept this origin",
         );
     }
+    // The sign-in cookie counts only from the server's own pages: an origin configured
+    // for the agent endpoint signs in with a token.
+    let sign_in = match (own_origin(t, peer, &req), header_str(&req, header::COOKIE)) {
+        (true, Some(cookie)) => crate::signin::from_cookie_header(cookie),
+        _ => Vec::new(),
+    };
+    let hs = session::agent::Handshake { sign_in };
     upgrade(t, client, req, None, |t, upgraded, held| async move {
         if let Some(socket) = ws::accept(upgraded, &t.app.config.limits) {
-            session::agent::run(t.app.clone(), socket, held).await
+            session::agent::run(t.app.clone(), hs, socket, held).await
         }
     })
 }

@@ -1,5 +1,7 @@
 //! Who a request is from behind a reverse proxy: the `--trusted-proxy` ranges, and the
-//! client a trusted proxy names in `X-Forwarded-For` or RFC 7239 `Forwarded`.
+//! client a trusted proxy names in `X-Forwarded-For` or RFC 7239 `Forwarded`; also the
+//! host and scheme it says the client asked for (`X-Forwarded-Host`, `X-Forwarded-Proto`
+//! or `Forwarded: host=, proto=`), for the server's own origin and a cookie's `Secure`.
 //!
 //! Only a peer inside a trusted range is believed, and its list is read from the right,
 //! skipping hops that are trusted proxies themselves, so an address a client wrote in
@@ -46,6 +48,58 @@ pub fn forwarded_client(config: &Config, peer: IpAddr, headers: &HeaderMap) -> I
 }
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+
+/// The host the client asked a trusted proxy for: `X-Forwarded-Host`, else the `host`
+/// of RFC 7239 `Forwarded`, lower-cased; of a list, the first (the hop nearest the
+/// client). None from a peer that is not a trusted proxy, or without either header.
+pub fn forwarded_host(config: &Config, peer: IpAddr, headers: &HeaderMap) -> Option<String> {
+    forwarded_value(config, peer, headers, X_FORWARDED_HOST, "host").map(|h| h.to_ascii_lowercase())
+}
+
+/// Whether a trusted proxy says the client's request came over TLS:
+/// `X-Forwarded-Proto: https`, else `Forwarded: proto=https` (of a list, the first).
+pub fn forwarded_https(config: &Config, peer: IpAddr, headers: &HeaderMap) -> bool {
+    forwarded_value(config, peer, headers, X_FORWARDED_PROTO, "proto")
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
+/// The first value of `x_header` (a comma list), else the `param` of the first element
+/// of `Forwarded` that has it; only from a trusted proxy.
+fn forwarded_value(
+    config: &Config,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    x_header: &str,
+    param: &str,
+) -> Option<String> {
+    if !is_trusted_proxy(config, peer) {
+        return None;
+    }
+    let first = |v: String| v.split(',').next().map(|s| s.trim().to_string());
+    if headers.contains_key(x_header) {
+        return joined(headers, x_header)
+            .and_then(first)
+            .filter(|v| !v.is_empty());
+    }
+    let v = joined(headers, FORWARDED.as_str())?;
+    let found = split_unquoted(&v, ',').find_map(|element| {
+        split_unquoted(element, ';').find_map(|pair| {
+            let (k, val) = pair.trim().split_once('=')?;
+            if !k.trim().eq_ignore_ascii_case(param) {
+                return None;
+            }
+            let val = val.trim();
+            let val = match val.strip_prefix('"') {
+                Some(q) => q.strip_suffix('"')?,
+                None => val,
+            };
+            (!val.is_empty()).then(|| val.to_string())
+        })
+    });
+    found
+}
 
 /// One hop a proxy reported: an address, or a client it does not name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +330,53 @@ mod tests {
                 ]
             ),
             ip("203.0.113.9")
+        );
+    }
+
+    fn headers(lines: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in lines {
+            h.append(
+                hyper::header::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                hyper::header::HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn the_forwarded_host_and_scheme_come_only_from_a_trusted_proxy() {
+        let c = config(&["10.0.0.0/8"]);
+        let (proxy, stranger) = (ip("10.0.0.1"), ip("198.51.100.7"));
+        let x = headers(&[
+            ("x-forwarded-host", "Chat.Example.com, inner.local"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(
+            forwarded_host(&c, proxy, &x).as_deref(),
+            Some("chat.example.com")
+        );
+        assert!(forwarded_https(&c, proxy, &x));
+        assert_eq!(forwarded_host(&c, stranger, &x), None);
+        assert!(!forwarded_https(&c, stranger, &x));
+        let rfc = headers(&[(
+            "forwarded",
+            "for=203.0.113.9;proto=https;host=\"chat.example.com:8443\", for=10.0.0.2;proto=http",
+        )]);
+        assert_eq!(
+            forwarded_host(&c, proxy, &rfc).as_deref(),
+            Some("chat.example.com:8443")
+        );
+        assert!(forwarded_https(&c, proxy, &rfc));
+        assert!(!forwarded_https(
+            &c,
+            proxy,
+            &headers(&[("x-forwarded-proto", "http")])
+        ));
+        assert!(!forwarded_https(&c, proxy, &HeaderMap::new()));
+        assert_eq!(
+            forwarded_host(&c, proxy, &headers(&[("x-forwarded-host", "")])),
+            None
         );
     }
 

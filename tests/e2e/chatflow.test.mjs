@@ -54,10 +54,23 @@ test('an admin switches email capture to first_message and the next visitor is p
   assert.ok(Date.now() - started < 5000, 'prompted at once');
   await vctx.close();
 
-  // A bad value is refused with the server's message and nothing is saved.
+  // Empty texts say which built-in text the visitor gets instead (the server's own).
+  assert.match(await admin.getByTestId('cf-away-message').getAttribute('placeholder'), /as soon as we can/);
+  assert.match(await admin.getByTestId('cf-message').getAttribute('placeholder'), /if you.re gone when we reply/);
+
+  // A bad value is refused at its field, in words an admin understands, and nothing is sent.
   await admin.getByTestId('cf-when').selectOption('no_reply');
   await admin.getByTestId('cf-delay').fill('0');
   await admin.getByTestId('cf-save').click();
-  await eventually(async () => /bad|delay|must/i.test(await admin.getByTestId('cf-status').textContent()), 'the error');
+  await expectText(admin.getByTestId('cf-delay-error'), 'from 1 to 86400');
+  assert.equal(await admin.getByTestId('cf-delay').getAttribute('aria-invalid'), 'true');
+  assert.equal(await admin.evaluate(() => document.activeElement.id), 'cf-delay', 'focus on the bad field');
+  assert.ok(!/delay_secs|got 0/.test(await admin.getByTestId('cf-status').textContent()), 'no developer text');
+  // Leaving for the inbox and coming back keeps what was typed (and says it is unsaved).
+  await admin.getByTestId('cf-delay').fill('45');
+  await admin.getByTestId('tab-inbox').click();
+  await expectText(admin.getByTestId('toast'), 'unsaved');
+  await admin.getByTestId('tab-settings').click();
+  assert.equal(await admin.getByTestId('cf-delay').inputValue(), '45');
   await ctx.close();
 });

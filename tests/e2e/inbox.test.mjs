@@ -34,7 +34,12 @@ test('an agent sees a visitor live, replies, and assigns visitors both ways', as
   const agent = await agentCtx.newPage();
   const dialogs = forbidDialogs(agent);
   await signIn(agent, AGENT_TOKEN);
-  assert.equal(await agent.getByTestId('tab-settings').isVisible(), false, 'no chatflow settings for a non-admin');
+  await agent.getByTestId('tab-settings').click();
+  await visible(agent.getByTestId('lang-select'));
+  for (const admin of ['chatflow-form', 'team-settings', 'inboxes-settings']) {
+    assert.equal(await agent.getByTestId(admin).isVisible(), false, `no ${admin} for a non-admin`);
+  }
+  await agent.getByTestId('tab-inbox').click();
 
   // A visitor writes; the conversation appears at the top of the list, live.
   const hello = 'Hi! Is the Cargo Long in stock? I need it before the school year starts.';

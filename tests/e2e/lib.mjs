@@ -132,9 +132,17 @@ export function widget(page) {
 
 // ---- the inbox page ----------------------------------------------------------------
 
+/** Signs the page in with `token`. A browser context already signed in (its session
+ * cookie) is signed out first, so the page is surely this token's agent. */
 export async function signIn(page, token) {
   await page.goto(`${BASE}/inbox`);
-  await page.getByTestId('signin-token').fill(token);
+  const form = page.getByTestId('signin-token');
+  await eventually(async () => (await form.isVisible()) || (await page.getByTestId('app').isVisible()), 'the sign-in form or the inbox');
+  if (!(await form.isVisible())) {
+    await page.getByTestId('signout').click();
+    await visible(form);
+  }
+  await form.fill(token);
   await page.getByTestId('signin-submit').click();
   await eventually(async () => (await page.getByTestId('conn-status').getAttribute('data-state')) === 'online', 'the inbox to connect');
 }

@@ -3,14 +3,15 @@
 //! visitor by token under the inbox's origins, an agent of the inbox), an upload cut
 //! midway leaves no file, and the rates (429).
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::support::http::{head, post, Response};
-use crate::support::TestServer;
+use crate::support::http::{request, Response};
+use crate::support::{Connect, TestServer};
 
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
 const PDF: &[u8] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n";
@@ -30,6 +31,18 @@ fn files(data: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     walk(&data.join("attachments"), &mut out);
     out
+}
+
+/// One POST of `body` with these request headers.
+async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    request(
+        addr,
+        Connect::default().headers(headers),
+        "POST",
+        path,
+        body,
+    )
+    .await
 }
 
 async fn visitor_token(s: &TestServer) -> String {
@@ -155,11 +168,10 @@ async fn an_upload_cut_midway_leaves_no_file() {
     let s = TestServer::start().await;
     let token = visitor_token(&s).await;
     let mut sock = TcpStream::connect(s.addr).await.expect("connect");
-    let h = head(
-        s.addr,
-        "POST",
-        "/api/uploads?inbox=default",
-        &[("X-Visitor-Token", &token), ("Content-Length", "100000")],
+    let h = format!(
+        "POST /api/uploads?inbox=default HTTP/1.1\r\nHost: {}\r\nX-Visitor-Token: {token}\r\n\
+         Content-Length: 100000\r\nConnection: close\r\n\r\n",
+        s.addr
     );
     sock.write_all(h.as_bytes()).await.expect("head");
     sock.write_all(&[7u8; 30_000])

@@ -11,6 +11,8 @@ mod assets;
 mod attachments;
 /// The pages in a real browser (Chromium through tests/e2e).
 mod browser;
+/// Canned replies: listing, saving and deleting, who hears it, checks and limits.
+mod canned;
 /// Email capture: chatflow modes, the prompt's timing, contacts from emails.
 mod capture;
 /// The command line, run as a user runs it.
@@ -25,6 +27,8 @@ mod followup;
 mod fuzz_corpus;
 /// Hostile frames: random texts, RFC 6455 violations, early frames, closes.
 mod hostile;
+/// Business hours: away outside them with the next opening, their settings and checks.
+mod hours;
 /// A visitor never sees another's data; an agent nothing outside its inboxes.
 mod isolation;
 /// The conversation list: paging, filters, order, search, its index, its abuse.
@@ -39,6 +43,8 @@ mod origins;
 mod reading;
 /// Links, tokens, lookalike emails, file modes, page headers, logs.
 mod secrets;
+/// Sign-in sessions: the cookie, auth by it, signing out, expiry, limits, refusals.
+mod signin;
 /// Team administration while the server runs: agents, invites, inboxes, widget settings.
 mod team;
 /// Shared rate limits and presence coalescing.

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorFrame;
 use crate::model::{
-    AgentInfo, Assignee, Chatflow, Contact, Member, Message, Role, Status, Summary, TeamAgent,
-    TeamInbox, WidgetSettings,
+    AgentInfo, Assignee, CannedReply, Chatflow, Contact, Member, Message, Role, Status, Summary,
+    TeamAgent, TeamInbox, WidgetSettings,
 };
 
 /// Extension of `auth`: `every_message` (the default, the contract's behaviour) sends
@@ -32,7 +32,10 @@ impl SummaryUpdates {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentClient {
     Auth {
-        token: String,
+        /// The agent's token. Extension: absent or null, the connection is signed in by
+        /// the `fd_session` cookie of its upgrade request (see `POST /api/session`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
         /// Extension: which `conversation_updated` frames this agent wants.
         #[serde(default, skip_serializing_if = "SummaryUpdates::is_every_message")]
         summaries: SummaryUpdates,
@@ -164,6 +167,26 @@ pub enum AgentClient {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         widget: Option<WidgetSettings>,
     },
+    /// **[ext]** An inbox's canned replies; answered with `canned`.
+    ListCanned {
+        inbox: String,
+    },
+    /// **[ext]** Admins only: a new canned reply (`id` null) or a change to one; every
+    /// agent connection of the inbox hears `canned`.
+    SaveCanned {
+        inbox: String,
+        #[serde(default)]
+        id: Option<String>,
+        title: String,
+        text: String,
+        shortcut: String,
+    },
+    /// **[ext]** Admins only: removes a canned reply; every agent connection of the
+    /// inbox hears `canned`.
+    DeleteCanned {
+        inbox: String,
+        id: String,
+    },
 }
 
 /// A field that may be absent (None), null (`Some(None)`) or a value: with
@@ -242,6 +265,12 @@ pub enum AgentServer {
     Team {
         agents: Vec<TeamAgent>,
         inboxes: Vec<TeamInbox>,
+    },
+    /// **[ext]** An inbox's canned replies, oldest first: after `list_canned`, and to
+    /// every agent connection of the inbox after `save_canned` or `delete_canned`.
+    Canned {
+        inbox: String,
+        replies: Vec<CannedReply>,
     },
     /// **[ext]** To the admin who asked only: the agent made (or re-invited) and the
     /// invite link holding their token, which exists nowhere else.

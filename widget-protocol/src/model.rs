@@ -232,6 +232,66 @@ pub struct Chatflow {
     /// Extension: the email sent when agents replied to a visitor who had left.
     #[serde(default)]
     pub follow_up: FollowUp,
+    /// **[ext]** The inbox's business hours, for `away.mode = "outside_hours"`; absent
+    /// (null): none set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<Hours>,
+}
+
+/// **[ext]** Business hours: a weekly schedule in an IANA time zone, and holidays.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hours {
+    /// An IANA time zone name, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    /// The open intervals of each weekday, in that zone's wall-clock time.
+    #[serde(default)]
+    pub weekly: Weekly,
+    /// Dates (`YYYY-MM-DD`, in the zone) when the inbox is closed all day.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+}
+
+/// **[ext]** Open intervals per weekday; a day left out is closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weekly {
+    #[serde(default)]
+    pub mon: Vec<Interval>,
+    #[serde(default)]
+    pub tue: Vec<Interval>,
+    #[serde(default)]
+    pub wed: Vec<Interval>,
+    #[serde(default)]
+    pub thu: Vec<Interval>,
+    #[serde(default)]
+    pub fri: Vec<Interval>,
+    #[serde(default)]
+    pub sat: Vec<Interval>,
+    #[serde(default)]
+    pub sun: Vec<Interval>,
+}
+
+impl Weekly {
+    /// The days Monday first, with their names as on the wire.
+    pub fn days(&self) -> [(&'static str, &[Interval]); 7] {
+        [
+            ("mon", &self.mon),
+            ("tue", &self.tue),
+            ("wed", &self.wed),
+            ("thu", &self.thu),
+            ("fri", &self.fri),
+            ("sat", &self.sat),
+            ("sun", &self.sun),
+        ]
+    }
+}
+
+/// **[ext]** Open from `from` (inclusive) to `to` (exclusive), `HH:MM`; `to` may be
+/// `24:00`, the end of the day. An interval never crosses midnight: write
+/// `22:00`–`24:00` and the next day's `00:00`–`02:00`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interval {
+    pub from: String,
+    pub to: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,6 +343,8 @@ pub enum AwayMode {
     Off,
     Always,
     NoAgentsOnline,
+    /// **[ext]** Away outside the inbox's `hours`.
+    OutsideHours,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,12 +372,27 @@ impl Default for FollowUp {
     }
 }
 
+/// **[ext]** A saved answer of an inbox, inserted by its agents with `/shortcut`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CannedReply {
+    pub id: String,
+    pub inbox: String,
+    pub title: String,
+    pub text: String,
+    /// 1 to 32 of `a-z`, `0-9`, `_`, `-`; unique in the inbox.
+    pub shortcut: String,
+}
+
 /// `welcome.away`: whether the inbox is away right now, and what it says.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AwayState {
     pub active: bool,
     #[serde(default)]
     pub message: Option<String>,
+    /// **[ext]** When away outside business hours: the next opening; absent (null):
+    /// not away for that reason, or no opening ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub back_at: Option<Millis>,
 }
 
 #[cfg(test)]

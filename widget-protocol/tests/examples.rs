@@ -60,6 +60,9 @@ fn agent_client_type(f: &AgentClient) -> &'static str {
         AgentClient::RevokeAgent { .. } => "revoke_agent",
         AgentClient::CreateInbox { .. } => "create_inbox",
         AgentClient::UpdateInbox { .. } => "update_inbox",
+        AgentClient::ListCanned { .. } => "list_canned",
+        AgentClient::SaveCanned { .. } => "save_canned",
+        AgentClient::DeleteCanned { .. } => "delete_canned",
     }
 }
 fn agent_server_type(f: &AgentServer) -> &'static str {
@@ -77,6 +80,7 @@ fn agent_server_type(f: &AgentServer) -> &'static str {
         AgentServer::VisitorTyping { .. } => "visitor_typing",
         AgentServer::Team { .. } => "team",
         AgentServer::AgentCreated { .. } => "agent_created",
+        AgentServer::Canned { .. } => "canned",
         AgentServer::Error(_) => "error",
     }
 }
@@ -124,6 +128,9 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "revoke_agent",
             "create_inbox",
             "update_inbox",
+            "list_canned",
+            "save_canned",
+            "delete_canned",
         ],
     ),
     (
@@ -142,6 +149,7 @@ const CONTRACT_TYPES: &[(Side, &[&str])] = &[
             "visitor_typing",
             "team",
             "agent_created",
+            "canned",
             "error",
         ],
     ),
@@ -229,6 +237,7 @@ fn the_contract_chatflow_object_and_its_enum_values() {
         ("off", AwayMode::Off),
         ("always", AwayMode::Always),
         ("no_agents_online", AwayMode::NoAgentsOnline),
+        ("outside_hours", AwayMode::OutsideHours),
     ] {
         let c: Chatflow =
             decode(&format!(r#"{{"away":{{"mode":"{mode}"}}}}"#)).expect("mode value");
@@ -252,6 +261,7 @@ fn a_partial_chatflow_gets_the_defaults() {
             enabled: true,
             delay_secs: 120,
         },
+        hours: None,
     };
     assert_eq!(Chatflow::default(), defaults);
     assert_eq!(decode::<Chatflow>("{}").expect("empty"), defaults);
@@ -342,7 +352,6 @@ fn a_missing_required_field_is_named() {
         );
     }
     let cases: &[(&str, &str)] = &[
-        (r#"{"type":"auth"}"#, "token"),
         (
             r#"{"type":"create_contact","conversation_id":"c","email":"e","first_name":"A"}"#,
             "last_name",
@@ -390,6 +399,18 @@ fn optional_fields_may_be_left_out() {
             limit: None
         }
     );
+    // [ext] An `auth` without a token (or with a null one) signs in by the cookie.
+    for text in [r#"{"type":"auth"}"#, r#"{"type":"auth","token":null}"#] {
+        let f: AgentClient = decode(text).expect(text);
+        assert_eq!(
+            f,
+            AgentClient::Auth {
+                token: None,
+                summaries: SummaryUpdates::EveryMessage
+            }
+        );
+        assert_eq!(encode(&f), r#"{"type":"auth"}"#);
+    }
     let f: VisitorServer =
         decode(r#"{"type":"error","code":"internal","message":"m"}"#).expect("no ref");
     assert_eq!(
@@ -710,6 +731,8 @@ fn every_json_block_of_protocol_md_is_real() {
                         || survives::<TeamAgent>(&v)
                         || survives::<TeamInbox>(&v)
                         || survives::<WidgetSettings>(&v)
+                        || survives::<Hours>(&v)
+                        || survives::<CannedReply>(&v)
                 }
             };
             assert!(

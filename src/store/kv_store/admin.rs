@@ -1,13 +1,16 @@
 //! The [`Admin`] over the key-value engine: an inbox is a row of `inboxes` keyed by its
 //! key, an agent a row of `agents` keyed by its id, and a token's SHA-256 a key of
-//! `agent_tokens` holding the agent's id. Each change is one write through the writer:
+//! `agent_tokens` holding the agent's id, a canned reply a row of `canned` under its
+//! inbox's key. Each change is one write through the writer:
 //! what it reads and what it writes are one atomic, durable step.
 
 use async_trait::async_trait;
-use widget_protocol::Chatflow;
+use uuid::Uuid;
+use widget_protocol::{CannedReply, Chatflow};
 
 use super::KvStore;
 use crate::agents::AgentChange;
+use crate::canned::{self, CannedError};
 use crate::ids::AgentId;
 use crate::inboxes::InboxChange;
 use crate::store::api::Admin;
@@ -28,6 +31,23 @@ fn forget_tokens(kv: &dyn Kv, id: AgentId, b: &mut Batch) -> Result<(), StoreErr
 /// The agent `id` unless unknown or revoked.
 fn live_agent(kv: &dyn Kv, id: AgentId) -> Result<Option<AgentRecord>, StoreError> {
     Ok(get_json::<AgentRecord>(kv, Tree::Agents, &keys::id(id))?.filter(|a| !a.revoked))
+}
+
+/// The inbox's canned replies, oldest first.
+fn canned_of(kv: &dyn Kv, inbox: &str) -> Result<Vec<CannedReply>, StoreError> {
+    kv.scan_prefix(Tree::Canned, &keys::canned_prefix(inbox), usize::MAX)?
+        .into_iter()
+        .map(|(_, v)| crate::store::decode(Tree::Canned, &v))
+        .collect()
+}
+
+/// The list with `reply` in place of the one with its id, or added at the end.
+fn replaced(mut list: Vec<CannedReply>, reply: CannedReply) -> Vec<CannedReply> {
+    match list.iter_mut().find(|r| r.id == reply.id) {
+        Some(slot) => *slot = reply,
+        None => list.push(reply),
+    }
+    list
 }
 
 impl KvStore {
@@ -131,6 +151,8 @@ impl Admin for KvStore {
                 b.put_json(Tree::Agents, keys::id(id), &rec);
                 // Forget the token hash too, so the token can never authenticate again.
                 forget_tokens(kv, id, &mut b)?;
+                // And its sign-in sessions (they would not authenticate anyway).
+                super::sign_ins::delete_all_of(kv, &mut b, id)?;
                 Ok((b, true))
             })
             .await
@@ -191,5 +213,52 @@ impl Admin for KvStore {
 
     fn any_agent(&self) -> Result<bool, StoreError> {
         Ok(!self.kv.scan_prefix(Tree::Agents, b"", 1)?.is_empty())
+    }
+
+    fn canned(&self, inbox: &str) -> Result<Vec<CannedReply>, StoreError> {
+        canned_of(self.kv.as_ref(), inbox)
+    }
+
+    async fn save_canned(
+        &self,
+        reply: CannedReply,
+        create: bool,
+    ) -> Result<Result<Vec<CannedReply>, CannedError>, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                let Ok(id) = Uuid::parse_str(&reply.id) else {
+                    return Ok((b, Err(CannedError::NotFound)));
+                };
+                let list = canned_of(kv, &reply.inbox)?;
+                if let Err(e) = canned::plan_save(&list, &reply, create) {
+                    return Ok((b, Err(e)));
+                }
+                b.put_json(Tree::Canned, keys::canned(&reply.inbox, id), &reply);
+                Ok((b, Ok(replaced(list, reply))))
+            })
+            .await
+    }
+
+    async fn delete_canned(
+        &self,
+        inbox: String,
+        id: String,
+    ) -> Result<Result<Vec<CannedReply>, CannedError>, StoreError> {
+        self.writer
+            .write(move |kv| {
+                let mut b = Batch::default();
+                let list = canned_of(kv, &inbox)?;
+                let Ok(uuid) = Uuid::parse_str(&id) else {
+                    return Ok((b, Err(CannedError::NotFound)));
+                };
+                if let Err(e) = canned::plan_delete(&list, &id) {
+                    return Ok((b, Err(e)));
+                }
+                b.delete(Tree::Canned, keys::canned(&inbox, uuid));
+                let rest = list.into_iter().filter(|r| r.id != id).collect();
+                Ok((b, Ok(rest)))
+            })
+            .await
     }
 }

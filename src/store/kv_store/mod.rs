@@ -14,6 +14,7 @@ mod admin;
 mod listing;
 mod outbox;
 mod read;
+mod sign_ins;
 mod upgrade;
 
 use std::collections::BTreeSet;

@@ -42,6 +42,12 @@ impl FakeClock {
     pub fn advance(&self, ms: i64) {
         self.offset_ms.fetch_add(ms, Ordering::SeqCst);
     }
+
+    /// Makes it `at` now (and running on from there).
+    pub fn set(&self, at: widget_protocol::Millis) {
+        self.offset_ms
+            .store(at - SystemClock.now_ms(), Ordering::SeqCst);
+    }
 }
 
 impl Clock for FakeClock {

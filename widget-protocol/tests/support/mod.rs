@@ -164,6 +164,11 @@ pub const EXAMPLES: &[Example] = &[
         r##"{"type":"welcome","protocol":1,"visitor_token":"Gx9mQ2v7TqXo0b1yH3kL8wZ5pR4sN6uV","visitor_id":"5f0c8e2a-1b3d-4c6e-9a7f-2d4b6e8f0a1c","conversation_id":null,"messages":[],"has_more":false,"email":null,"away":{"active":false,"message":null},"widget":{"title":"Talk to Sales","color":"#0a5cff","greeting":null}}"##,
     ),
     ex(
+        "visitor_server-welcome-back_at",
+        Side::VisitorServer,
+        r##"{"type":"welcome","protocol":1,"visitor_token":"Gx9mQ2v7TqXo0b1yH3kL8wZ5pR4sN6uV","visitor_id":"5f0c8e2a-1b3d-4c6e-9a7f-2d4b6e8f0a1c","conversation_id":null,"messages":[],"has_more":false,"email":null,"away":{"active":true,"message":"We're away right now.","back_at":1764576000000}}"##,
+    ),
+    ex(
         "visitor_server-ack",
         Side::VisitorServer,
         concat!(
@@ -208,6 +213,11 @@ pub const EXAMPLES: &[Example] = &[
         "agent_client-auth",
         Side::AgentClient,
         r#"{"type":"auth","token":"fd_agent_2J8kq9XvT0mYb3LwZ6rN1pQ4"}"#,
+    ),
+    ex(
+        "agent_client-auth-cookie",
+        Side::AgentClient,
+        r#"{"type":"auth"}"#,
     ),
     ex(
         "agent_client-open",
@@ -258,6 +268,11 @@ pub const EXAMPLES: &[Example] = &[
         "agent_client-get_chatflow",
         Side::AgentClient,
         r#"{"type":"get_chatflow","inbox":"default"}"#,
+    ),
+    ex(
+        "agent_client-update_chatflow-hours",
+        Side::AgentClient,
+        r#"{"type":"update_chatflow","inbox":"default","chatflow":{"email_capture":{"when":"no_reply","delay_secs":60,"message":null},"away":{"mode":"outside_hours","message":"We're closed right now."},"follow_up":{"enabled":true,"delay_secs":120},"hours":{"time_zone":"Europe/Berlin","weekly":{"mon":[{"from":"09:00","to":"17:00"}],"tue":[{"from":"09:00","to":"17:00"}],"wed":[{"from":"09:00","to":"12:30"},{"from":"13:30","to":"17:00"}],"thu":[{"from":"09:00","to":"17:00"}],"fri":[{"from":"09:00","to":"15:00"}],"sat":[],"sun":[]},"holidays":["2026-12-24","2026-12-25"]}}}"#,
     ),
     Example {
         name: "agent_client-update_chatflow",
@@ -468,6 +483,31 @@ pub const EXAMPLES: &[Example] = &[
         "agent_server-team",
         Side::AgentServer,
         r##"{"type":"team","agents":[{"id":"c4d5e6f7-0819-4a2b-9c3d-4e5f60718293","name":"Grace","display_name":null,"role":"admin","inboxes":["default","sales"],"revoked":false,"created_at":1764082600000},{"id":"3e9b1c2d-4f5a-4b6c-8d7e-9f0a1b2c3d4e","name":"Ann","display_name":"Ann from Support","role":"agent","inboxes":["default"],"revoked":false,"created_at":1764082650000}],"inboxes":[{"key":"default","name":"Support","origins":[],"widget":{"title":null,"color":null,"greeting":null},"created_at":1764082600000},{"key":"sales","name":"Sales","origins":["https://shop.example.com"],"widget":{"title":"Talk to Sales","color":"#0a5cff","greeting":"Hi! Questions about a plan?"},"created_at":1764082700000}]}"##,
+    ),
+    ex(
+        "agent_client-list_canned",
+        Side::AgentClient,
+        r#"{"type":"list_canned","inbox":"default"}"#,
+    ),
+    ex(
+        "agent_client-save_canned-new",
+        Side::AgentClient,
+        r#"{"type":"save_canned","inbox":"default","id":null,"title":"Shipping times","text":"We ship within 2 working days; delivery takes 3 to 5 more.","shortcut":"shipping"}"#,
+    ),
+    ex(
+        "agent_client-save_canned",
+        Side::AgentClient,
+        r#"{"type":"save_canned","inbox":"default","id":"0193a7c3-1a2b-7c3d-8e4f-5a6b7c8d9e0f","title":"Shipping times","text":"We ship within 2 working days; delivery takes 3 to 5 more.","shortcut":"shipping"}"#,
+    ),
+    ex(
+        "agent_client-delete_canned",
+        Side::AgentClient,
+        r#"{"type":"delete_canned","inbox":"default","id":"0193a7c3-1a2b-7c3d-8e4f-5a6b7c8d9e0f"}"#,
+    ),
+    ex(
+        "agent_server-canned",
+        Side::AgentServer,
+        r#"{"type":"canned","inbox":"default","replies":[{"id":"0193a7c3-1a2b-7c3d-8e4f-5a6b7c8d9e0f","inbox":"default","title":"Shipping times","text":"We ship within 2 working days; delivery takes 3 to 5 more.","shortcut":"shipping"}]}"#,
     ),
     ex(
         "agent_server-agent_created",
