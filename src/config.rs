@@ -39,6 +39,8 @@ pub struct Limits {
     /// Uploads per visitor (or agent), and per client address.
     pub uploads_per_uploader: Rate,
     pub uploads_per_address: Rate,
+    /// Age (by mtime) past which a stored upload no message refers to is removed.
+    pub unreferenced_upload_ttl: Duration,
     /// Canned reply frames (`list_canned`, `save_canned`, `delete_canned`) per agent
     /// connection.
     pub canned_per_connection: Rate,
@@ -116,6 +118,8 @@ impl Default for Limits {
             max_upload_bytes: 10 * 1024 * 1024,
             uploads_per_uploader: Rate::new(10, Duration::from_secs(60)),
             uploads_per_address: Rate::new(60, Duration::from_secs(600)),
+            // Long enough to attach what one uploaded, short enough to bound the disk.
+            unreferenced_upload_ttl: Duration::from_secs(24 * 3600),
             // A page loading the list, an admin editing a few replies.
             canned_per_connection: Rate::new(30, Duration::from_secs(10)),
             // A person typing a token, with retries; never a guessing loop.

@@ -5,10 +5,18 @@
 //! a disk error) removes its temp file when it is dropped; temps left by a crash are
 //! removed at start (`Files::open`).
 //!
+//! No message can refer to an upload yet, so every stored file is unreferenced:
+//! `Files::sweep` removes those whose mtime is older than
+//! `Limits::unreferenced_upload_ttl`, at start and hourly (`run_sweeps`, started by the
+//! server beside the deadlines), so the upload endpoint cannot fill the disk. The slice
+//! that lets messages carry attachments must make the sweep skip files a message refers
+//! to.
+//!
 //! This module owns only the bytes on disk: who uploaded a file and which messages refer
 //! to it are the store's; it never reads a whole file into memory.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
@@ -89,6 +97,39 @@ impl Files {
         })
     }
 
+    /// Removes every stored file last modified more than `older_than` ago (temps are
+    /// not looked at: an upload under way is in `tmp`); returns how many went. A file
+    /// that cannot be read or removed is logged and left.
+    pub fn sweep(&self, older_than: Duration) -> std::io::Result<usize> {
+        let cutoff = SystemTime::now().checked_sub(older_than);
+        let mut removed = 0;
+        for dir in std::fs::read_dir(&self.root)? {
+            let dir = dir?.path();
+            if !dir.is_dir() || dir.file_name().is_some_and(|n| n == "tmp") {
+                continue;
+            }
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                let old = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .map(|at| cutoff.is_some_and(|c| at < c));
+                match old {
+                    Ok(true) => match std::fs::remove_file(&path) {
+                        Ok(()) => removed += 1,
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e, "old upload not removed")
+                        }
+                    },
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "upload's age unknown")
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes a stored file (the sweep of files no message refers to).
     pub fn remove(&self, id: &AttachmentId) -> std::io::Result<()> {
         match std::fs::remove_file(self.path(id)) {
@@ -97,6 +138,28 @@ impl Files {
         }
     }
 }
+
+/// Sweeps `files` at once and then every `SWEEP_EVERY` until shutdown.
+pub async fn run_sweeps(files: Files, ttl: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = every.tick() => {}
+        }
+        let f = files.clone();
+        match tokio::task::spawn_blocking(move || f.sweep(ttl)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(removed = n, "unreferenced uploads swept"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "upload sweep failed"),
+            Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
+        }
+    }
+}
+
+/// How often stored uploads are swept.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// An upload under way: chunks are hashed and written as they come; dropped before
 /// `finish`, its temp file is removed.
@@ -239,6 +302,35 @@ mod tests {
             Err(UploadError::Empty)
         ));
         assert_eq!(temps(dir.path())?, 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_only_files_older_than_the_ttl() -> R {
+        let dir = tempfile::tempdir()?;
+        let files = Files::open(dir.path())?;
+        let store = |bytes: &'static [u8]| {
+            let files = files.clone();
+            async move {
+                let mut up = files.begin(100).await?;
+                up.write(bytes).await?;
+                up.finish().await
+            }
+        };
+        let old = store(b"old bytes").await?;
+        let new = store(b"new bytes").await?;
+        let under_way = files.begin(100).await?;
+        let day = Duration::from_secs(24 * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(files.path(&old.id))?
+            .set_modified(SystemTime::now() - day - Duration::from_secs(60))?;
+        assert_eq!(files.sweep(day)?, 1);
+        assert!(!files.exists(&old.id), "older than the ttl: gone");
+        assert!(files.exists(&new.id), "younger: kept");
+        assert_eq!(temps(dir.path())?, 1, "an upload under way is not swept");
+        drop(under_way);
+        assert_eq!(files.sweep(day)?, 0);
         Ok(())
     }
 
