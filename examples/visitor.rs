@@ -69,7 +69,7 @@ async fn run() -> Result<(), String> {
                 } else if line == "/history" {
                     VisitorClient::History { before: oldest, limit: Some(20) }
                 } else {
-                    VisitorClient::Send { client_msg_id: uuid::Uuid::new_v4().to_string(), text: line.to_string() }
+                    VisitorClient::Send { client_msg_id: uuid::Uuid::new_v4().to_string(), text: line.to_string(), attachments: Vec::new() }
                 };
                 tx.send(WsMessage::text(encode(&frame))).await.map_err(|e| e.to_string())?;
             }

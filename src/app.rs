@@ -126,6 +126,8 @@ pub struct Inner {
     pub deadlines: Deadlines,
     /// The rate limits shared by every connection.
     pub throttle: Throttles,
+    /// Attachments' bytes under the data directory.
+    pub files: crate::attachments::files::Files,
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -260,6 +262,10 @@ impl App {
         let limits = &config.limits;
         let hub = Hub::new(limits.presence_grace, limits.throttle_max_keys);
         let throttle = Throttles::new(limits);
+        let files = crate::attachments::files::Files::open(&dir).map_err(|e| OpenError::Write {
+            path: dir.join("attachments").display().to_string(),
+            reason: e.to_string(),
+        })?;
         let app = App(Arc::new(Inner {
             config,
             store: backend.clone(),
@@ -275,6 +281,7 @@ impl App {
             metrics: Metrics::default(),
             deadlines,
             throttle,
+            files,
             shutdown,
         }));
         Ok((app, writer_thread, first))

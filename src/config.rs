@@ -34,6 +34,13 @@ pub struct Limits {
     pub count_reads_per_connection: Rate,
     /// Team administration frames (`get_team` … `update_inbox`) per admin connection.
     pub admin_per_connection: Rate,
+    /// Bytes of one attachment (`POST /api/uploads`; 413 past it).
+    pub max_upload_bytes: u64,
+    /// Uploads per visitor (or agent), and per client address.
+    pub uploads_per_uploader: Rate,
+    pub uploads_per_address: Rate,
+    /// Age (by mtime) past which a stored upload no message refers to is removed.
+    pub unreferenced_upload_ttl: Duration,
     /// Canned reply frames (`list_canned`, `save_canned`, `delete_canned`) per agent
     /// connection.
     pub canned_per_connection: Rate,
@@ -107,6 +114,12 @@ impl Default for Limits {
             count_reads_per_connection: Rate::new(20, Duration::from_secs(10)),
             // A person editing settings, never a script's flood of writes.
             admin_per_connection: Rate::new(20, Duration::from_secs(10)),
+            // A screenshot or a PDF now and then; a handful in a row when pasting.
+            max_upload_bytes: 10 * 1024 * 1024,
+            uploads_per_uploader: Rate::new(10, Duration::from_secs(60)),
+            uploads_per_address: Rate::new(60, Duration::from_secs(600)),
+            // Long enough to attach what one uploaded, short enough to bound the disk.
+            unreferenced_upload_ttl: Duration::from_secs(24 * 3600),
             // A page loading the list, an admin editing a few replies.
             canned_per_connection: Rate::new(30, Duration::from_secs(10)),
             // A person typing a token, with retries; never a guessing loop.

@@ -144,6 +144,7 @@ impl Plan {
             author: Author { kind, name },
             text,
             at: now,
+            attachments: Vec::new(),
         };
         conv.updated_at = now;
         conv.last_message = Some(message.clone());

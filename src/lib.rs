@@ -10,6 +10,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod attachments;
 pub mod canned;
 pub mod capture;
 pub mod chatflow;

@@ -207,6 +207,7 @@ mod tests {
                     author: Author { kind, name: None },
                     text: "x".into(),
                     at: 1,
+                    attachments: Vec::new(),
                 }
             })
             .collect::<Vec<_>>();

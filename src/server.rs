@@ -130,6 +130,11 @@ impl Server {
         let closing = Arc::new(AtomicUsize::new(0));
         let deadlines = tokio::spawn(capture::run_deadlines(app.clone()));
         let departures = tokio::spawn(crate::session::visitor::run_departures(app.clone()));
+        let sweeps = tokio::spawn(crate::attachments::files::run_sweeps(
+            app.files.clone(),
+            app.config.limits.unreferenced_upload_ttl,
+            app.shutdown.clone(),
+        ));
         tokio::pin!(signal);
         loop {
             tokio::select! {
@@ -175,6 +180,7 @@ impl Server {
         }
         let _ = deadlines.await;
         let _ = departures.await;
+        let _ = sweeps.await;
         // Everything queued before this point is on disk once this returns.
         if let Err(e) = app.store.sync().await {
             tracing::error!(error = %e, "final flush failed");

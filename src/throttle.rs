@@ -162,6 +162,9 @@ pub struct Throttles {
     pub count_reads_per_connection: Rule<u64>,
     /// Team administration frames, keyed by the hub's connection id.
     pub admin_per_connection: Rule<u64>,
+    /// Attachment uploads, keyed by the uploader (`v:` visitor id or `a:` agent id).
+    pub uploads_per_uploader: Rule<Arc<str>>,
+    pub uploads_per_address: Rule<IpAddr>,
     /// Canned reply frames, keyed by the hub's connection id.
     pub canned_per_connection: Rule<u64>,
     /// Sign-in attempts (`POST /api/session`) per client address.
@@ -205,6 +208,12 @@ impl Throttles {
             admin_per_connection: Rule::new(
                 "team changes on this connection",
                 l.admin_per_connection,
+                keys,
+            ),
+            uploads_per_uploader: Rule::new("uploads from you", l.uploads_per_uploader, keys),
+            uploads_per_address: Rule::new(
+                "uploads from this address",
+                l.uploads_per_address,
                 keys,
             ),
             canned_per_connection: Rule::new(

@@ -61,12 +61,12 @@ pub fn name(raw: &str, which: &str, limits: &Limits) -> Result<String> {
 
 /// Unicode general category Cf (zero-width spaces and joiners, bidi marks and
 /// embeddings, word joiners, the byte-order mark, the soft hyphen, tags, ...).
-fn is_format(c: char) -> bool {
+pub(crate) fn is_format(c: char) -> bool {
     CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::Format
 }
 
 /// The Bidi_Control property: marks, embeddings, overrides and isolates.
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     CodePointSetData::new::<BidiControl>().contains(c)
 }
 

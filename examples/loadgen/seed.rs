@@ -90,6 +90,7 @@ pub async fn seed_one(
         let send = VisitorClient::Send {
             client_msg_id: format!("seed-{}-{who}-{k}", c.nonce),
             text: format!("seed message {k} of visitor {who}"),
+            attachments: Vec::new(),
         };
         feed_frame(&mut v.ws, &send).await?;
     }

@@ -130,6 +130,15 @@ pub struct ThrottleArgs {
     /// Milliseconds a typing state lasts unless renewed (then `active: false` is sent).
     #[arg(long, default_value_t = 6000)]
     pub typing_expiry_ms: u64,
+    /// Bytes of one attachment upload (413 past it).
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+    /// Attachment uploads from one visitor or agent.
+    #[arg(long, default_value = "10/1m", value_name = "COUNT/WINDOW")]
+    pub upload_rate: Rate,
+    /// Attachment uploads from one client address.
+    #[arg(long, default_value = "60/10m", value_name = "COUNT/WINDOW")]
+    pub upload_rate_per_ip: Rate,
 }
 
 impl ThrottleArgs {
@@ -144,6 +153,9 @@ impl ThrottleArgs {
         l.presence_grace = std::time::Duration::from_millis(self.presence_grace_ms);
         l.typing = self.typing_rate;
         l.typing_expiry = std::time::Duration::from_millis(self.typing_expiry_ms.max(1));
+        l.max_upload_bytes = self.max_upload_bytes;
+        l.uploads_per_uploader = self.upload_rate;
+        l.uploads_per_address = self.upload_rate_per_ip;
     }
 }
 

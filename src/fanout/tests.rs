@@ -32,6 +32,7 @@ fn message(kind: AuthorKind) -> Message {
         author: Author { kind, name: None },
         text: "hello".into(),
         at: 1,
+        attachments: Vec::new(),
     }
 }
 

@@ -184,6 +184,7 @@ mod tests {
             },
             text: text.into(),
             at: 1_764_082_800_123,
+            attachments: Vec::new(),
         }
     }
 

@@ -431,7 +431,11 @@ impl<S: Socket> Session<S> {
                 conversation_id,
                 client_msg_id,
                 text,
-            } => self.reply(conversation_id, client_msg_id, text).await,
+                attachments,
+            } => {
+                crate::attachments::not_yet(&attachments)?;
+                self.reply(conversation_id, client_msg_id, text).await
+            }
             AgentClient::LookupContact { email } => {
                 let email = validate::email(&email, &limits)?;
                 let contact = self.app.store.contact_by_email(&email)?;

@@ -300,7 +300,11 @@ impl<S: Socket> Session<S> {
             VisitorClient::Send {
                 client_msg_id,
                 text,
-            } => self.send(client_msg_id, text).await,
+                attachments,
+            } => {
+                crate::attachments::not_yet(&attachments)?;
+                self.send(client_msg_id, text).await
+            }
             VisitorClient::SubmitEmail { email } => self.submit_email(email).await,
             VisitorClient::History { before, limit } => {
                 let limits = &self.app.config.limits;

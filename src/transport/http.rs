@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 use super::limiter::{Limiter, Refused, Slot};
-use super::{assets, encoding, proxy, sign_in, ws};
+use super::{assets, encoding, proxy, sign_in, uploads, ws};
 use crate::app::App;
 use crate::inboxes::{normalize_origin, DEFAULT_INBOX};
 use crate::metrics::Metrics;
@@ -89,6 +89,9 @@ pub async fn handle(
     let path = req.uri().path().to_string();
     let client = client_ip(&t, peer, &req);
     let host = header_str(&req, header::HOST).map(str::to_string);
+    if path == uploads::UPLOADS_PATH {
+        return Ok(uploads::upload(&t, client, req).await);
+    }
     if path == "/api/session" {
         return Ok(sign_in::handle(&t, peer, req).await);
     }
@@ -133,7 +136,7 @@ pub async fn handle(
     Ok(resp)
 }
 
-fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+pub(super) fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.uri()
         .query()?
         .split('&')
@@ -163,9 +166,8 @@ fn visitor_upgrade(t: &Transport, client: IpAddr, req: Request<Incoming>) -> Res
     let Some(inbox) = t.app.inboxes.get(&key) else {
         return plain(StatusCode::NOT_FOUND, "no such inbox");
     };
-    if !inbox.origins.is_empty() {
-        let origin = header_str(&req, header::ORIGIN).and_then(normalize_origin);
-        if !origin.is_some_and(|o| inbox.origins.contains(&o)) {
+    {
+        if !origin_allowed(&inbox, &req) {
             // The contract's answer is close 4003, which a browser's page can read (an
             // HTTP 403 it cannot tell from a network failure): the upgrade completes,
             // with no cookie and no session, and the close follows at once.
@@ -221,6 +223,15 @@ fn visitor_upgrade(t: &Transport, client: IpAddr, req: Request<Incoming>) -> Res
             }
         },
     )
+}
+
+/// The inbox's origin rule, for the visitor upgrade and for uploads alike: with origins
+/// configured, the request's `Origin` must be one of them.
+pub fn origin_allowed(inbox: &crate::store::records::InboxRecord, req: &Request<Incoming>) -> bool {
+    inbox.origins.is_empty()
+        || header_str(req, header::ORIGIN)
+            .and_then(normalize_origin)
+            .is_some_and(|o| inbox.origins.contains(&o))
 }
 
 /// The request's `Origin`, normalized; `Ok(None)` without one, `Err` for one that is

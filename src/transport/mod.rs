@@ -12,6 +12,7 @@ pub mod http;
 pub mod limiter;
 pub mod proxy;
 mod sign_in;
+pub mod uploads;
 mod ws;
 
 pub use limiter::Limiter;

@@ -7,6 +7,8 @@ mod support;
 mod agents;
 /// The widget and the pages over HTTP: compressed, validated, cached.
 mod assets;
+/// Attachments over HTTP: uploads' limits, types, names, rates, who may upload.
+mod attachments;
 /// The pages in a real browser (Chromium through tests/e2e).
 mod browser;
 /// Canned replies: listing, saving and deleting, who hears it, checks and limits.

@@ -51,6 +51,9 @@ pub enum AgentClient {
         conversation_id: String,
         client_msg_id: String,
         text: String,
+        /// **[ext]** Ids of uploads (`POST /api/uploads`) the reply carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     LookupContact {
         email: String,

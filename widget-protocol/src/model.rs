@@ -15,6 +15,21 @@ pub struct Message {
     pub author: Author,
     pub text: String,
     pub at: Millis,
+    /// **[ext]** The files the message carries; left out when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+/// **[ext]** ATTACHMENT `{"id","name","size","type"}`: `id` the SHA-256 (hex) of the
+/// bytes, `type` read from them (`image/png`, `image/jpeg`, `image/gif`, `image/webp`,
+/// `application/pdf`, else `application/octet-stream`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentInfo {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

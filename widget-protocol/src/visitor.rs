@@ -22,6 +22,9 @@ pub enum VisitorClient {
     Send {
         client_msg_id: String,
         text: String,
+        /// **[ext]** Ids of uploads (`POST /api/uploads`) the message carries.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     SubmitEmail {
         email: String,

@@ -400,6 +400,7 @@ impl Sender {
             let frame = VisitorClient::Send {
                 client_msg_id: format!("{}-{}-{k}", self.nonce, self.g),
                 text: stamped_text(&self.nonce, intended_ns, self.g, self.text_bytes),
+                attachments: Vec::new(),
             };
             feed_frame(ws, &frame).await?;
             self.pending.insert(k, intended);

@@ -179,6 +179,7 @@ async fn reply_agent(
                         conversation_id: j.conversation_id,
                         client_msg_id: j.client_msg_id,
                         text: "Hello! An agent is here.".into(),
+                        attachments: Vec::new(),
                     };
                     match send_frame(&mut ws, &frame).await {
                         Ok(()) => count(&report, "replies_sent"),
@@ -328,6 +329,7 @@ impl TimerVisitor {
         let frame = VisitorClient::Send {
             client_msg_id: format!("{}-t{}", self.c.nonce, self.g),
             text: format!("timer visitor {} needs help", self.g),
+            attachments: Vec::new(),
         };
         send_frame(ws, &frame).await
     }

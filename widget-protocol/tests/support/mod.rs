@@ -125,6 +125,11 @@ pub const EXAMPLES: &[Example] = &[
         r#"{"type":"send","client_msg_id":"3f2b8c1e-9d4a-4e7b-a6c5-1f0e2d3c4b5a","text":"Hallo"}"#,
     ),
     ex(
+        "visitor_client-send-attachments",
+        Side::VisitorClient,
+        r#"{"type":"send","client_msg_id":"3f2b8c1e-9d4a-4e7b-a6c5-1f0e2d3c4b5b","text":"","attachments":["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]}"#,
+    ),
+    ex(
         "visitor_client-submit_email",
         Side::VisitorClient,
         r#"{"type":"submit_email","email":"ada@example.com"}"#,
@@ -178,6 +183,11 @@ pub const EXAMPLES: &[Example] = &[
         concat!(r#"{"type":"message","message":"#, message_agent!(), "}"),
     ),
     ex(
+        "visitor_server-message-attachments",
+        Side::VisitorServer,
+        r#"{"type":"message","message":{"id":"0193a7c2-7c55-7a08-b1d2-8e6f4a3b2c20","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","seq":5,"author":{"kind":"visitor","name":null},"text":"","at":1764082806123,"attachments":[{"id":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","name":"shot.png","size":48213,"type":"image/png"}]}}"#,
+    ),
+    ex(
         "visitor_server-email_prompt",
         Side::VisitorServer,
         r#"{"type":"email_prompt","text":"Leave your email and we'll get back to you."}"#,
@@ -218,6 +228,11 @@ pub const EXAMPLES: &[Example] = &[
         "agent_client-reply",
         Side::AgentClient,
         r#"{"type":"reply","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","client_msg_id":"7c6b5a49-3827-4165-9f0e-d1c2b3a49586","text":"Hi! How can I help?"}"#,
+    ),
+    ex(
+        "agent_client-reply-attachments",
+        Side::AgentClient,
+        r#"{"type":"reply","conversation_id":"0193a7c2-5b1e-7d44-9f00-3c2a1b0e9d51","client_msg_id":"7c6b5a49-3827-4165-9f0e-d1c2b3a49587","text":"The manual","attachments":["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]}"#,
     ),
     ex(
         "agent_client-set_status",
