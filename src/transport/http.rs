@@ -166,25 +166,23 @@ fn visitor_upgrade(t: &Transport, client: IpAddr, req: Request<Incoming>) -> Res
     let Some(inbox) = t.app.inboxes.get(&key) else {
         return plain(StatusCode::NOT_FOUND, "no such inbox");
     };
-    {
-        if !origin_allowed(&inbox, &req) {
-            // The contract's answer is close 4003, which a browser's page can read (an
-            // HTTP 403 it cannot tell from a network failure): the upgrade completes,
-            // with no cookie and no session, and the close follows at once.
-            return upgrade(t, client, req, None, |t, upgraded, held| async move {
-                if let Some(socket) = ws::accept(upgraded, &t.app.config.limits) {
-                    let reason = "this page's origin may not use this inbox";
-                    session::refuse(
-                        &t.app,
-                        socket,
-                        widget_protocol::close::ORIGIN_NOT_ALLOWED,
-                        reason,
-                    )
-                    .await;
-                }
-                drop(held);
-            });
-        }
+    if !origin_allowed(&inbox, &req) {
+        // The contract's answer is close 4003, which a browser's page can read (an
+        // HTTP 403 it cannot tell from a network failure): the upgrade completes,
+        // with no cookie and no session, and the close follows at once.
+        return upgrade(t, client, req, None, |t, upgraded, held| async move {
+            if let Some(socket) = ws::accept(upgraded, &t.app.config.limits) {
+                let reason = "this page's origin may not use this inbox";
+                session::refuse(
+                    &t.app,
+                    socket,
+                    widget_protocol::close::ORIGIN_NOT_ALLOWED,
+                    reason,
+                )
+                .await;
+            }
+            drop(held);
+        });
     }
     let now = t.app.now();
     let from_cookie =
